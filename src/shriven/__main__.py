@@ -1,0 +1,3 @@
+from shriven.cli import main
+
+main()

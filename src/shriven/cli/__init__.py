@@ -1,0 +1,24 @@
+"""Command-line entry point. Each command group lives in its own module and registers on ``app``."""
+
+from __future__ import annotations
+
+import sys
+
+from shriven.cli.app import app
+from shriven.errors import ShrivenError
+
+# Command modules register themselves on `app` when imported.
+from shriven.cli import wal as _wal  # noqa: E402,F401  isort: skip
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    try:
+        app()
+    except ShrivenError as exc:
+        print(f"shriven: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("shriven: interrupted", file=sys.stderr)
+        sys.exit(130)

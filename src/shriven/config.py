@@ -1,0 +1,156 @@
+"""Settings from the environment, ``.env`` and ``config/shriven.toml`` (in that precedence).
+
+Our own settings use the ``SHRIVEN_`` prefix (nested ones with ``__``, e.g.
+``SHRIVEN_PIPELINE__MAX_QUEUE_SIZE``); Zerodha credentials keep their ``ZERODHA_*`` names.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from shriven.errors import ConfigError, CredentialsError
+
+MiB = 1024 * 1024
+DEFAULT_CONFIG_FILE = Path("config/shriven.toml")
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Path("./data/market")
+    spot_symbols: list[str] = Field(default_factory=lambda: ["NIFTY 50", "NIFTY BANK"])
+    option_strike_range: int = Field(10, ge=0, le=200)
+    # Per underlying spot name; when a symbol is missing the interval is derived from the chain.
+    strike_interval: dict[str, int] = Field(
+        default_factory=lambda: {"NIFTY 50": 50, "NIFTY BANK": 100}
+    )
+    option_expiry: Literal["nearest", "next", "monthly"] = "nearest"
+    wal_segment_size: int = Field(100 * MiB, ge=64 * 1024)
+    snapshot_interval_secs: int = Field(60, ge=1)
+    enable_reconstruction: bool = True
+    max_queue_size: int = Field(100_000, ge=1)
+    enable_compression: bool = True
+    # "always": fsync after every frame; "interval": at most fsync_interval_ms apart; "never".
+    fsync_policy: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_ms: int = Field(200, ge=1)
+    batch_max_records: int = Field(5_000, ge=1)
+    batch_max_ms: float = Field(5.0, gt=0)
+    # "wait": adapters wait for room (nothing lost); "drop": drop, count and mark the gap.
+    queue_full_policy: Literal["wait", "drop"] = "wait"
+    stale_feed_secs: float = Field(30.0, gt=0)
+
+    @field_validator("spot_symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHRIVEN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    zerodha_api_key: SecretStr | None = Field(None, validation_alias="ZERODHA_API_KEY")
+    zerodha_api_secret: SecretStr | None = Field(None, validation_alias="ZERODHA_API_SECRET")
+    zerodha_user_id: str | None = Field(None, validation_alias="ZERODHA_USER_ID")
+    zerodha_password: SecretStr | None = Field(None, validation_alias="ZERODHA_PASSWORD")
+    zerodha_totp_secret: SecretStr | None = Field(None, validation_alias="ZERODHA_TOTP_SECRET")
+
+    kite_api_root: str = "https://api.kite.trade"
+    kite_login_root: str = "https://kite.zerodha.com"
+    kite_ws_url: str = "wss://ws.kite.trade"
+    binance_api_root: str = "https://api.binance.com"
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+
+    binance_symbols: list[str] = Field(default_factory=list)
+    binance_depth_limit: int = Field(1000, ge=5, le=5000)
+
+    cache_dir: Path = Path("./cache")
+    market_tz: str = "Asia/Kolkata"
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(8787, ge=0, le=65535)
+
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+
+    @field_validator("binance_symbols", mode="before")
+    @classmethod
+    def _split_binance(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [s.strip().upper() for s in v.split(",") if s.strip()]
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("SHRIVEN_CONFIG_FILE", DEFAULT_CONFIG_FILE))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        return (init_settings, env_settings, dotenv_settings, toml)
+
+    def require(self, *names: str) -> None:
+        """Raise CredentialsError naming every missing variable among ``names`` (field names)."""
+        missing = []
+        for name in names:
+            if not _present(getattr(self, name)):
+                alias = type(self).model_fields[name].validation_alias
+                missing.append(alias if isinstance(alias, str) else f"SHRIVEN_{name.upper()}")
+        if missing:
+            raise CredentialsError(
+                f"missing {', '.join(missing)}: set "
+                f"{'it' if len(missing) == 1 else 'them'} in the environment or in .env "
+                "(see .env.example)"
+            )
+
+
+def _present(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return bool(value)
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    info = Settings.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return "SHRIVEN_" + "__".join(str(p).upper() for p in loc)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation failures into one-line ConfigErrors."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = _env_name(err["loc"])
+        value = err.get("input")
+        shown = "(hidden)" if "ZERODHA" in name and name != "ZERODHA_USER_ID" else repr(value)
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(
+            f"bad setting {name}={shown}: {err['msg']}{more}; fix it in the environment, "
+            ".env or config/shriven.toml"
+        ) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
+        raise ConfigError(f"cannot read settings: {exc}; fix config/shriven.toml") from None

@@ -1,0 +1,44 @@
+"""Every exception shriven raises on purpose. Each message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class ShrivenError(Exception):
+    """Base class; the CLI prints ``str(error)`` as one line and exits with ``exit_code``."""
+
+    exit_code = 2
+
+
+class ConfigError(ShrivenError):
+    """A setting has a value that is not allowed."""
+
+
+class CredentialsError(ShrivenError):
+    """A credential is missing or was rejected by the venue."""
+
+
+class WalError(ShrivenError):
+    """The WAL could not be written or read."""
+
+    exit_code = 1
+
+
+class WalCorruptionError(WalError):
+    """A frame failed its checksum or could not be decoded (strict readers raise this)."""
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+        super().__init__(
+            f"corrupt WAL frame in {path} at byte {offset}: {reason}; "
+            "run `shriven wal check` to see the damage, or read with tolerant mode to skip it"
+        )
+
+
+class VenueError(ShrivenError):
+    """A venue answered with an error we cannot recover from by retrying."""
+
+
+class UnknownSymbolError(ShrivenError):
+    """A symbol the instruments do not define."""

@@ -1,0 +1,383 @@
+"""Record types that flow through the queue and into the WAL, and their msgpack codec.
+
+Every record carries ``recv_ns`` (local receive time, integer nanoseconds since the epoch) and
+``seq`` (a per-stream sequence number; a stream is one venue's feed, see :func:`stream_of`).
+
+Venue values are kept exactly as the venue sent them: Kite prices are the integers on the wire
+(divide by :func:`kite_price_divisor` of the token for rupees), Binance prices and quantities are
+the decimal strings from the JSON. Book snapshots are derived data and hold floats.
+
+Wire form of one record: a msgpack array ``[type, version, recv_ns, seq, field...]``. A frame
+payload is a msgpack array of such arrays. Decoders ignore trailing fields they do not know and
+fill defaults for fields an older writer did not write, so versions can add fields at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import msgpack
+
+__all__ = [
+    "BinanceDepth",
+    "BinanceDepthSnapshot",
+    "BinanceTrade",
+    "BookSnapshot",
+    "KiteTick",
+    "Record",
+    "Status",
+    "StatusKind",
+    "decode_batch",
+    "encode_batch",
+    "instrument_key",
+    "kite_price_divisor",
+    "stream_of",
+]
+
+# Kite exchange segment codes (low byte of the instrument token).
+KITE_SEGMENT_NSE: Final = 1
+KITE_SEGMENT_NFO: Final = 2
+KITE_SEGMENT_CDS: Final = 3
+KITE_SEGMENT_BSE: Final = 4
+KITE_SEGMENT_BFO: Final = 5
+KITE_SEGMENT_BCD: Final = 6
+KITE_SEGMENT_MCX: Final = 7
+KITE_SEGMENT_MCXSX: Final = 8
+KITE_SEGMENT_INDICES: Final = 9
+KITE_SEGMENT_NCO: Final = 10  # historically called bsecds in some clients
+
+KITE_MODES: Final = ("ltp", "quote", "full")
+_KITE_MODE_CODE: Final = {m: i for i, m in enumerate(KITE_MODES)}
+
+
+def kite_price_divisor(instrument_token: int) -> int:
+    """Integer divisor that turns a Kite wire price for this token into rupees (or the quote
+    currency): 10^7 for currency derivatives, 10^4 for BSE currency and NCO, 100 elsewhere."""
+    segment = instrument_token & 0xFF
+    if segment == KITE_SEGMENT_CDS:
+        return 10_000_000
+    if segment in (KITE_SEGMENT_BCD, KITE_SEGMENT_NCO):
+        return 10_000
+    return 100
+
+
+Level3 = tuple[int, int, int]  # Kite depth level: (price, quantity, orders), price in wire units
+StrLevel = tuple[str, str]  # Binance level: (price, quantity) exactly as sent
+FloatLevel = tuple[float, float]  # derived book level: (price, quantity)
+
+
+@dataclass(slots=True)
+class KiteTick:
+    """One Kite ticker packet. Field names follow kiteconnect's KiteTicker tick dicts."""
+
+    recv_ns: int
+    seq: int
+    instrument_token: int
+    mode: str  # "ltp" | "quote" | "full"
+    last_price: int
+    last_traded_quantity: int = 0
+    average_traded_price: int = 0
+    volume_traded: int = 0
+    total_buy_quantity: int = 0
+    total_sell_quantity: int = 0
+    open: int = 0
+    high: int = 0
+    low: int = 0
+    close: int = 0
+    last_trade_time: int = 0  # epoch seconds; 0 when the packet has none
+    oi: int = 0
+    oi_day_high: int = 0
+    oi_day_low: int = 0
+    exchange_timestamp: int = 0  # epoch seconds; 0 when the packet has none
+    bids: tuple[Level3, ...] = ()  # best first
+    asks: tuple[Level3, ...] = ()  # best first
+
+    TYPE: Final = 1  # type: ignore[misc]
+
+
+@dataclass(slots=True)
+class BinanceTrade:
+    recv_ns: int
+    seq: int
+    symbol: str
+    trade_id: int
+    price: str
+    quantity: str
+    trade_time: int  # ms
+    event_time: int  # ms
+    buyer_is_maker: bool
+
+    TYPE: Final = 2  # type: ignore[misc]
+
+
+@dataclass(slots=True)
+class BinanceDepth:
+    """A ``depthUpdate`` diff: set each level to the given quantity, quantity 0 removes it."""
+
+    recv_ns: int
+    seq: int
+    symbol: str
+    first_update_id: int  # U
+    last_update_id: int  # u
+    event_time: int  # ms
+    bids: tuple[StrLevel, ...]
+    asks: tuple[StrLevel, ...]
+
+    TYPE: Final = 3  # type: ignore[misc]
+
+
+@dataclass(slots=True)
+class BinanceDepthSnapshot:
+    """The REST ``/api/v3/depth`` answer a synchroniser started (or restarted) a book from."""
+
+    recv_ns: int
+    seq: int
+    symbol: str
+    last_update_id: int
+    bids: tuple[StrLevel, ...]
+    asks: tuple[StrLevel, ...]
+
+    TYPE: Final = 4  # type: ignore[misc]
+
+
+@dataclass(slots=True)
+class BookSnapshot:
+    """Every level of one of our books at one instant (derived data, written to the LOB WAL)."""
+
+    recv_ns: int
+    seq: int
+    venue: str
+    instrument: str
+    update_id: int  # last venue update applied (Binance u; Kite: the tick seq)
+    bids: tuple[FloatLevel, ...]  # best first
+    asks: tuple[FloatLevel, ...]  # best first
+
+    TYPE: Final = 5  # type: ignore[misc]
+
+
+class StatusKind:
+    CONNECTED: Final = "connected"
+    DISCONNECTED: Final = "disconnected"
+    GAP: Final = "gap"
+    RESYNCED: Final = "resynced"
+    SUBSCRIPTIONS_CHANGED: Final = "subscriptions_changed"
+    DROPPED: Final = "dropped"
+    VENUE_MESSAGE: Final = "venue_message"
+    STARTED: Final = "started"
+    STOPPED: Final = "stopped"
+
+
+@dataclass(slots=True)
+class Status:
+    """A marker in the stream: connection changes, gaps, resyncs, subscription changes.
+
+    ``detail`` is human-readable text or a JSON object as text (for subscription changes:
+    ``{"subscribe": [...], "unsubscribe": [...]}``)."""
+
+    recv_ns: int
+    seq: int
+    venue: str
+    kind: str
+    instrument: str = ""
+    detail: str = ""
+
+    TYPE: Final = 6  # type: ignore[misc]
+
+
+Record = KiteTick | BinanceTrade | BinanceDepth | BinanceDepthSnapshot | BookSnapshot | Status
+
+WIRE_VERSION: Final = 1
+
+
+def stream_of(record: Record) -> str:
+    """The stream a record's ``seq`` counts in: its venue ("kite", "binance", "system"...)."""
+    if type(record) is KiteTick:
+        return "kite"
+    if type(record) in (BinanceTrade, BinanceDepth, BinanceDepthSnapshot):
+        return "binance"
+    return record.venue  # type: ignore[union-attr]
+
+
+def instrument_key(record: Record) -> str:
+    """``venue:instrument`` for records about one instrument, else ``venue:``."""
+    t = type(record)
+    if t is KiteTick:
+        return f"kite:{record.instrument_token}"  # type: ignore[union-attr]
+    if t in (BinanceTrade, BinanceDepth, BinanceDepthSnapshot):
+        return f"binance:{record.symbol}"  # type: ignore[union-attr]
+    return f"{record.venue}:{record.instrument}"  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _flat3(levels: tuple[Level3, ...]) -> list[int]:
+    out: list[int] = []
+    for lvl in levels:
+        out.extend(lvl)
+    return out
+
+
+def _to_wire(r: Record) -> list:
+    t = type(r)
+    if t is KiteTick:
+        return [
+            1,
+            WIRE_VERSION,
+            r.recv_ns,
+            r.seq,
+            r.instrument_token,
+            _KITE_MODE_CODE[r.mode],
+            r.last_price,
+            r.last_traded_quantity,
+            r.average_traded_price,
+            r.volume_traded,
+            r.total_buy_quantity,
+            r.total_sell_quantity,
+            r.open,
+            r.high,
+            r.low,
+            r.close,
+            r.last_trade_time,
+            r.oi,
+            r.oi_day_high,
+            r.oi_day_low,
+            r.exchange_timestamp,
+            _flat3(r.bids),
+            _flat3(r.asks),
+        ]
+    if t is BinanceDepth:
+        return [
+            3,
+            WIRE_VERSION,
+            r.recv_ns,
+            r.seq,
+            r.symbol,
+            r.first_update_id,
+            r.last_update_id,
+            r.event_time,
+            r.bids,
+            r.asks,
+        ]
+    if t is BinanceTrade:
+        return [
+            2,
+            WIRE_VERSION,
+            r.recv_ns,
+            r.seq,
+            r.symbol,
+            r.trade_id,
+            r.price,
+            r.quantity,
+            r.trade_time,
+            r.event_time,
+            r.buyer_is_maker,
+        ]
+    if t is BinanceDepthSnapshot:
+        return [4, WIRE_VERSION, r.recv_ns, r.seq, r.symbol, r.last_update_id, r.bids, r.asks]
+    if t is BookSnapshot:
+        return [
+            5,
+            WIRE_VERSION,
+            r.recv_ns,
+            r.seq,
+            r.venue,
+            r.instrument,
+            r.update_id,
+            r.bids,
+            r.asks,
+        ]
+    if t is Status:
+        return [6, WIRE_VERSION, r.recv_ns, r.seq, r.venue, r.kind, r.instrument, r.detail]
+    raise TypeError(f"not a shriven record: {t.__name__}")
+
+
+_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+
+
+def encode_batch(records: list[Record]) -> bytes:
+    """One msgpack array holding the wire form of each record, in order."""
+    return _packer.pack([_to_wire(r) for r in records])
+
+
+def encode_record(record: Record) -> bytes:
+    return _packer.pack(_to_wire(record))
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _group3(flat: list[int] | tuple[int, ...]) -> tuple[Level3, ...]:
+    it = iter(flat)
+    return tuple(zip(it, it, it, strict=True))
+
+
+def _pairs(levels: list | tuple) -> tuple:
+    return tuple((lvl[0], lvl[1]) for lvl in levels)
+
+
+_KITE_DEFAULTS: Final = (0,) * 14 + ((), ())
+
+
+def _kite(w: list) -> KiteTick:
+    fields = list(w[4:23])
+    if len(fields) < 19:  # written by an older version: fill the tail with defaults
+        fields.extend(_KITE_DEFAULTS[len(fields) - 3 :])
+    return KiteTick(
+        w[2],
+        w[3],
+        fields[0],
+        KITE_MODES[fields[1]],
+        *fields[2:17],
+        _group3(fields[17]),
+        _group3(fields[18]),
+    )
+
+
+def _trade(w: list) -> BinanceTrade:
+    return BinanceTrade(*w[2:11])
+
+
+def _depth(w: list) -> BinanceDepth:
+    return BinanceDepth(w[2], w[3], w[4], w[5], w[6], w[7], _pairs(w[8]), _pairs(w[9]))
+
+
+def _depth_snapshot(w: list) -> BinanceDepthSnapshot:
+    return BinanceDepthSnapshot(w[2], w[3], w[4], w[5], _pairs(w[6]), _pairs(w[7]))
+
+
+def _book(w: list) -> BookSnapshot:
+    return BookSnapshot(w[2], w[3], w[4], w[5], w[6], _pairs(w[7]), _pairs(w[8]))
+
+
+def _status(w: list) -> Status:
+    return Status(*w[2:8])
+
+
+_DECODERS: Final = {1: _kite, 2: _trade, 3: _depth, 4: _depth_snapshot, 5: _book, 6: _status}
+
+
+class RecordDecodeError(ValueError):
+    """A payload that is valid msgpack but not a record this version understands."""
+
+
+def decode_wire(wire: list) -> Record:
+    try:
+        return _DECODERS[wire[0]](wire)
+    except KeyError:
+        raise RecordDecodeError(f"unknown record type {wire[0]!r}") from None
+    except (IndexError, TypeError, ValueError) as exc:
+        raise RecordDecodeError(f"malformed record of type {wire[0]!r}: {exc}") from None
+
+
+def decode_batch(payload: bytes) -> list[Record]:
+    """Inverse of :func:`encode_batch`."""
+    wires = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=False)
+    if not isinstance(wires, list):
+        raise RecordDecodeError("frame payload is not a msgpack array")
+    return [decode_wire(w) for w in wires]
+
+
+def decode_record(payload: bytes) -> Record:
+    return decode_wire(msgpack.unpackb(payload, raw=False, use_list=True))

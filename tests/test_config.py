@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from shriven.config import load_settings
+from shriven.errors import ConfigError, CredentialsError
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("ZERODHA_API_KEY", "ZERODHA_API_SECRET", "ZERODHA_USER_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_match_the_design():
+    s = load_settings()
+    p = s.pipeline
+    assert p.option_strike_range == 10
+    assert p.strike_interval == {"NIFTY 50": 50, "NIFTY BANK": 100}
+    assert p.wal_segment_size == 100 * 1024 * 1024
+    assert p.snapshot_interval_secs == 60
+    assert p.max_queue_size == 100_000
+    assert p.enable_compression and p.enable_reconstruction
+    assert s.kite_ws_url == "wss://ws.kite.trade"
+
+
+def test_environment_overrides_endpoints_and_nested_values(monkeypatch):
+    monkeypatch.setenv("SHRIVEN_KITE_WS_URL", "ws://127.0.0.1:9999/")
+    monkeypatch.setenv("SHRIVEN_PIPELINE__MAX_QUEUE_SIZE", "42")
+    monkeypatch.setenv("SHRIVEN_PIPELINE__SPOT_SYMBOLS", '["NIFTY 50"]')
+    s = load_settings()
+    assert s.kite_ws_url == "ws://127.0.0.1:9999/"
+    assert s.pipeline.max_queue_size == 42
+    assert s.pipeline.spot_symbols == ["NIFTY 50"]
+
+
+def test_toml_file_is_read_and_environment_wins(tmp_path, monkeypatch):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "shriven.toml").write_text(
+        'binance_symbols = ["BTCUSDT"]\n[pipeline]\nsnapshot_interval_secs = 30\n'
+        "max_queue_size = 7\n"
+    )
+    monkeypatch.setenv("SHRIVEN_PIPELINE__MAX_QUEUE_SIZE", "9")
+    s = load_settings()
+    assert s.binance_symbols == ["BTCUSDT"]
+    assert s.pipeline.snapshot_interval_secs == 30
+    assert s.pipeline.max_queue_size == 9
+
+
+def test_bad_value_names_setting_value_and_rule(monkeypatch):
+    monkeypatch.setenv("SHRIVEN_PIPELINE__MAX_QUEUE_SIZE", "lots")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    msg = str(err.value)
+    assert "SHRIVEN_PIPELINE__MAX_QUEUE_SIZE='lots'" in msg
+    assert "valid integer" in msg
+    assert "\n" not in msg
+
+
+def test_secret_values_are_never_echoed_in_errors_or_repr(monkeypatch):
+    monkeypatch.setenv("ZERODHA_API_SECRET", "hunter2-very-secret")
+    s = load_settings()
+    assert "hunter2" not in repr(s)
+    assert s.zerodha_api_secret.get_secret_value() == "hunter2-very-secret"
+
+
+def test_missing_credentials_are_named():
+    s = load_settings()
+    with pytest.raises(CredentialsError, match="missing ZERODHA_API_KEY, ZERODHA_USER_ID"):
+        s.require("zerodha_api_key", "zerodha_user_id")
+
+
+def test_cli_prints_one_line_for_a_bad_setting(tmp_path):
+    env = {"SHRIVEN_PIPELINE__SNAPSHOT_INTERVAL_SECS": "0", "PATH": "/usr/bin:/bin"}
+    code = "from shriven.cli.app import settings; settings()"
+    wrapped = (
+        "import sys\nfrom shriven.errors import ShrivenError\n"
+        f"try:\n    exec({code!r})\nexcept ShrivenError as e:\n"
+        "    print(f'shriven: error: {e}', file=sys.stderr); sys.exit(e.exit_code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapped], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "SHRIVEN_PIPELINE__SNAPSHOT_INTERVAL_SECS='0'" in lines[0]
+    assert "greater than or equal to 1" in lines[0]

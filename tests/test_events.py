@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shriven.events import (
+    BinanceDepth,
+    BinanceDepthSnapshot,
+    BinanceTrade,
+    BookSnapshot,
+    KiteTick,
+    RecordDecodeError,
+    Status,
+    decode_batch,
+    encode_batch,
+    instrument_key,
+    kite_price_divisor,
+    stream_of,
+)
+
+ns = st.integers(min_value=0, max_value=2**63 - 1)
+u32 = st.integers(min_value=0, max_value=2**32 - 1)
+i32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+decimal_str = st.decimals(
+    min_value=0, max_value=10**9, places=8, allow_nan=False, allow_infinity=False
+).map(lambda d: f"{d:.8f}")
+str_levels = st.lists(st.tuples(decimal_str, decimal_str), max_size=20).map(tuple)
+kite_levels = st.lists(st.tuples(i32, u32, st.integers(0, 65535)), max_size=5).map(tuple)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+kite_ticks = st.builds(
+    KiteTick,
+    recv_ns=ns,
+    seq=ns,
+    instrument_token=u32,
+    mode=st.sampled_from(["ltp", "quote", "full"]),
+    last_price=i32,
+    last_traded_quantity=u32,
+    average_traded_price=i32,
+    volume_traded=u32,
+    total_buy_quantity=u32,
+    total_sell_quantity=u32,
+    open=i32,
+    high=i32,
+    low=i32,
+    close=i32,
+    last_trade_time=u32,
+    oi=u32,
+    oi_day_high=u32,
+    oi_day_low=u32,
+    exchange_timestamp=u32,
+    bids=kite_levels,
+    asks=kite_levels,
+)
+binance_trades = st.builds(
+    BinanceTrade,
+    recv_ns=ns,
+    seq=ns,
+    symbol=st.text(min_size=1, max_size=12),
+    trade_id=ns,
+    price=decimal_str,
+    quantity=decimal_str,
+    trade_time=ns,
+    event_time=ns,
+    buyer_is_maker=st.booleans(),
+)
+binance_depths = st.builds(
+    BinanceDepth,
+    recv_ns=ns,
+    seq=ns,
+    symbol=st.text(min_size=1, max_size=12),
+    first_update_id=ns,
+    last_update_id=ns,
+    event_time=ns,
+    bids=str_levels,
+    asks=str_levels,
+)
+depth_snapshots = st.builds(
+    BinanceDepthSnapshot,
+    recv_ns=ns,
+    seq=ns,
+    symbol=st.text(min_size=1, max_size=12),
+    last_update_id=ns,
+    bids=str_levels,
+    asks=str_levels,
+)
+book_snapshots = st.builds(
+    BookSnapshot,
+    recv_ns=ns,
+    seq=ns,
+    venue=st.sampled_from(["kite", "binance"]),
+    instrument=st.text(max_size=20),
+    update_id=ns,
+    bids=st.lists(st.tuples(finite, finite), max_size=20).map(tuple),
+    asks=st.lists(st.tuples(finite, finite), max_size=20).map(tuple),
+)
+statuses = st.builds(
+    Status,
+    recv_ns=ns,
+    seq=ns,
+    venue=st.sampled_from(["kite", "binance", "system"]),
+    kind=st.sampled_from(["connected", "disconnected", "gap", "resynced"]),
+    instrument=st.text(max_size=20),
+    detail=st.text(max_size=200),
+)
+any_record = st.one_of(
+    kite_ticks, binance_trades, binance_depths, depth_snapshots, book_snapshots, statuses
+)
+
+
+@given(st.lists(any_record, max_size=30))
+def test_every_record_type_round_trips_exactly(records):
+    assert decode_batch(encode_batch(records)) == records
+
+
+def test_binance_decimal_strings_come_back_unchanged():
+    rec = BinanceDepth(1, 2, "BTCUSDT", 10, 12, 99, (("61685.99000000", "0.00000000"),), ())
+    (back,) = decode_batch(encode_batch([rec]))
+    assert back.bids[0] == ("61685.99000000", "0.00000000")
+
+
+def test_record_from_a_later_version_with_extra_fields_still_decodes():
+    wire = [6, 2, 10, 1, "kite", "connected", "", "hello", "a field from the future"]
+    (rec,) = decode_batch(msgpack.packb([wire]))
+    assert rec == Status(10, 1, "kite", "connected", "", "hello")
+
+
+def test_kite_tick_from_an_older_writer_gets_defaults_for_missing_fields():
+    wire = [1, 1, 10, 3, 256265, 0, 2500005]  # an LTP-only record with no tail
+    (rec,) = decode_batch(msgpack.packb([wire]))
+    assert rec == KiteTick(10, 3, 256265, "ltp", 2500005)
+
+
+def test_unknown_record_type_is_a_decode_error():
+    with pytest.raises(RecordDecodeError, match="unknown record type 99"):
+        decode_batch(msgpack.packb([[99, 1, 0, 0]]))
+
+
+def test_kite_price_divisor_by_segment():
+    assert kite_price_divisor(408065) == 100  # NSE equity (segment 1)
+    assert kite_price_divisor((1234 << 8) | 3) == 10_000_000  # CDS
+    assert kite_price_divisor((1234 << 8) | 6) == 10_000  # BCD
+    assert kite_price_divisor(256265) == 100  # NIFTY 50 index (segment 9)
+
+
+def test_stream_and_instrument_keys():
+    tick = KiteTick(1, 1, 256265, "ltp", 1)
+    assert (stream_of(tick), instrument_key(tick)) == ("kite", "kite:256265")
+    trade = BinanceTrade(1, 1, "BTCUSDT", 1, "1", "1", 1, 1, False)
+    assert (stream_of(trade), instrument_key(trade)) == ("binance", "binance:BTCUSDT")
+    status = Status(1, 1, "system", "started")
+    assert stream_of(status) == "system"
