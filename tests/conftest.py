@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = Path(os.environ.get("SHRIVEN_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 
 @pytest.fixture(scope="session")

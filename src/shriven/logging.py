@@ -10,7 +10,9 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEY = re.compile(r"(secret|password|passwd|token|totp|api_key|authorization|enctoken)", re.I)
+_SECRET_KEY = re.compile(
+    r"(secret|password|passwd|token|totp|api_key|authorization|enctoken)", re.I
+)
 _REDACTED = "***"
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 
+# Command modules register themselves on `app` when imported (one import line per module).
+from shriven.cli import wal as _wal  # noqa: F401
 from shriven.cli.app import app
 from shriven.errors import ShrivenError
-
-# Command modules register themselves on `app` when imported.
-from shriven.cli import wal as _wal  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "main"]
 

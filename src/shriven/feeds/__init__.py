@@ -1,0 +1,1 @@
+"""Feed adapters: one package per venue behind the small interface in :mod:`shriven.feeds.base`."""

@@ -1,0 +1,68 @@
+"""The interface every feed adapter offers the pipeline, and the counters it keeps.
+
+Adapters push records into a :class:`RecordSink` (the pipeline's bounded queue). Counters live in
+a plain :class:`FeedStats` so that the pipeline can export them without adapters knowing about
+Prometheus.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shriven.events import Record
+
+
+class RecordSink(Protocol):
+    async def put(self, record: Record) -> None:
+        """Hand one record to the pipeline; waits while the queue is full (or drops, by policy)."""
+        ...
+
+
+@dataclass(slots=True)
+class FeedStats:
+    venue: str
+    connected: bool = False
+    connections: int = 0
+    messages: int = 0
+    bytes: int = 0
+    records: int = 0
+    parse_errors: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    reconnects: int = 0
+    last_message_ns: int = 0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+    def count_error(self, kind: str) -> int:
+        """Count one bad input of ``kind``; returns how many of that kind so far (1 = first)."""
+        n = self.errors_by_kind.get(kind, 0) + 1
+        self.errors_by_kind[kind] = n
+        self.parse_errors += 1
+        return n
+
+
+class FeedAdapter(Protocol):
+    venue: str
+    stats: FeedStats
+
+    async def run(self) -> None:
+        """Connect, stream into the sink and reconnect on failure until cancelled."""
+        ...
+
+
+class SeqCounter:
+    """Per-stream sequence numbers: one counter per venue feed, starting at 1."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, start: int = 0) -> None:
+        self.value = start
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+
+now_ns = time.time_ns
