@@ -1,0 +1,309 @@
+"""Reading segments: frames with their offsets, records in write order, time-range seeks.
+
+A frame is yielded only after its CRC checks. What happens at a bad frame depends on where it is:
+
+- at the end of the newest segment with no valid frame after it, it is a torn tail (a writer
+  crashed or is still writing): reading stops there and ``stats.torn_tail_bytes`` counts it;
+- anywhere else it is corruption: strict readers raise :class:`WalCorruptionError` naming the file
+  and offset, tolerant readers skip to the next valid frame and count what they skipped.
+
+Time ranges are half-open, ``start_ns <= recv_ns < end_ns``, on the records' ``recv_ns``.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import msgpack
+import zstandard
+
+from shriven.errors import WalCorruptionError
+from shriven.events import Record, RecordDecodeError, decode_wire
+from shriven.wal.format import (
+    FLAG_ZSTD,
+    FRAME_HEADER,
+    FRAME_HEADER_SIZE,
+    FRAME_MAGIC,
+    MAX_PAYLOAD,
+    SEGMENT_HEADER_SIZE,
+    list_segments,
+    parse_segment_header,
+)
+from shriven.wal.index import covered_end, load_index
+
+_CHUNK = 1 << 20
+_NO_START = -(1 << 63)
+_NO_END = 1 << 63
+
+
+@dataclass(slots=True)
+class ReadStats:
+    segments_opened: int = 0
+    bytes_read: int = 0
+    frames_read: int = 0  # valid frames handed out
+    frames_skipped: int = 0  # valid frames outside the time range, not decompressed
+    records_read: int = 0
+    corrupt_frames: int = 0  # damaged places skipped by a tolerant reader
+    corrupt_bytes: int = 0
+    torn_tail_bytes: int = 0  # incomplete bytes at the end of the newest segment
+
+
+class Frame(NamedTuple):
+    path: Path
+    offset: int
+    count: int
+    min_ns: int
+    max_ns: int
+    flags: int
+    payload: bytes  # decompressed msgpack batch
+
+
+def _frame_ok(data: bytes | memoryview, pos: int, size: int) -> bool:
+    """Is there a complete frame with a good CRC at ``pos`` of ``data`` (``size`` bytes long)?"""
+    if pos + FRAME_HEADER_SIZE > size:
+        return False
+    magic, plen, *_rest, crc = FRAME_HEADER.unpack_from(data, pos)
+    if magic != FRAME_MAGIC or plen > MAX_PAYLOAD or pos + FRAME_HEADER_SIZE + plen > size:
+        return False
+    head = data[pos : pos + FRAME_HEADER_SIZE - 4]
+    body = data[pos + FRAME_HEADER_SIZE : pos + FRAME_HEADER_SIZE + plen]
+    return zlib.crc32(body, zlib.crc32(head)) == crc
+
+
+class _SegmentScan:
+    """Walks the frames of one open segment over byte ranges, with a read buffer."""
+
+    def __init__(self, f: object, path: Path, size: int, stats: ReadStats) -> None:
+        self.f = f
+        self.path = path
+        self.size = size
+        self.stats = stats
+        self.buf = b""
+        self.buf_off = 0
+
+    def get(self, off: int, n: int, limit: int) -> memoryview:
+        rel = off - self.buf_off
+        if rel < 0 or rel + n > len(self.buf):
+            want = max(n, min(_CHUNK, limit - off))
+            self.f.seek(off)  # type: ignore[attr-defined]
+            self.buf = self.f.read(want)  # type: ignore[attr-defined]
+            self.buf_off = off
+            self.stats.bytes_read += len(self.buf)
+            rel = 0
+        return memoryview(self.buf)[rel : rel + n]
+
+    def next_valid(self, start: int) -> int | None:
+        """Offset of the next complete, checksummed frame at or after ``start``, if any."""
+        self.f.seek(start)  # type: ignore[attr-defined]
+        rest = self.f.read(self.size - start)  # type: ignore[attr-defined]
+        self.stats.bytes_read += len(rest)
+        i = rest.find(FRAME_MAGIC)
+        while i >= 0:
+            if _frame_ok(rest, i, len(rest)):
+                return start + i
+            i = rest.find(FRAME_MAGIC, i + 1)
+        return None
+
+
+def _scan_segment(
+    path: Path,
+    ranges: list[tuple[int, int | None]],
+    *,
+    strict: bool,
+    is_last: bool,
+    stats: ReadStats,
+    start_ns: int,
+    end_ns: int,
+    dctx: zstandard.ZstdDecompressor,
+) -> Iterator[Frame]:
+    with open(path, "rb", buffering=0) as f:
+        stats.segments_opened += 1
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(SEGMENT_HEADER_SIZE)
+        stats.bytes_read += len(head)
+        if len(head) < SEGMENT_HEADER_SIZE and is_last:
+            stats.torn_tail_bytes += len(head)  # a writer is creating it or crashed doing so
+            return
+        try:
+            parse_segment_header(head)
+        except ValueError as exc:
+            if strict:
+                raise WalCorruptionError(str(path), 0, str(exc)) from None
+            stats.corrupt_frames += 1
+            stats.corrupt_bytes += size
+            return
+        scan = _SegmentScan(f, path, size, stats)
+        pos = SEGMENT_HEADER_SIZE
+        for rstart, rend in ranges:
+            limit = size if rend is None else min(rend, size)
+            pos = max(pos, rstart)
+            while pos < limit:
+                reason = ""
+                if pos + FRAME_HEADER_SIZE > size:
+                    reason = "incomplete frame header"
+                else:
+                    hdr = scan.get(pos, FRAME_HEADER_SIZE, limit)
+                    magic, plen, count, raw, mn, mx, flags, crc = FRAME_HEADER.unpack(hdr)
+                    end = pos + FRAME_HEADER_SIZE + plen
+                    if magic != FRAME_MAGIC:
+                        reason = "bad frame magic"
+                    elif plen > MAX_PAYLOAD or end > size:
+                        reason = "frame runs past the end of the segment"
+                    else:
+                        body = scan.get(pos + FRAME_HEADER_SIZE, plen, limit)
+                        if zlib.crc32(body, zlib.crc32(hdr[:-4])) != crc:
+                            reason = "checksum mismatch"
+                        elif mx < start_ns or mn >= end_ns:
+                            stats.frames_skipped += 1
+                            pos = end
+                            continue
+                        else:
+                            try:
+                                payload = (
+                                    dctx.decompress(body, max_output_size=raw)
+                                    if flags & FLAG_ZSTD
+                                    else bytes(body)
+                                )
+                            except zstandard.ZstdError as exc:
+                                if strict:
+                                    raise WalCorruptionError(
+                                        str(path), pos, f"payload does not decompress: {exc}"
+                                    ) from None
+                                stats.corrupt_frames += 1
+                                stats.corrupt_bytes += end - pos
+                                pos = end
+                                continue
+                            stats.frames_read += 1
+                            yield Frame(path, pos, count, mn, mx, flags, payload)
+                            pos = end
+                            continue
+                nxt = scan.next_valid(pos + 1)
+                if nxt is None and is_last:
+                    stats.torn_tail_bytes += size - pos
+                    return
+                if strict:
+                    raise WalCorruptionError(str(path), pos, reason)
+                stats.corrupt_frames += 1
+                if nxt is None:
+                    stats.corrupt_bytes += size - pos
+                    return
+                stats.corrupt_bytes += nxt - pos
+                pos = nxt
+
+
+def _ranges(path: Path, size: int, start_ns: int, end_ns: int) -> list[tuple[int, int | None]]:
+    """Byte ranges of a segment that can hold records in the time range, from its index; what
+    the index does not cover is always included."""
+    if start_ns == _NO_START and end_ns == _NO_END:
+        return [(SEGMENT_HEADER_SIZE, None)]
+    entries = load_index(path, size)
+    out: list[tuple[int, int | None]] = []
+    for e in entries:
+        if e.max_ns < start_ns or e.min_ns >= end_ns:
+            continue
+        if out and out[-1][1] == e.offset:
+            out[-1] = (out[-1][0], e.end)
+        else:
+            out.append((e.offset, e.end))
+    cov = covered_end(entries)
+    if cov < size:
+        out.append((cov, None))
+    return out
+
+
+class WalReader:
+    """Reads one WAL directory (e.g. ``data/market/ticks``) in write order.
+
+    ``stats`` accumulates over every read made with this reader."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, strict: bool = True) -> None:
+        self.directory = Path(directory)
+        self.strict = strict
+        self.stats = ReadStats()
+        self._dctx = zstandard.ZstdDecompressor()
+
+    def frames(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Frame]:
+        lo = _NO_START if start_ns is None else start_ns
+        hi = _NO_END if end_ns is None else end_ns
+        segments = list_segments(self.directory)
+        for i, (_number, path) in enumerate(segments):
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            ranges = _ranges(path, size, lo, hi)
+            if not ranges:
+                continue
+            yield from _scan_segment(
+                path,
+                ranges,
+                strict=self.strict,
+                is_last=i == len(segments) - 1,
+                stats=self.stats,
+                start_ns=lo,
+                end_ns=hi,
+                dctx=self._dctx,
+            )
+
+    def wire(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[list]:
+        """Fast path: each record's msgpack wire array (``[type, version, recv_ns, seq, ...]``,
+        see events.py) without building record objects."""
+        lo = _NO_START if start_ns is None else start_ns
+        hi = _NO_END if end_ns is None else end_ns
+        for frame in self.frames(start_ns, end_ns):
+            batch = self._unpack(frame)
+            if batch is None:
+                continue
+            self.stats.records_read += len(batch)
+            if lo <= frame.min_ns and frame.max_ns < hi:
+                yield from batch
+            else:
+                yield from (w for w in batch if lo <= w[2] < hi)
+
+    def records(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
+        lo = _NO_START if start_ns is None else start_ns
+        hi = _NO_END if end_ns is None else end_ns
+        for frame in self.frames(start_ns, end_ns):
+            batch = self._unpack(frame)
+            if batch is None:
+                continue
+            try:
+                records = [decode_wire(w) for w in batch]
+            except RecordDecodeError as exc:
+                if self.strict:
+                    raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
+                self.stats.corrupt_frames += 1
+                continue
+            self.stats.records_read += len(records)
+            if lo <= frame.min_ns and frame.max_ns < hi:
+                yield from records
+            else:
+                yield from (r for r in records if lo <= r.recv_ns < hi)
+
+    def _unpack(self, frame: Frame) -> list | None:
+        try:
+            batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
+            if not isinstance(batch, list):
+                raise ValueError("frame payload is not a msgpack array")
+        except (ValueError, msgpack.UnpackException) as exc:
+            if self.strict:
+                raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
+            self.stats.corrupt_frames += 1
+            return None
+        return batch
+
+
+def read_records(
+    directory: str | os.PathLike[str],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    strict: bool = True,
+) -> Iterator[Record]:
+    """Records of one WAL directory in write order, optionally only ``start_ns <= recv_ns <
+    end_ns``; the sparse index lets it skip segments and frames outside the range unread."""
+    return WalReader(directory, strict=strict).records(start_ns, end_ns)

@@ -1,0 +1,426 @@
+"""Appending frames to segments: rotation, fsync policy, recovery of a crashed directory.
+
+Durability (what a crash can lose; every ``append`` is one ``write`` into the kernel, so a crash of
+the *process* alone never loses a frame ``append`` returned for):
+
+- ``always``: fdatasync after every frame. An OS crash or power loss loses nothing ``append``
+  returned for.
+- ``interval`` (default, 200 ms): a background thread fdatasyncs when frames are pending, at most
+  ``fsync_interval_ms`` apart. An OS crash or power loss loses at most the frames appended in the
+  last interval (plus the time one fdatasync takes).
+- ``never``: the kernel writes back when it likes (typically within ~30 s on Linux). An OS crash or
+  power loss can lose anything not yet written back.
+
+``records_synced`` counts the records known to be on stable storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import zstandard
+
+from shriven.errors import ConfigError, WalCorruptionError, WalError
+from shriven.events import Record, encode_batch
+from shriven.logging import get_logger
+from shriven.wal.format import (
+    CODEC_NONE,
+    CODEC_ZSTD,
+    FLAG_ZSTD,
+    FRAME_CRC,
+    FRAME_HEAD,
+    SEGMENT_HEADER_SIZE,
+    list_segments,
+    pack_segment_header,
+    parse_segment_header,
+    segment_name,
+)
+from shriven.wal.index import (
+    IndexEntry,
+    covered_end,
+    load_index,
+    pack_entry,
+    pack_index_header,
+    scan_entries,
+    write_index,
+)
+from shriven.wal.reader import ReadStats, _scan_segment
+
+FSYNC_POLICIES: Final = ("always", "interval", "never")
+DEFAULT_SEGMENT_SIZE: Final = 100 * 1024 * 1024
+DEFAULT_INDEX_INTERVAL: Final = 64 * 1024
+
+log = get_logger("shriven.wal")
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    segment: Path | None = None  # the newest segment found, if any
+    valid_bytes: int = 0  # bytes kept
+    bytes_dropped: int = 0  # torn tail removed
+    removed_empty: bool = False  # a segment with no complete header was deleted
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover(directory: Path, index_interval: int = DEFAULT_INDEX_INTERVAL) -> RecoveryReport:
+    """Make a crashed directory consistent: truncate the newest segment after its last complete,
+    checksummed frame (only if no valid frame follows the damage: damage in the middle is left
+    for readers to report, never destroyed), and make sure every segment has a current index."""
+    report = RecoveryReport()
+    segments = list_segments(directory)
+    if not segments:
+        return report
+    number, path = segments[-1]
+    report.segment = path
+    size = path.stat().st_size
+    if size < SEGMENT_HEADER_SIZE:
+        path.unlink()
+        path.with_suffix(".idx").unlink(missing_ok=True)
+        report.removed_empty = True
+        report.bytes_dropped = size
+        log.warning("wal_recovery_removed_torn_segment", path=str(path), bytes_dropped=size)
+        segments.pop()
+    else:
+        stats = ReadStats()
+        with open(path, "rb") as f:
+            header = parse_segment_header(f.read(SEGMENT_HEADER_SIZE))  # ValueError: below
+        end = SEGMENT_HEADER_SIZE
+        try:
+            for frame in _scan_segment(
+                path,
+                [(SEGMENT_HEADER_SIZE, None)],
+                strict=True,
+                is_last=True,
+                stats=stats,
+                start_ns=1 << 63,  # outside every range: frames are checked, not decompressed
+                end_ns=1 << 63,
+                dctx=zstandard.ZstdDecompressor(),
+            ):
+                end = frame.offset  # pragma: no cover - nothing is in range
+        except WalCorruptionError as exc:
+            log.error("wal_recovery_found_corruption", path=str(path), offset=exc.offset)
+            end = size  # leave it alone; readers report it
+        else:
+            end = size - stats.torn_tail_bytes
+        report.valid_bytes = end
+        if end < size:
+            report.bytes_dropped = size - end
+            with open(path, "r+b") as f:
+                f.truncate(end)
+                os.fsync(f.fileno())
+            log.warning(
+                "wal_recovery_truncated_torn_tail",
+                path=str(path),
+                kept_bytes=end,
+                bytes_dropped=size - end,
+            )
+        entries = load_index(path, end)
+        if covered_end(entries) != end:
+            write_index(path, number, header.created_ns, scan_entries(path, index_interval))
+    for number, path in segments[:-1]:
+        size = path.stat().st_size
+        if covered_end(load_index(path, size)) != size:
+            try:
+                with open(path, "rb") as f:
+                    created = parse_segment_header(f.read(SEGMENT_HEADER_SIZE)).created_ns
+            except ValueError:
+                continue  # readers report the damaged header
+            write_index(path, number, created, scan_entries(path, index_interval))
+    return report
+
+
+class WalWriter:
+    """Appends record batches, one frame per ``append``, to a new segment of ``directory``."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        compression: bool = True,
+        fsync_policy: str = "interval",
+        fsync_interval_ms: int = 200,
+        index_interval: int = DEFAULT_INDEX_INTERVAL,
+        compression_level: int = 1,
+    ) -> None:
+        if fsync_policy not in FSYNC_POLICIES:
+            raise ConfigError(
+                f"bad WAL fsync policy {fsync_policy!r}: use one of {', '.join(FSYNC_POLICIES)}"
+            )
+        if segment_size < 4096:
+            raise ConfigError(f"bad WAL segment size {segment_size}: use at least 4096 bytes")
+        self.directory = Path(directory)
+        self.segment_size = segment_size
+        self.compression = compression
+        self.fsync_policy = fsync_policy
+        self.fsync_interval_ms = fsync_interval_ms
+        self.index_interval = index_interval
+        self._cctx = zstandard.ZstdCompressor(level=compression_level) if compression else None
+        self._codec = CODEC_ZSTD if compression else CODEC_NONE
+
+        self.frames_written = 0
+        self.records_written = 0
+        self.bytes_written = 0  # on disk: frame headers + (compressed) payloads
+        self.raw_bytes_written = 0  # msgpack payload before compression
+        self.records_synced = 0
+        self.segments_created = 0
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+
+        self._lock = threading.Lock()
+        self._closed = False
+        self._failure: str | None = None
+        self._fd = -1
+        self._idx_fd = -1
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.recovery = recover(self.directory, index_interval)
+            existing = list_segments(self.directory)
+            self._number = existing[-1][0] + 1 if existing else 0
+            self._open_segment()
+        except ValueError as exc:
+            raise WalError(
+                f"cannot open WAL {self.directory}: newest segment is damaged ({exc}); "
+                "run `shriven wal check` on it"
+            ) from None
+        except OSError as exc:
+            raise WalError(f"cannot open WAL {self.directory}: {exc}") from None
+        self._stop = threading.Event()
+        self._syncer: threading.Thread | None = None
+        if fsync_policy == "interval":
+            self._syncer = threading.Thread(
+                target=self._sync_loop, name=f"wal-sync:{self.directory.name}", daemon=True
+            )
+            self._syncer.start()
+
+    # ------------------------------------------------------------ segments
+
+    @property
+    def segment_path(self) -> Path:
+        return self.directory / segment_name(self._number)
+
+    def _open_segment(self) -> None:
+        path = self.segment_path
+        created = time.time_ns()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, pack_segment_header(self._number, self._codec, created))
+            idx_fd = os.open(
+                path.with_suffix(".idx"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644
+            )
+            os.write(idx_fd, pack_index_header(self._number, created))
+            if self.fsync_policy != "never":
+                os.fdatasync(fd)
+                _fsync_dir(self.directory)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._idx_fd = idx_fd
+        self._offset = SEGMENT_HEADER_SIZE
+        self._segment_frames = 0
+        self._group: IndexEntry | None = None
+        self.segments_created += 1
+
+    def _flush_index_group(self) -> None:
+        if self._group is not None:
+            os.write(self._idx_fd, pack_entry(self._group))
+            self._group = None
+
+    def _close_segment(self) -> None:
+        try:
+            self._flush_index_group()
+            if self.fsync_policy != "never":
+                os.fdatasync(self._fd)
+                self.records_synced = self.records_written
+        finally:
+            os.close(self._fd)
+            os.close(self._idx_fd)
+            self._fd = self._idx_fd = -1
+
+    def _rotate(self) -> None:
+        self._close_segment()
+        self._number += 1
+        self._open_segment()
+
+    # ------------------------------------------------------------ writing
+
+    def append(self, records: Sequence[Record]) -> int:
+        """Write ``records`` as one frame; return the bytes it took on disk (0 for no records)."""
+        n = len(records)
+        if n == 0:
+            return 0
+        payload = encode_batch(records)  # type: ignore[arg-type]
+        times = [r.recv_ns for r in records]
+        mn = min(times)
+        mx = max(times)
+        flags = 0
+        data = payload
+        if self._cctx is not None:
+            packed = self._cctx.compress(payload)
+            if len(packed) < len(payload):
+                data = packed
+                flags = FLAG_ZSTD
+        head = FRAME_HEAD.pack(b"SHFR", len(data), n, len(payload), mn, mx, flags)
+        header = head + FRAME_CRC.pack(zlib.crc32(data, zlib.crc32(head)))
+        size = len(header) + len(data)
+        with self._lock:
+            self._check_usable()
+            try:
+                if self._segment_frames and self._offset + size > self.segment_size:
+                    self._rotate()
+                self._write_frame(header, data, size)
+                if self.fsync_policy == "always":
+                    os.fdatasync(self._fd)
+            except OSError as exc:
+                self._fail_write(exc)
+            self._note_frame(size, n, mn, mx, len(payload))
+            if self.fsync_policy == "always":
+                self.records_synced = self.records_written
+        return size
+
+    def _write_frame(self, header: bytes, data: bytes, size: int) -> None:
+        written = os.writev(self._fd, (header, data))
+        if written != size:  # short write (e.g. the disk filled up): finish it or fail
+            rest = (header + data)[written:]
+            while rest:
+                k = os.write(self._fd, rest)
+                if k == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                rest = rest[k:]
+
+    def _note_frame(self, size: int, n: int, mn: int, mx: int, raw: int) -> None:
+        g = self._group
+        if g is None:
+            self._group = IndexEntry(self._offset, size, mn, mx, n, 1)
+        else:
+            g.span += size
+            g.min_ns = min(g.min_ns, mn)
+            g.max_ns = max(g.max_ns, mx)
+            g.records += n
+            g.frames += 1
+        self._offset += size
+        self._segment_frames += 1
+        self.frames_written += 1
+        self.records_written += n
+        self.bytes_written += size
+        self.raw_bytes_written += raw
+        if self.first_ns is None or mn < self.first_ns:
+            self.first_ns = mn
+        if self.last_ns is None or mx > self.last_ns:
+            self.last_ns = mx
+        if self._group is not None and self._group.span >= self.index_interval:
+            try:
+                self._flush_index_group()
+            except OSError as exc:  # the index is rebuildable; losing it costs speed only
+                log.warning("wal_index_write_failed", path=str(self.segment_path), error=str(exc))
+                self._group = None
+
+    def _fail_write(self, exc: OSError) -> None:
+        """Cut the segment back to its last complete frame so it stays readable, then raise."""
+        path = self.segment_path
+        try:
+            os.ftruncate(self._fd, self._offset)
+        except OSError as trunc_exc:
+            self._failure = f"{exc.strerror}, and truncating back failed: {trunc_exc.strerror}"
+        what = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
+        raise WalError(
+            f"cannot write WAL frame to {path} at byte {self._offset}: {what}; "
+            "the segment is intact up to that byte. Free space or fix the disk, then retry"
+        ) from exc
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise WalError(f"WAL writer for {self.directory} is closed")
+        if self._failure is not None:
+            raise WalError(
+                f"WAL writer for {self.directory} failed earlier ({self._failure}); "
+                "close it and open a new writer (it recovers the directory)"
+            )
+
+    def pending_index_entry(self) -> IndexEntry | None:
+        """The index entry of the current segment that is not in its .idx file yet."""
+        with self._lock:
+            g = self._group
+            return None if g is None else IndexEntry(*(getattr(g, f) for f in g.__slots__))
+
+    # ------------------------------------------------------------ durability
+
+    def sync(self) -> None:
+        """Flush and fdatasync now; afterwards every record appended so far is durable."""
+        with self._lock:
+            self._check_usable()
+            target = self.records_written
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                self._failure = f"fsync failed: {exc.strerror}"
+                raise WalError(f"cannot fsync {self.segment_path}: {exc.strerror}") from exc
+            self.records_synced = target
+
+    def _sync_loop(self) -> None:
+        interval = self.fsync_interval_ms / 1000
+        while not self._stop.wait(interval):
+            with self._lock:
+                if self._closed or self._failure or self.records_synced == self.records_written:
+                    continue
+                target = self.records_written
+                fd = os.dup(self._fd)  # fsync outside the lock; rotation may close the original
+            try:
+                os.fdatasync(fd)
+            except OSError as exc:
+                self._failure = f"background fsync failed: {exc.strerror}"
+                log.error("wal_fsync_failed", path=str(self.segment_path), error=exc.strerror)
+            else:
+                with self._lock:
+                    self.records_synced = max(self.records_synced, target)
+            finally:
+                os.close(fd)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Finish the index, fsync (unless the policy is ``never``) and close. Idempotent."""
+        if self._syncer is not None:
+            self._stop.set()
+            self._syncer.join()
+            self._syncer = None
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._fd >= 0:
+                try:
+                    self._close_segment()
+                except OSError as exc:
+                    raise WalError(f"cannot close {self.segment_path}: {exc.strerror}") from exc
+
+    def __enter__(self) -> WalWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a writer dropped without close() must not leak its fds
+        if getattr(self, "_fd", -1) >= 0 and not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
+
+
+__all__ = ["FSYNC_POLICIES", "RecoveryReport", "WalWriter", "recover"]
