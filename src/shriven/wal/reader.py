@@ -16,7 +16,7 @@ import gc
 import os
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +38,7 @@ from shriven.wal.format import (
 from shriven.wal.index import covered_end, load_index
 
 _CHUNK = 1 << 20
+_MAX_DAMAGE_NOTES = 1000
 _NO_START = -(1 << 63)
 _NO_END = 1 << 63
 
@@ -52,6 +53,11 @@ class ReadStats:
     corrupt_frames: int = 0  # damaged places skipped by a tolerant reader
     corrupt_bytes: int = 0
     torn_tail_bytes: int = 0  # incomplete bytes at the end of the newest segment
+    damage: list[tuple[str, int, str]] = field(default_factory=list)  # (file, offset, reason)
+
+    def note_damage(self, path: Path, offset: int, reason: str) -> None:
+        if len(self.damage) < _MAX_DAMAGE_NOTES:
+            self.damage.append((str(path), offset, reason))
 
 
 class Frame(NamedTuple):
@@ -137,6 +143,7 @@ def _scan_segment(
                 raise WalCorruptionError(str(path), 0, str(exc)) from None
             stats.corrupt_frames += 1
             stats.corrupt_bytes += size
+            stats.note_damage(path, 0, str(exc))
             return
         scan = _SegmentScan(f, path, size, stats)
         pos = SEGMENT_HEADER_SIZE
@@ -177,6 +184,7 @@ def _scan_segment(
                                     ) from None
                                 stats.corrupt_frames += 1
                                 stats.corrupt_bytes += end - pos
+                                stats.note_damage(path, pos, f"payload does not decompress: {exc}")
                                 pos = end
                                 continue
                             stats.frames_read += 1
@@ -190,6 +198,7 @@ def _scan_segment(
                 if strict:
                     raise WalCorruptionError(str(path), pos, reason)
                 stats.corrupt_frames += 1
+                stats.note_damage(path, pos, reason)
                 if nxt is None:
                     stats.corrupt_bytes += size - pos
                     return
@@ -293,6 +302,7 @@ class WalReader:
             if self.strict:
                 raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
             self.stats.corrupt_frames += 1
+            self.stats.note_damage(frame.path, frame.offset, str(exc))
             return None
         finally:
             if gc_was_on:
