@@ -1,0 +1,75 @@
+"""`shriven wal check` and `shriven wal stats` run as a user runs them, in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from walcases import batches, flip_bit, frame_offsets, records, segments
+
+from shriven.config import PipelineConfig
+from shriven.wal import MarketStore
+
+
+def shriven(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shriven", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    recs = records(3_000)
+    with MarketStore(tmp_path / "market", PipelineConfig(wal_segment_size=64 * 1024)) as s:
+        for b in batches(recs, 100):
+            s.append_ticks(b)
+        s.append_lob(recs[:3])
+    return tmp_path / "market"
+
+
+def test_check_on_a_good_store_prints_what_it_holds_and_exits_0(store):
+    out = shriven("wal", "check", str(store))
+    assert out.returncode == 0, out.stderr
+    assert "ticks: " in out.stdout and "3000 records" in out.stdout
+    assert "lob: 1 segments, 3 records" in out.stdout
+    assert "codec=zstd" in out.stdout and "2026-01-01T00:00:00" in out.stdout
+    assert out.stdout.strip().endswith("result: ok")
+
+
+def test_check_on_a_damaged_store_names_the_frame_and_exits_1(store):
+    segment = segments(store / "ticks")[1]
+    offset, _length = frame_offsets(segment)[1]
+    flip_bit(segment, offset + 60)
+    out = shriven("wal", "check", str(store))
+    assert out.returncode == 1
+    assert f"{segment.name}" in out.stdout and "CORRUPT" in out.stdout
+    assert f"at byte {offset}: checksum mismatch" in out.stdout
+    assert out.stdout.strip().endswith("result: CORRUPT")
+
+
+def test_check_reports_a_torn_tail_without_failing(store):
+    segment = segments(store / "ticks")[-1]
+    with open(segment, "r+b") as f:
+        f.truncate(segment.stat().st_size - 7)
+    out = shriven("wal", "check", str(store / "ticks"))
+    assert out.returncode == 0, out.stdout
+    assert "TRUNCATED: torn tail of" in out.stdout
+
+
+def test_stats_summarises_from_the_indexes(store):
+    out = shriven("wal", "stats", str(store))
+    assert out.returncode == 0, out.stderr
+    assert "records     3000" in out.stdout and "records     3" in out.stdout
+    assert "metadata.json" in out.stdout
+
+
+def test_a_path_without_a_wal_is_a_one_line_error(tmp_path):
+    out = shriven("wal", "check", str(tmp_path / "nowhere"))
+    assert out.returncode != 0
+    assert out.stderr.strip().count("\n") == 0 and "does not exist" in out.stderr

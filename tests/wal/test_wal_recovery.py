@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from walcases import frame_offsets, records, segments, status, write
+
+from shriven.errors import WalCorruptionError
+from shriven.wal import WalReader, WalWriter, read_records
+
+
+def test_torn_tail_at_every_byte_of_the_last_frame_keeps_exactly_the_complete_frames(tmp_path):
+    groups = [records(200, seed=1)[:100], records(200, seed=1)[100:], [status(1, "last")]]
+    src = tmp_path / "src"
+    write(src, groups, compression=True)
+    (segment,) = segments(src)
+    data = segment.read_bytes()
+    last_offset, last_len = frame_offsets(segment)[-1]
+    assert last_offset + last_len == len(data) and last_len < 100
+    kept = groups[0] + groups[1]
+    for cut in range(last_offset, len(data)):
+        d = tmp_path / f"cut{cut}"
+        d.mkdir()
+        (d / segment.name).write_bytes(data[:cut])
+        reader = WalReader(d, strict=True)  # a torn tail is not corruption
+        assert list(reader.records()) == kept
+        assert reader.stats.torn_tail_bytes == cut - last_offset
+        with WalWriter(d, fsync_policy="never") as w:
+            assert w.recovery.bytes_dropped == cut - last_offset
+            w.append([status(2, "after")])
+        assert (d / segment.name).stat().st_size == last_offset
+        assert list(read_records(d)) == [*kept, status(2, "after")]
+        shutil.rmtree(d)
+
+
+def test_zero_filled_tail_after_a_power_loss_is_truncated(tmp_path):
+    recs = records(50)
+    write(tmp_path, [recs])
+    (segment,) = segments(tmp_path)
+    good = segment.stat().st_size
+    with open(segment, "ab") as f:
+        f.write(b"\0" * 4096)
+    with WalWriter(tmp_path, fsync_policy="never") as w:
+        assert w.recovery.bytes_dropped == 4096
+    assert segment.stat().st_size == good
+    assert list(read_records(tmp_path)) == recs
+
+
+def test_segment_with_a_torn_header_is_removed(tmp_path):
+    recs = records(50)
+    write(tmp_path, [recs])
+    (tmp_path / "segment_00000001.wal").write_bytes(b"SHRVW")
+    with WalWriter(tmp_path, fsync_policy="never") as w:
+        assert w.recovery.removed_empty
+        w.append([status(1)])
+    assert [p.name for p in segments(tmp_path)] == ["segment_00000000.wal", "segment_00000001.wal"]
+    assert list(read_records(tmp_path)) == [*recs, status(1)]
+
+
+def test_damage_in_the_middle_of_the_last_segment_is_not_truncated_away(tmp_path):
+    groups = [[status(i)] for i in range(5)]
+    write(tmp_path, groups)
+    (segment,) = segments(tmp_path)
+    size = segment.stat().st_size
+    offset, _ = frame_offsets(segment)[2]
+    with open(segment, "r+b") as f:
+        f.seek(offset + 45)
+        f.write(b"\xff")
+    WalWriter(tmp_path, fsync_policy="never").close()
+    assert segment.stat().st_size == size  # frames 3 and 4 survive for a tolerant reader
+    with pytest.raises(WalCorruptionError) as err:
+        list(read_records(tmp_path))
+    assert err.value.offset == offset and err.value.path == str(segment)
+    assert list(read_records(tmp_path, strict=False)) == [status(i) for i in (0, 1, 3, 4)]
