@@ -1,0 +1,82 @@
+"""WAL read-scan throughput against a JSON-lines reader of the same records.
+
+Target: >= 1M records/s. Measured two ways: ``records()`` builds the record dataclasses (peer:
+json.loads + the same dataclasses), ``wire()`` yields the decoded msgpack arrays without building
+objects (peer: json.loads dicts). Also a time-range read of the last 1% through the sparse index.
+Usage: python benchmarks/wal_read.py [records]
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections import deque
+from pathlib import Path
+
+from _walbench import best_of, make_records, read_jsonl, write_jsonl
+from shriven.wal import WalReader, WalWriter
+
+BATCH = 1_000
+RUNS = 3
+
+
+def drain(it: object) -> None:
+    deque(it, maxlen=0)  # type: ignore[call-overload]
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    records = make_records(n)
+    batches = [records[i : i + BATCH] for i in range(0, n, BATCH)]
+    root = Path(tempfile.mkdtemp(prefix="shriven-bench-"))
+    rows: list[tuple[str, float, float]] = []
+    try:
+        for compression in (False, True):
+            d = root / f"wal-{compression}"
+            with WalWriter(d, compression=compression, segment_size=16 * 1024 * 1024) as w:
+                for b in batches:
+                    w.append(b)
+            label = "on" if compression else "off"
+            rows.append(
+                (
+                    f"wal records() zstd={label}",
+                    best_of(RUNS, lambda d=d: drain(WalReader(d).records())),
+                    0,
+                )
+            )
+            rows.append(
+                (
+                    f"wal wire() zstd={label}",
+                    best_of(RUNS, lambda d=d: drain(WalReader(d).wire())),
+                    1,
+                )
+            )
+        write_jsonl(root / "peer.jsonl", batches)
+        peer_objects = best_of(RUNS, lambda: drain(read_jsonl(root / "peer.jsonl", build=True)))
+        peer_dicts = best_of(RUNS, lambda: drain(read_jsonl(root / "peer.jsonl", build=False)))
+        first_ns, last_ns = records[0].recv_ns, records[-1].recv_ns
+        del records, batches
+        d = root / "wal-True"
+        full = best_of(RUNS, lambda: drain(WalReader(d).records()))
+        lo = last_ns - (last_ns - first_ns) // 100
+        seek = best_of(RUNS, lambda: drain(WalReader(d).records(lo)))
+    finally:
+        shutil.rmtree(root)
+
+    print(f"{n} records in frames of {BATCH}; best of {RUNS} runs")
+    print(f"{'reader':<26}{'records/s':>12}  vs jsonl")
+    peers = (peer_objects, peer_dicts)
+    for name, secs, kind in rows:
+        print(f"{name:<26}{n / secs:>12,.0f}  {peers[kind] / secs:.2f}x")
+    print(f"{'jsonl -> dataclasses':<26}{n / peer_objects:>12,.0f}")
+    print(f"{'jsonl -> dicts':<26}{n / peer_dicts:>12,.0f}")
+    print(
+        f"time-range read of the last 1% via the index: {seek * 1e3:.1f} ms "
+        f"(full scan {full * 1e3:.0f} ms, {full / seek:.0f}x faster)"
+    )
+    print("target: read scan >= 1M records/s")
+
+
+if __name__ == "__main__":
+    main()
