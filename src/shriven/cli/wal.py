@@ -71,7 +71,9 @@ def check(
                 state = f"TRUNCATED: torn tail of {s.torn_tail_bytes} bytes (dropped on next open)"
             else:
                 state = "ok"
-            ratio = f" ({s.raw_bytes / s.bytes:.1f}x)" if s.codec == "zstd" and s.frames else ""
+            ratio = (
+                f" ({s.raw_bytes / (s.bytes - 32):.1f}x)" if s.codec == "zstd" and s.frames else ""
+            )
             typer.echo(
                 f"  {s.path.name}  codec={s.codec}{ratio}  frames={s.frames}  "
                 f"records={s.records}  bytes={s.bytes}  "
