@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 from walcases import frame_offsets, records, segments, status, write
@@ -72,3 +73,23 @@ def test_damage_in_the_middle_of_the_last_segment_is_not_truncated_away(tmp_path
         list(read_records(tmp_path))
     assert err.value.offset == offset and err.value.path == str(segment)
     assert list(read_records(tmp_path, strict=False)) == [status(i) for i in (0, 1, 3, 4)]
+
+
+def test_newest_segment_with_a_zeroed_header_and_no_frames_is_set_aside(tmp_path):
+    recs = records(20)
+    write(tmp_path, [recs])
+    (tmp_path / "segment_00000001.wal").write_bytes(b"\0" * 4096)  # created, then power lost
+    with WalWriter(tmp_path, fsync_policy="never") as w:
+        assert w.recovery.bytes_dropped == 4096
+        w.append([status(1)])
+    assert (tmp_path / "segment_00000001.wal.damaged").stat().st_size == 4096
+    assert list(read_records(tmp_path)) == [*recs, status(1)]
+
+
+def test_interval_policy_syncs_in_the_background(tmp_path):
+    with WalWriter(tmp_path, fsync_policy="interval", fsync_interval_ms=10) as w:
+        w.append(records(10))
+        deadline = time.monotonic() + 30
+        while w.records_synced < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert w.records_synced == 10

@@ -39,6 +39,7 @@ from shriven.wal.format import (
     FLAG_ZSTD,
     FRAME_CRC,
     FRAME_HEAD,
+    FRAME_MAGIC,
     SEGMENT_HEADER_SIZE,
     list_segments,
     pack_segment_header,
@@ -54,7 +55,7 @@ from shriven.wal.index import (
     scan_entries,
     write_index,
 )
-from shriven.wal.reader import ReadStats, _scan_segment
+from shriven.wal.reader import ReadStats, _frame_ok, _scan_segment
 
 FSYNC_POLICIES: Final = ("always", "interval", "never")
 DEFAULT_SEGMENT_SIZE: Final = 100 * 1024 * 1024
@@ -85,10 +86,15 @@ def recover(directory: Path, index_interval: int = DEFAULT_INDEX_INTERVAL) -> Re
     for readers to report, never destroyed), and make sure every segment has a current index."""
     report = RecoveryReport()
     segments = list_segments(directory)
-    if not segments:
-        return report
-    number, path = segments[-1]
-    report.segment = path
+    if segments:
+        report.segment = segments[-1][1]
+        _recover_newest(segments[-1][1], report)
+    for number, path in list_segments(directory):
+        _ensure_index(number, path, index_interval)
+    return report
+
+
+def _recover_newest(path: Path, report: RecoveryReport) -> None:
     size = path.stat().st_size
     if size < SEGMENT_HEADER_SIZE:
         path.unlink()
@@ -96,54 +102,76 @@ def recover(directory: Path, index_interval: int = DEFAULT_INDEX_INTERVAL) -> Re
         report.removed_empty = True
         report.bytes_dropped = size
         log.warning("wal_recovery_removed_torn_segment", path=str(path), bytes_dropped=size)
-        segments.pop()
-    else:
-        stats = ReadStats()
+        return
+    with open(path, "rb") as f:
+        head = f.read(SEGMENT_HEADER_SIZE)
+    try:
+        parse_segment_header(head)
+    except ValueError as exc:
+        _set_aside_damaged(path, str(exc), report)
+        return
+    stats = ReadStats()
+    try:
+        for _frame in _scan_segment(
+            path,
+            [(SEGMENT_HEADER_SIZE, None)],
+            strict=True,
+            is_last=True,
+            stats=stats,
+            start_ns=1 << 63,  # outside every range: frames are checked, not decompressed
+            end_ns=1 << 63,
+            dctx=zstandard.ZstdDecompressor(),
+        ):
+            pass
+    except WalCorruptionError as exc:
+        log.error("wal_recovery_found_corruption", path=str(path), offset=exc.offset)
+        report.valid_bytes = size  # leave it alone; readers report it
+        return
+    end = size - stats.torn_tail_bytes
+    report.valid_bytes = end
+    if end < size:
+        report.bytes_dropped = size - end
+        with open(path, "r+b") as f:
+            f.truncate(end)
+            os.fsync(f.fileno())
+        log.warning(
+            "wal_recovery_truncated_torn_tail",
+            path=str(path),
+            kept_bytes=end,
+            bytes_dropped=size - end,
+        )
+
+
+def _ensure_index(number: int, path: Path, index_interval: int) -> None:
+    size = path.stat().st_size
+    if covered_end(load_index(path, size)) == size:
+        return
+    try:
         with open(path, "rb") as f:
-            header = parse_segment_header(f.read(SEGMENT_HEADER_SIZE))  # ValueError: below
-        end = SEGMENT_HEADER_SIZE
-        try:
-            for frame in _scan_segment(
-                path,
-                [(SEGMENT_HEADER_SIZE, None)],
-                strict=True,
-                is_last=True,
-                stats=stats,
-                start_ns=1 << 63,  # outside every range: frames are checked, not decompressed
-                end_ns=1 << 63,
-                dctx=zstandard.ZstdDecompressor(),
-            ):
-                end = frame.offset  # pragma: no cover - nothing is in range
-        except WalCorruptionError as exc:
-            log.error("wal_recovery_found_corruption", path=str(path), offset=exc.offset)
-            end = size  # leave it alone; readers report it
-        else:
-            end = size - stats.torn_tail_bytes
-        report.valid_bytes = end
-        if end < size:
-            report.bytes_dropped = size - end
-            with open(path, "r+b") as f:
-                f.truncate(end)
-                os.fsync(f.fileno())
-            log.warning(
-                "wal_recovery_truncated_torn_tail",
-                path=str(path),
-                kept_bytes=end,
-                bytes_dropped=size - end,
-            )
-        entries = load_index(path, end)
-        if covered_end(entries) != end:
-            write_index(path, number, header.created_ns, scan_entries(path, index_interval))
-    for number, path in segments[:-1]:
-        size = path.stat().st_size
-        if covered_end(load_index(path, size)) != size:
-            try:
-                with open(path, "rb") as f:
-                    created = parse_segment_header(f.read(SEGMENT_HEADER_SIZE)).created_ns
-            except ValueError:
-                continue  # readers report the damaged header
-            write_index(path, number, created, scan_entries(path, index_interval))
-    return report
+            created = parse_segment_header(f.read(SEGMENT_HEADER_SIZE)).created_ns
+    except ValueError:
+        return  # readers report the damaged header
+    write_index(path, number, created, scan_entries(path, index_interval))
+
+
+def _set_aside_damaged(path: Path, reason: str, report: RecoveryReport) -> None:
+    """The newest segment's header is unreadable. With no intact frame in it either (e.g. a file
+    created just before a power loss, zero-filled), rename it out of the WAL, keeping its bytes;
+    otherwise leave it for ``shriven wal check`` to report and a tolerant reader to salvage."""
+    data = path.read_bytes()
+    i = data.find(FRAME_MAGIC)
+    while i >= 0:
+        if _frame_ok(data, i, len(data)):
+            log.error("wal_recovery_damaged_segment_header", path=str(path), reason=reason)
+            return
+        i = data.find(FRAME_MAGIC, i + 1)
+    aside = path.with_name(path.name + ".damaged")
+    os.replace(path, aside)
+    path.with_suffix(".idx").unlink(missing_ok=True)
+    report.bytes_dropped = len(data)
+    log.warning(
+        "wal_recovery_set_aside_segment", path=str(path), moved_to=str(aside), reason=reason
+    )
 
 
 class WalWriter:
@@ -284,7 +312,7 @@ class WalWriter:
             if len(packed) < len(payload):
                 data = packed
                 flags = FLAG_ZSTD
-        head = FRAME_HEAD.pack(b"SHFR", len(data), n, len(payload), mn, mx, flags)
+        head = FRAME_HEAD.pack(FRAME_MAGIC, len(data), n, len(payload), mn, mx, flags)
         header = head + FRAME_CRC.pack(zlib.crc32(data, zlib.crc32(head)))
         size = len(header) + len(data)
         with self._lock:
@@ -342,6 +370,12 @@ class WalWriter:
     def _fail_write(self, exc: OSError) -> None:
         """Cut the segment back to its last complete frame so it stays readable, then raise."""
         path = self.segment_path
+        if self._fd < 0:  # starting the next segment failed: nothing half-written to cut back
+            self._failure = f"cannot start segment {path.name}: {exc.strerror}"
+            raise WalError(
+                f"cannot start WAL segment {path}: {exc.strerror}; every earlier segment is "
+                "intact. Free space or fix the disk, then open a new writer"
+            ) from exc
         try:
             os.ftruncate(self._fd, self._offset)
         except OSError as trunc_exc:
