@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import msgpack
 import zstandard
@@ -85,7 +85,7 @@ def _frame_ok(data: bytes | memoryview, pos: int, size: int) -> bool:
 class _SegmentScan:
     """Walks the frames of one open segment over byte ranges, with a read buffer."""
 
-    def __init__(self, f: object, path: Path, size: int, stats: ReadStats) -> None:
+    def __init__(self, f: BinaryIO, path: Path, size: int, stats: ReadStats) -> None:
         self.f = f
         self.path = path
         self.size = size
@@ -97,8 +97,8 @@ class _SegmentScan:
         rel = off - self.buf_off
         if rel < 0 or rel + n > len(self.buf):
             want = max(n, min(_CHUNK, limit - off))
-            self.f.seek(off)  # type: ignore[attr-defined]
-            self.buf = self.f.read(want)  # type: ignore[attr-defined]
+            self.f.seek(off)
+            self.buf = self.f.read(want)
             self.buf_off = off
             self.stats.bytes_read += len(self.buf)
             rel = 0
@@ -106,8 +106,8 @@ class _SegmentScan:
 
     def next_valid(self, start: int) -> int | None:
         """Offset of the next complete, checksummed frame at or after ``start``, if any."""
-        self.f.seek(start)  # type: ignore[attr-defined]
-        rest = self.f.read(self.size - start)  # type: ignore[attr-defined]
+        self.f.seek(start)
+        rest = self.f.read(self.size - start)
         self.stats.bytes_read += len(rest)
         i = rest.find(FRAME_MAGIC)
         while i >= 0:
@@ -128,7 +128,7 @@ def _scan_segment(
     end_ns: int,
     dctx: zstandard.ZstdDecompressor,
 ) -> Iterator[Frame]:
-    with open(path, "rb", buffering=0) as f:
+    with open(path, "rb") as f:
         stats.segments_opened += 1
         size = os.fstat(f.fileno()).st_size
         head = f.read(SEGMENT_HEADER_SIZE)

@@ -248,6 +248,7 @@ class WalWriter:
         path = self.segment_path
         created = time.time_ns()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        idx_fd = -1
         try:
             os.write(fd, pack_segment_header(self._number, self._codec, created))
             idx_fd = os.open(
@@ -259,6 +260,8 @@ class WalWriter:
                 _fsync_dir(self.directory)
         except OSError:
             os.close(fd)
+            if idx_fd >= 0:
+                os.close(idx_fd)
             raise
         self._fd = fd
         self._idx_fd = idx_fd
