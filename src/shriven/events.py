@@ -15,7 +15,7 @@ fill defaults for fields an older writer did not write, so versions can add fiel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 import msgpack
 
@@ -93,7 +93,7 @@ class KiteTick:
     bids: tuple[Level3, ...] = ()  # best first
     asks: tuple[Level3, ...] = ()  # best first
 
-    TYPE: Final = 1  # type: ignore[misc]
+    TYPE: ClassVar[int] = 1
 
 
 @dataclass(slots=True)
@@ -108,7 +108,7 @@ class BinanceTrade:
     event_time: int  # ms
     buyer_is_maker: bool
 
-    TYPE: Final = 2  # type: ignore[misc]
+    TYPE: ClassVar[int] = 2
 
 
 @dataclass(slots=True)
@@ -124,7 +124,7 @@ class BinanceDepth:
     bids: tuple[StrLevel, ...]
     asks: tuple[StrLevel, ...]
 
-    TYPE: Final = 3  # type: ignore[misc]
+    TYPE: ClassVar[int] = 3
 
 
 @dataclass(slots=True)
@@ -138,7 +138,7 @@ class BinanceDepthSnapshot:
     bids: tuple[StrLevel, ...]
     asks: tuple[StrLevel, ...]
 
-    TYPE: Final = 4  # type: ignore[misc]
+    TYPE: ClassVar[int] = 4
 
 
 @dataclass(slots=True)
@@ -153,7 +153,7 @@ class BookSnapshot:
     bids: tuple[FloatLevel, ...]  # best first
     asks: tuple[FloatLevel, ...]  # best first
 
-    TYPE: Final = 5  # type: ignore[misc]
+    TYPE: ClassVar[int] = 5
 
 
 class StatusKind:
@@ -182,7 +182,7 @@ class Status:
     instrument: str = ""
     detail: str = ""
 
-    TYPE: Final = 6  # type: ignore[misc]
+    TYPE: ClassVar[int] = 6
 
 
 Record = KiteTick | BinanceTrade | BinanceDepth | BinanceDepthSnapshot | BookSnapshot | Status
