@@ -42,3 +42,15 @@ class VenueError(ShrivenError):
 
 class UnknownSymbolError(ShrivenError):
     """A symbol the instruments do not define."""
+
+
+class InstrumentsError(ShrivenError):
+    """The Kite instrument dump could not be fetched, parsed or loaded from the cache."""
+
+
+class LoginError(CredentialsError):
+    """The Kite login flow was refused; the message names the step and the fix."""
+
+
+class UniverseError(ShrivenError):
+    """The instruments do not allow the requested subscription plan."""

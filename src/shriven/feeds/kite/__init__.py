@@ -1,0 +1,1 @@
+"""Zerodha Kite: login and token cache, instruments, ticker protocol and websocket adapter."""

@@ -1,0 +1,395 @@
+"""The Kite instrument dump: download, strict parsing, an on-disk cache and its daily refresh.
+
+The dump is the CSV that ``GET {kite_api_root}/instruments`` returns (about 100k rows). It is
+cached as ``{cache_dir}/instruments/instruments.json`` (columnar JSON: one list per column, which
+loads several times faster than a list of objects) beside ``metadata.json`` (fetched_at, rows,
+source, sha256 of instruments.json). A cache whose checksum or row count does not match is treated
+as missing and fetched again: it is never half-used.
+
+Kite publishes the day's dump around 07:30-08:00 IST, so a cache fetched after the most recent
+08:00 IST is fresh; an older one is refreshed by the next command (and daily by the daemon, see
+:func:`next_refresh_at`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+import requests
+
+from shriven.errors import InstrumentsError
+from shriven.feeds.kite.files import atomic_write
+from shriven.logging import get_logger
+
+log = get_logger(__name__)
+
+IST = ZoneInfo("Asia/Kolkata")
+REFRESH_AT_IST = time(8, 0)
+CACHE_FORMAT = "shriven-instruments"
+CACHE_VERSION = 1
+KITE_VERSION_HEADER = {"X-Kite-Version": "3"}
+
+ProgressFn = Callable[[int, int | None], None]
+
+
+class Instrument(NamedTuple):
+    """One row of the Kite instrument dump, typed. Field names are the CSV column names."""
+
+    instrument_token: int
+    exchange_token: int
+    tradingsymbol: str
+    name: str
+    last_price: float
+    expiry: date | None
+    strike: float
+    tick_size: float
+    lot_size: int
+    instrument_type: str  # EQ, FUT, CE, PE
+    segment: str  # NSE, INDICES, NFO-FUT, NFO-OPT, ...
+    exchange: str  # NSE, NFO, BSE, BFO, ...
+
+
+COLUMNS: tuple[str, ...] = Instrument._fields
+_INT_COLS = frozenset({"instrument_token", "exchange_token", "lot_size"})
+_FLOAT_COLS = frozenset({"last_price", "strike", "tick_size"})
+
+
+@dataclass(slots=True, frozen=True)
+class CacheMetadata:
+    fetched_at: str  # ISO 8601, UTC
+    rows: int
+    source: str
+    checksum: str  # "sha256:<hex>" of instruments.json
+    format: str = CACHE_FORMAT
+    version: int = CACHE_VERSION
+
+    @property
+    def fetched_at_dt(self) -> datetime:
+        return datetime.fromisoformat(self.fetched_at)
+
+
+# ---------------------------------------------------------------- parsing (pure)
+
+
+def parse_instruments_csv(text: str) -> list[Instrument]:
+    """Parse a whole dump; any malformed row rejects the dump (a cut-short download shows up as
+    a short or unparsable last row)."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise InstrumentsError(
+            "the instrument dump is empty; run `shriven instruments fetch --force` again later"
+        )
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise InstrumentsError(
+            f"the instrument dump has no column {', '.join(missing)} (header: {','.join(header)}); "
+            "check SHRIVEN_KITE_API_ROOT points at the Kite API"
+        )
+    index = [header.index(c) for c in COLUMNS]
+    width = len(header)
+    expiry_cache: dict[str, date | None] = {"": None}
+    out: list[Instrument] = []
+    for line_no, row in enumerate(reader, start=2):
+        if len(row) != width:
+            if not row:
+                continue
+            _bad_row(line_no, f"{len(row)} fields, expected {width}")
+        try:
+            values = [row[i] for i in index]
+            exp = values[5]
+            expiry = expiry_cache.get(exp)
+            if expiry is None and exp:
+                expiry = expiry_cache[exp] = date.fromisoformat(exp)
+            out.append(
+                Instrument(
+                    int(values[0]),
+                    int(values[1]),
+                    values[2],
+                    values[3],
+                    float(values[4] or 0),
+                    expiry,
+                    float(values[6] or 0),
+                    float(values[7] or 0),
+                    int(values[8] or 0),
+                    values[9],
+                    values[10],
+                    values[11],
+                )
+            )
+        except ValueError as exc:
+            _bad_row(line_no, str(exc))
+    if not out:
+        raise InstrumentsError(
+            "the instrument dump has a header but no rows; run `shriven instruments fetch --force`"
+        )
+    return out
+
+
+def _bad_row(line_no: int, why: str) -> None:
+    raise InstrumentsError(
+        f"the instrument dump is malformed at line {line_no} ({why}); the download was probably "
+        "cut short: run `shriven instruments fetch --force`"
+    )
+
+
+def encode_cache(instruments: Sequence[Instrument]) -> bytes:
+    """Columnar JSON: ``{"format", "version", "rows", "columns", "data": [[col0...], ...]}``."""
+    data: list[list[object]] = [list(col) for col in zip(*instruments, strict=True)]
+    if not data:
+        data = [[] for _ in COLUMNS]
+    data[5] = [e.isoformat() if e else "" for e in data[5]]  # type: ignore[union-attr]
+    doc = {
+        "format": CACHE_FORMAT,
+        "version": CACHE_VERSION,
+        "rows": len(instruments),
+        "columns": list(COLUMNS),
+        "data": data,
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_cache(raw: bytes) -> list[Instrument]:
+    """Inverse of :func:`encode_cache`; raises ValueError on any inconsistency."""
+    doc = json.loads(raw)
+    if doc.get("format") != CACHE_FORMAT or doc.get("version") != CACHE_VERSION:
+        raise ValueError("unknown cache format")
+    if doc.get("columns") != list(COLUMNS):
+        raise ValueError("unexpected columns")
+    cols = doc["data"]
+    rows = doc["rows"]
+    if len(cols) != len(COLUMNS) or any(len(c) != rows for c in cols):
+        raise ValueError("column lengths differ from the row count")
+    conv = {s: date.fromisoformat(s) for s in set(cols[5]) if s}
+    cols[5] = [conv.get(s) for s in cols[5]]
+    return list(map(Instrument._make, zip(*cols, strict=True)))
+
+
+# ---------------------------------------------------------------- freshness (pure)
+
+
+def last_refresh_boundary(now: datetime) -> datetime:
+    """The most recent 08:00 IST at or before ``now`` (aware)."""
+    local = now.astimezone(IST)
+    boundary = datetime.combine(local.date(), REFRESH_AT_IST, tzinfo=IST)
+    if local < boundary:
+        boundary -= timedelta(days=1)
+    return boundary
+
+
+def next_refresh_at(now: datetime) -> datetime:
+    """The next 08:00 IST strictly after ``now``: when the daemon refreshes the dump."""
+    return last_refresh_boundary(now) + timedelta(days=1)
+
+
+def is_fresh(meta: CacheMetadata, now: datetime) -> bool:
+    return meta.fetched_at_dt >= last_refresh_boundary(now)
+
+
+def needs_refresh(cache_dir: Path, now: datetime | None = None) -> bool:
+    """True when the daemon should fetch the dump again (missing, stale or unreadable metadata)."""
+    meta = read_metadata(cache_dir)
+    return meta is None or not is_fresh(meta, now or datetime.now(UTC))
+
+
+# ---------------------------------------------------------------- cache files
+
+
+def cache_paths(cache_dir: Path) -> tuple[Path, Path]:
+    base = Path(cache_dir) / "instruments"
+    return base / "instruments.json", base / "metadata.json"
+
+
+def read_metadata(cache_dir: Path) -> CacheMetadata | None:
+    """The cache's metadata, or None when it is missing or unreadable."""
+    _, meta_path = cache_paths(cache_dir)
+    try:
+        doc = json.loads(meta_path.read_bytes())
+        meta = CacheMetadata(**doc)
+        meta.fetched_at_dt  # noqa: B018 - validates the timestamp
+    except (OSError, ValueError, TypeError):
+        return None
+    return meta
+
+
+def save_cache(
+    cache_dir: Path, instruments: Sequence[Instrument], source: str, fetched_at: datetime
+) -> CacheMetadata:
+    data_path, meta_path = cache_paths(cache_dir)
+    raw = encode_cache(instruments)
+    meta = CacheMetadata(
+        fetched_at=fetched_at.astimezone(UTC).isoformat(),
+        rows=len(instruments),
+        source=source,
+        checksum="sha256:" + hashlib.sha256(raw).hexdigest(),
+    )
+    # Data first, then metadata: a crash in between leaves a checksum mismatch, i.e. a re-fetch.
+    atomic_write(data_path, raw, mode=0o644)
+    atomic_write(meta_path, json.dumps(asdict(meta), indent=2).encode() + b"\n", mode=0o644)
+    return meta
+
+
+def load_cache(cache_dir: Path) -> tuple[list[Instrument], CacheMetadata]:
+    """Load and verify the cache; raises InstrumentsError when it is missing or corrupt."""
+    data_path, meta_path = cache_paths(cache_dir)
+    meta = read_metadata(cache_dir)
+    if meta is None:
+        raise InstrumentsError(
+            f"no usable instrument cache metadata at {meta_path}: run `shriven instruments fetch`"
+        )
+    try:
+        raw = data_path.read_bytes()
+    except OSError as exc:
+        raise InstrumentsError(
+            f"cannot read {data_path} ({exc.strerror}): run `shriven instruments fetch`"
+        ) from None
+    if "sha256:" + hashlib.sha256(raw).hexdigest() != meta.checksum:
+        raise InstrumentsError(
+            f"{data_path} does not match its checksum in {meta_path.name} (partial or corrupt "
+            "write): run `shriven instruments fetch --force`"
+        )
+    try:
+        instruments = decode_cache(raw)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InstrumentsError(
+            f"{data_path} is not a valid instrument cache ({exc}): "
+            "run `shriven instruments fetch --force`"
+        ) from None
+    if len(instruments) != meta.rows:
+        raise InstrumentsError(
+            f"{data_path} holds {len(instruments)} rows, metadata says {meta.rows}: "
+            "run `shriven instruments fetch --force`"
+        )
+    return instruments, meta
+
+
+# ---------------------------------------------------------------- download
+
+
+def download_dump(
+    api_root: str,
+    *,
+    authorization: str | None = None,
+    progress: ProgressFn | None = None,
+    timeout: float = 60.0,
+) -> str:
+    """GET ``{api_root}/instruments`` and return the CSV text. ``authorization`` is the
+    ``token api_key:access_token`` header value when a session exists."""
+    url = api_root.rstrip("/") + "/instruments"
+    headers = dict(KITE_VERSION_HEADER)
+    if authorization:
+        headers["Authorization"] = authorization
+    try:
+        with requests.get(url, headers=headers, stream=True, timeout=(10, timeout)) as resp:
+            if resp.status_code != 200:
+                raise InstrumentsError(
+                    f"GET {url} answered HTTP {resp.status_code}: {_error_message(resp)}; "
+                    "check SHRIVEN_KITE_API_ROOT and try again later"
+                )
+            total = int(resp.headers.get("Content-Length", 0)) or None
+            if resp.headers.get("Content-Encoding"):
+                total = None  # the length is of the compressed body, we count decoded bytes
+            chunks: list[bytes] = []
+            done = 0
+            for chunk in resp.iter_content(chunk_size=256 * 1024):
+                chunks.append(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+    except requests.RequestException as exc:
+        raise InstrumentsError(
+            f"downloading the instrument dump from {url} failed ({type(exc).__name__}); "
+            "check the network and run `shriven instruments fetch` again"
+        ) from None
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InstrumentsError(
+            f"the instrument dump from {url} is not UTF-8 text; run `shriven instruments fetch` "
+            "again"
+        ) from None
+
+
+def _error_message(resp: requests.Response) -> str:
+    try:
+        return str(resp.json().get("message", "no message"))[:200]
+    except ValueError:
+        return resp.reason or "no message"
+
+
+def fetch_instruments(
+    cache_dir: Path,
+    api_root: str,
+    *,
+    now: datetime | None = None,
+    authorization: str | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[list[Instrument], CacheMetadata]:
+    """Download, parse strictly and cache the dump. Nothing is written unless it all parsed."""
+    text = download_dump(api_root, authorization=authorization, progress=progress)
+    instruments = parse_instruments_csv(text)
+    source = api_root.rstrip("/") + "/instruments"
+    meta = save_cache(cache_dir, instruments, source, now or datetime.now(UTC))
+    log.info("instruments fetched", rows=meta.rows, source=source)
+    return instruments, meta
+
+
+def load_instruments(
+    cache_dir: Path,
+    api_root: str,
+    *,
+    now: datetime | None = None,
+    force: bool = False,
+    authorization: str | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[list[Instrument], CacheMetadata]:
+    """The instrument table for lookups: the cache when fresh and intact, else a new fetch."""
+    now = now or datetime.now(UTC)
+    if not force:
+        meta = read_metadata(cache_dir)
+        if meta is not None and is_fresh(meta, now):
+            try:
+                return load_cache(cache_dir)
+            except InstrumentsError as exc:
+                log.warning("instrument cache unusable, fetching again", reason=str(exc))
+    return fetch_instruments(
+        cache_dir, api_root, now=now, authorization=authorization, progress=progress
+    )
+
+
+def to_csv(instruments: Iterable[Instrument]) -> str:
+    """The dump's CSV form (used by the simulator and tests)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for ins in instruments:
+        writer.writerow(
+            (
+                ins.instrument_token,
+                ins.exchange_token,
+                ins.tradingsymbol,
+                ins.name,
+                ins.last_price,
+                ins.expiry.isoformat() if ins.expiry else "",
+                _num(ins.strike),
+                ins.tick_size,
+                ins.lot_size,
+                ins.instrument_type,
+                ins.segment,
+                ins.exchange,
+            )
+        )
+    return buf.getvalue()
+
+
+def _num(x: float) -> str:
+    return repr(float(x))

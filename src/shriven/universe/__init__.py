@@ -1,0 +1,31 @@
+"""Which instruments to record: spot, futures months and an option chain around the money."""
+
+from shriven.universe.plan import (
+    EXPIRY_CHOICES,
+    PlanDiff,
+    SubscriptionPlan,
+    atm_strike,
+    build_plan,
+    derive_interval,
+    diff_plans,
+    needs_recentre,
+    split_connections,
+    update_plan,
+)
+from shriven.universe.table import KNOWN_UNDERLYINGS, InstrumentTable, is_live
+
+__all__ = [
+    "EXPIRY_CHOICES",
+    "KNOWN_UNDERLYINGS",
+    "InstrumentTable",
+    "PlanDiff",
+    "SubscriptionPlan",
+    "atm_strike",
+    "build_plan",
+    "derive_interval",
+    "diff_plans",
+    "is_live",
+    "needs_recentre",
+    "split_connections",
+    "update_plan",
+]
