@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 # Command modules register themselves on `app` when imported (one import line per module).
+from shriven.cli import kite as _kite  # noqa: F401
+from shriven.cli import run as _run  # noqa: F401
 from shriven.cli import wal as _wal  # noqa: F401
 from shriven.cli.app import app
 from shriven.errors import ShrivenError

@@ -1,0 +1,59 @@
+"""Where a spot price comes from when the user gives none: Kite's LTP API when credentials are
+set, else the last tick recorded in the WAL, else an error saying what to pass."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from shriven.config import Settings
+from shriven.errors import UniverseError
+from shriven.events import KiteTick, kite_price_divisor
+from shriven.feeds.kite.auth import KiteAuth, has_credentials
+from shriven.feeds.kite.instruments import Instrument
+
+# Windows tried, newest first, so a running recorder answers without reading old segments.
+_LOOKBACK_NS = (15 * 60 * 10**9, 24 * 3600 * 10**9, 7 * 24 * 3600 * 10**9)
+
+
+def kite_ltp(auth: KiteAuth, spot: Instrument) -> float:
+    key = f"{spot.exchange}:{spot.tradingsymbol}"
+    answer = auth.call(lambda kite: kite.ltp([key]))
+    row = answer.get(key) if isinstance(answer, dict) else None
+    if not row or not row.get("last_price"):
+        raise UniverseError(f"Kite's LTP API returned no price for {key}; pass --spot PRICE")
+    return float(row["last_price"])
+
+
+def last_recorded_price(data_dir: Path, token: int, now_ns: int | None = None) -> float | None:
+    """The last_price of the newest KiteTick for ``token`` under ``data_dir/ticks``, or None.
+    Returns None when the WAL reader is not available or nothing was recorded."""
+    try:
+        from shriven.wal import read_records  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    ticks = Path(data_dir) / "ticks"
+    if not ticks.is_dir():
+        return None
+    now_ns = now_ns or time.time_ns()
+    for window in _LOOKBACK_NS:
+        last: int | None = None
+        for rec in read_records(ticks, start_ns=now_ns - window, strict=False):
+            if type(rec) is KiteTick and rec.instrument_token == token:
+                last = rec.last_price
+        if last is not None:
+            return last / kite_price_divisor(token)
+    return None
+
+
+def resolve_spot_price(settings: Settings, spot: Instrument) -> tuple[float, str]:
+    """(price, where it came from) for ``spot`` without a user-given price."""
+    if has_credentials(settings):
+        return kite_ltp(KiteAuth.from_settings(settings), spot), "Kite LTP"
+    price = last_recorded_price(settings.pipeline.data_dir, spot.instrument_token)
+    if price is not None:
+        return price, f"last tick recorded in {settings.pipeline.data_dir}"
+    raise UniverseError(
+        f"no spot price for {spot.tradingsymbol!r}: pass --spot PRICE, or set the ZERODHA_* "
+        "credentials so the Kite quote API can be asked (no recorded tick found either)"
+    )
