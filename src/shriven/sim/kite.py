@@ -83,14 +83,19 @@ class KiteSimulator:
         today: date | None = None,
         seed: int = 0,
         prices: dict[int, float] | None = None,
+        extra_instruments: Sequence[Instrument] = (),
         ticker: TickerHandler | None = None,
     ) -> None:
         self.account = account or SimAccount()
-        self.instruments: list[Instrument] = list(
-            instruments
-            if instruments is not None
-            else generate_instruments(today or datetime.now(UTC).date(), seed=seed)
-        )
+        # The generated F&O table plus any given rows (tests add the recorded fixture rows).
+        self.instruments: list[Instrument] = [
+            *(
+                instruments
+                if instruments is not None
+                else generate_instruments(today or datetime.now(UTC).date(), seed=seed)
+            ),
+            *extra_instruments,
+        ]
         self.by_token = {i.instrument_token: i for i in self.instruments}
         self.by_key = {f"{i.exchange}:{i.tradingsymbol}": i for i in self.instruments}
         self.prices: dict[int, float] = {256265: 25_000.0, 260105: 52_000.0, **(prices or {})}

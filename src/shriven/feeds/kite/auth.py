@@ -237,7 +237,8 @@ def _totp_code(secret: str, now: Callable[[], float]) -> str:
         return totp.at(t)
     except (binascii.Error, ValueError, TypeError):
         raise LoginError(
-            "ZERODHA_TOTP_SECRET is not a valid base32 TOTP secret: use the text shown under "
+            "ZERODHA_TOTP_SECRET is not a valid TOTP secret (base32, 32 characters on Kite): use "
+            "the text shown under "
             "the QR code when you enabled external TOTP on Kite"
         ) from None
 

@@ -1,0 +1,153 @@
+"""`shriven instruments fetch`, `shriven show-subscriptions` and `shriven run --dry-run`, run as
+real processes against the loopback Kite simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shriven.sim.background import simulator_thread
+from shriven.sim.kite import KiteSimulator
+from shriven.universe import build_plan
+
+
+@dataclass
+class Env:
+    sim: KiteSimulator
+    url: str
+    home: Path
+
+    def run(self, *args: str, creds: bool = False) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZERODHA_", "SHRIVEN_"))}
+        env.update(
+            SHRIVEN_KITE_API_ROOT=self.url,
+            SHRIVEN_KITE_LOGIN_ROOT=self.url,
+            SHRIVEN_CACHE_DIR=str(self.home / "cache"),
+            SHRIVEN_CONFIG_FILE=str(self.home / "none.toml"),
+            SHRIVEN_PIPELINE__DATA_DIR=str(self.home / "data"),
+        )
+        if creds:
+            a = self.sim.account
+            env.update(
+                ZERODHA_USER_ID=a.user_id,
+                ZERODHA_PASSWORD=a.password,
+                ZERODHA_TOTP_SECRET=a.totp_secret,
+                ZERODHA_API_KEY=a.api_key,
+                ZERODHA_API_SECRET=a.api_secret,
+            )
+        return subprocess.run(
+            [sys.executable, "-m", "shriven", *args],
+            env=env,
+            cwd=self.home,  # no stray .env is read
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+@pytest.fixture()
+def cli(tmp_path: Path) -> Iterator[Env]:
+    sim = KiteSimulator(seed=2)  # listed as of today, so the plan is live now
+    with simulator_thread(sim) as url:
+        yield Env(sim, url, tmp_path)
+
+
+def test_instruments_fetch_then_fresh_then_force(cli: Env) -> None:
+    first = cli.run("instruments", "fetch")
+    assert first.returncode == 0, first.stderr
+    assert f"fetched {len(cli.sim.instruments)} instruments" in first.stdout
+    assert (cli.home / "cache" / "instruments" / "metadata.json").exists()
+    again = cli.run("instruments", "fetch")
+    assert "instrument cache is fresh" in again.stdout and cli.sim.count("/instruments") == 1
+    forced = cli.run("instruments", "fetch", "--force")
+    assert forced.returncode == 0 and cli.sim.count("/instruments") == 2
+
+
+def test_truncated_dump_fails_with_a_one_line_error(cli: Env) -> None:
+    cli.sim.truncate_dump = True
+    r = cli.run("instruments", "fetch")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("shriven: error: the instrument dump is")
+
+
+def test_show_subscriptions_table_for_nifty_at_25000(cli: Env) -> None:
+    r = cli.run("show-subscriptions", "NIFTY 50", "--spot", "25000")
+    assert r.returncode == 0, r.stderr
+    plan = build_plan(cli.sim.instruments, "NIFTY 50", 25_000, as_of=datetime.now(UTC))
+    out = r.stdout
+    assert "NIFTY 50 (underlying NIFTY): spot 25,000.00 from --spot" in out
+    assert "45 instruments: 1 spot, 2 futures, 21 calls, 21 puts" in out
+    for ins in (plan.spot, *plan.futures, plan.calls[0], plan.puts[-1]):
+        assert f"{ins.instrument_token} " in out and ins.tradingsymbol in out
+    atm_line = next(line for line in out.splitlines() if line.startswith("*"))
+    assert "25000" in atm_line and "CE" in atm_line and "PE" in atm_line
+
+
+def test_show_subscriptions_json_with_options(cli: Env) -> None:
+    r = cli.run(
+        "show-subscriptions", "NIFTY BANK", "--spot", "52040", "--strike-range", "3",
+        "--expiry", "next", "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["count"] == 1 + 2 + 7 + 7 and len(doc["tokens"]) == doc["count"]
+    assert doc["spot"]["instrument_token"] == 260105 and doc["atm_strike"] == 52_000
+    assert doc["expiry_choice"] == "next" and doc["spot_source"] == "--spot"
+    assert [c["strike"] for c in doc["calls"]] == [51_700 + 100 * k for k in range(7)]
+
+
+def test_unknown_symbol_lists_closest_names(cli: Env) -> None:
+    r = cli.run("show-subscriptions", "NIFTY BNK", "--spot", "1")
+    assert r.returncode == 2
+    assert "unknown spot symbol 'NIFTY BNK'" in r.stderr and "'NIFTY BANK'" in r.stderr
+
+
+def test_without_spot_or_credentials_says_what_to_pass(cli: Env) -> None:
+    r = cli.run("show-subscriptions", "NIFTY 50")
+    assert r.returncode == 2 and "pass --spot PRICE" in r.stderr
+
+
+def test_without_spot_uses_kite_ltp_when_credentials_exist(cli: Env) -> None:
+    cli.sim.prices[256265] = 24_810.4
+    r = cli.run("show-subscriptions", "NIFTY 50", "--strike-range", "1", creds=True)
+    assert r.returncode == 0, r.stderr
+    assert "spot 24,810.40 from Kite LTP" in r.stdout and "ATM 24800" in r.stdout
+    assert cli.sim.account.password not in r.stdout + r.stderr
+    cache = cli.home / "cache" / "zerodha" / "zerodha_token_AB1234.json"
+    assert oct(cache.stat().st_mode & 0o777) == "0o600"
+
+
+def test_run_dry_run_prints_plans_and_connections(cli: Env) -> None:
+    r = cli.run("run", "--dry-run", "--strike-range", "5", creds=True)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "NIFTY 50 (underlying NIFTY)" in out and "NIFTY BANK (underlying BANKNIFTY)" in out
+    assert "Kite: 50 instruments for 2 symbol(s) over 1 websocket connection(s)" in out
+    assert "connection 1: 50 instruments" in out
+    assert "dry run: nothing was connected or recorded" in out
+    assert cli.sim.count("/ws") == 0
+
+
+def test_run_dry_run_with_symbols_and_spots_needs_no_credentials(cli: Env) -> None:
+    r = cli.run(
+        "run", "--dry-run", "--symbols", "NIFTY FIN SERVICE,NIFTY 50", "--spot",
+        "NIFTY FIN SERVICE=24000", "--spot", "nifty 50=25000",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "NIFTY FIN SERVICE (underlying FINNIFTY): spot 24,000.00" in r.stdout
+    assert "Kite: 90 instruments for 2 symbol(s)" in r.stdout
+
+
+def test_run_without_dry_run_is_not_built_yet(cli: Env) -> None:
+    r = cli.run("run")
+    assert r.returncode == 2 and "the daemon is not built yet" in r.stderr
+    bad = cli.run("run", "--dry-run", "--spot", "25000")
+    assert bad.returncode == 2 and "SYMBOL=PRICE" in bad.stderr
