@@ -151,3 +151,14 @@ def test_run_without_dry_run_is_not_built_yet(cli: Env) -> None:
     assert r.returncode == 2 and "the daemon is not built yet" in r.stderr
     bad = cli.run("run", "--dry-run", "--spot", "25000")
     assert bad.returncode == 2 and "SYMBOL=PRICE" in bad.stderr
+    no_price = cli.run("run", "--dry-run")
+    assert no_price.returncode == 2 and "pass --spot 'NIFTY 50=PRICE'" in no_price.stderr
+
+
+def test_show_subscriptions_with_spot_does_not_log_in_when_instruments_are_fresh(
+    cli: Env,
+) -> None:
+    assert cli.run("instruments", "fetch").returncode == 0
+    r = cli.run("show-subscriptions", "NIFTY 50", "--spot", "25000", creds=True)
+    assert r.returncode == 0, r.stderr
+    assert cli.sim.count("/api/login") == 0

@@ -67,13 +67,12 @@ class ProgressPrinter:
             print(file=sys.stderr, flush=True)
 
 
-def _cached_authorization(s: Settings) -> str | None:
-    """The Authorization header of a cached, unexpired token (never triggers a login)."""
+def _authorization(s: Settings) -> str | None:
+    """The Authorization header for the dump when credentials are set (logging in if no cached
+    token is valid); None without credentials, the dump is then fetched anonymously."""
     if not has_credentials(s):
         return None
-    auth = KiteAuth.from_settings(s)
-    session = auth.cached_session()
-    return session.authorization if session else None
+    return KiteAuth.from_settings(s).session().authorization
 
 
 def load_table(s: Settings, *, force: bool = False) -> InstrumentTable:
@@ -84,7 +83,7 @@ def load_table(s: Settings, *, force: bool = False) -> InstrumentTable:
             s.cache_dir,
             s.kite_api_root,
             force=force,
-            authorization=_cached_authorization(s),
+            authorization=lambda: _authorization(s),
             progress=progress,
         )
     finally:
@@ -112,7 +111,7 @@ def instruments_fetch(
         _, meta = fetch_instruments(
             s.cache_dir,
             s.kite_api_root,
-            authorization=_cached_authorization(s),
+            authorization=_authorization(s),
             progress=progress,
         )
     finally:
@@ -134,12 +133,13 @@ def plan_for(
     spot: float | None = None,
     strike_range: int | None = None,
     expiry: str | None = None,
+    spot_hint: str = "--spot PRICE",
 ) -> tuple[SubscriptionPlan, str]:
     """Build the plan for ``symbol``; returns it and where the spot price came from."""
     spot_row = table.resolve_spot(symbol)
     source = "--spot"
     if spot is None:
-        spot, source = resolve_spot_price(s, spot_row)
+        spot, source = resolve_spot_price(s, spot_row, spot_hint.format(symbol=symbol))
     plan = build_plan(
         table,
         spot_row.tradingsymbol,
@@ -255,7 +255,14 @@ def dry_run_report(
     parts: list[str] = []
     for symbol in symbols:
         price = spots.get(symbol.strip().upper())
-        plan, source = plan_for(s, table, symbol, spot=price, strike_range=strike_range)
+        plan, source = plan_for(
+            s,
+            table,
+            symbol,
+            spot=price,
+            strike_range=strike_range,
+            spot_hint="--spot '{symbol}=PRICE'",
+        )
         plans.append(plan)
         parts.append(render_plan(plan, source))
     tokens = [t for p in plans for t in p.tokens]

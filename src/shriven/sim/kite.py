@@ -110,6 +110,7 @@ class KiteSimulator:
         self._rng = secrets.SystemRandom()
         self._state = _State()
         self._runner: web.AppRunner | None = None
+        self._dump: tuple[int, bytes] | None = None  # (rows, CSV body), built on first request
         self.base_url = ""
 
     # ------------------------------------------------------------ lifecycle
@@ -302,7 +303,9 @@ class KiteSimulator:
         )
 
     async def _instruments(self, request: web.Request) -> web.Response:
-        body = to_csv(self.instruments).encode()
+        if self._dump is None or self._dump[0] != len(self.instruments):
+            self._dump = (len(self.instruments), to_csv(self.instruments).encode())
+        body = self._dump[1]
         if self.truncate_dump:
             cut = body[: len(body) * 2 // 3]
             body = cut[: cut.rindex(b",") + 1]  # stop in the middle of a row

@@ -239,3 +239,26 @@ def test_unreachable_api_says_what_to_check(tmp_path: Path) -> None:
     with pytest.raises(InstrumentsError, match="instruments fetch"):
         fetch_instruments(tmp_path, "http://127.0.0.1:9")
     assert read_metadata(tmp_path) is None
+
+
+def test_failed_refresh_falls_back_to_an_intact_stale_cache(tmp_path: Path, sim) -> None:
+    with simulator_thread(sim) as url:
+        rows, meta = fetch_instruments(tmp_path, url, now=datetime(2026, 11, 26, 3, tzinfo=UTC))
+        sim.truncate_dump = True
+        later = datetime(2026, 11, 27, 3, tzinfo=UTC)  # after 08:00 IST: the cache is stale
+        assert load_instruments(tmp_path, url, now=later) == (rows, meta)
+        with pytest.raises(InstrumentsError, match="cut short"):
+            load_instruments(tmp_path, url, now=later, force=True)
+
+
+def test_authorization_is_asked_for_only_when_fetching(tmp_path: Path, sim) -> None:
+    asked: list[int] = []
+
+    def authorization() -> str:
+        asked.append(1)
+        return "token k:t"
+
+    with simulator_thread(sim) as url:
+        load_instruments(tmp_path, url, authorization=authorization)
+        load_instruments(tmp_path, url, authorization=authorization)
+    assert asked == [1]

@@ -37,6 +37,7 @@ import pyotp
 import requests
 from kiteconnect import KiteConnect
 from kiteconnect import exceptions as kex
+from pydantic import SecretStr
 
 from shriven.config import Settings
 from shriven.errors import CredentialsError, LoginError, VenueError
@@ -72,16 +73,15 @@ class KiteCredentials:
         """Raises CredentialsError naming every missing ZERODHA_* variable."""
         settings.require(*CREDENTIAL_FIELDS)
 
-        def secret(name: str) -> str:
-            value = getattr(settings, name)
-            return value.get_secret_value().strip()
+        def secret(value: SecretStr | None) -> str:
+            return value.get_secret_value() if value is not None else ""
 
         return cls(
             user_id=str(settings.zerodha_user_id).strip().upper(),
-            api_key=secret("zerodha_api_key"),
-            api_secret=secret("zerodha_api_secret"),
-            password=getattr(settings, "zerodha_password").get_secret_value(),  # noqa: B009
-            totp_secret=secret("zerodha_totp_secret").replace(" ", "").upper(),
+            api_key=secret(settings.zerodha_api_key).strip(),
+            api_secret=secret(settings.zerodha_api_secret).strip(),
+            password=secret(settings.zerodha_password),  # may legitimately hold spaces
+            totp_secret=secret(settings.zerodha_totp_secret).replace(" ", "").upper(),
         )
 
     def secrets(self) -> tuple[str, ...]:
@@ -237,9 +237,8 @@ def _totp_code(secret: str, now: Callable[[], float]) -> str:
         return totp.at(t)
     except (binascii.Error, ValueError, TypeError):
         raise LoginError(
-            "ZERODHA_TOTP_SECRET is not a valid TOTP secret (base32, 32 characters on Kite): use "
-            "the text shown under "
-            "the QR code when you enabled external TOTP on Kite"
+            "ZERODHA_TOTP_SECRET is not a valid TOTP secret (base32, 32 characters on Kite): "
+            "use the text shown under the QR code when you enabled external TOTP on Kite"
         ) from None
 
 

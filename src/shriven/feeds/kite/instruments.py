@@ -349,21 +349,40 @@ def load_instruments(
     *,
     now: datetime | None = None,
     force: bool = False,
-    authorization: str | None = None,
+    authorization: str | Callable[[], str | None] | None = None,
     progress: ProgressFn | None = None,
 ) -> tuple[list[Instrument], CacheMetadata]:
-    """The instrument table for lookups: the cache when fresh and intact, else a new fetch."""
+    """The instrument table for lookups: the cache when fresh and intact, else a new fetch.
+
+    ``authorization`` may be a callable so that a login happens only when a fetch is needed.
+    When a refresh of a stale (but intact) cache fails, the stale cache is used with a warning,
+    unless ``force`` is set."""
     now = now or datetime.now(UTC)
-    if not force:
-        meta = read_metadata(cache_dir)
-        if meta is not None and is_fresh(meta, now):
-            try:
-                return load_cache(cache_dir)
-            except InstrumentsError as exc:
-                log.warning("instrument cache unusable, fetching again", reason=str(exc))
-    return fetch_instruments(
-        cache_dir, api_root, now=now, authorization=authorization, progress=progress
-    )
+    meta = read_metadata(cache_dir)
+    if not force and meta is not None and is_fresh(meta, now):
+        try:
+            return load_cache(cache_dir)
+        except InstrumentsError as exc:
+            log.warning("instrument cache unusable, fetching again", reason=str(exc))
+            meta = None
+    try:
+        auth = authorization() if callable(authorization) else authorization
+        return fetch_instruments(
+            cache_dir, api_root, now=now, authorization=auth, progress=progress
+        )
+    except InstrumentsError as exc:
+        if force or meta is None:
+            raise
+        try:
+            stale = load_cache(cache_dir)
+        except InstrumentsError:
+            raise exc from None
+        log.warning(
+            "instrument refresh failed, using the cached dump",
+            fetched_at=stale[1].fetched_at,
+            reason=str(exc),
+        )
+        return stale
 
 
 def to_csv(instruments: Iterable[Instrument]) -> str:

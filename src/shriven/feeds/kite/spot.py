@@ -46,14 +46,17 @@ def last_recorded_price(data_dir: Path, token: int, now_ns: int | None = None) -
     return None
 
 
-def resolve_spot_price(settings: Settings, spot: Instrument) -> tuple[float, str]:
-    """(price, where it came from) for ``spot`` without a user-given price."""
+def resolve_spot_price(
+    settings: Settings, spot: Instrument, hint: str = "--spot PRICE"
+) -> tuple[float, str]:
+    """(price, where it came from) for ``spot`` without a user-given price; ``hint`` is the
+    option to suggest when there is none."""
     if has_credentials(settings):
         return kite_ltp(KiteAuth.from_settings(settings), spot), "Kite LTP"
     price = last_recorded_price(settings.pipeline.data_dir, spot.instrument_token)
     if price is not None:
         return price, f"last tick recorded in {settings.pipeline.data_dir}"
     raise UniverseError(
-        f"no spot price for {spot.tradingsymbol!r}: pass --spot PRICE, or set the ZERODHA_* "
+        f"no spot price for {spot.tradingsymbol!r}: pass {hint}, or set the ZERODHA_* "
         "credentials so the Kite quote API can be asked (no recorded tick found either)"
     )
