@@ -146,16 +146,28 @@ def test_refused_token_triggers_one_fresh_login(sim, tmp_path: Path) -> None:
 
 def test_async_provider_refreshes_on_request(sim, tmp_path: Path) -> None:
     s, url = sim
+    clock = Clock(datetime(2026, 11, 27, 9, 0, tzinfo=IST))
+    auth = make_auth(s, url, tmp_path, clock)
+
+    async def tokens(*refresh: bool) -> list[str]:
+        return [await auth.access_token(refresh=r) for r in refresh]
+
+    a, b = asyncio.run(tokens(False, True))
+    assert a == b and auth.logins == 1  # a refresh right after a login reuses that login
+    clock.now += timedelta(minutes=5)
+    c, d = asyncio.run(tokens(False, True))
+    assert a == c != d and auth.logins == 2
+
+
+def test_concurrent_callers_share_one_login(sim, tmp_path: Path) -> None:
+    s, url = sim
     auth = make_auth(s, url, tmp_path)
 
-    async def go() -> tuple[str, str, str]:
-        a = await auth.access_token()
-        b = await auth.access_token()
-        c = await auth.access_token(refresh=True)
-        return a, b, c
+    async def many() -> set[str]:
+        return set(await asyncio.gather(*(auth.access_token() for _ in range(3))))
 
-    a, b, c = asyncio.run(go())
-    assert a == b != c and auth.logins == 2
+    assert len(asyncio.run(many())) == 1
+    assert auth.logins == 1 and s.count("/api/login") == 1
 
 
 def test_cache_for_another_api_key_or_corrupt_is_not_used(sim, tmp_path: Path) -> None:

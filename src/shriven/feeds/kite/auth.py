@@ -49,6 +49,8 @@ log = get_logger(__name__)
 IST = ZoneInfo("Asia/Kolkata")
 TOKEN_EXPIRES_AT_IST = dtime(6, 0)
 MAX_REDIRECTS = 10
+# A refresh asked for within this long of a login reuses that login (see KiteAuth.invalidate).
+REFRESH_GRACE = timedelta(seconds=30)
 CREDENTIAL_FIELDS = (
     "zerodha_api_key",
     "zerodha_api_secret",
@@ -366,7 +368,7 @@ class KiteAuth:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._timeout = timeout
         self._session: KiteSession | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.logins = 0
 
     @classmethod
@@ -381,27 +383,36 @@ class KiteAuth:
 
     def session(self, *, force: bool = False) -> KiteSession:
         """A session valid now; logs in (and caches the token) only when needed."""
-        if not force:
-            cached = self.cached_session()
-            if cached is not None:
-                return cached
-        with self._lock:
+        with self._lock:  # one login at a time; the others then find its token
+            if not force:
+                cached = self._cached_locked()
+                if cached is not None:
+                    return cached
             self._session = self._login(self._clock())
             return self._session
 
     def cached_session(self) -> KiteSession | None:
         """The cached session if it is still valid; never logs in."""
         with self._lock:
-            now = self._clock()
-            for candidate in (self._session, self._read_cache()):
-                if candidate is not None and self._usable(candidate, now):
-                    self._session = candidate
-                    return candidate
-            return None
+            return self._cached_locked()
 
-    def invalidate(self) -> None:
-        """Forget the token (the venue said it is invalid); the next session() logs in."""
+    def _cached_locked(self) -> KiteSession | None:
+        now = self._clock()
+        for candidate in (self._session, self._read_cache()):
+            if candidate is not None and self._usable(candidate, now):
+                self._session = candidate
+                return candidate
+        return None
+
+    def invalidate(self, *, unless_younger_than: timedelta = timedelta(0)) -> None:
+        """Forget the token (the venue said it is invalid); the next session() logs in.
+
+        A token logged in less than ``unless_younger_than`` ago is kept: several connections
+        refused together must cause one login, not one each."""
         with self._lock:
+            s = self._session or self._read_cache()
+            if s is not None and self._clock() - s.login_time < unless_younger_than:
+                return
             self._session = None
             self.cache_path.unlink(missing_ok=True)
 
@@ -424,7 +435,7 @@ class KiteAuth:
     async def access_token(self, *, refresh: bool = False) -> str:
         """For async callers (the ticker): a valid token; ``refresh=True`` after a rejection."""
         if refresh:
-            await asyncio.to_thread(self.invalidate)
+            await asyncio.to_thread(self.invalidate, unless_younger_than=REFRESH_GRACE)
         s = await asyncio.to_thread(self.session)
         return s.access_token
 
