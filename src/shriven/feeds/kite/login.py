@@ -30,6 +30,10 @@ from shriven.config import Settings
 from shriven.errors import LoginError, VenueError
 
 MAX_REDIRECTS = 10
+UNKNOWN_API_KEY = (
+    "Kite Connect does not know ZERODHA_API_KEY: copy the API key of your app from "
+    "developers.kite.trade (My apps)"
+)
 CREDENTIAL_FIELDS = (
     "zerodha_api_key",
     "zerodha_api_secret",
@@ -209,10 +213,7 @@ def _request_token_step(
             continue
         body = resp.text[:500].lower()
         if resp.status_code in (400, 403, 404) and "api_key" in body:
-            raise LoginError(
-                "Kite Connect does not know ZERODHA_API_KEY: copy the API key of your app from "
-                "developers.kite.trade (My apps)"
-            )
+            raise LoginError(UNKNOWN_API_KEY)
         break
     stopped = urlsplit(url).path
     raise LoginError(
@@ -242,10 +243,7 @@ def exchange_request_token(
         ) from None
     except kex.InputException as exc:
         if "api_key" in str(exc).lower():
-            raise LoginError(
-                "Kite Connect does not know ZERODHA_API_KEY: copy the API key of your app from "
-                "developers.kite.trade (My apps)"
-            ) from None
+            raise LoginError(UNKNOWN_API_KEY) from None
         raise LoginError(f"Kite refused the session exchange ({type(exc).__name__})") from None
     except kex.KiteException as exc:
         raise VenueError(
