@@ -144,7 +144,7 @@ def test_refused_token_triggers_one_fresh_login(sim, tmp_path: Path) -> None:
     assert json.loads(auth.cache_path.read_text())["access_token"] != old
 
 
-def test_async_provider_refreshes_on_request(sim, tmp_path: Path) -> None:
+def test_async_provider_refreshes_once_for_refusals_arriving_together(sim, tmp_path: Path) -> None:
     s, url = sim
     clock = Clock(datetime(2026, 11, 27, 9, 0, tzinfo=IST))
     auth = make_auth(s, url, tmp_path, clock)
@@ -152,11 +152,11 @@ def test_async_provider_refreshes_on_request(sim, tmp_path: Path) -> None:
     async def tokens(*refresh: bool) -> list[str]:
         return [await auth.access_token(refresh=r) for r in refresh]
 
-    a, b = asyncio.run(tokens(False, True))
-    assert a == b and auth.logins == 1  # a refresh right after a login reuses that login
+    a, b, c = asyncio.run(tokens(False, True, True))
+    assert a != b == c and auth.logins == 2  # the second refusal shares the first's login
     clock.now += timedelta(minutes=5)
-    c, d = asyncio.run(tokens(False, True))
-    assert a == c != d and auth.logins == 2
+    (d,) = asyncio.run(tokens(True))
+    assert d != c and auth.logins == 3
 
 
 def test_concurrent_callers_share_one_login(sim, tmp_path: Path) -> None:
@@ -257,3 +257,21 @@ def test_kiteconnect_sees_a_refused_token_as_token_exception(sim) -> None:
     kite = KiteConnect(s.account.api_key, access_token="stale", root=url)
     with pytest.raises(kex.TokenException):
         kite.quote(["NSE:NIFTY 50"])
+
+
+def test_token_refused_even_after_a_fresh_login_is_a_one_line_error(sim, tmp_path: Path) -> None:
+    s, url = sim
+    auth = make_auth(s, url, tmp_path)
+
+    def always_refused(kite: KiteConnect) -> None:
+        raise kex.TokenException("Incorrect `api_key` or `access_token`.")
+
+    with pytest.raises(LoginError, match="freshly issued access token"):
+        auth.call(always_refused)
+    assert auth.logins == 2
+
+    def kite_down(kite: KiteConnect) -> None:
+        raise kex.NetworkException("Gateway down", code=503)
+
+    with pytest.raises(ShrivenError, match="NetworkException"):
+        auth.call(kite_down)

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+import requests
 from kiteconnect import KiteConnect
 from kiteconnect import exceptions as kex
 
 from shriven.config import Settings
-from shriven.errors import CredentialsError
+from shriven.errors import CredentialsError, LoginError, VenueError
 from shriven.feeds.kite.files import atomic_write
 from shriven.feeds.kite.login import (
     CREDENTIAL_FIELDS,
@@ -52,7 +53,7 @@ log = get_logger(__name__)
 
 IST = ZoneInfo("Asia/Kolkata")
 TOKEN_EXPIRES_AT_IST = dtime(6, 0)
-# A refresh asked for within this long of a login reuses that login (see KiteAuth.invalidate).
+# Refreshes asked for within this long of the previous one share its login (KiteAuth.refresh).
 REFRESH_GRACE = timedelta(seconds=30)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -138,6 +139,7 @@ class KiteAuth:
         self._timeout = timeout
         self._session: KiteSession | None = None
         self._lock = threading.RLock()
+        self._refreshed_at: datetime | None = None
         self.logins = 0
 
     @classmethod
@@ -173,17 +175,24 @@ class KiteAuth:
                 return candidate
         return None
 
-    def invalidate(self, *, unless_younger_than: timedelta = timedelta(0)) -> None:
-        """Forget the token (the venue said it is invalid); the next session() logs in.
-
-        A token logged in less than ``unless_younger_than`` ago is kept: several connections
-        refused together must cause one login, not one each."""
+    def invalidate(self) -> None:
+        """Forget the token (the venue said it is invalid); the next session() logs in."""
         with self._lock:
-            s = self._session or self._read_cache()
-            if s is not None and self._clock() - s.login_time < unless_younger_than:
-                return
             self._session = None
             self.cache_path.unlink(missing_ok=True)
+
+    def refresh(self) -> KiteSession:
+        """A new login because a token was refused. Refusals arriving together (several ticker
+        connections) share one login: within REFRESH_GRACE of a refresh, its session is reused."""
+        with self._lock:
+            now = self._clock()
+            recent = self._refreshed_at is not None and now - self._refreshed_at < REFRESH_GRACE
+            if recent and self._session is not None:
+                return self._session
+            self.invalidate()
+            self._session = self._login(now)
+            self._refreshed_at = now
+            return self._session
 
     def kite(self) -> KiteConnect:
         """A kiteconnect client for ``api_root`` with a valid access token."""
@@ -193,19 +202,34 @@ class KiteAuth:
         )
 
     def call(self, fn: Callable[[KiteConnect], T]) -> T:
-        """Run ``fn`` with a client; on TokenException log in again and retry once."""
+        """Run ``fn`` with a client; on TokenException log in again and retry once. Kite and
+        network errors become one-line ShrivenErrors."""
         try:
-            return fn(self.kite())
-        except kex.TokenException:
-            log.warning("kite token rejected, logging in again", user=self.creds.user_id)
-            self.invalidate()
-            return fn(self.kite())
+            try:
+                return fn(self.kite())
+            except kex.TokenException:
+                log.warning("kite token rejected, logging in again", user=self.creds.user_id)
+                self.refresh()
+            try:
+                return fn(self.kite())
+            except kex.TokenException:
+                raise LoginError(
+                    "Kite refused a freshly issued access token: check at developers.kite.trade "
+                    "that the app is active and subscribed to market data"
+                ) from None
+        except kex.KiteException as exc:
+            raise VenueError(
+                f"Kite answered {type(exc).__name__} (HTTP {exc.code}): {str(exc)[:200]}"
+            ) from None
+        except requests.RequestException as exc:
+            raise VenueError(
+                f"cannot reach the Kite API at {self.api_root} ({type(exc).__name__}); check the "
+                "network and SHRIVEN_KITE_API_ROOT"
+            ) from None
 
     async def access_token(self, *, refresh: bool = False) -> str:
         """For async callers (the ticker): a valid token; ``refresh=True`` after a rejection."""
-        if refresh:
-            await asyncio.to_thread(self.invalidate, unless_younger_than=REFRESH_GRACE)
-        s = await asyncio.to_thread(self.session)
+        s = await asyncio.to_thread(self.refresh if refresh else self.session)
         return s.access_token
 
     def _usable(self, s: KiteSession, now: datetime) -> bool:
