@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 
 
@@ -14,7 +15,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     world-readable), fsynced, renamed over ``path``, and the directory entry is fsynced.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.fchmod(fd, mode)  # O_CREAT's mode is masked by umask; an old tmp keeps its mode
