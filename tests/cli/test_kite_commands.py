@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from shriven.events import KiteTick
 from shriven.sim.background import simulator_thread
 from shriven.sim.kite import KiteSimulator
 from shriven.universe import build_plan
+from shriven.wal import WalWriter
 
 
 @dataclass
@@ -162,3 +165,17 @@ def test_show_subscriptions_with_spot_does_not_log_in_when_instruments_are_fresh
     r = cli.run("show-subscriptions", "NIFTY 50", "--spot", "25000", creds=True)
     assert r.returncode == 0, r.stderr
     assert cli.sim.count("/api/login") == 0
+
+
+def test_without_spot_or_credentials_uses_the_last_recorded_tick(cli: Env) -> None:
+    now = time.time_ns()
+    with WalWriter(cli.home / "data" / "ticks", segment_size=1 << 20) as wal:
+        wal.append(
+            [
+                KiteTick(now - 2_000, 1, 256265, "full", 2_498_000),
+                KiteTick(now - 1_000, 2, 256265, "full", 2_503_125),
+            ]
+        )
+    r = cli.run("show-subscriptions", "NIFTY 50", "--strike-range", "1")
+    assert r.returncode == 0, r.stderr
+    assert "spot 25,031.25 from last tick recorded in" in r.stdout and "ATM 25050" in r.stdout

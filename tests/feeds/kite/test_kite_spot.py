@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from shriven.events import KiteTick
 from shriven.feeds.kite.spot import last_recorded_price
+from shriven.wal import WalWriter
 
 
 def test_last_recorded_tick_gives_the_spot(tmp_path: Path) -> None:
-    wal = pytest.importorskip("shriven.wal", reason="the WAL is built on another branch")
     now = time.time_ns()
     ticks = [
         KiteTick(
@@ -25,7 +23,7 @@ def test_last_recorded_tick_gives_the_spot(tmp_path: Path) -> None:
             recv_ns=now - 1_000, seq=3, instrument_token=256265, mode="full", last_price=2_501_050
         ),
     ]
-    with wal.WalWriter(tmp_path / "ticks", segment_size=1 << 20) as writer:
+    with WalWriter(tmp_path / "ticks", segment_size=1 << 20) as writer:
         writer.append(ticks)
     assert last_recorded_price(tmp_path, 256265, now) == 25_010.5
     assert last_recorded_price(tmp_path, 260105, now) == 52_000.0

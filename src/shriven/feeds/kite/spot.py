@@ -11,6 +11,7 @@ from shriven.errors import UniverseError
 from shriven.events import KiteTick, kite_price_divisor
 from shriven.feeds.kite.auth import KiteAuth, has_credentials
 from shriven.feeds.kite.instruments import Instrument
+from shriven.wal import read_records
 
 # Windows tried, newest first, so a running recorder answers without reading old segments.
 _LOOKBACK_NS = (15 * 60 * 10**9, 24 * 3600 * 10**9, 7 * 24 * 3600 * 10**9)
@@ -27,11 +28,7 @@ def kite_ltp(auth: KiteAuth, spot: Instrument) -> float:
 
 def last_recorded_price(data_dir: Path, token: int, now_ns: int | None = None) -> float | None:
     """The last_price of the newest KiteTick for ``token`` under ``data_dir/ticks``, or None.
-    Returns None when the WAL reader is not available or nothing was recorded."""
-    try:
-        from shriven.wal import read_records  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    Returns None when nothing was recorded."""
     ticks = Path(data_dir) / "ticks"
     if not ticks.is_dir():
         return None
