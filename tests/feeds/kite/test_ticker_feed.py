@@ -340,3 +340,27 @@ def test_modes_per_instrument_class() -> None:
     }
     modes = modes_for({"index": [1], "option": [2, 3], "equity": [4]}, "full", {"option": "quote"})
     assert modes == {1: "full", 2: "quote", 3: "quote", 4: "full"}
+
+
+def test_feed_from_settings_takes_endpoint_key_modes_and_bounds() -> None:
+    from shriven.config import load_settings
+
+    settings = load_settings(
+        ZERODHA_API_KEY="k",
+        kite_ws_url="ws://127.0.0.1:1/ws",
+        kite_ticker_mode="quote",
+        kite_ticker_class_modes={"index": "full"},
+        kite_heartbeat_timeout_secs=3.0,
+    )
+    feed = KiteTickerFeed.from_settings(settings, lambda refresh=False: "t", ListSink())
+    assert (feed.ws_url, feed.heartbeat_timeout_secs) == ("ws://127.0.0.1:1/ws", 3.0)
+    assert feed.modes_for({"index": [9], "option": [2]}) == {9: "full", 2: "quote"}
+
+
+def test_feed_from_settings_needs_the_api_key() -> None:
+    from shriven.config import load_settings
+
+    with pytest.raises(CredentialsError, match="ZERODHA_API_KEY"):
+        KiteTickerFeed.from_settings(
+            load_settings(ZERODHA_API_KEY=""), lambda refresh=False: "t", ListSink()
+        )

@@ -121,6 +121,8 @@ class KiteTickerFeed:
         connect_timeout_secs: float = 10.0,
         max_tokens_per_connection: int = MAX_TOKENS_PER_CONNECTION,
         max_connections: int = MAX_CONNECTIONS_PER_KEY,
+        default_mode: str = "full",
+        class_modes: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.ws_url = ws_url
@@ -135,6 +137,8 @@ class KiteTickerFeed:
         self.connect_timeout_secs = connect_timeout_secs
         self.max_tokens_per_connection = max_tokens_per_connection
         self.max_connections = max_connections
+        self.default_mode = default_mode
+        self.class_modes = dict(class_modes or {})
         self._rng = rng or random.Random()
         self._shards: list[_Shard] = []
         self._token: str | None = None
@@ -164,7 +168,14 @@ class KiteTickerFeed:
             reconnect_min_secs=settings.kite_reconnect_min_secs,
             reconnect_max_secs=settings.kite_reconnect_max_secs,
             heartbeat_timeout_secs=settings.kite_heartbeat_timeout_secs,
+            default_mode=settings.kite_ticker_mode,
+            class_modes=settings.kite_ticker_class_modes,
         )
+
+    def modes_for(self, tokens_by_class: Mapping[str, Iterable[int]]) -> dict[int, str]:
+        """token -> mode for tokens grouped by :func:`instrument_class`, using this feed's
+        default and per-class modes (settings ``kite_ticker_mode``, ``kite_ticker_class_modes``)."""
+        return modes_for(tokens_by_class, self.default_mode, self.class_modes)
 
     # ------------------------------------------------------------ subscriptions
 
@@ -327,7 +338,9 @@ class KiteTickerFeed:
                     continue
                 reason = f"upgrade refused with HTTP {status}"
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-                reason = f"connect failed: {exc.__class__.__name__}: {exc}"
+                # some websockets errors quote the URL, which holds the token
+                text = str(exc).replace(token, "***") if token else str(exc)
+                reason = f"connect failed: {exc.__class__.__name__}: {text}"
             else:
                 refreshed_for = None
                 received = await self._session(shard, ws)
