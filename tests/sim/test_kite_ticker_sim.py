@@ -36,6 +36,12 @@ def url(sim: KiteTickerSimulator, token: str = "sim_access_token", key: str = "s
     return f"{sim.url}?api_key={key}&access_token={token}"  # type: ignore[attr-defined]
 
 
+def connect(address: str) -> websockets.asyncio.client.connect:
+    # An unbounded receive queue: a bounded one stops reading when full, and the server's
+    # close reply then waits behind unread ticks until the client's close timeout.
+    return websockets.connect(address, max_queue=None, open_timeout=10)
+
+
 async def receive_binary(ws: ClientConnection, count: int, deadline: float = 20.0) -> list[bytes]:
     out: list[bytes] = []
     async with asyncio.timeout(deadline):
@@ -71,7 +77,7 @@ async def test_bad_credentials_are_refused_with_http_403(
 
 
 async def test_idle_connection_gets_one_byte_heartbeats(sim: KiteTickerSimulator) -> None:
-    async with websockets.connect(url(sim)) as ws:
+    async with connect(url(sim)) as ws:
         assert await receive_binary(ws, 2) == [b"\x00", b"\x00"]
 
 
@@ -90,7 +96,7 @@ async def test_modes_select_the_packet_layouts_and_kiteconnect_agrees(
     oracle = KiteTicker("k", "t")
     want = {NSE: "full", NFO: "ltp", INDEX: "full"}
     per_token: dict[int, list[tuple[KiteTick, dict]]] = {t: [] for t in want}
-    async with websockets.connect(url(sim)) as ws:
+    async with connect(url(sim)) as ws:
         await ws.send(json.dumps({"a": "subscribe", "v": list(want)}))
         await ws.send(json.dumps({"a": "mode", "v": ["full", [NSE, INDEX]]}))
         await ws.send(json.dumps({"a": "mode", "v": ["ltp", [NFO]]}))
@@ -122,7 +128,7 @@ async def test_modes_select_the_packet_layouts_and_kiteconnect_agrees(
 
 
 async def test_ticks_are_realistic(sim: KiteTickerSimulator) -> None:
-    async with websockets.connect(url(sim)) as ws:
+    async with connect(url(sim)) as ws:
         await ws.send(json.dumps({"a": "subscribe", "v": [NSE, NFO]}))
         await ws.send(json.dumps({"a": "mode", "v": ["full", [NSE, NFO]]}))
         await asyncio.sleep(0.2)
@@ -146,7 +152,7 @@ async def test_every_token_walks_the_same_path_for_the_same_seed() -> None:
         s = KiteTickerSimulator(seed=9, ticks_per_second=rate, clock=lambda: CLOCK)
         s.url = await s.start()  # type: ignore[attr-defined]
         try:
-            async with websockets.connect(url(s)) as ws:
+            async with connect(url(s)) as ws:
                 await ws.send(json.dumps({"a": "subscribe", "v": [NSE, NFO]}))
                 await ticks_until(ws, 200)
         finally:
@@ -159,7 +165,7 @@ async def test_high_rates_batch_many_packets_per_message() -> None:
     s = KiteTickerSimulator(seed=1, ticks_per_second=50_000, clock=lambda: CLOCK)
     s.url = await s.start()  # type: ignore[attr-defined]
     try:
-        async with websockets.connect(url(s)) as ws:
+        async with connect(url(s)) as ws:
             await ws.send(
                 json.dumps({"a": "subscribe", "v": list(range(1 << 8 | 1, 400 << 8, 256))})
             )
@@ -170,7 +176,7 @@ async def test_high_rates_batch_many_packets_per_message() -> None:
 
 
 async def test_unsubscribe_stops_a_token(sim: KiteTickerSimulator) -> None:
-    async with websockets.connect(url(sim)) as ws:
+    async with connect(url(sim)) as ws:
         await ws.send(json.dumps({"a": "subscribe", "v": [NSE, NFO]}))
         await ticks_until(ws, 50)
         await ws.send(json.dumps({"a": "unsubscribe", "v": [NSE]}))
@@ -188,7 +194,7 @@ async def test_malformed_messages_keep_their_good_packets(
     sim: KiteTickerSimulator, kind: str
 ) -> None:
     stats = FeedStats("kite")
-    async with websockets.connect(url(sim)) as ws:
+    async with connect(url(sim)) as ws:
         await ws.send(json.dumps({"a": "subscribe", "v": [NSE]}))
         await ticks_until(ws, 1)
         sim.send_malformed(kind)  # type: ignore[arg-type]
@@ -200,7 +206,7 @@ async def test_malformed_messages_keep_their_good_packets(
 
 
 async def test_text_messages_are_sent_as_text(sim: KiteTickerSimulator) -> None:
-    async with websockets.connect(url(sim)) as ws:
+    async with connect(url(sim)) as ws:
         await receive_binary(ws, 1)
         sim.send_text({"type": "order", "data": {"order_id": "42"}})
         async with asyncio.timeout(20):
@@ -210,7 +216,7 @@ async def test_text_messages_are_sent_as_text(sim: KiteTickerSimulator) -> None:
 
 
 async def test_stall_silences_everything_until_resumed(sim: KiteTickerSimulator) -> None:
-    async with websockets.connect(url(sim)) as ws:
+    async with connect(url(sim)) as ws:
         await ws.send(json.dumps({"a": "subscribe", "v": [NSE]}))
         await receive_binary(ws, 1)
         sim.stall()

@@ -37,6 +37,7 @@ MalformedKind = Literal["bad_length", "count_overrun", "trailing_bytes"]
 
 INDEX_SEGMENT: Final = 9
 DERIVATIVE_SEGMENTS: Final = frozenset({2, 3, 5, 6, 7, 8, 12})
+_MOVES: Final = (-2, -1, -1, 0, 0, 1, 1, 2)  # LTP steps in price ticks
 DEFAULT_MODE: Final = "quote"  # what the real ticker streams after a bare subscribe
 
 
@@ -63,9 +64,9 @@ class _Instrument:
     oi: int = 0
     oi_high: int = 0
     oi_low: int = 0
-    buy_qty: int = 0
-    sell_qty: int = 0
     turnover: int = 0
+    depth_qty: list[int] = field(default_factory=lambda: [100] * 10)  # 5 bid, then 5 ask levels
+    depth_orders: list[int] = field(default_factory=lambda: [3] * 10)
 
 
 @dataclass(slots=True)
@@ -247,12 +248,13 @@ class KiteTickerSimulator:
 
     async def _stream(self, conn: _Connection) -> None:
         ws = conn.ws
-        start = time.monotonic()
-        due = 0.0  # packets owed since start at the configured rate
-        last_send = start
-        last_text = start
+        rate = self.ticks_per_second
+        last = last_send = last_text = time.monotonic()
+        due = 0.0  # packets owed at the configured rate
         while not ws.closed:
-            await self._stalled.wait()
+            if not self._stalled.is_set():
+                await self._stalled.wait()
+                last = time.monotonic()  # no burst to make up for the stall
             now = time.monotonic()
             while conn.texts:
                 await ws.send_str(conn.texts.pop(0))
@@ -260,11 +262,12 @@ class KiteTickerSimulator:
             if self.text_interval is not None and now - last_text >= self.text_interval:
                 last_text = now
                 await ws.send_str(json.dumps({"type": "message", "data": "simulator notice"}))
-            due = min(
-                due + (now - start) * self.ticks_per_second, 10 * self.max_packets_per_message
-            )
-            start = now
-            count = min(int(due), self.max_packets_per_message) if conn.modes else 0
+            if conn.modes:
+                due = min(due + (now - last) * rate, 10.0 * self.max_packets_per_message)
+            else:
+                due = 0.0
+            last = now
+            count = min(int(due), self.max_packets_per_message)
             if count:
                 due -= count
                 message, sent = self._message(conn, count)
@@ -280,10 +283,12 @@ class KiteTickerSimulator:
                 await ws.send_bytes(b"\x00")
                 self.heartbeats_sent += 1
                 last_send = now
-            if not conn.modes:
-                due = 0.0
-            wait = 1.0 / self.ticks_per_second if conn.modes else 0.05
-            await asyncio.sleep(max(0.002, min(wait * max(1, count), 0.05)))
+            if due >= self.max_packets_per_message:
+                await asyncio.sleep(0)  # behind: send the next batch straight away
+            else:
+                # wait for the next packet, but at least 5 ms so fast rates batch many packets
+                # per message, and at most 50 ms so heartbeats and faults stay prompt
+                await asyncio.sleep(min(max(0.005, (1.0 - due) / rate), 0.05))
 
     def _message(self, conn: _Connection, count: int) -> tuple[bytes, list[SentPacket]]:
         tokens = list(conn.modes)
@@ -325,44 +330,55 @@ class KiteTickerSimulator:
         return inst
 
     def _next_tick(self, token: int, mode: str, now: int) -> KiteTick:
+        # random() scaled by hand: randrange() per field made this the simulator's bottleneck
         s = self._instrument(token)
-        rng = s.rng
-        s.last_price = max(s.step, s.last_price + rng.choice((-2, -1, -1, 0, 0, 1, 1, 2)) * s.step)
-        s.high = max(s.high, s.last_price)
-        s.low = min(s.low, s.last_price)
-        qty = rng.randrange(1, 500)
+        r = s.rng.random
+        step = s.step
+        ltp = s.last_price = max(step, s.last_price + _MOVES[int(r() * 8)] * step)
+        if ltp > s.high:
+            s.high = ltp
+        elif ltp < s.low:
+            s.low = ltp
+        qty = 1 + int(r() * 499)
         s.volume += qty
-        s.turnover += qty * s.last_price
-        s.buy_qty = rng.randrange(10_000, 1_000_000)
-        s.sell_qty = rng.randrange(10_000, 1_000_000)
+        s.turnover += qty * ltp
         if s.oi:
-            s.oi = max(0, s.oi + rng.randrange(-500, 501))
+            s.oi = max(1, s.oi + int(r() * 1001) - 500)
             s.oi_high, s.oi_low = max(s.oi_high, s.oi), min(s.oi_low, s.oi)
         if mode == "ltp":
-            return KiteTick(0, 0, token, "ltp", s.last_price)
-        is_index = token & 0xFF == INDEX_SEGMENT
-        tick = KiteTick(0, 0, token, mode, s.last_price, open=s.open, high=s.high, low=s.low)
-        tick.close = s.close
-        if is_index:
+            return KiteTick(0, 0, token, "ltp", ltp)
+        tick = KiteTick(0, 0, token, mode, ltp, open=s.open, high=s.high, low=s.low, close=s.close)
+        if token & 0xFF == INDEX_SEGMENT:
             tick.exchange_timestamp = now if mode == "full" else 0
             return tick
         tick.last_traded_quantity = qty
         tick.average_traded_price = s.turnover // s.volume
         tick.volume_traded = s.volume
-        tick.total_buy_quantity = s.buy_qty
-        tick.total_sell_quantity = s.sell_qty
+        tick.total_buy_quantity = 10_000 + int(r() * 990_000)
+        tick.total_sell_quantity = 10_000 + int(r() * 990_000)
         if mode == "full":
-            tick.last_trade_time = now
-            tick.exchange_timestamp = now
+            tick.last_trade_time = tick.exchange_timestamp = now
             tick.oi, tick.oi_day_high, tick.oi_day_low = s.oi, s.oi_high, s.oi_low
-            best_bid = s.last_price - s.step * rng.randrange(0, 2)
-            tick.bids = tuple(
-                (best_bid - i * s.step, rng.randrange(1, 2_000), rng.randrange(1, 30))
-                for i in range(5)
+            q, o = s.depth_qty, s.depth_orders
+            for _ in range(2):  # the book drifts: two levels change size per tick
+                i = int(r() * 10)
+                q[i] = 1 + int(r() * 1999)
+                o[i] = 1 + int(r() * 29)
+            b = ltp - step if r() < 0.5 else ltp  # best bid at or one tick under the LTP
+            a = b + step
+            tick.bids = (
+                (b, q[0], o[0]),
+                (b - step, q[1], o[1]),
+                (b - 2 * step, q[2], o[2]),
+                (b - 3 * step, q[3], o[3]),
+                (b - 4 * step, q[4], o[4]),
             )
-            tick.asks = tuple(
-                (best_bid + (i + 1) * s.step, rng.randrange(1, 2_000), rng.randrange(1, 30))
-                for i in range(5)
+            tick.asks = (
+                (a, q[5], o[5]),
+                (a + step, q[6], o[6]),
+                (a + 2 * step, q[7], o[7]),
+                (a + 3 * step, q[8], o[8]),
+                (a + 4 * step, q[9], o[9]),
             )
         return tick
 

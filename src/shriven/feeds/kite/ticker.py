@@ -90,7 +90,7 @@ def modes_for(
     return out
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Shard:
     index: int
     modes: dict[int, str] = field(default_factory=dict)
@@ -235,27 +235,7 @@ class KiteTickerFeed:
         result would exceed the per-key limits."""
         before = {s.index: dict(s.modes) for s in self._shards}
         created = self._plan(dict(subscribe), list(unsubscribe))
-        for shard in self._shards:
-            old = before.get(shard.index, {})
-            if shard in created or shard.ws is None:
-                continue  # its (re)connect sends its whole state
-            gone = [t for t in old if t not in shard.modes]
-            added = {t: m for t, m in shard.modes.items() if old.get(t) != m}
-            fresh = [t for t in added if t not in old]
-            async with shard.lock:
-                ws = shard.ws
-                if ws is None:
-                    continue
-                with contextlib.suppress(ConnectionClosed):
-                    if gone:
-                        await ws.send(json.dumps({"a": "unsubscribe", "v": gone}))
-                    if fresh:
-                        await ws.send(json.dumps({"a": "subscribe", "v": fresh}))
-                    for mode, tokens in _by_mode(added).items():
-                        await ws.send(json.dumps({"a": "mode", "v": [mode, tokens]}))
-        if self._failure is not None:  # running: start connections for new shards
-            for shard in created:
-                self._start(shard)
+        # recorded before the control messages go out, so it precedes their effects in the data
         detail = {
             "subscribe": sorted(subscribe),
             "unsubscribe": sorted(set(unsubscribe) - set(subscribe)),
@@ -263,6 +243,27 @@ class KiteTickerFeed:
             "shards": [len(s.modes) for s in self._shards],
         }
         await self._status(StatusKind.SUBSCRIPTIONS_CHANGED, json.dumps(detail))
+        for shard in self._shards:
+            if shard in created or shard.ws is None:
+                continue  # its (re)connect sends its whole state
+            old = before.get(shard.index, {})
+            gone = [t for t in old if t not in shard.modes]
+            changed = {t: m for t, m in shard.modes.items() if old.get(t) != m}
+            fresh = [t for t in changed if t not in old]
+            async with shard.lock:
+                ws = shard.ws
+                if ws is None:
+                    continue
+                with contextlib.suppress(ConnectionClosed):  # the reconnect resubscribes
+                    if gone:
+                        await ws.send(json.dumps({"a": "unsubscribe", "v": gone}))
+                    if fresh:
+                        await ws.send(json.dumps({"a": "subscribe", "v": fresh}))
+                    for mode, tokens in _by_mode(changed).items():
+                        await ws.send(json.dumps({"a": "mode", "v": [mode, tokens]}))
+        if self._failure is not None:  # running: connect the new shards
+            for shard in created:
+                self._start(shard)
 
     # ------------------------------------------------------------ running
 
