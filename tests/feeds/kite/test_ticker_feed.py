@@ -271,6 +271,30 @@ async def test_refused_token_triggers_one_fresh_login(sim: KiteTickerSimulator) 
     assert sim.rejected == 1
 
 
+async def test_shards_refused_together_log_in_once() -> None:
+    sim = KiteTickerSimulator(seed=6, ticks_per_second=500, max_tokens_per_connection=2)
+    sim.url = await sim.start()  # type: ignore[attr-defined]
+    calls: list[bool] = []
+
+    async def provider(refresh: bool = False) -> str:
+        calls.append(refresh)
+        await asyncio.sleep(0.05)  # a login takes a while; the other shards wait for it
+        return TOKEN if refresh else "expired-token"
+
+    try:
+        tokens = [(500 + i) << 8 | 1 for i in range(5)]
+        sink = ListSink()
+        feed = make_feed(sim, sink, dict.fromkeys(tokens, "ltp"), provider=provider,
+                         max_tokens_per_connection=2)  # fmt: skip
+        assert feed.shard_count == 3
+        async with Running(feed):
+            await until(lambda: all(sink.ticks(t) for t in tokens))
+        assert calls == [False, True]
+        assert 1 <= sim.rejected <= 3  # each shard that tried the expired token
+    finally:
+        await sim.stop()
+
+
 async def test_token_refused_after_a_fresh_login_is_a_clear_error(
     sim: KiteTickerSimulator,
 ) -> None:

@@ -142,6 +142,7 @@ class KiteTickerFeed:
         self._rng = rng or random.Random()
         self._shards: list[_Shard] = []
         self._token: str | None = None
+        self._token_lock = asyncio.Lock()  # shards starting together log in once
         self._failure: asyncio.Future[None] | None = None
         if subscriptions:
             self._plan(dict(subscriptions), [])
@@ -297,11 +298,15 @@ class KiteTickerFeed:
 
         task.add_done_callback(done)
 
-    async def _access_token(self, *, refresh: bool) -> str:
-        value = self._provider(refresh=refresh)
-        if inspect.isawaitable(value):
-            value = await value
-        return str(value)
+    async def _access_token(self, rejected: str | None = None) -> str:
+        """The current token; a fresh one when ``rejected`` is still the current one."""
+        async with self._token_lock:
+            if self._token is None or self._token == rejected:
+                value = self._provider(refresh=rejected is not None)
+                if inspect.isawaitable(value):
+                    value = await value
+                self._token = str(value)
+            return self._token
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.reconnect_max_secs, self.reconnect_min_secs * 2**attempt)
@@ -311,9 +316,7 @@ class KiteTickerFeed:
         attempt = 0
         refreshed_for: str | None = None  # the token a fresh login produced after a 403
         while True:
-            if self._token is None:
-                self._token = await self._access_token(refresh=False)
-            token = self._token
+            token = await self._access_token()
             url = f"{self.ws_url}?{urlencode({'api_key': self._api_key, 'access_token': token})}"
             try:
                 ws = await websockets.connect(
@@ -333,9 +336,8 @@ class KiteTickerFeed:
                             "the websocket, then log in again"
                         ) from None
                     log.warning("kite ticker refused the access token; logging in again")
-                    if self._token == token:  # another shard may have refreshed already
-                        self._token = await self._access_token(refresh=True)
-                    refreshed_for = self._token
+                    # another shard may have refreshed it already: then that token is used
+                    refreshed_for = await self._access_token(rejected=token)
                     continue
                 reason = f"upgrade refused with HTTP {status}"
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
