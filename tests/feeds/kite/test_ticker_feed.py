@@ -388,3 +388,20 @@ def test_feed_from_settings_needs_the_api_key() -> None:
         KiteTickerFeed.from_settings(
             load_settings(ZERODHA_API_KEY=""), lambda refresh=False: "t", ListSink()
         )
+
+
+async def test_changes_before_run_are_sent_on_connect(sim: KiteTickerSimulator) -> None:
+    sink = ListSink()
+    feed = make_feed(sim, sink, {NSE: "quote"})
+    await feed.update_subscriptions({NFO: "ltp", NSE: "full"}, [])
+    with pytest.raises(ValueError, match="unknown Kite mode 'depth'"):
+        await feed.update_subscriptions({INDEX: "depth"}, [])
+    assert feed.subscriptions == {NSE: "full", NFO: "ltp"}
+    async with Running(feed):
+        await until(lambda: bool(sink.ticks(NSE)) and bool(sink.ticks(NFO)))
+    assert sim.control_log[:3] == [
+        (1, {"a": "subscribe", "v": [NSE, NFO]}),
+        (1, {"a": "mode", "v": ["full", [NSE]]}),
+        (1, {"a": "mode", "v": ["ltp", [NFO]]}),
+    ]
+    assert sink.records[0].kind == StatusKind.SUBSCRIPTIONS_CHANGED  # type: ignore[union-attr]
