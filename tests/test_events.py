@@ -142,6 +142,7 @@ def test_kite_price_divisor_by_segment():
     assert kite_price_divisor(408065) == 100  # NSE equity (segment 1)
     assert kite_price_divisor((1234 << 8) | 3) == 10_000_000  # CDS
     assert kite_price_divisor((1234 << 8) | 6) == 10_000  # BCD
+    assert kite_price_divisor((1234 << 8) | 12) == 10_000  # NCO (12, as kiteconnect maps it)
     assert kite_price_divisor(256265) == 100  # NIFTY 50 index (segment 9)
 
 

@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     binance_api_root: str = "https://api.binance.com"
     binance_ws_url: str = "wss://stream.binance.com:9443"
 
+    # Kite ticker: mode per subscription ("full" gives 5-level depth), optionally per instrument
+    # class (index, future, option, equity); reconnect backoff bounds; silence before reconnect.
+    kite_ticker_mode: Literal["ltp", "quote", "full"] = "full"
+    kite_ticker_class_modes: dict[str, Literal["ltp", "quote", "full"]] = Field(
+        default_factory=dict
+    )
+    kite_reconnect_min_secs: float = Field(0.5, gt=0)
+    kite_reconnect_max_secs: float = Field(30.0, gt=0)
+    kite_heartbeat_timeout_secs: float = Field(10.0, gt=0)
+
     binance_symbols: list[str] = Field(default_factory=list)
     binance_depth_limit: int = Field(1000, ge=5, le=5000)
 
@@ -94,6 +104,16 @@ class Settings(BaseSettings):
     def _split_binance(cls, v: object) -> object:
         if isinstance(v, str):
             return [s.strip().upper() for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("kite_ticker_class_modes")
+    @classmethod
+    def _known_classes(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - {"index", "future", "option", "equity"})
+        if unknown:
+            raise ValueError(
+                f"unknown instrument class {unknown}: use index, future, option, equity"
+            )
         return v
 
     @classmethod

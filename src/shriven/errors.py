@@ -36,6 +36,10 @@ class WalCorruptionError(WalError):
         )
 
 
+class TickerLimitError(ShrivenError):
+    """A Kite subscription larger than the ticker allows per API key."""
+
+
 class VenueError(ShrivenError):
     """A venue answered with an error we cannot recover from by retrying."""
 

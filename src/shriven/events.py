@@ -45,7 +45,8 @@ KITE_SEGMENT_BCD: Final = 6
 KITE_SEGMENT_MCX: Final = 7
 KITE_SEGMENT_MCXSX: Final = 8
 KITE_SEGMENT_INDICES: Final = 9
-KITE_SEGMENT_NCO: Final = 10  # historically called bsecds in some clients
+# NCO is 12 on the wire: kiteconnect's KiteTicker.EXCHANGE_MAP (the official client) says so.
+KITE_SEGMENT_NCO: Final = 12
 
 KITE_MODES: Final = ("ltp", "quote", "full")
 _KITE_MODE_CODE: Final = {m: i for i, m in enumerate(KITE_MODES)}
