@@ -27,6 +27,7 @@ from typing import Literal
 from shriven.errors import UniverseError
 from shriven.events import Status, StatusKind
 from shriven.feeds.kite.instruments import Instrument
+from shriven.feeds.kite.protocol import MAX_CONNECTIONS_PER_KEY, MAX_TOKENS_PER_CONNECTION
 from shriven.universe.table import InstrumentTable
 
 ExpiryChoice = Literal["nearest", "next", "monthly"]
@@ -344,8 +345,8 @@ def update_plan(
 # ---------------------------------------------------------------- connections
 
 
-KITE_MAX_PER_CONNECTION = 3000
-KITE_MAX_CONNECTIONS = 3
+KITE_MAX_PER_CONNECTION = MAX_TOKENS_PER_CONNECTION
+KITE_MAX_CONNECTIONS = MAX_CONNECTIONS_PER_KEY
 
 
 def split_connections(

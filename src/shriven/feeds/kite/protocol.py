@@ -54,6 +54,10 @@ _QUOTE: Final = struct.Struct(">11I")
 # then 10 depth entries (5 bids, then 5 asks) of quantity, price, orders, 2 bytes padding
 _FULL: Final = struct.Struct(">16I" + "IIH2x" * 10)
 
+# Venue limits: instruments per websocket connection, connections per API key.
+MAX_TOKENS_PER_CONNECTION: Final = 3000
+MAX_CONNECTIONS_PER_KEY: Final = 3
+
 _HEX_SAMPLE: Final = 64  # bytes of a bad message shown in the log
 _logged_without_stats: set[str] = set()
 

@@ -31,7 +31,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from shriven.errors import CredentialsError, TickerLimitError
 from shriven.events import KITE_MODES, Status, StatusKind
 from shriven.feeds.base import FeedStats, RecordSink, SeqCounter, now_ns
-from shriven.feeds.kite.protocol import parse_message, parse_text
+from shriven.feeds.kite.protocol import (
+    MAX_CONNECTIONS_PER_KEY,
+    MAX_TOKENS_PER_CONNECTION,
+    parse_message,
+    parse_text,
+)
 from shriven.logging import get_logger
 
 if TYPE_CHECKING:
@@ -48,8 +53,6 @@ __all__ = [
 
 log = get_logger(__name__)
 
-MAX_TOKENS_PER_CONNECTION: Final = 3000
-MAX_CONNECTIONS_PER_KEY: Final = 3
 VENUE: Final = "kite"
 INSTRUMENT_CLASSES: Final = ("index", "future", "option", "equity")
 
