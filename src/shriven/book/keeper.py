@@ -1,0 +1,212 @@
+"""Books for every instrument, kept from the records in the order they were recorded.
+
+The pipeline feeds live records through a :class:`BookKeeper`; replay feeds the same records from
+the WAL through another one. Both are pure and deterministic, so the books they hold are equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shriven.book.orderbook import OrderBook
+from shriven.events import (
+    BinanceDepth,
+    BinanceDepthSnapshot,
+    BookSnapshot,
+    KiteTick,
+    Record,
+    Status,
+    StatusKind,
+    kite_price_divisor,
+)
+from shriven.feeds.base import SeqCounter
+from shriven.feeds.binance.sync import APPLY, GAP, STALE, DepthSync
+
+__all__ = ["BookKeeper", "KeeperStats"]
+
+
+@dataclass(slots=True)
+class KeeperStats:
+    applied: int = 0  # diffs applied to a book
+    levels: int = 0  # level changes applied
+    stale: int = 0  # diffs already contained in the book (u <= update id), ignored
+    buffered: int = 0  # diffs held while a book waited for its snapshot
+    gaps: int = 0  # out-of-sequence diffs (or gap markers) that invalidated a book
+    snapshots: int = 0  # Binance snapshots that (re)started a book
+    stale_snapshots: int = 0  # snapshots older than the buffered diffs, not used
+    kite_depth: int = 0  # Kite full-mode ticks that replaced a book
+    crossed: int = 0  # updates after which a book's best bid was above its best ask
+    locked: int = 0  # updates after which best bid equalled best ask
+    ignored: int = 0  # records that do not change a book
+
+
+def _kite_side(levels: tuple[tuple[int, int, int], ...], divisor: int) -> list[tuple[float, float]]:
+    return [(price / divisor, float(qty)) for price, qty, _orders in levels if qty and price]
+
+
+def _floats(levels: tuple[tuple[str, str], ...]) -> list[tuple[float, float]]:
+    return [(float(p), float(q)) for p, q in levels]
+
+
+class BookKeeper:
+    """One :class:`OrderBook` per ``events.instrument_key`` (``binance:BTCUSDT``, ``kite:256265``).
+
+    A Binance book is valid from its snapshot on, while its diffs stay in sequence (see
+    :class:`shriven.feeds.binance.DepthSync`); after a gap it is invalid until the next snapshot.
+    A Kite book is the five levels of the latest full-mode tick.
+    """
+
+    def __init__(self) -> None:
+        self.books: dict[str, OrderBook] = {}
+        self.syncs: dict[str, DepthSync[BinanceDepth]] = {}
+        self.stats = KeeperStats()
+        self.crossed_now: set[str] = set()  # keys whose book is crossed or locked right now
+        self._snapshot_seq = SeqCounter()
+
+    # ------------------------------------------------------------ reading
+
+    def book(self, key: str) -> OrderBook | None:
+        return self.books.get(key)
+
+    def is_valid(self, key: str) -> bool:
+        """True when the book for ``key`` exists and is in sync with the venue."""
+        if key not in self.books:
+            return False
+        sync = self.syncs.get(key)
+        return sync is None or sync.live
+
+    def valid_books(self) -> dict[str, OrderBook]:
+        return {k: b for k, b in self.books.items() if self.is_valid(k)}
+
+    def snapshots(
+        self, recv_ns: int, seq_counter: SeqCounter | None = None, depth: int | None = None
+    ) -> list[BookSnapshot]:
+        """A :class:`BookSnapshot` of every valid book (all levels, or the best ``depth``)."""
+        counter = seq_counter if seq_counter is not None else self._snapshot_seq
+        out: list[BookSnapshot] = []
+        for key, book in self.books.items():
+            if not self.is_valid(key):
+                continue
+            venue, _, instrument = key.partition(":")
+            if depth is None:
+                bids, asks = book.levels()
+            else:
+                bids, asks = book.top(depth)
+            out.append(
+                BookSnapshot(
+                    recv_ns,
+                    counter.next(),
+                    venue,
+                    instrument,
+                    book.update_id,
+                    tuple(bids),
+                    tuple(asks),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------ applying records
+
+    def apply(self, record: Record) -> None:
+        """Update the books from one record of any type."""
+        t = type(record)
+        if t is BinanceDepth:
+            self._depth(record)  # type: ignore[arg-type]
+        elif t is BinanceDepthSnapshot:
+            self._snapshot(record)  # type: ignore[arg-type]
+        elif t is KiteTick:
+            self._kite(record)  # type: ignore[arg-type]
+        elif t is Status:
+            self._status(record)  # type: ignore[arg-type]
+        else:  # BinanceTrade, BookSnapshot: no book change
+            self.stats.ignored += 1
+
+    def apply_all(self, records: list[Record]) -> None:
+        for r in records:
+            self.apply(r)
+
+    def _binance(self, symbol: str) -> tuple[str, OrderBook, DepthSync[BinanceDepth]]:
+        key = "binance:" + symbol
+        book = self.books.get(key)
+        if book is None:
+            book = self.books[key] = OrderBook()
+            self.syncs[key] = DepthSync()
+        return key, book, self.syncs[key]
+
+    def _depth(self, d: BinanceDepth) -> None:
+        key, book, sync = self._binance(d.symbol)
+        outcome = sync.on_diff(d.first_update_id, d.last_update_id, d)
+        stats = self.stats
+        if outcome == APPLY:
+            self._apply_diff(key, book, d)
+        elif outcome == STALE:
+            stats.stale += 1
+        elif outcome == GAP:
+            stats.gaps += 1
+            stats.buffered += 1
+            self.crossed_now.discard(key)
+        else:
+            stats.buffered += 1
+
+    def _apply_diff(self, key: str, book: OrderBook, d: BinanceDepth) -> None:
+        stats = self.stats
+        stats.levels += book.apply(_floats(d.bids), _floats(d.asks))
+        stats.applied += 1
+        book.update_id = d.last_update_id
+        self._check_crossed(key, book)
+
+    def _snapshot(self, s: BinanceDepthSnapshot) -> None:
+        key, book, sync = self._binance(s.symbol)
+        result = sync.on_snapshot(s.last_update_id)
+        stats = self.stats
+        stats.stale += result.dropped
+        if not result.usable:
+            stats.stale_snapshots += 1
+            return
+        stats.snapshots += 1
+        book.replace(_floats(s.bids), _floats(s.asks), s.last_update_id)
+        self._check_crossed(key, book)
+        for d in result.apply:
+            self._apply_diff(key, book, d)
+        if result.gap:
+            stats.gaps += 1
+            self.crossed_now.discard(key)
+
+    def _kite(self, tick: KiteTick) -> None:
+        if tick.mode != "full":
+            self.stats.ignored += 1
+            return
+        key = f"kite:{tick.instrument_token}"
+        book = self.books.get(key)
+        if book is None:
+            book = self.books[key] = OrderBook()
+        div = kite_price_divisor(tick.instrument_token)
+        book.replace(_kite_side(tick.bids, div), _kite_side(tick.asks, div), tick.seq)
+        self.stats.kite_depth += 1
+        self._check_crossed(key, book)
+
+    def _status(self, s: Status) -> None:
+        # A gap the feed saw without a diff showing it (e.g. a dropped connection): the book is
+        # invalid until the next snapshot. The feed drives its own DepthSync the same way.
+        key = f"{s.venue}:{s.instrument}"
+        sync = self.syncs.get(key)
+        if s.kind == StatusKind.GAP and sync is not None and sync.invalidate():
+            self.stats.gaps += 1
+            self.crossed_now.discard(key)
+        else:
+            self.stats.ignored += 1
+
+    def _check_crossed(self, key: str, book: OrderBook) -> None:
+        bids = book.bids
+        asks = book.asks
+        if bids and asks:
+            bid = bids._list[-1]
+            ask = asks._list[0]
+            if bid >= ask:
+                if bid > ask:
+                    self.stats.crossed += 1
+                else:
+                    self.stats.locked += 1
+                self.crossed_now.add(key)
+                return
+        self.crossed_now.discard(key)

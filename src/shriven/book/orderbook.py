@@ -1,0 +1,152 @@
+"""An L2 order book: two SortedDicts of price -> quantity (floats).
+
+Both sides are stored in ascending price order, so the best bid is the *last* bid key and the best
+ask the *first* ask key. Everything that hands levels out returns them best first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sortedcontainers import SortedDict
+
+__all__ = ["Level", "OrderBook"]
+
+Level = tuple[float, float]  # (price, quantity)
+
+_dict_set = dict.__setitem__
+_dict_del = dict.__delitem__
+
+
+def _apply_side(side: SortedDict, levels: Iterable[tuple[float, float]]) -> int:
+    # Hot path. A price already present only changes its quantity in the underlying dict; the
+    # sorted key list is touched only for inserts and deletes. SortedDict.__setitem__ would do a
+    # Python-level membership test and call on every update, which doubles the cost.
+    add = side._list_add
+    remove = side._list_remove
+    n = 0
+    for price, qty in levels:
+        n += 1
+        if qty:
+            if price in side:
+                _dict_set(side, price, qty)
+            else:
+                _dict_set(side, price, qty)
+                add(price)
+        elif price in side:
+            _dict_del(side, price)
+            remove(price)
+    return n
+
+
+def _to_float_levels(levels: Iterable[tuple[object, object]]) -> list[Level]:
+    return [(float(p), float(q)) for p, q in levels]  # type: ignore[arg-type]
+
+
+class OrderBook:
+    """One instrument's book. ``update_id`` is the last venue update applied (0 = none)."""
+
+    __slots__ = ("asks", "bids", "update_id")
+
+    def __init__(
+        self,
+        bids: Iterable[Level] = (),
+        asks: Iterable[Level] = (),
+        update_id: int = 0,
+    ) -> None:
+        self.bids: SortedDict = SortedDict()
+        self.asks: SortedDict = SortedDict()
+        self.update_id = update_id
+        self.replace(bids, asks, update_id)
+
+    # ------------------------------------------------------------ changing the book
+
+    def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> int:
+        """Set each (price, quantity); quantity 0 removes the level. Returns levels processed.
+
+        Prices and quantities must be floats (use :meth:`apply_strings` for venue strings)."""
+        return _apply_side(self.bids, bids) + _apply_side(self.asks, asks)
+
+    def apply_strings(
+        self, bids: Iterable[tuple[str, str]], asks: Iterable[tuple[str, str]]
+    ) -> int:
+        """:meth:`apply` for decimal strings as Binance sends them."""
+        return _apply_side(self.bids, _to_float_levels(bids)) + _apply_side(
+            self.asks, _to_float_levels(asks)
+        )
+
+    def replace(
+        self, bids: Iterable[Level], asks: Iterable[Level], update_id: int | None = None
+    ) -> None:
+        """Make the book exactly these levels: what :meth:`apply` of them to an empty book gives
+        (a later repeat of a price wins; zero quantities are left out)."""
+        self.bids.clear()
+        self.asks.clear()
+        self.bids.update({p: q for p, q in dict(bids).items() if q})
+        self.asks.update({p: q for p, q in dict(asks).items() if q})
+        if update_id is not None:
+            self.update_id = update_id
+
+    def clear(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self.update_id = 0
+
+    # ------------------------------------------------------------ reading the book
+
+    def best_bid(self) -> Level | None:
+        return self.bids.peekitem(-1) if self.bids else None
+
+    def best_ask(self) -> Level | None:
+        return self.asks.peekitem(0) if self.asks else None
+
+    def top(self, n: int) -> tuple[list[Level], list[Level]]:
+        """The best ``n`` bids and asks, best first."""
+        bids = self.bids
+        asks = self.asks
+        bid_keys = bids.islice(max(len(bids) - n, 0), None, reverse=True)
+        ask_keys = asks.islice(0, n)
+        return [(p, bids[p]) for p in bid_keys], [(p, asks[p]) for p in ask_keys]
+
+    def levels(self) -> tuple[list[Level], list[Level]]:
+        """Every level, best first."""
+        bids = self.bids
+        asks = self.asks
+        return [(p, bids[p]) for p in reversed(bids)], list(asks.items())
+
+    def iter_bids(self) -> Iterator[Level]:
+        """Bids best first, without copying the book (do not change it while iterating)."""
+        bids = self.bids
+        return ((p, bids[p]) for p in reversed(bids))
+
+    def iter_asks(self) -> Iterator[Level]:
+        """Asks best first, without copying the book (do not change it while iterating)."""
+        return iter(self.asks.items())
+
+    def depth(self) -> tuple[int, int]:
+        return len(self.bids), len(self.asks)
+
+    def is_crossed(self) -> bool:
+        """Best bid strictly above best ask: the book is wrong (a missed update)."""
+        bids = self.bids
+        asks = self.asks
+        return bool(bids) and bool(asks) and bids._list[-1] > asks._list[0]
+
+    def is_locked(self) -> bool:
+        """Best bid equal to best ask."""
+        bids = self.bids
+        asks = self.asks
+        return bool(bids) and bool(asks) and bids._list[-1] == asks._list[0]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OrderBook):
+            return NotImplemented
+        return dict(self.bids) == dict(other.bids) and dict(self.asks) == dict(other.asks)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"OrderBook(update_id={self.update_id}, bids={len(self.bids)}, "
+            f"asks={len(self.asks)}, best={self.best_bid()} / {self.best_ask()})"
+        )

@@ -1,0 +1,125 @@
+"""The official Binance spot local-book algorithm, as a pure per-symbol state machine on update ids.
+
+Binance's rules (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams,
+"How to manage a local order book correctly"):
+
+1. Buffer the diff events from the stream.
+2. Fetch a depth snapshot. If it is older than the buffered events (its ``lastUpdateId + 1`` is
+   below the first remaining event's ``U``), fetch again.
+3. Drop buffered events with ``u <= lastUpdateId``.
+4. The first event applied must satisfy ``U <= lastUpdateId + 1 <= u``.
+5. Every later event must continue the sequence: ``U == previous u + 1``. Anything else is a gap:
+   the book is discarded and the process starts again from 1 (the event that showed the gap is
+   the first one buffered).
+
+The machine holds opaque items (the diff records) only while it waits for a snapshot; it never
+looks at prices. The feed adapter and :class:`shriven.book.BookKeeper` both drive one of these per
+symbol over the same record order, so they take identical decisions.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final, Generic, TypeVar
+
+__all__ = ["APPLY", "BUFFERED", "GAP", "STALE", "DepthSync", "SnapshotResult"]
+
+T = TypeVar("T")
+
+# on_diff outcomes
+APPLY: Final = 0  # in sequence: apply it to the book now
+STALE: Final = 1  # u <= the book's update id: ignore it
+BUFFERED: Final = 2  # no usable snapshot yet: kept until one arrives
+GAP: Final = 3  # out of sequence: the book is invalid, the event was buffered, fetch a snapshot
+
+DEFAULT_MAX_BUFFER: Final = 10_000
+
+
+@dataclass(slots=True)
+class SnapshotResult(Generic[T]):
+    """What to do with a snapshot: ``usable`` False means it is older than the buffered events
+    (fetch another); otherwise replace the book with it and apply ``apply`` in order. ``gap``
+    means the buffered events themselves had a hole after those: fetch again."""
+
+    usable: bool
+    apply: list[T] = field(default_factory=list)
+    dropped: int = 0
+    gap: bool = False
+
+
+class DepthSync(Generic[T]):
+    """One symbol's synchronisation state (``live`` True once a snapshot has been accepted)."""
+
+    __slots__ = ("_first", "buffer", "buffer_dropped", "last_update_id", "live", "max_buffer")
+
+    def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        self.live = False
+        self.last_update_id = 0
+        self._first = False  # next applied event is the first after a snapshot
+        self.buffer: deque[tuple[int, int, T]] = deque()
+        self.max_buffer = max_buffer
+        self.buffer_dropped = 0  # oldest buffered events evicted because the buffer was full
+
+    @property
+    def first_buffered_u(self) -> int | None:
+        """``U`` of the oldest buffered event (None when the buffer is empty)."""
+        return self.buffer[0][0] if self.buffer else None
+
+    def on_diff(self, first_id: int, last_id: int, item: T) -> int:
+        """Decide about one diff event (``U`` = first_id, ``u`` = last_id)."""
+        if not self.live:
+            self._buffer(first_id, last_id, item)
+            return BUFFERED
+        last = self.last_update_id
+        if last_id <= last:
+            return STALE
+        if first_id == last + 1 or (self._first and first_id <= last + 1):
+            self.last_update_id = last_id
+            self._first = False
+            return APPLY
+        self.live = False
+        self.buffer.clear()
+        self._buffer(first_id, last_id, item)
+        return GAP
+
+    def on_snapshot(self, last_update_id: int) -> SnapshotResult[T]:
+        """Offer a snapshot whose ``lastUpdateId`` is ``last_update_id``."""
+        buf = self.buffer
+        dropped = 0
+        while buf and buf[0][1] <= last_update_id:
+            buf.popleft()
+            dropped += 1
+        if buf and buf[0][0] > last_update_id + 1:
+            return SnapshotResult(False, dropped=dropped)
+        self.live = True
+        self.last_update_id = last_update_id
+        self._first = True
+        pending = list(buf)
+        buf.clear()
+        result: SnapshotResult[T] = SnapshotResult(True, dropped=dropped)
+        for i, (first_id, last_id, item) in enumerate(pending):
+            outcome = self.on_diff(first_id, last_id, item)
+            if outcome == APPLY:
+                result.apply.append(item)
+            elif outcome == GAP:
+                result.gap = True
+                for f, u, it in pending[i + 1 :]:
+                    self._buffer(f, u, it)
+                break
+        return result
+
+    def invalidate(self) -> bool:
+        """Forget the book (e.g. the connection dropped). Returns True if it was live; a machine
+        already waiting for a snapshot keeps its buffer."""
+        if not self.live:
+            return False
+        self.live = False
+        self.buffer.clear()
+        return True
+
+    def _buffer(self, first_id: int, last_id: int, item: T) -> None:
+        if len(self.buffer) >= self.max_buffer:
+            self.buffer.popleft()
+            self.buffer_dropped += 1
+        self.buffer.append((first_id, last_id, item))
