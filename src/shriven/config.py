@@ -91,6 +91,13 @@ class Settings(BaseSettings):
 
     binance_symbols: list[str] = Field(default_factory=list)
     binance_depth_limit: int = Field(1000, ge=5, le=5000)
+    binance_depth_interval: Literal["100ms", "1000ms"] = "100ms"
+    # Binance spot allows 1024 streams per connection; each symbol takes two (depth, trade).
+    binance_max_streams_per_connection: int = Field(1024, ge=2, le=1024)
+    binance_reconnect_initial_secs: float = Field(0.5, gt=0)
+    binance_reconnect_max_secs: float = Field(30.0, gt=0)
+    binance_stall_secs: float = Field(60.0, gt=0)
+    binance_rest_max_backoff_secs: float = Field(60.0, gt=0)
 
     cache_dir: Path = Path("./cache")
     market_tz: str = "Asia/Kolkata"

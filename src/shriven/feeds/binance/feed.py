@@ -1,0 +1,349 @@
+"""The Binance spot websocket adapter: combined streams, depth resync, reconnects.
+
+Every trade and diff received is pushed to the sink as it arrives (with its receive time), every
+snapshot that (re)starts a book is pushed when it is used, and Status records mark connects,
+disconnects, gaps and resyncs. Pushing a record and updating the per-symbol :class:`DepthSync`
+happen together under one lock, so the order in the sink is the order the synchroniser saw, and
+a :class:`shriven.book.BookKeeper` fed from the sink (live or in replay) takes the same decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from shriven.config import Settings
+from shriven.errors import ConfigError
+from shriven.events import BinanceDepth, Record, Status, StatusKind
+from shriven.feeds.base import FeedStats, RecordSink, SeqCounter, now_ns
+from shriven.feeds.binance.parse import (
+    BinanceMessageError,
+    ServerShutdown,
+    parse_depth_snapshot,
+    parse_message,
+)
+from shriven.feeds.binance.rest import SnapshotClient
+from shriven.feeds.binance.sync import BUFFERED, GAP, DepthSync
+from shriven.logging import get_logger
+
+__all__ = ["BinanceFeed", "BinanceFeedParams", "build_binance_feed", "shard_streams"]
+
+log = get_logger("shriven.binance")
+
+VENUE: Final = "binance"
+STREAMS_PER_SYMBOL: Final = 2  # <symbol>@depth@<interval> and <symbol>@trade
+
+
+@dataclass(slots=True)
+class BinanceFeedParams:
+    api_root: str = "https://api.binance.com"
+    ws_url: str = "wss://stream.binance.com:9443"
+    depth_limit: int = 1000
+    depth_interval: str = "100ms"
+    # Binance spot: "A single connection can listen to a maximum of 1024 streams."
+    max_streams_per_connection: int = 1024
+    reconnect_initial_secs: float = 0.5
+    reconnect_max_secs: float = 30.0
+    # No message for this long on an open connection: treat it as dead and reconnect.
+    stall_secs: float = 60.0
+    rest_max_backoff_secs: float = 60.0
+    stale_snapshot_retry_secs: float = 0.25
+    open_timeout_secs: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BinanceFeedParams:
+        return cls(
+            api_root=settings.binance_api_root,
+            ws_url=settings.binance_ws_url,
+            depth_limit=settings.binance_depth_limit,
+            depth_interval=settings.binance_depth_interval,
+            max_streams_per_connection=settings.binance_max_streams_per_connection,
+            reconnect_initial_secs=settings.binance_reconnect_initial_secs,
+            reconnect_max_secs=settings.binance_reconnect_max_secs,
+            stall_secs=settings.binance_stall_secs,
+            rest_max_backoff_secs=settings.binance_rest_max_backoff_secs,
+        )
+
+
+def shard_streams(symbols: Sequence[str], max_streams: int) -> list[list[str]]:
+    """Group symbols so that each connection carries at most ``max_streams`` streams; a symbol's
+    depth and trade streams always share a connection."""
+    per_conn = max(1, max_streams // STREAMS_PER_SYMBOL)
+    return [list(symbols[i : i + per_conn]) for i in range(0, len(symbols), per_conn)]
+
+
+def stream_url(ws_url: str, symbols: Sequence[str], interval: str = "100ms") -> str:
+    names: list[str] = []
+    for s in symbols:
+        low = s.lower()
+        # Spot names the 1 s depth stream without a suffix.
+        names.append(f"{low}@depth" if interval == "1000ms" else f"{low}@depth@{interval}")
+        names.append(f"{low}@trade")
+    return f"{ws_url.rstrip('/')}/stream?streams={'/'.join(names)}"
+
+
+class _Reconnect(Exception):
+    """Internal: leave the receive loop and reconnect (stall, server shutdown notice)."""
+
+
+class BinanceFeed:
+    """FeedAdapter for Binance spot trades and L2 books of ``symbols``."""
+
+    venue = VENUE
+
+    def __init__(
+        self,
+        params: BinanceFeedParams | Settings,
+        symbols: Sequence[str],
+        sink: RecordSink,
+        *,
+        seq: SeqCounter | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if isinstance(params, Settings):
+            params = BinanceFeedParams.from_settings(params)
+        if not symbols:
+            raise ConfigError(
+                "no Binance symbols configured: set SHRIVEN_BINANCE_SYMBOLS (e.g. BTCUSDT,ETHUSDT)"
+            )
+        self.params = params
+        self.symbols = [s.upper() for s in symbols]
+        self.sink = sink
+        self.stats = FeedStats(VENUE)
+        self.syncs: dict[str, DepthSync[None]] = {s: DepthSync() for s in self.symbols}
+        self.shards = shard_streams(self.symbols, params.max_streams_per_connection)
+        self._seq = seq or SeqCounter()
+        self._rng = rng or random.Random()
+        self._order = asyncio.Lock()
+        self._resync_tasks: dict[str, asyncio.Task[None]] = {}
+        self._shard_open = [False] * len(self.shards)
+        self.rest = SnapshotClient(
+            params.api_root,
+            limit=params.depth_limit,
+            max_backoff=params.rest_max_backoff_secs,
+            on_venue_error=self._venue_error,
+            rng=self._rng,
+        )
+        self._pending_venue_msgs: list[Status] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Stream until cancelled; each shard reconnects on its own."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for i, shard in enumerate(self.shards):
+                    tg.create_task(self._run_shard(i, shard), name=f"binance-shard-{i}")
+        finally:
+            for task in list(self._resync_tasks.values()):
+                task.cancel()
+            await asyncio.gather(*self._resync_tasks.values(), return_exceptions=True)
+            await self.rest.close()
+
+    async def _run_shard(self, index: int, symbols: list[str]) -> None:
+        p = self.params
+        url = stream_url(p.ws_url, symbols, p.depth_interval)
+        backoff = p.reconnect_initial_secs
+        first = True
+        while True:
+            if not first:
+                self.stats.reconnects += 1
+            first = False
+            reason = "closed"
+            try:
+                async with connect(
+                    url, open_timeout=p.open_timeout_secs, max_size=None, compression=None
+                ) as ws:
+                    await self._connected(index, symbols)
+                    backoff = p.reconnect_initial_secs
+                    await self._receive(ws)
+            except asyncio.CancelledError:
+                raise
+            except _Reconnect as exc:
+                reason = str(exc)
+            except websockets.ConnectionClosed as exc:
+                reason = f"connection closed: {exc}"
+            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+                reason = f"connection failed: {exc!r}"
+            await self._disconnected(index, symbols, reason)
+            delay = backoff * (0.5 + self._rng.random() / 2)
+            log.info("reconnecting", shard=index, in_s=round(delay, 3), reason=reason)
+            await asyncio.sleep(delay)
+            backoff = min(backoff * 2, p.reconnect_max_secs)
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        stall = self.params.stall_secs
+        stats = self.stats
+        while True:
+            try:
+                async with asyncio.timeout(stall):
+                    raw = await ws.recv()
+            except TimeoutError:
+                raise _Reconnect(f"no message for {stall:g} s (stalled stream)") from None
+            recv_ns = now_ns()
+            stats.messages += 1
+            stats.bytes += len(raw)
+            stats.last_message_ns = recv_ns
+            await self._message(raw, recv_ns)
+
+    # ------------------------------------------------------------ messages
+
+    async def _message(self, raw: str | bytes, recv_ns: int) -> None:
+        try:
+            record = parse_message(raw, recv_ns)
+        except ServerShutdown as exc:
+            raise _Reconnect("venue announced server shutdown") from exc
+        except BinanceMessageError as exc:
+            if self.stats.count_error(exc.kind) == 1:
+                log.warning("skipping unexpected Binance message", kind=exc.kind, error=str(exc))
+            return
+        if record is None:
+            return
+        async with self._order:
+            if type(record) is BinanceDepth:
+                sync = self.syncs.get(record.symbol)
+                if sync is None:
+                    if self.stats.count_error("unknown_symbol") == 1:
+                        log.warning("diff for a symbol not subscribed", symbol=record.symbol)
+                    return
+                await self._put(record)
+                expected = sync.last_update_id + 1
+                outcome = sync.on_diff(record.first_update_id, record.last_update_id, None)
+                if outcome == GAP:
+                    await self._gap(
+                        record.symbol,
+                        f"sequence: expected U={expected}, got U={record.first_update_id}",
+                    )
+                elif outcome == BUFFERED:
+                    self._ensure_resync(record.symbol)
+            else:
+                await self._put(record)
+            await self._flush_venue_messages()
+
+    async def _put(self, record: Record) -> None:
+        record.seq = self._seq.next()
+        await self.sink.put(record)
+        self.stats.records += 1
+
+    def _status(self, kind: str, instrument: str = "", detail: str = "") -> Status:
+        return Status(now_ns(), 0, VENUE, kind, instrument, detail)
+
+    async def _gap(self, symbol: str, detail: str) -> None:
+        self.stats.gaps += 1
+        log.warning("gap in depth stream, resyncing", symbol=symbol, detail=detail)
+        await self._put(self._status(StatusKind.GAP, symbol, detail))
+        self._ensure_resync(symbol)
+
+    # ------------------------------------------------------------ connection events
+
+    async def _connected(self, index: int, symbols: list[str]) -> None:
+        self._shard_open[index] = True
+        self.stats.connections += 1
+        self.stats.connected = all(self._shard_open)
+        log.info("connected", shard=index, symbols=len(symbols))
+        async with self._order:
+            await self._put(
+                self._status(StatusKind.CONNECTED, "", f"shard {index}: {','.join(symbols)}")
+            )
+
+    async def _disconnected(self, index: int, symbols: list[str], reason: str) -> None:
+        was_open = self._shard_open[index]
+        self._shard_open[index] = False
+        self.stats.connected = False
+        if not was_open:  # a failed attempt: nothing was streaming, nothing to mark
+            log.warning("cannot connect", shard=index, reason=reason)
+            return
+        log.warning("disconnected", shard=index, reason=reason)
+        async with self._order:
+            await self._put(self._status(StatusKind.DISCONNECTED, "", f"shard {index}: {reason}"))
+            for s in symbols:
+                if self.syncs[s].invalidate():
+                    self.stats.gaps += 1
+                    await self._put(self._status(StatusKind.GAP, s, "disconnected"))
+
+    # ------------------------------------------------------------ snapshots
+
+    def _ensure_resync(self, symbol: str) -> None:
+        task = self._resync_tasks.get(symbol)
+        if task is None or task.done():
+            self._resync_tasks[symbol] = asyncio.create_task(
+                self._resync(symbol), name=f"binance-resync-{symbol}"
+            )
+
+    async def _resync(self, symbol: str) -> None:
+        while True:
+            try:
+                body, recv_ns = await self.rest.fetch(symbol)
+            except Exception as exc:  # a VenueError (bad symbol) must not kill the feed
+                self.stats.count_error("snapshot_refused")
+                log.error("cannot fetch depth snapshot", symbol=symbol, error=str(exc))
+                await asyncio.sleep(self.params.rest_max_backoff_secs)
+                continue
+            try:
+                snap = parse_depth_snapshot(body, symbol, recv_ns)
+            except BinanceMessageError as exc:
+                if self.stats.count_error(exc.kind) == 1:
+                    log.warning("bad depth snapshot", symbol=symbol, error=str(exc))
+                await asyncio.sleep(self.params.stale_snapshot_retry_secs)
+                continue
+            async with self._order:
+                await self._flush_venue_messages()
+                sync = self.syncs[symbol]
+                if sync.live:  # cannot happen: only this task makes a sync live
+                    return
+                result = sync.on_snapshot(snap.last_update_id)
+                if result.usable:
+                    await self._put(snap)
+                    self.stats.resyncs += 1
+                    await self._put(
+                        self._status(
+                            StatusKind.RESYNCED,
+                            symbol,
+                            f"lastUpdateId={snap.last_update_id}, "
+                            f"applied {len(result.apply)} buffered diffs",
+                        )
+                    )
+                    if not result.gap:
+                        return
+                    self.stats.gaps += 1
+                    await self._put(
+                        self._status(StatusKind.GAP, symbol, "sequence: hole in buffered diffs")
+                    )
+                else:
+                    self.stats.count_error("stale_snapshot")
+                    log.info(
+                        "snapshot older than buffered diffs, fetching again",
+                        symbol=symbol,
+                        last_update_id=snap.last_update_id,
+                        first_buffered_u=sync.first_buffered_u,
+                    )
+            await asyncio.sleep(self.params.stale_snapshot_retry_secs)
+
+    def _venue_error(self, symbol: str, status: int, message: str) -> None:
+        # Called from the REST client (no awaiting there); recorded at the next chance.
+        self.stats.count_error(f"http_{status}")
+        self._pending_venue_msgs.append(
+            self._status(StatusKind.VENUE_MESSAGE, symbol, f"HTTP {status}: {message}")
+        )
+
+    async def _flush_venue_messages(self) -> None:
+        while self._pending_venue_msgs:
+            await self._put(self._pending_venue_msgs.pop(0))
+
+
+def build_binance_feed(
+    settings: Settings,
+    sink: RecordSink,
+    symbols: Sequence[str] | None = None,
+    seq: SeqCounter | None = None,
+) -> BinanceFeed:
+    """The feed for ``symbols`` (default: ``settings.binance_symbols``) at the configured
+    endpoints."""
+    chosen = list(symbols) if symbols else list(settings.binance_symbols)
+    return BinanceFeed(settings, chosen, sink, seq=seq)

@@ -1,0 +1,198 @@
+"""The Binance adapter against the loopback simulator, with faults injected while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+
+import pytest
+
+from shriven.book import BookKeeper
+from shriven.errors import ConfigError, VenueError
+from shriven.events import BinanceDepthSnapshot, BinanceTrade, Record, Status, StatusKind
+from shriven.feeds.binance.feed import (
+    BinanceFeed,
+    BinanceFeedParams,
+    build_binance_feed,
+    shard_streams,
+    stream_url,
+)
+from shriven.feeds.binance.rest import SnapshotClient
+from shriven.sim.binance import BinanceSimulator
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
+
+
+class ListSink:
+    """The pipeline's place in these tests: keeps every record, and a live book keeper."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.keeper = BookKeeper()
+
+    async def put(self, record: Record) -> None:
+        self.records.append(record)
+        self.keeper.apply(record)
+
+    def statuses(self, kind: str) -> list[Status]:
+        return [r for r in self.records if type(r) is Status and r.kind == kind]
+
+    def all_valid(self) -> bool:
+        return all(self.keeper.is_valid(f"binance:{s}") for s in SYMBOLS)
+
+
+async def wait_for(cond: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def fast_params(sim: BinanceSimulator, **kw: float) -> BinanceFeedParams:
+    values: dict = dict(
+        api_root=sim.base_url,
+        ws_url=sim.ws_url,
+        max_streams_per_connection=4,  # two symbols per connection: BNBUSDT gets its own
+        reconnect_initial_secs=0.05,
+        reconnect_max_secs=0.2,
+        stall_secs=0.6,
+        rest_max_backoff_secs=0.3,
+        stale_snapshot_retry_secs=0.05,
+    )
+    values.update(kw)
+    return BinanceFeedParams(**values)
+
+
+def assert_books_equal_truth(sim: BinanceSimulator, records: list[Record]) -> None:
+    keeper = BookKeeper()  # rebuilt from the records alone, as replay would
+    keeper.apply_all(records)
+    for s in SYMBOLS:
+        key = f"binance:{s}"
+        assert keeper.is_valid(key), f"{s} not in sync at the end"
+        book = keeper.book(key)
+        assert book.levels() == sim.true_book(s, book.update_id), f"{s} differs from the truth"
+    assert keeper.stats.crossed == 0 and keeper.stats.locked == 0
+
+
+async def test_books_equal_the_true_books_after_gaps_disconnects_and_bad_input() -> None:
+    sim = BinanceSimulator(SYMBOLS, seed=11, interval_ms=20)
+    await sim.start()
+    sink = ListSink()
+    feed = BinanceFeed(fast_params(sim), SYMBOLS, sink, rng=random.Random(3))
+    assert len(feed.shards) == 2
+    task = asyncio.create_task(feed.run())
+    try:
+        await wait_for(sink.all_valid, "first sync")
+        assert_books_equal_truth(sim, sink.records)
+
+        # A withheld diff: a gap on one symbol, a 429 and then a stale snapshot on its resync.
+        await wait_for(lambda: len(sim.books["ETHUSDT"].history) > 30, "some history")
+        sim.fail_rest(1, 429, retry_after=0.05)
+        sim.serve_stale_snapshots(1, lag=20)
+        sim.inject_gap("ETHUSDT")
+        await wait_for(lambda: feed.stats.gaps >= 1, "gap detected")
+        await wait_for(lambda: len(sink.statuses(StatusKind.RESYNCED)) >= 4, "resync after gap")
+        await wait_for(sink.all_valid, "sync after gap")
+        gaps = sink.statuses(StatusKind.GAP)
+        assert any(g.instrument == "ETHUSDT" and g.detail.startswith("sequence") for g in gaps)
+
+        # Bad input on the stream.
+        sim.send_malformed()
+        sim.send_unknown()
+        await wait_for(lambda: "unexpected_bookTicker" in feed.stats.errors_by_kind, "unknown")
+        await wait_for(lambda: "malformed_json" in feed.stats.errors_by_kind, "malformed")
+
+        # The venue closes every connection (as at the 24 h mark), then drops them abruptly.
+        for abrupt in (False, True):
+            connects = feed.stats.connections
+            await sim.drop_connections(abrupt=abrupt)
+            await wait_for(lambda c=connects: feed.stats.connections >= c + 2, "reconnect")
+            await wait_for(sink.all_valid, "sync after reconnect")
+
+        # A stalled stream: the feed notices the silence and reconnects.
+        connects = feed.stats.connections
+        sim.stall(3.0)
+        await wait_for(lambda: feed.stats.connections >= connects + 2, "reconnect after stall")
+        await wait_for(sink.all_valid, "sync after stall")
+        await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sim.stop()
+
+    records = sink.records
+    assert_books_equal_truth(sim, records)
+    assert [r.seq for r in records] == list(range(1, len(records) + 1))
+    stats = feed.stats
+    assert stats.errors_by_kind.get("http_429") == 1
+    assert stats.errors_by_kind.get("stale_snapshot", 0) >= 1
+    assert stats.errors_by_kind["malformed_json"] >= 1
+    assert stats.reconnects >= 6 and stats.gaps >= 1 + 3 * len(SYMBOLS)
+    assert stats.records == len(records)
+    assert sink.statuses(StatusKind.VENUE_MESSAGE)[0].detail.startswith("HTTP 429: code -1003")
+    assert len(sink.statuses(StatusKind.DISCONNECTED)) >= 6
+    # Trades reach the sink once each, and only trades the simulator sent.
+    sent = {(d["s"], d["t"]) for e in sim.ledger if e.kind == "trade" for d in [_data(e.text)]}
+    got = [(r.symbol, r.trade_id) for r in records if type(r) is BinanceTrade]
+    assert len(got) == len(set(got)) > 0 and set(got) <= sent
+    # Only snapshots that were used are recorded: one per RESYNCED marker.
+    snaps = [r for r in records if type(r) is BinanceDepthSnapshot]
+    assert len(snaps) == len(sink.statuses(StatusKind.RESYNCED))
+
+
+def _data(text: str) -> dict:
+    return json.loads(text)["data"]
+
+
+async def test_snapshot_client_backs_off_on_rate_limits_and_reports_the_venue_message() -> None:
+    sim = BinanceSimulator(["BTCUSDT"], seed=1, interval_ms=50)
+    await sim.start()
+    seen: list[tuple[str, int, str]] = []
+    client = SnapshotClient(
+        sim.base_url, limit=10, initial_backoff=0.01, max_backoff=0.1,
+        on_venue_error=lambda *a: seen.append(a),
+    )  # fmt: skip
+    try:
+        sim.fail_rest(1, 429, retry_after=0.05)
+        sim.fail_rest(1, 418, retry_after=0.05)
+        sim.fail_rest(1, 503, retry_after=0.05)
+        body, recv_ns = await asyncio.wait_for(client.fetch("BTCUSDT"), 10)
+        assert b"lastUpdateId" in body and recv_ns > 0
+        assert [s for _, s, _ in seen] == [429, 418, 503]
+        assert "Too many requests" in seen[0][2]
+        assert client.retries == 3
+        with pytest.raises(VenueError, match="HTTP 400"):
+            await asyncio.wait_for(client.fetch("NOPE"), 10)
+    finally:
+        await client.close()
+        await sim.stop()
+
+
+def test_streams_are_sharded_under_the_per_connection_limit() -> None:
+    symbols = [f"S{i}USDT" for i in range(1500)]
+    shards = shard_streams(symbols, 1024)
+    assert [len(s) for s in shards] == [512, 512, 476]
+    assert [s for shard in shards for s in shard] == symbols
+    url = stream_url("wss://stream.binance.com:9443", ["BTCUSDT", "ETHUSDT"])
+    assert url == (
+        "wss://stream.binance.com:9443/stream?streams="
+        "btcusdt@depth@100ms/btcusdt@trade/ethusdt@depth@100ms/ethusdt@trade"
+    )
+    assert stream_url("ws://x", ["A"], "1000ms") == "ws://x/stream?streams=a@depth/a@trade"
+
+
+def test_feed_is_built_from_settings() -> None:
+    from shriven.config import load_settings
+
+    settings = load_settings(
+        binance_symbols="btcusdt,ethusdt", binance_api_root="http://127.0.0.1:1"
+    )
+    feed = build_binance_feed(settings, ListSink())
+    assert feed.symbols == ["BTCUSDT", "ETHUSDT"] and feed.params.depth_limit == 1000
+    assert feed.params.api_root == "http://127.0.0.1:1"
+    with pytest.raises(ConfigError, match="SHRIVEN_BINANCE_SYMBOLS"):
+        build_binance_feed(load_settings(binance_symbols=""), ListSink())
