@@ -27,11 +27,22 @@ def reference(batches_: list) -> tuple[list, list]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(batches)
-def test_any_sequence_of_changes_equals_the_naive_reference(batches_: list) -> None:
+@given(batches, st.sampled_from([None, 4, 8]), st.booleans())
+def test_any_sequence_of_changes_equals_the_naive_reference(
+    batches_: list, load: int | None, read_between: bool
+) -> None:
     book = OrderBook()
+    if load is not None:  # tiny sublists: exercise SortedList's split, merge and index paths
+        book.bids._reset(load)
+        book.asks._reset(load)
     for b, a in batches_:
         book.apply(b, a)
+        if read_between:  # positional reads build SortedList's index, which updates must keep
+            book.top(3)
+            book.bids.islice(1, 2)
+            book.asks.islice(1, 2)
+    book.bids._check()  # SortedDict's own invariants: sorted keys == dict keys
+    book.asks._check()
     ref_bids, ref_asks = reference(batches_)
     bids, asks = book.levels()
     assert bids == ref_bids
@@ -95,3 +106,12 @@ def test_books_compare_by_levels() -> None:
     assert a == b
     b.apply([(1.0, 2.5)], [])
     assert a != b
+
+
+def test_repeated_price_in_one_batch_ends_with_the_last_change() -> None:
+    book = OrderBook([(10.0, 1.0)], [])
+    book.apply([(10.0, 2.0), (10.0, 0.0), (10.0, 3.0)], [])
+    assert book.levels() == ([(10.0, 3.0)], [])
+    book.apply([(10.0, 4.0), (10.0, 0.0)], [])
+    assert book.levels() == ([], [])
+    book.bids._check()
