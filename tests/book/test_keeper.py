@@ -53,7 +53,7 @@ def test_a_hole_in_the_sequence_invalidates_the_book_until_the_next_snapshot() -
     k.apply(snap(10))
     k.apply(diff(11, 12))
     k.apply(diff(14, 15, bids=[("50", "1")]))  # 13 missing
-    assert k.stats.gaps == 1 and not k.is_valid(KEY)
+    assert k.stats.gaps == 1 and not k.is_valid(KEY) and k.out_of_sync() == [KEY]
     k.apply(diff(16, 17, bids=[("51", "1")]))  # buffered, not applied
     assert k.snapshots(1) == []
     k.apply(snap(15, bids=[("100.0", "2.0")]))  # drops 14-15, applies 16-17

@@ -75,6 +75,10 @@ class BookKeeper:
         sync = self.syncs.get(key)
         return sync is None or sync.live
 
+    def out_of_sync(self) -> list[str]:
+        """Keys of Binance books waiting for a snapshot (after a gap, or before the first)."""
+        return [k for k, sync in self.syncs.items() if not sync.live]
+
     def valid_books(self) -> dict[str, OrderBook]:
         return {k: b for k, b in self.books.items() if self.is_valid(k)}
 

@@ -172,6 +172,7 @@ class BinanceSimulator:
         trade_probability: float = 0.5,
         ledger_size: int = 100_000,
         max_history: int = 200_000,
+        quiet: Sequence[str] = (),
     ) -> None:
         self.rng = random.Random(seed)
         self.interval = interval_ms / 1000.0
@@ -181,6 +182,7 @@ class BinanceSimulator:
             book = SimBook(s.upper(), _START_MID[i % len(_START_MID)], levels, max_history)
             book.seed_levels(self.rng)
             self.books[book.symbol] = book
+        self.quiet = {s.upper() for s in quiet}  # symbols whose book never changes
         self.ledger: deque[LedgerEntry] = deque(maxlen=ledger_size)
         self.conns: list[_Conn] = []
         self.connections_accepted = 0
@@ -241,6 +243,8 @@ class BinanceSimulator:
         self._clock_ms += max(1, int(self.interval * 1000))
         out: list[tuple[str, str, str]] = []
         for sym, book in self.books.items():
+            if sym in self.quiet:
+                continue
             low = sym.lower()
             d = book.step(self.rng, self._clock_ms)
             data = {

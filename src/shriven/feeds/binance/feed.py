@@ -54,6 +54,8 @@ class BinanceFeedParams:
     stall_secs: float = 60.0
     rest_max_backoff_secs: float = 60.0
     stale_snapshot_retry_secs: float = 0.25
+    # A symbol that sent no diff this long after connecting is snapshotted anyway.
+    quiet_snapshot_secs: float = 5.0
     open_timeout_secs: float = 10.0
 
     @classmethod
@@ -122,6 +124,7 @@ class BinanceFeed:
         self._rng = rng or random.Random()
         self._order = asyncio.Lock()
         self._resync_tasks: dict[str, asyncio.Task[None]] = {}
+        self._quiet_task: asyncio.Task[None] | None = None
         self._shard_open = [False] * len(self.shards)
         self.rest = SnapshotClient(
             params.api_root,
@@ -141,9 +144,13 @@ class BinanceFeed:
                 for i, shard in enumerate(self.shards):
                     tg.create_task(self._run_shard(i, shard), name=f"binance-shard-{i}")
         finally:
-            for task in list(self._resync_tasks.values()):
+            tasks = [
+                *self._resync_tasks.values(),
+                *([self._quiet_task] if self._quiet_task else []),
+            ]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._resync_tasks.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.rest.close()
 
     async def _run_shard(self, index: int, symbols: list[str]) -> None:
@@ -251,6 +258,27 @@ class BinanceFeed:
             await self._put(
                 self._status(StatusKind.CONNECTED, "", f"shard {index}: {','.join(symbols)}")
             )
+        if self._quiet_task is None or self._quiet_task.done():
+            self._quiet_task = asyncio.create_task(self._snapshot_quiet_symbols())
+
+    async def _snapshot_quiet_symbols(self) -> None:
+        # The official procedure fetches a snapshot once a diff is buffered. A symbol whose book
+        # does not change sends no diff, so it would never get a book: snapshot it anyway. Its
+        # next diff must then straddle or continue the snapshot like any first diff.
+        await asyncio.sleep(self.params.quiet_snapshot_secs)
+        for symbol, sync in self.syncs.items():
+            if not sync.live and not sync.buffer:
+                self._ensure_resync(symbol)
+
+    async def request_resync(self, symbol: str, reason: str = "requested") -> None:
+        """Drop ``symbol``'s book and take a new snapshot (for a consumer that lost records,
+        e.g. a pipeline queue that drops when full). Recorded as a ``gap`` Status."""
+        sync = self.syncs[symbol.upper()]
+        async with self._order:
+            if sync.invalidate():
+                self.stats.gaps += 1
+                await self._put(self._status(StatusKind.GAP, symbol.upper(), reason))
+        self._ensure_resync(symbol.upper())
 
     async def _disconnected(self, index: int, symbols: list[str], reason: str) -> None:
         was_open = self._shard_open[index]
@@ -260,12 +288,10 @@ class BinanceFeed:
             log.warning("cannot connect", shard=index, reason=reason)
             return
         log.warning("disconnected", shard=index, reason=reason)
+        # The books stay: update ids are contiguous per symbol, so if anything was missed while
+        # disconnected the first diff after reconnecting shows the hole and resyncs that symbol.
         async with self._order:
             await self._put(self._status(StatusKind.DISCONNECTED, "", f"shard {index}: {reason}"))
-            for s in symbols:
-                if self.syncs[s].invalidate():
-                    self.stats.gaps += 1
-                    await self._put(self._status(StatusKind.GAP, s, "disconnected"))
 
     # ------------------------------------------------------------ snapshots
 
