@@ -19,8 +19,11 @@ Level = tuple[float, float]  # (price, quantity)
 # near the best ask shift up to 2000 pointers, because asks are ascending and the best is first.
 SUBLIST_LOAD = 128
 
-_dict_set = dict.__setitem__
-_dict_del = dict.__delitem__
+# dict's own methods on the SortedDict, bypassing its Python-level overrides. setdefault and pop
+# are used for insert and delete because method calls are cheaper than the slot wrappers
+# dict.__setitem__ / __delitem__ (about 30 ns each here).
+_dict_add = dict.setdefault  # only called for prices not in the book
+_dict_pop = dict.pop
 _dict_update = dict.update
 
 
@@ -41,7 +44,10 @@ def _apply_side(side: SortedDict, levels: Sequence[tuple[float, float]]) -> int:
     lists = keys._lists
     maxes = keys._maxes
     grow_limit = keys._load << 1
-    shrink_limit = keys._load >> 1
+    keep_min = (keys._load >> 1) + 1  # a sublist this long can lose one without a merge
+    # SortedList keeps a positional index only after positional reads; adds and removes never
+    # build one, so if there is none now there will be none during this batch.
+    fast = not keys._index
     pending: list[tuple[float, float]] = []
     grown = 0  # net keys added on the fast paths; SortedList's own methods count theirs
     try:
@@ -54,18 +60,18 @@ def _apply_side(side: SortedDict, levels: Sequence[tuple[float, float]]) -> int:
                 if pending:  # an earlier update of this price must land before it is removed
                     _dict_update(side, pending)
                     pending.clear()
-                _dict_del(side, price)
+                _dict_pop(side, price)
                 pos = bisect_left(maxes, price)
                 sub = lists[pos]
-                if len(sub) > shrink_limit + 1 and not keys._index:
+                if fast and len(sub) > keep_min:
                     del sub[bisect_left(sub, price)]
                     maxes[pos] = sub[-1]
                     grown -= 1
                 else:
                     keys.remove(price)
             elif qty:
-                _dict_set(side, price, qty)
-                if maxes and not keys._index:
+                _dict_add(side, price, qty)
+                if fast and maxes:
                     pos = bisect_right(maxes, price)
                     if pos == len(maxes):
                         pos -= 1
