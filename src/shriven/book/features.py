@@ -45,8 +45,11 @@ def features(book: OrderBook, n: int = 5, band_bps: float = 10.0) -> BookFeature
     if asks:
         ask, ask_qty = asks.peekitem(0)
 
-    bids_n = sum(bids[p] for p in bids.islice(max(len(bids) - n, 0), None))
-    asks_n = sum(asks[p] for p in asks.islice(0, n))
+    # map over the dict's own __getitem__ keeps the summing loops in C
+    bq = bids.__getitem__
+    aq = asks.__getitem__
+    bids_n = sum(map(bq, bids.islice(max(len(bids) - n, 0), None)))
+    asks_n = sum(map(aq, asks.islice(0, n)))
 
     if bid is None or ask is None:
         return BookFeatures(
@@ -59,8 +62,8 @@ def features(book: OrderBook, n: int = 5, band_bps: float = 10.0) -> BookFeature
     qsum = bid_qty + ask_qty
     micro = (bid * ask_qty + ask * bid_qty) / qsum if qsum else mid
     band = mid * band_bps / 10_000.0
-    bid_band = sum(bids[p] for p in bids.irange(mid - band, None))
-    ask_band = sum(asks[p] for p in asks.irange(None, mid + band))
+    bid_band = sum(map(bq, bids.irange(mid - band, None)))
+    ask_band = sum(map(aq, asks.irange(None, mid + band)))
     return BookFeatures(
         bid,
         bid_qty,
