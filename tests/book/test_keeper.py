@@ -5,6 +5,7 @@ from shriven.events import (
     BinanceDepth,
     BinanceDepthSnapshot,
     BinanceTrade,
+    BookSnapshot,
     KiteTick,
     Status,
     StatusKind,
@@ -144,3 +145,21 @@ def test_two_keepers_fed_the_same_records_hold_equal_books() -> None:
         b.apply(r)
     expected = OrderBook([(100.0, 1.0), (98.0, 2.0)], [(101.0, 1.0), (102.0, 5.0)])
     assert a.book(KEY) == b.book(KEY) == expected
+
+
+def test_restore_from_a_saved_snapshot_continues_like_the_live_keeper() -> None:
+    records = [snap(10), diff(11, 12, bids=[("99", "5")]), diff(13, 15, asks=[("102", "1")])]
+    live = BookKeeper()
+    live.apply_all(records[:2])
+    (saved,) = live.snapshots(1)
+    live.apply(records[2])
+    replay = BookKeeper()
+    replay.restore(saved)
+    assert replay.is_valid(KEY) and replay.book(KEY).update_id == 12
+    replay.apply(records[2])
+    assert replay.book(KEY) == live.book(KEY) and replay.book(KEY).update_id == 15
+    replay.apply(diff(17, 18))  # 16 missing
+    assert not replay.is_valid(KEY)
+    kite = BookSnapshot(5, 1, "kite", "256265", 9, ((100.5, 3.0),), ((101.0, 2.0),))
+    replay.restore(kite)
+    assert replay.book("kite:256265").levels() == ([(100.5, 3.0)], [(101.0, 2.0)])

@@ -109,6 +109,20 @@ class BookKeeper:
             )
         return out
 
+    def restore(self, snapshot: BookSnapshot) -> None:
+        """Start the snapshot's book from it, in sync at its update id (replay seeding a book
+        from a saved :class:`BookSnapshot` instead of from the start of the records)."""
+        key = f"{snapshot.venue}:{snapshot.instrument}"
+        if snapshot.venue == "binance":
+            key, book, sync = self._binance(snapshot.instrument)
+            sync.restore(snapshot.update_id)
+        else:
+            book = self.books.get(key)
+            if book is None:
+                book = self.books[key] = OrderBook()
+        book.replace(snapshot.bids, snapshot.asks, snapshot.update_id)
+        self._check_crossed(key, book)
+
     # ------------------------------------------------------------ applying records
 
     def apply(self, record: Record) -> None:

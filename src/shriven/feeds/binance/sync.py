@@ -109,6 +109,14 @@ class DepthSync(Generic[T]):
                 break
         return result
 
+    def restore(self, last_update_id: int) -> None:
+        """Continue from a book known to be correct at ``last_update_id`` (e.g. one of our own
+        saved book snapshots): live, and the next diff may straddle it like a first diff."""
+        self.live = True
+        self.last_update_id = last_update_id
+        self._first = True
+        self.buffer.clear()
+
     def invalidate(self) -> bool:
         """Forget the book (e.g. the connection dropped). Returns True if it was live; a machine
         already waiting for a snapshot keeps its buffer."""
