@@ -124,6 +124,14 @@ def test_kite_full_tick_replaces_the_book_with_scaled_prices() -> None:
     assert k.book(f"kite:{nfo}").levels() == ([(22500.0, 10.0)], [])
 
 
+def test_index_full_ticks_make_no_book() -> None:
+    k = BookKeeper()
+    nifty = 256265  # segment 9: indices
+    k.apply(KiteTick(0, 1, nifty, "full", 2_500_000, exchange_timestamp=1_700_000_000))
+    assert k.book(f"kite:{nifty}") is None
+    assert k.snapshots(1, SeqCounter()) == []
+
+
 def test_snapshots_hold_every_level_of_every_valid_book() -> None:
     k = BookKeeper()
     k.apply(snap(10, bids=[("100", "1"), ("99", "2")], asks=[("101", "3")]))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from shriven.book.orderbook import OrderBook
 from shriven.events import (
+    KITE_SEGMENT_INDICES,
     BinanceDepth,
     BinanceDepthSnapshot,
     BookSnapshot,
@@ -191,7 +192,8 @@ class BookKeeper:
             self.crossed_now.discard(key)
 
     def _kite(self, tick: KiteTick) -> None:
-        if tick.mode != "full":
+        # Index packets say "full" but carry no depth: an index has no book.
+        if tick.mode != "full" or tick.instrument_token & 0xFF == KITE_SEGMENT_INDICES:
             self.stats.ignored += 1
             return
         key = f"kite:{tick.instrument_token}"
