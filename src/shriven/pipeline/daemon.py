@@ -1,0 +1,246 @@
+"""The recorder process: feeds -> queue -> writer, plus health, monitor and shutdown.
+
+Shutdown (first SIGINT/SIGTERM, ``--duration`` elapsed, or every feed gone): the queue stops
+bounding so nothing an adapter holds is lost, the adapters are cancelled (they write their
+disconnected markers), a ``stopped`` marker is queued, the writer drains the queue, takes a final
+snapshot, fsyncs, writes metadata and closes the segments. A second signal exits at once with
+status 130; the WAL recovers its torn tail on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from shriven.book import BookKeeper
+from shriven.config import PipelineConfig
+from shriven.events import Status, StatusKind
+from shriven.feeds.base import FeedAdapter, FeedStats, SeqCounter
+from shriven.logging import get_logger
+from shriven.pipeline.health import HealthServer, HealthSources
+from shriven.pipeline.metrics import PipelineMetrics
+from shriven.pipeline.monitor import Monitor
+from shriven.pipeline.queue import RecordQueue
+from shriven.pipeline.stats import PipelineStats
+from shriven.pipeline.writer import StoreFactory, Writer
+from shriven.wal import MarketStore
+
+log = get_logger("shriven.pipeline")
+
+_ADAPTER_STOP_TIMEOUT_S = 10.0
+
+
+def default_store_factory(config: PipelineConfig) -> StoreFactory:
+    """Open ``config.data_dir`` (recovering it) with fsync left to the writer, see writer.py."""
+    wal_config = config.model_copy(update={"fsync_policy": "never"})
+    return lambda: MarketStore(Path(config.data_dir), wal_config)
+
+
+class Pipeline:
+    """Owns the queue, writer, books, metrics and the tasks around them for one run."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        open_store: StoreFactory | None = None,
+        health_host: str = "127.0.0.1",
+        health_port: int | None = 0,
+        quiet: bool = True,
+        status_every_s: float = 5.0,
+    ) -> None:
+        self.config = config
+        self.system_seq = SeqCounter()
+        self.queue = RecordQueue(config.max_queue_size, config.queue_full_policy, self.system_seq)
+        self.stats = PipelineStats(started_ns=time.time_ns())
+        self.metrics = PipelineMetrics()
+        self.books = BookKeeper()
+        self.writer = Writer(
+            self.queue,
+            open_store or default_store_factory(config),
+            self.books,
+            config,
+            self.metrics,
+            self.stats,
+        )
+        self.feeds: list[FeedAdapter] = []
+        self._extra: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        self._feed_tasks: list[asyncio.Task[None]] = []
+        self._other_tasks: list[asyncio.Task[None]] = []
+        self._writer_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._stop_reason = ""
+        self._signals = 0
+        self.exit_code = 0
+        self.sources = HealthSources(
+            feeds=self.feed_stats,
+            queue=self.queue,
+            stats=self.stats,
+            wal_ok=lambda: self.writer.wal_ok,
+            writer_alive=self._writer_alive,
+            data_dir=Path(config.data_dir),
+            stale_secs=config.stale_feed_secs,
+            started_ns=self.stats.started_ns,
+        )
+        self.metrics.attach(self.feed_stats, self.queue, self.stats, self._disk_free)
+        self.health = (
+            HealthServer(self.sources, self.metrics, health_host, health_port)
+            if health_port is not None
+            else None
+        )
+        self.health_url = ""
+        self.monitor = Monitor(self.sources, status_every_s=status_every_s, quiet=quiet)
+
+    # ------------------------------------------------------------------ wiring
+
+    def add_feed(self, feed: FeedAdapter) -> None:
+        self.feeds.append(feed)
+
+    def add_task(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        """A background job cancelled at shutdown before the feeds (e.g. universe re-centring)."""
+        self._extra.append((name, factory))
+
+    def feed_stats(self) -> list[FeedStats]:
+        return [f.stats for f in self.feeds]
+
+    def _disk_free(self) -> int:
+        from shriven.pipeline.health import disk_free
+
+        return disk_free(Path(self.config.data_dir))
+
+    def _writer_alive(self) -> bool:
+        t = self._writer_task
+        return t is None or not t.done() or self._stop.is_set()
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            log.info("stopping", reason=reason)
+            self._stop.set()
+
+    # ------------------------------------------------------------------ running
+
+    async def start(self) -> None:
+        """Open the store (recovering it), start the writer, health server, monitor and feeds."""
+        await self.writer.open()
+        self.queue.put_nowait(self._system(StatusKind.STARTED, detail=f"pid {os.getpid()}"))
+        self._writer_task = asyncio.create_task(self.writer.run(), name="shriven-writer")
+        if self.health is not None:
+            self.health_url = await self.health.start()
+        self._other_tasks.append(asyncio.create_task(self.monitor.run(), name="shriven-monitor"))
+        for name, factory in self._extra:
+            self._other_tasks.append(asyncio.create_task(_guard(name, factory), name=name))
+        for feed in self.feeds:
+            task = asyncio.create_task(feed.run(), name=f"feed-{feed.venue}")
+            task.add_done_callback(self._feed_done)
+            self._feed_tasks.append(task)
+        log.info(
+            "recording",
+            feeds=[f.venue for f in self.feeds],
+            data_dir=str(self.config.data_dir),
+            health=self.health_url or None,
+        )
+
+    async def run(self, duration: float | None = None) -> int:
+        """Start; wait for a signal, the duration, a writer failure or every feed ending; stop."""
+        await self.start()
+        waiters = [asyncio.create_task(self._stop.wait())]
+        if self._writer_task is not None:
+            waiters.append(self._writer_task)  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiters[0].cancel()
+        if not self._stop.is_set():
+            self.request_stop("duration elapsed" if duration is not None else "writer stopped")
+        await self.shutdown()
+        return self.exit_code
+
+    def _feed_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("feed stopped", feed=task.get_name(), error=str(exc) or type(exc).__name__)
+        if all(t.done() for t in self._feed_tasks) and not self._stop.is_set():
+            self.exit_code = 1
+            self.request_stop("every feed has stopped")
+
+    async def shutdown(self) -> None:
+        self._stop.set()
+        q = self.queue
+        q.close()
+        await asyncio.sleep(0)  # let adapters woken from a full queue append their record
+        for t in self._other_tasks:
+            t.cancel()
+        for t in self._feed_tasks:
+            t.cancel()
+        pending = [t for t in self._feed_tasks if not t.done()]
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=_ADAPTER_STOP_TIMEOUT_S)
+            if still:
+                log.warning("feeds did not stop in time", feeds=[t.get_name() for t in still])
+        q.put_nowait(self._system(StatusKind.STOPPED, detail=self._stop_reason))
+        writer_task = self._writer_task
+        if writer_task is not None:
+            try:
+                await writer_task
+            except Exception as exc:
+                self.exit_code = 1
+                log.error("writer failed", error=str(exc) or type(exc).__name__)
+        try:
+            await self.writer.finish()
+        except Exception as exc:
+            self.exit_code = 1
+            log.error("could not close the WAL cleanly", error=str(exc) or type(exc).__name__)
+        await asyncio.gather(*self._other_tasks, return_exceptions=True)
+        if self.health is not None:
+            await self.health.stop()
+        s = self.stats
+        log.info(
+            "stopped",
+            records=s.records_written,
+            bytes=s.bytes_written,
+            snapshots=s.snapshots_written,
+            dropped=q.stats.dropped,
+        )
+
+    def _system(self, kind: str, instrument: str = "", detail: str = "") -> Status:
+        return Status(time.time_ns(), self.system_seq.next(), "system", kind, instrument, detail)
+
+    # ------------------------------------------------------------------ signals
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            print(
+                f"shriven: {sig.name}: finishing (press Ctrl-C again to exit at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.request_stop(sig.name)
+            return
+        print("shriven: exiting at once; the WAL recovers on the next start", file=sys.stderr)
+        os._exit(130)
+
+
+async def _guard(name: str, factory: Callable[[], Awaitable[None]]) -> None:
+    """Run a background job; log (never propagate) a failure so recording carries on."""
+    try:
+        await factory()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.error("background job failed", job=name, error=str(exc) or type(exc).__name__)

@@ -1,0 +1,277 @@
+"""The bounded queue between the feed adapters and the writer: the pipeline's :class:`RecordSink`.
+
+A plain deque with hand-rolled wake-ups rather than :class:`asyncio.Queue`: the writer takes whole
+batches at once, and the fast path of :meth:`RecordQueue.put` (room available) does no awaiting.
+
+When the queue is full the policy decides:
+
+- ``"wait"``: the adapter awaits room. Nothing is lost; the first wait of an episode logs a warning
+  and every wait is counted (``waits``, ``wait_seconds``). An episode ends when the queue has
+  drained below half.
+- ``"drop"``: the record is dropped and counted per stream. When room returns, a
+  ``Status(kind=DROPPED)`` marker on the ``system`` stream is queued ahead of the next record so
+  the gap is visible in the WAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shriven.events import Record, Status, StatusKind, stream_of
+from shriven.feeds.base import SeqCounter, now_ns
+from shriven.logging import get_logger
+
+log = get_logger("shriven.pipeline.queue")
+
+QueuePolicy = Literal["wait", "drop"]
+
+
+@dataclass(slots=True)
+class QueueStats:
+    put: int = 0
+    taken: int = 0
+    waits: int = 0  # puts that had to wait for room
+    wait_seconds: float = 0.0
+    full_episodes: int = 0
+    dropped: int = 0
+    dropped_by_stream: dict[str, int] = field(default_factory=dict)
+    drop_markers: int = 0
+    high_water: int = 0
+
+
+@dataclass(slots=True)
+class _DropRun:
+    count: int
+    first_seq: int
+    last_seq: int
+    first_ns: int
+    last_ns: int
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class RecordQueue:
+    """Bounded FIFO of records. ``put`` is the adapters' side, ``get_batch`` the writer's."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        policy: QueuePolicy = "wait",
+        system_seq: SeqCounter | None = None,
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self.policy: QueuePolicy = policy
+        self.stats = QueueStats()
+        self._items: deque[Record] = deque()
+        self._put_waiters: deque[asyncio.Future[None]] = deque()
+        self._getter: asyncio.Future[None] | None = None
+        self._getter_wants = 1
+        self._closed = False
+        self._in_episode = False
+        self._drops: dict[str, _DropRun] = {}
+        self._system_seq = system_seq if system_seq is not None else SeqCounter()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # ------------------------------------------------------------------ producer side
+
+    async def put(self, record: Record) -> None:
+        items = self._items
+        if len(items) < self.maxsize or self._closed:
+            if self._drops:
+                self._flush_drop_markers()
+            items.append(record)
+            self.stats.put += 1
+            if self._getter is not None and len(items) >= self._getter_wants:
+                self._wake_getter()
+            return
+        if self.policy == "drop":
+            self._drop(record)
+            return
+        await self._wait_for_room(record)
+
+    async def put_many(self, records: Iterable[Record]) -> None:
+        """``put`` each record in order (one call for the many records of one venue message)."""
+        for r in records:
+            await self.put(r)
+
+    def put_nowait(self, record: Record) -> None:
+        """Queue a record ignoring the bound (for the pipeline's own few status records)."""
+        self._items.append(record)
+        self.stats.put += 1
+        if self._getter is not None and len(self._items) >= self._getter_wants:
+            self._wake_getter()
+
+    async def _wait_for_room(self, record: Record) -> None:
+        stats = self.stats
+        stats.waits += 1
+        if not self._in_episode:
+            self._in_episode = True
+            stats.full_episodes += 1
+            log.warning(
+                "queue full: feeds are waiting for the writer",
+                maxsize=self.maxsize,
+                stream=stream_of(record),
+            )
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            while len(self._items) >= self.maxsize and not self._closed:
+                fut: asyncio.Future[None] = loop.create_future()
+                self._put_waiters.append(fut)
+                try:
+                    await fut
+                finally:
+                    if not fut.done():
+                        fut.cancel()
+        except asyncio.CancelledError:
+            # Shutdown cancels adapters after closing the queue: keep what they already received.
+            if self._closed:
+                self._items.append(record)
+                stats.put += 1
+            raise
+        finally:
+            stats.wait_seconds += time.perf_counter() - started
+        self._items.append(record)
+        stats.put += 1
+        if self._getter is not None and len(self._items) >= self._getter_wants:
+            self._wake_getter()
+
+    def _drop(self, record: Record) -> None:
+        stream = stream_of(record)
+        stats = self.stats
+        stats.dropped += 1
+        stats.dropped_by_stream[stream] = stats.dropped_by_stream.get(stream, 0) + 1
+        run = self._drops.get(stream)
+        if run is None:
+            self._drops[stream] = _DropRun(
+                1, record.seq, record.seq, record.recv_ns, record.recv_ns
+            )
+            if not self._in_episode:
+                self._in_episode = True
+                stats.full_episodes += 1
+                log.warning("queue full: dropping records", maxsize=self.maxsize, stream=stream)
+        else:
+            run.count += 1
+            run.last_seq = record.seq
+            run.last_ns = record.recv_ns
+
+    def _flush_drop_markers(self) -> None:
+        for stream, run in self._drops.items():
+            detail = json.dumps(
+                {
+                    "stream": stream,
+                    "dropped": run.count,
+                    "first_seq": run.first_seq,
+                    "last_seq": run.last_seq,
+                    "first_recv_ns": run.first_ns,
+                    "last_recv_ns": run.last_ns,
+                }
+            )
+            marker = Status(
+                now_ns(), self._system_seq.next(), "system", StatusKind.DROPPED, stream, detail
+            )
+            self._items.append(marker)
+            self.stats.put += 1
+            self.stats.drop_markers += 1
+            log.warning(
+                "records dropped while the queue was full", stream=stream, dropped=run.count
+            )
+        self._drops.clear()
+
+    # ------------------------------------------------------------------ consumer side
+
+    async def get_batch(
+        self, max_records: int, max_wait_s: float, idle_timeout_s: float
+    ) -> list[Record]:
+        """Up to ``max_records`` records, oldest first.
+
+        Waits up to ``idle_timeout_s`` for the first record (returns ``[]`` if none came), then
+        up to ``max_wait_s`` more for the batch to fill. A closed queue returns what it has.
+        """
+        items = self._items
+        if not items and not self._closed:
+            await self._wait_until(1, idle_timeout_s)
+            if not items:
+                return []
+        if len(items) < max_records and not self._closed and max_wait_s > 0:
+            await self._wait_until(max_records, max_wait_s)
+        return self.take(max_records)
+
+    def take(self, max_records: int) -> list[Record]:
+        """Whatever is queued, up to ``max_records``, without waiting."""
+        items = self._items
+        n = min(max_records, len(items))
+        if n == len(items):
+            batch = list(items)
+            items.clear()
+        else:
+            popleft = items.popleft
+            batch = [popleft() for _ in range(n)]
+        self.stats.taken += n
+        if self._drops and n:
+            self._flush_drop_markers()
+        self._after_take()
+        return batch
+
+    def _after_take(self) -> None:
+        depth = len(self._items)
+        if depth > self.stats.high_water:
+            self.stats.high_water = depth
+        if self._in_episode and depth <= self.maxsize // 2:
+            self._in_episode = False
+        waiters = self._put_waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _wait_until(self, n: int, timeout: float) -> None:
+        if len(self._items) >= n or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._getter = fut
+        self._getter_wants = n
+        timer = loop.call_later(timeout, _resolve, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._getter = None
+            self._getter_wants = 1
+
+    def _wake_getter(self) -> None:
+        g = self._getter
+        if g is not None and not g.done():
+            g.set_result(None)
+
+    # ------------------------------------------------------------------ shutdown
+
+    def close(self) -> None:
+        """Stop bounding: puts are accepted at once (waiting adapters too) so that records already
+        received survive shutdown, and the writer's waits return immediately."""
+        self._closed = True
+        if self._drops:
+            self._flush_drop_markers()
+        for fut in self._put_waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._put_waiters.clear()
+        self._wake_getter()

@@ -1,0 +1,33 @@
+"""Plain counters the writer keeps; metrics, /health and the console line read them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    records_written: int = 0
+    records_by_stream: dict[str, int] = field(default_factory=dict)
+    frames_written: int = 0
+    bytes_written: int = 0
+    batches: int = 0
+    snapshots_written: int = 0
+    snapshot_rounds: int = 0
+    last_snapshot_ns: int = 0
+    syncs: int = 0
+    last_durable_ns: int = 0
+    gaps_by_venue: dict[str, int] = field(default_factory=dict)
+    status_by_kind: dict[str, int] = field(default_factory=dict)
+    invalid_by_kind: dict[str, int] = field(default_factory=dict)
+    crossed_books: int = 0
+    books: int = 0
+    stale_episodes: dict[str, int] = field(default_factory=dict)
+    wal_errors: int = 0
+    wal_error: str = ""
+    started_ns: int = 0
+
+    def count_invalid(self, kind: str) -> int:
+        n = self.invalid_by_kind.get(kind, 0) + 1
+        self.invalid_by_kind[kind] = n
+        return n

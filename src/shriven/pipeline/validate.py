@@ -1,0 +1,87 @@
+"""Sanity checks on what the feeds deliver, and when each market is open. Pure: no I/O.
+
+Records are always written as received (the raw data is the truth); these checks only count and
+report. Checks stay cheap because they run on every record in the writer's hot loop.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from shriven.events import BinanceDepth, BinanceTrade, KiteTick, Record
+
+IST: Final = ZoneInfo("Asia/Kolkata")
+NSE_OPEN: Final = time(9, 15)
+NSE_CLOSE: Final = time(15, 30)
+
+
+def kite_market_open(epoch_s: float) -> bool:
+    """NSE cash/F&O continuous session: 09:15 to 15:30 IST, Monday to Friday.
+
+    Exchange holidays are not known here; on a holiday a Kite feed shows as stale, which is
+    reported but never stops the recorder."""
+    t = datetime.fromtimestamp(epoch_s, IST)
+    if t.weekday() >= 5:
+        return False
+    return NSE_OPEN <= t.time() < NSE_CLOSE
+
+
+def market_open(venue: str, epoch_s: float) -> bool:
+    """Whether ``venue`` is expected to be sending data now (Binance trades around the clock)."""
+    if venue == "kite":
+        return kite_market_open(epoch_s)
+    return True
+
+
+def next_kite_refresh(epoch_s: float, at: time = time(8, 0)) -> float:
+    """Epoch seconds of the next daily instruments refresh (08:00 IST)."""
+    now = datetime.fromtimestamp(epoch_s, IST)
+    target = datetime.combine(now.date(), at, IST)
+    if target.timestamp() <= epoch_s:
+        target = datetime.combine(now.date() + timedelta(days=1), at, IST)
+    return target.timestamp()
+
+
+def _bad_decimal(text: str, allow_zero: bool) -> bool:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return True
+    if v != v or v in (float("inf"), float("-inf")):
+        return True
+    return v < 0 or (v == 0 and not allow_zero)
+
+
+def check_record(record: Record) -> str | None:
+    """The kind of nonsense in ``record`` (a short name for counting), or None if it looks sane."""
+    t = type(record)
+    if t is KiteTick:
+        r: KiteTick = record  # type: ignore[assignment]
+        # Kite sends zeros for empty levels and for instruments that have not traded: not errors.
+        if r.last_price < 0 or r.last_traded_quantity < 0 or r.volume_traded < 0:
+            return "kite_negative_value"
+        for lvl in r.bids:
+            if lvl[0] < 0 or lvl[1] < 0:
+                return "kite_negative_depth"
+        for lvl in r.asks:
+            if lvl[0] < 0 or lvl[1] < 0:
+                return "kite_negative_depth"
+        return None
+    if t is BinanceDepth:
+        d: BinanceDepth = record  # type: ignore[assignment]
+        if d.last_update_id < d.first_update_id:
+            return "binance_update_ids_reversed"
+        # Only the first level each side: enough to catch garbage without parsing every string.
+        if d.bids and (_bad_decimal(d.bids[0][0], False) or _bad_decimal(d.bids[0][1], True)):
+            return "binance_bad_level"
+        if d.asks and (_bad_decimal(d.asks[0][0], False) or _bad_decimal(d.asks[0][1], True)):
+            return "binance_bad_level"
+        return None
+    if t is BinanceTrade:
+        tr: BinanceTrade = record  # type: ignore[assignment]
+        if _bad_decimal(tr.price, False) or _bad_decimal(tr.quantity, False):
+            return "binance_bad_trade"
+        return None
+    return None

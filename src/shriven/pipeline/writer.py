@@ -1,0 +1,341 @@
+"""The writer task: queue -> tick WAL (durable) and books -> minute snapshots -> LOB WAL.
+
+One task owns the books and the store. WAL appends and fsyncs run on one dedicated thread (so
+frames stay in order and the event loop keeps receiving while zstd and the disk work); the books
+are updated on the loop meanwhile, from the same batch.
+
+Durability is driven from here rather than inside the WAL (which is opened with fsync "never"):
+``always`` syncs after every frame, ``interval`` at most ``fsync_interval_ms`` after a write,
+``never`` leaves it to the OS until close. Knowing the exact moment data became durable is what
+makes the receive-to-durable latency honest.
+
+Snapshots are aligned to the clock: the round for boundary B holds the books after every record
+received at or before B (a batch straddling B is split), and is stamped ``recv_ns = B``, so replay
+can rebuild exactly the same book at B.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from shriven.book import BookKeeper
+from shriven.config import PipelineConfig
+from shriven.errors import WalError
+from shriven.events import KiteTick, Record, Status, StatusKind, stream_of
+from shriven.logging import get_logger
+from shriven.pipeline.metrics import PipelineMetrics
+from shriven.pipeline.queue import RecordQueue
+from shriven.pipeline.stats import PipelineStats
+from shriven.pipeline.validate import check_record
+from shriven.wal import MarketStore
+
+log = get_logger("shriven.pipeline.writer")
+
+_SNAPSHOT_GRACE_S = 0.25  # wait this long past a boundary for records stamped before it
+_IDLE_TICK_S = 0.5
+_WAL_RETRY_S = 1.0
+
+StoreFactory = Callable[[], MarketStore]
+T = TypeVar("T")
+
+
+class Writer:
+    def __init__(
+        self,
+        queue: RecordQueue,
+        open_store: StoreFactory,
+        books: BookKeeper,
+        config: PipelineConfig,
+        metrics: PipelineMetrics,
+        stats: PipelineStats,
+    ) -> None:
+        self.queue = queue
+        self.books = books
+        self.config = config
+        self.metrics = metrics
+        self.stats = stats
+        self._open_store = open_store
+        self._store: MarketStore | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shriven-wal")
+        self._interval_ns = config.snapshot_interval_secs * 1_000_000_000
+        self._next_snapshot_ns = 0
+        self._unsynced_oldest_ns = 0  # oldest recv_ns appended but not yet durable
+        self._last_sync = time.monotonic()
+        self._sync_interval_s = config.fsync_interval_ms / 1000.0
+        # Spot prices the universe re-centring watches (instrument token -> last wire price).
+        self.watch_tokens: set[int] = set()
+        self.last_prices: dict[int, int] = {}
+        self.wal_ok = True
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        self._store = await self._in_pool(self._open_store)
+        self._next_snapshot_ns = self._boundary_after(time.time_ns())
+
+    def _boundary_after(self, t_ns: int) -> int:
+        return (t_ns // self._interval_ns + 1) * self._interval_ns
+
+    async def run(self) -> None:
+        """Write batches until the queue is closed and drained."""
+        cfg = self.config
+        q = self.queue
+        max_wait = cfg.batch_max_ms / 1000.0
+        while True:
+            batch = await q.get_batch(cfg.batch_max_records, max_wait, self._idle_timeout())
+            if batch:
+                await self._handle(batch)
+            elif q.closed and not len(q):
+                return
+            await self._housekeeping()
+
+    async def finish(self) -> None:
+        """Final snapshot, fsync, metadata, close. Call after :meth:`run` returned."""
+        try:
+            if self._store is not None:
+                await self._snapshot(time.time_ns())
+                await self._sync()
+                await self._in_pool(self._store.write_metadata)
+                await self._in_pool(self._store.close)
+                self._store = None
+        finally:
+            self._pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ per batch
+
+    async def _handle(self, batch: list[Record]) -> None:
+        self.metrics.batch_size.observe(len(batch))
+        while batch:
+            nxt = self._next_snapshot_ns
+            cut = len(batch)
+            if batch[-1].recv_ns > nxt or batch[0].recv_ns > nxt:
+                cut = _first_after(batch, nxt)
+            if cut:
+                await self._write_and_apply(batch[:cut] if cut < len(batch) else batch)
+            if cut == len(batch):
+                return
+            await self._snapshot(nxt)
+            batch = batch[cut:]
+
+    async def _write_and_apply(self, batch: list[Record]) -> None:
+        loop = asyncio.get_running_loop()
+        append = loop.run_in_executor(self._pool, self._append_ticks, batch)
+        try:
+            self._apply(batch)
+        finally:
+            nbytes, write_s = await self._await_append(append, batch)
+        stats = self.stats
+        stats.batches += 1
+        stats.frames_written += 1
+        stats.bytes_written += nbytes
+        stats.records_written += len(batch)
+        self.metrics.wal_write_seconds.labels("ticks").observe(write_s)
+        if not self._unsynced_oldest_ns:
+            self._unsynced_oldest_ns = batch[0].recv_ns
+        if self.config.fsync_policy == "always":
+            await self._sync()
+        elif self.config.fsync_policy == "never":
+            self._mark_durable()
+
+    async def _await_append(
+        self, fut: asyncio.Future[tuple[int, float]], batch: list[Record]
+    ) -> tuple[int, float]:
+        """The append's result; on a WAL failure reopen the store (recovery truncates any torn
+        frame, a new segment starts) and retry the same batch until it is written."""
+        while True:
+            try:
+                result = await fut
+                if not self.wal_ok:
+                    log.warning("WAL writable again", records=len(batch))
+                    self.wal_ok = True
+                return result
+            except OSError as exc:
+                await self._wal_failed(exc)
+            except Exception as exc:  # WalError and friends from the WAL package
+                if not _is_wal_error(exc):
+                    raise
+                await self._wal_failed(exc)
+            fut = asyncio.get_running_loop().run_in_executor(self._pool, self._append_ticks, batch)
+
+    async def _wal_failed(self, exc: BaseException) -> None:
+        stats = self.stats
+        stats.wal_errors += 1
+        stats.wal_error = str(exc)
+        if self.wal_ok or stats.wal_errors % 60 == 1:
+            log.error(
+                "cannot write the WAL; holding records and retrying (feeds will wait once the "
+                "queue is full): free disk space or fix permissions",
+                error=str(exc),
+            )
+        self.wal_ok = False
+        await asyncio.sleep(_WAL_RETRY_S)
+        store = self._store
+        self._store = None
+        if store is not None:
+            # The store is already broken; reopening is what matters.
+            with contextlib.suppress(Exception):
+                await self._in_pool(store.close)
+        try:
+            self._store = await self._in_pool(self._open_store)
+        except Exception as reopen_exc:
+            stats.wal_error = str(reopen_exc)
+
+    def _append_ticks(self, batch: Sequence[Record]) -> tuple[int, float]:
+        store = self._store
+        if store is None:
+            raise OSError("the tick WAL is not open")
+        t0 = time.perf_counter()
+        nbytes = store.ticks.append(batch)
+        return nbytes, time.perf_counter() - t0
+
+    def _apply(self, batch: list[Record]) -> None:
+        apply = self.books.apply
+        stats = self.stats
+        by_stream = stats.records_by_stream
+        watch = self.watch_tokens
+        prices = self.last_prices
+        kite = 0
+        for r in batch:
+            t = type(r)
+            apply(r)
+            if t is KiteTick:
+                kite += 1
+                if watch and r.instrument_token in watch:  # type: ignore[union-attr]
+                    prices[r.instrument_token] = r.last_price  # type: ignore[union-attr]
+            else:
+                s = stream_of(r)
+                by_stream[s] = by_stream.get(s, 0) + 1
+                if t is Status:
+                    self._on_status(r)  # type: ignore[arg-type]
+            problem = check_record(r)
+            if problem is not None and stats.count_invalid(problem) == 1:
+                log.warning(
+                    "nonsense values in a record (kept as received)",
+                    kind=problem,
+                    record=repr(r)[:300],
+                )
+        if kite:
+            by_stream["kite"] = by_stream.get("kite", 0) + kite
+        stats.books = (
+            self.books.book_count() if hasattr(self.books, "book_count") else len(self.books)
+        )
+        stats.crossed_books = self.books.crossed_count
+
+    def _on_status(self, r: Status) -> None:
+        stats = self.stats
+        stats.status_by_kind[r.kind] = stats.status_by_kind.get(r.kind, 0) + 1
+        if r.kind == StatusKind.GAP:
+            stats.gaps_by_venue[r.venue] = stats.gaps_by_venue.get(r.venue, 0) + 1
+
+    # ------------------------------------------------------------------ durability
+
+    def _idle_timeout(self) -> float:
+        timeout = _IDLE_TICK_S
+        if self._unsynced_oldest_ns and self.config.fsync_policy == "interval":
+            timeout = min(
+                timeout, max(0.0, self._last_sync + self._sync_interval_s - time.monotonic())
+            )
+        to_snapshot = (self._next_snapshot_ns - time.time_ns()) / 1e9 + _SNAPSHOT_GRACE_S
+        return max(0.001, min(timeout, to_snapshot))
+
+    async def _housekeeping(self) -> None:
+        if (
+            self._unsynced_oldest_ns
+            and self.config.fsync_policy == "interval"
+            and time.monotonic() - self._last_sync >= self._sync_interval_s
+        ):
+            await self._sync()
+        now = time.time_ns()
+        if now >= self._next_snapshot_ns + int(_SNAPSHOT_GRACE_S * 1e9):
+            await self._snapshot(self._next_snapshot_ns)
+
+    async def _sync(self) -> None:
+        if self._store is None or not self._unsynced_oldest_ns:
+            return
+        t0 = time.perf_counter()
+        try:
+            await self._in_pool(self._store.ticks.sync)
+        except Exception as exc:
+            if not (isinstance(exc, OSError) or _is_wal_error(exc)):
+                raise
+            await self._wal_failed(exc)
+            return
+        self.metrics.fsync_seconds.labels("ticks").observe(time.perf_counter() - t0)
+        self.stats.syncs += 1
+        self._last_sync = time.monotonic()
+        self._mark_durable()
+
+    def _mark_durable(self) -> None:
+        now = time.time_ns()
+        if self._unsynced_oldest_ns:
+            self.metrics.recv_to_durable_seconds.observe(
+                max(0, now - self._unsynced_oldest_ns) / 1e9
+            )
+        self._unsynced_oldest_ns = 0
+        self.stats.last_durable_ns = now
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def _snapshot(self, at_ns: int) -> None:
+        """Write every book as of ``at_ns`` to the LOB WAL and refresh metadata.json."""
+        if self._store is None:
+            return
+        if at_ns >= self._next_snapshot_ns:
+            self._next_snapshot_ns = self._boundary_after(at_ns)
+        if not self.config.enable_reconstruction:
+            return
+        t0 = time.perf_counter()
+        snaps = self.books.snapshots(at_ns)
+        store = self._store
+        policy = self.config.fsync_policy
+
+        def write() -> None:
+            if snaps:
+                t1 = time.perf_counter()
+                store.lob.append(snaps)
+                self.metrics.wal_write_seconds.labels("lob").observe(time.perf_counter() - t1)
+                if policy != "never":
+                    t2 = time.perf_counter()
+                    store.lob.sync()
+                    self.metrics.fsync_seconds.labels("lob").observe(time.perf_counter() - t2)
+            store.write_metadata()
+
+        try:
+            await self._in_pool(write)
+        except Exception as exc:
+            if not (isinstance(exc, OSError) or _is_wal_error(exc)):
+                raise
+            self.stats.wal_errors += 1
+            self.stats.wal_error = str(exc)
+            log.error("cannot write book snapshots; will retry next round", error=str(exc))
+            return
+        self.stats.snapshots_written += len(snaps)
+        self.stats.snapshot_rounds += 1
+        self.stats.last_snapshot_ns = at_ns
+        self.metrics.snapshot_seconds.observe(time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _in_pool(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    def disk_path(self) -> Path:
+        return Path(self.config.data_dir)
+
+
+def _first_after(batch: list[Record], t_ns: int) -> int:
+    """Index of the first record stamped after ``t_ns`` (records arrive nearly time-ordered)."""
+    for i, r in enumerate(batch):
+        if r.recv_ns > t_ns:
+            return i
+    return len(batch)
+
+
+def _is_wal_error(exc: BaseException) -> bool:
+    return isinstance(exc, WalError)

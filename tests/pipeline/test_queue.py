@@ -1,0 +1,96 @@
+"""The bounded queue: order, batching, waiting for room, dropping with a gap marker, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from shriven.events import BinanceTrade, KiteTick, Status, StatusKind
+from shriven.pipeline.queue import RecordQueue
+
+
+def tick(seq: int) -> KiteTick:
+    return KiteTick(1_000 + seq, seq, 256265, "ltp", 2_500_000 + seq)
+
+
+def trade(seq: int) -> BinanceTrade:
+    return BinanceTrade(2_000 + seq, seq, "BTCUSDT", seq, "100.0", "1.0", 1, 1, False)
+
+
+async def test_batches_come_out_in_put_order_and_bounded_in_size() -> None:
+    q = RecordQueue(100)
+    for i in range(1, 26):
+        await q.put(tick(i))
+    first = await q.get_batch(10, 0.001, 0.1)
+    second = await q.get_batch(100, 0.001, 0.1)
+    assert [r.seq for r in first] == list(range(1, 11))
+    assert [r.seq for r in second] == list(range(11, 26))
+    assert await q.get_batch(10, 0.001, 0.01) == []
+
+
+async def test_get_batch_waits_for_the_first_record() -> None:
+    q = RecordQueue(10)
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await q.put(tick(1))
+
+    task = asyncio.create_task(later())
+    batch = await q.get_batch(5, 0.001, 5.0)
+    await task
+    assert [r.seq for r in batch] == [1]
+
+
+async def test_wait_policy_blocks_producers_until_the_writer_takes_and_loses_nothing() -> None:
+    q = RecordQueue(5, "wait")
+    n = 200
+
+    async def produce() -> None:
+        for i in range(1, n + 1):
+            await q.put(tick(i))
+
+    producer = asyncio.create_task(produce())
+    got: list[int] = []
+    for _ in range(1000):
+        if len(got) == n:
+            break
+        await asyncio.sleep(0.001)  # a slow consumer
+        got.extend(r.seq for r in q.take(3))
+    await asyncio.wait_for(producer, 10)
+    got.extend(r.seq for r in q.take(100))
+    assert got == list(range(1, n + 1))
+    assert q.stats.waits > 0
+    assert q.stats.full_episodes >= 1
+    assert q.stats.dropped == 0
+    assert q.stats.high_water <= 5
+
+
+async def test_drop_policy_counts_drops_and_queues_a_gap_marker_when_room_returns() -> None:
+    q = RecordQueue(3, "drop")
+    for i in range(1, 11):
+        await q.put(trade(i))  # 1..3 fit, 4..10 dropped
+    assert q.stats.dropped == 7
+    assert q.stats.dropped_by_stream == {"binance": 7}
+    assert [r.seq for r in q.take(10)] == [1, 2, 3]
+    await q.put(trade(11))
+    marker, after = q.take(10)
+    assert isinstance(marker, Status)
+    assert marker.kind == StatusKind.DROPPED and marker.venue == "system"
+    assert marker.instrument == "binance"
+    detail = json.loads(marker.detail)
+    assert detail["dropped"] == 7 and detail["first_seq"] == 4 and detail["last_seq"] == 10
+    assert after.seq == 11
+
+
+async def test_close_releases_waiting_producers_and_keeps_their_records() -> None:
+    q = RecordQueue(2, "wait")
+    await q.put(tick(1))
+    await q.put(tick(2))
+    blocked = asyncio.create_task(q.put(tick(3)))
+    await asyncio.sleep(0.01)
+    assert not blocked.done()
+    q.close()
+    blocked.cancel()  # shutdown cancels adapters right after closing the queue
+    await asyncio.gather(blocked, return_exceptions=True)
+    assert [r.seq for r in q.take(10)] == [1, 2, 3]
+    assert await q.get_batch(10, 1.0, 1.0) == []  # closed and empty: returns at once
