@@ -28,7 +28,7 @@ from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.monitor import Monitor
 from shriven.pipeline.queue import RecordQueue
 from shriven.pipeline.stats import PipelineStats
-from shriven.pipeline.writer import StoreFactory, Writer
+from shriven.pipeline.writer import StoreFactory, Writer, wal_config
 from shriven.wal import MarketStore
 
 log = get_logger("shriven.pipeline")
@@ -37,9 +37,8 @@ _ADAPTER_STOP_TIMEOUT_S = 10.0
 
 
 def default_store_factory(config: PipelineConfig) -> StoreFactory:
-    """Open ``config.data_dir`` (recovering it) with fsync left to the writer, see writer.py."""
-    wal_config = config.model_copy(update={"fsync_policy": "never"})
-    return lambda: MarketStore(Path(config.data_dir), wal_config)
+    """Open ``config.data_dir`` (recovering it); see writer.py for who fsyncs when."""
+    return lambda: MarketStore(Path(config.data_dir), wal_config(config))
 
 
 class Pipeline:

@@ -6,7 +6,7 @@ Overall state (HTTP status):
   ``MIN_FREE_BYTES``, or no feed has been connected for ``stale_feed_secs`` since start.
 - ``degraded`` (200): a feed is disconnected or stale while its market is open, records were
   dropped, the queue is more than 80% full, free disk is below ``LOW_FREE_BYTES``, or a book is
-  crossed.
+  crossed right now.
 - ``ok`` (200): none of the above.
 """
 
@@ -119,8 +119,8 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
     if q.stats.dropped:
         problems.append("records dropped")
     s = src.stats
-    if s.crossed_books:
-        problems.append("crossed books seen")
+    if s.crossed_now:
+        problems.append(f"{s.crossed_now} book(s) crossed")
 
     state = "failing" if failing else ("degraded" if problems else "ok")
     return {
@@ -148,7 +148,8 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
         },
         "books": {
             "count": s.books,
-            "crossed": s.crossed_books,
+            "crossed_now": s.crossed_now,
+            "crossed_updates": s.crossed_books,
             "snapshots_written": s.snapshots_written,
         },
         "validation": {

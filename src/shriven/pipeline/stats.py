@@ -20,7 +20,8 @@ class PipelineStats:
     gaps_by_venue: dict[str, int] = field(default_factory=dict)
     status_by_kind: dict[str, int] = field(default_factory=dict)
     invalid_by_kind: dict[str, int] = field(default_factory=dict)
-    crossed_books: int = 0
+    crossed_books: int = 0  # updates after which a book was crossed or locked
+    crossed_now: int = 0  # books crossed or locked at the moment
     books: int = 0
     stale_episodes: dict[str, int] = field(default_factory=dict)
     wal_errors: int = 0

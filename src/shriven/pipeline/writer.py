@@ -4,10 +4,11 @@ One task owns the books and the store. WAL appends and fsyncs run on one dedicat
 frames stay in order and the event loop keeps receiving while zstd and the disk work); the books
 are updated on the loop meanwhile, from the same batch.
 
-Durability is driven from here rather than inside the WAL (which is opened with fsync "never"):
-``always`` syncs after every frame, ``interval`` at most ``fsync_interval_ms`` after a write,
-``never`` leaves it to the OS until close. Knowing the exact moment data became durable is what
-makes the receive-to-durable latency honest.
+Durability is driven from here rather than by the WAL's own timer: ``always`` syncs after every
+frame, ``interval`` at most ``fsync_interval_ms`` after a write, ``never`` leaves it to the OS until
+shutdown. The WAL is opened (see :func:`wal_config`) so that it still fsyncs on its own at segment
+creation, rotation and close, but its background syncer never fires. Knowing the exact moment data
+became durable is what makes the receive-to-durable latency and fsync histograms honest.
 
 Snapshots are aligned to the clock: the round for boundary B holds the books after every record
 received at or before B (a batch straddling B is split), and is stamped ``recv_ns = B``, so replay
@@ -42,7 +43,17 @@ _IDLE_TICK_S = 0.5
 _WAL_RETRY_S = 1.0
 
 StoreFactory = Callable[[], MarketStore]
+_WAL_TIMER_OFF_MS = 24 * 3600 * 1000
 T = TypeVar("T")
+
+
+def wal_config(config: PipelineConfig) -> PipelineConfig:
+    """The settings to open the WAL with when this writer drives the fsyncs."""
+    if config.fsync_policy == "never":
+        return config
+    return config.model_copy(
+        update={"fsync_policy": "interval", "fsync_interval_ms": _WAL_TIMER_OFF_MS}
+    )
 
 
 class Writer:
@@ -99,8 +110,8 @@ class Writer:
         """Final snapshot, fsync, metadata, close. Call after :meth:`run` returned."""
         try:
             if self._store is not None:
-                await self._snapshot(time.time_ns())
-                await self._sync()
+                await self._snapshot(time.time_ns(), final=True)
+                await self._sync(force=True)
                 await self._in_pool(self._store.write_metadata)
                 await self._in_pool(self._store.close)
                 self._store = None
@@ -191,7 +202,7 @@ class Writer:
         if store is None:
             raise OSError("the tick WAL is not open")
         t0 = time.perf_counter()
-        nbytes = store.ticks.append(batch)
+        nbytes = store.append_ticks(batch)
         return nbytes, time.perf_counter() - t0
 
     def _apply(self, batch: list[Record]) -> None:
@@ -222,10 +233,10 @@ class Writer:
                 )
         if kite:
             by_stream["kite"] = by_stream.get("kite", 0) + kite
-        stats.books = (
-            self.books.book_count() if hasattr(self.books, "book_count") else len(self.books)
-        )
-        stats.crossed_books = self.books.crossed_count
+        books = self.books
+        stats.books = len(books.books)
+        stats.crossed_books = books.stats.crossed + books.stats.locked
+        stats.crossed_now = len(books.crossed_now)
 
     def _on_status(self, r: Status) -> None:
         stats = self.stats
@@ -255,8 +266,8 @@ class Writer:
         if now >= self._next_snapshot_ns + int(_SNAPSHOT_GRACE_S * 1e9):
             await self._snapshot(self._next_snapshot_ns)
 
-    async def _sync(self) -> None:
-        if self._store is None or not self._unsynced_oldest_ns:
+    async def _sync(self, force: bool = False) -> None:
+        if self._store is None or not (self._unsynced_oldest_ns or force):
             return
         t0 = time.perf_counter()
         try:
@@ -282,7 +293,7 @@ class Writer:
 
     # ------------------------------------------------------------------ snapshots
 
-    async def _snapshot(self, at_ns: int) -> None:
+    async def _snapshot(self, at_ns: int, final: bool = False) -> None:
         """Write every book as of ``at_ns`` to the LOB WAL and refresh metadata.json."""
         if self._store is None:
             return
@@ -298,9 +309,9 @@ class Writer:
         def write() -> None:
             if snaps:
                 t1 = time.perf_counter()
-                store.lob.append(snaps)
+                store.append_lob(snaps)
                 self.metrics.wal_write_seconds.labels("lob").observe(time.perf_counter() - t1)
-                if policy != "never":
+                if policy != "never" or final:
                     t2 = time.perf_counter()
                     store.lob.sync()
                     self.metrics.fsync_seconds.labels("lob").observe(time.perf_counter() - t2)
