@@ -92,5 +92,7 @@ async def test_close_releases_waiting_producers_and_keeps_their_records() -> Non
     q.close()
     blocked.cancel()  # shutdown cancels adapters right after closing the queue
     await asyncio.gather(blocked, return_exceptions=True)
-    assert [r.seq for r in q.take(10)] == [1, 2, 3]
-    assert await q.get_batch(10, 1.0, 1.0) == []  # closed and empty: returns at once
+    await q.put(tick(4))  # adapters stopping still write their last markers
+    assert [r.seq for r in q.take(10)] == [1, 2, 3, 4]
+    q.finish()
+    assert await q.get_batch(10, 5.0, 5.0) == []  # finished and empty: returns at once

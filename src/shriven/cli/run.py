@@ -1,41 +1,74 @@
-"""`shriven run`: for now only `--dry-run`, which prints the Kite plan and its connections.
-The daemon itself replaces this module."""
+"""`shriven run`: record market data until stopped (or for --duration seconds)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 from shriven.cli.app import app, settings
-from shriven.cli.kite import dry_run_report, parse_spot_overrides
-from shriven.errors import ShrivenError
+from shriven.pipeline.startup import RunOptions, run
+
+
+def _split(value: str | None) -> list[str]:
+    return [s.strip() for s in value.split(",") if s.strip()] if value else []
 
 
 @app.command("run")
-def run(
+def run_command(
+    symbols: str = typer.Option(
+        None,
+        "--symbols",
+        help='Comma-separated: Kite spot names ("NIFTY 50,NIFTY BANK") with --venue kite, '
+        "Binance pairs (BTCUSDT,ETHUSDT) with --venue binance. Default: from config.",
+    ),
+    strike_range: int = typer.Option(
+        None, "--strike-range", help="Option strikes each side of ATM (default: config, 10)."
+    ),
+    venue: str = typer.Option("all", "--venue", help="kite, binance or all.", metavar="VENUE"),
+    sim: bool = typer.Option(
+        False, "--sim", help="Record from the built-in loopback simulators (no credentials)."
+    ),
+    duration: float = typer.Option(
+        None, "--duration", help="Stop cleanly after this many seconds.", metavar="SECONDS"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No status line every few seconds."),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print what would be recorded and exit without connecting."
+        False, "--dry-run", help="Print the Kite subscription plan and connections, then exit."
     ),
-    symbols: list[str] | None = typer.Option(
-        None, "--symbols", help='Kite spot indices (repeat or comma-separate), e.g. "NIFTY 50".'
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="Record here instead of SHRIVEN_PIPELINE__DATA_DIR."
     ),
-    strike_range: int | None = typer.Option(
-        None, "--strike-range", min=0, max=200, help="Strikes each side of ATM."
-    ),
-    spot: list[str] | None = typer.Option(
-        None, "--spot", help='Spot price per symbol, e.g. --spot "NIFTY 50=25000" (repeatable).'
+    health_port: int = typer.Option(
+        None,
+        "--health-port",
+        help="Port for /health and /metrics on 127.0.0.1 (default SHRIVEN_HEALTH_PORT; "
+        "0 picks a free one, -1 turns the server off).",
     ),
 ) -> None:
-    """Record market data (only --dry-run is available in this build)."""
-    if not dry_run:
-        raise ShrivenError(
-            "the daemon is not built yet: only `shriven run --dry-run` works in this build"
-        )
-    names = [n.strip() for v in symbols or [] for n in v.split(",") if n.strip()]
-    print(
-        dry_run_report(
-            settings(),
-            symbols=names or None,
-            strike_range=strike_range,
-            spots=parse_spot_overrides(spot or []),
-        )
+    """Record market data to the WAL, keep order books and write book snapshots.
+
+    Stops on Ctrl-C or SIGTERM after draining the queue, a final snapshot and an fsync; a
+    second Ctrl-C exits at once (the WAL recovers on the next start)."""
+    if venue not in ("kite", "binance", "all"):
+        raise typer.BadParameter("use kite, binance or all", param_hint="--venue")
+    if duration is not None and duration <= 0:
+        raise typer.BadParameter("must be more than 0", param_hint="--duration")
+    options = RunOptions(
+        venue=venue,  # type: ignore[arg-type]
+        symbols=_split(symbols),
+        strike_range=strike_range,
+        sim=sim,
+        duration=duration,
+        quiet=quiet,
+        data_dir=data_dir,
+        health_port=health_port,
     )
+    if dry_run:
+        from shriven.pipeline.startup import dry_run as print_plan
+
+        print_plan(settings(), options)
+        return
+    code = run(settings(), options)
+    if code:
+        raise typer.Exit(code)

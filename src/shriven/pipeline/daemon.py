@@ -186,6 +186,7 @@ class Pipeline:
             if still:
                 log.warning("feeds did not stop in time", feeds=[t.get_name() for t in still])
         q.put_nowait(self._system(StatusKind.STOPPED, detail=self._stop_reason))
+        q.finish()
         writer_task = self._writer_task
         if writer_task is not None:
             try:

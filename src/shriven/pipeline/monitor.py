@@ -44,6 +44,8 @@ class Monitor:
 
     async def run(self) -> None:
         next_status = time.monotonic() + self._status_every
+        self._last_t = time.monotonic()
+        self._last_counts = {f.venue: f.records for f in self._src.feeds()}
         while True:
             await asyncio.sleep(self._check_every)
             self.check_stale(self._src.feeds)

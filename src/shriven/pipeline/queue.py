@@ -78,6 +78,7 @@ class RecordQueue:
         self._getter: asyncio.Future[None] | None = None
         self._getter_wants = 1
         self._closed = False
+        self._finished = False
         self._in_episode = False
         self._drops: dict[str, _DropRun] = {}
         self._system_seq = system_seq if system_seq is not None else SeqCounter()
@@ -88,6 +89,11 @@ class RecordQueue:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def finished(self) -> bool:
+        """No more records will come: the writer drains what is left and stops."""
+        return self._finished
 
     # ------------------------------------------------------------------ producer side
 
@@ -206,11 +212,11 @@ class RecordQueue:
         up to ``max_wait_s`` more for the batch to fill. A closed queue returns what it has.
         """
         items = self._items
-        if not items and not self._closed:
+        if not items and not self._finished:
             await self._wait_until(1, idle_timeout_s)
             if not items:
                 return []
-        if len(items) < max_records and not self._closed and max_wait_s > 0:
+        if len(items) < max_records and not self._finished and max_wait_s > 0:
             await self._wait_until(max_records, max_wait_s)
         return self.take(max_records)
 
@@ -243,7 +249,7 @@ class RecordQueue:
                 fut.set_result(None)
 
     async def _wait_until(self, n: int, timeout: float) -> None:
-        if len(self._items) >= n or self._closed:
+        if len(self._items) >= n or self._finished:
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
@@ -266,7 +272,7 @@ class RecordQueue:
 
     def close(self) -> None:
         """Stop bounding: puts are accepted at once (waiting adapters too) so that records already
-        received survive shutdown, and the writer's waits return immediately."""
+        received, and the markers adapters write as they stop, survive shutdown."""
         self._closed = True
         if self._drops:
             self._flush_drop_markers()
@@ -274,4 +280,9 @@ class RecordQueue:
             if not fut.done():
                 fut.set_result(None)
         self._put_waiters.clear()
+
+    def finish(self) -> None:
+        """The producers are gone: the writer's waits return at once and it stops when empty."""
+        self.close()
+        self._finished = True
         self._wake_getter()

@@ -94,7 +94,7 @@ class Writer:
         return (t_ns // self._interval_ns + 1) * self._interval_ns
 
     async def run(self) -> None:
-        """Write batches until the queue is closed and drained."""
+        """Write batches until the queue is finished and drained."""
         cfg = self.config
         q = self.queue
         max_wait = cfg.batch_max_ms / 1000.0
@@ -102,7 +102,7 @@ class Writer:
             batch = await q.get_batch(cfg.batch_max_records, max_wait, self._idle_timeout())
             if batch:
                 await self._handle(batch)
-            elif q.closed and not len(q):
+            elif q.finished and not len(q):
                 return
             await self._housekeeping()
 

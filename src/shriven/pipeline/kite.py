@@ -1,0 +1,197 @@
+"""Kite start-up for ``shriven run`` and the universe job that keeps the subscriptions right.
+
+The job watches the spot index ticks the writer sees; when spot has moved far enough from the
+chain's ATM (the universe's hysteresis rule), or a contract has expired, it hands the
+subscribe/unsubscribe diff to the ticker adapter, which applies it on the live connections and
+writes a ``subscriptions_changed`` status. At 08:00 IST it refreshes the instrument dump and
+re-plans (new expiries, rollover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from shriven.config import Settings
+from shriven.errors import ShrivenError
+from shriven.events import kite_price_divisor
+from shriven.feeds.kite.auth import KiteAuth, require_credentials
+from shriven.feeds.kite.instruments import Instrument, load_instruments, next_refresh_at
+from shriven.feeds.kite.ticker import KiteTickerFeed, instrument_class
+from shriven.logging import get_logger
+from shriven.pipeline.daemon import Pipeline
+from shriven.universe import InstrumentTable, SubscriptionPlan, build_plan, update_plan
+
+log = get_logger("shriven.pipeline.kite")
+
+_CHECK_EVERY_S = 2.0
+
+
+def class_modes(settings: Settings, instruments: Iterable[Instrument]) -> dict[int, str]:
+    """token -> ticker mode: the per-class setting when given, else ``kite_ticker_mode``."""
+    per_class = settings.kite_ticker_class_modes
+    default = settings.kite_ticker_mode
+    return {
+        i.instrument_token: per_class.get(instrument_class(i.instrument_type, i.segment), default)
+        for i in instruments
+    }
+
+
+async def spot_prices(auth: KiteAuth, spots: list[Instrument]) -> dict[int, float]:
+    """Last prices of the spot rows from the LTP API (token -> price)."""
+    keys = [f"{s.exchange}:{s.tradingsymbol}" for s in spots]
+    answer = await asyncio.to_thread(auth.call, lambda k: k.ltp(keys))
+    out: dict[int, float] = {}
+    for s, key in zip(spots, keys, strict=True):
+        row = answer.get(key) if isinstance(answer, dict) else None
+        if isinstance(row, dict) and row.get("last_price"):
+            out[s.instrument_token] = float(row["last_price"])
+    return out
+
+
+def build_plans(
+    settings: Settings, table: InstrumentTable, prices: dict[int, float]
+) -> list[SubscriptionPlan]:
+    cfg = settings.pipeline
+    plans = []
+    for symbol in cfg.spot_symbols:
+        spot = table.resolve_spot(symbol)
+        price = prices.get(spot.instrument_token)
+        if price is None:
+            raise ShrivenError(
+                f"no last price for {symbol} from the Kite quote API; check the symbol and the "
+                "API subscription, or try again"
+            )
+        plans.append(
+            build_plan(
+                table,
+                symbol,
+                price,
+                strike_range=cfg.option_strike_range,
+                expiry=cfg.option_expiry,
+                strike_interval=cfg.strike_interval.get(symbol),
+            )
+        )
+    return plans
+
+
+async def add_kite(pipeline: Pipeline, settings: Settings) -> KiteTickerFeed:
+    """Log in, load instruments, plan the universe and add the ticker feed and universe job."""
+    require_credentials(settings)
+    auth = KiteAuth.from_settings(settings)
+    session = await asyncio.to_thread(auth.session)
+    instruments, _meta = await asyncio.to_thread(
+        load_instruments,
+        settings.cache_dir,
+        settings.kite_api_root,
+        authorization=session.authorization,
+    )
+    table = InstrumentTable(instruments)
+    spots = [table.resolve_spot(s) for s in settings.pipeline.spot_symbols]
+    prices = await spot_prices(auth, spots)
+    plans = build_plans(settings, table, prices)
+    subscriptions: dict[int, str] = {}
+    for plan in plans:
+        subscriptions.update(class_modes(settings, plan.instruments))
+    feed = KiteTickerFeed.from_settings(
+        settings, auth.access_token, pipeline.queue, subscriptions=subscriptions
+    )
+    pipeline.add_feed(feed)
+    universe = KiteUniverse(settings, auth, table, plans, feed, pipeline)
+    pipeline.add_task("kite-universe", universe.run)
+    for plan in plans:
+        log.info(
+            "kite universe",
+            symbol=plan.spot_symbol,
+            spot=plan.spot_price,
+            atm=plan.atm_strike,
+            expiry=str(plan.option_expiry),
+            instruments=len(plan),
+        )
+    return feed
+
+
+class KiteUniverse:
+    """Re-centres and rolls the plans while running, and refreshes instruments daily."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        auth: KiteAuth,
+        table: InstrumentTable,
+        plans: list[SubscriptionPlan],
+        feed: KiteTickerFeed,
+        pipeline: Pipeline,
+    ) -> None:
+        self.settings = settings
+        self.auth = auth
+        self.table = table
+        self.plans = plans
+        self.feed = feed
+        self.writer = pipeline.writer
+        self.changes = 0
+        self._last_error: dict[int, str] = {}
+        self.writer.watch_tokens.update(p.spot.instrument_token for p in plans)
+        self._next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(_CHECK_EVERY_S)
+            if time.time() >= self._next_refresh:
+                await self.refresh_instruments()
+            await self.check()
+
+    async def refresh_instruments(self) -> None:
+        self._next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
+        try:
+            session = await asyncio.to_thread(self.auth.session)
+            instruments, _meta = await asyncio.to_thread(
+                load_instruments,
+                self.settings.cache_dir,
+                self.settings.kite_api_root,
+                force=True,
+                authorization=session.authorization,
+            )
+        except ShrivenError as exc:
+            log.error("instruments refresh failed; keeping yesterday's", error=str(exc))
+            return
+        self.table = InstrumentTable(instruments)
+        log.info("instruments refreshed", rows=len(instruments))
+
+    async def check(self) -> None:
+        """Apply any re-centring or rollover the spot prices now call for."""
+        prices = self.writer.last_prices
+        for i, plan in enumerate(self.plans):
+            token = plan.spot.instrument_token
+            wire = prices.get(token)
+            price = wire / kite_price_divisor(token) if wire else plan.spot_price
+            try:
+                new, diff = update_plan(plan, self.table, price)
+            except ShrivenError as exc:
+                if str(exc) != self._last_error.get(i):  # once per distinct problem
+                    self._last_error[i] = str(exc)
+                    log.error(
+                        "cannot update the universe; keeping the current subscriptions",
+                        symbol=plan.spot_symbol,
+                        error=str(exc),
+                    )
+                continue
+            self._last_error.pop(i, None)
+            self.plans[i] = new
+            if not diff:
+                continue
+            modes = class_modes(self.settings, (self.table.by_token[t] for t in diff.subscribe))
+            subscribe = {t: modes.get(t, m) for t, m in diff.subscribe.items()}
+            await self.feed.update_subscriptions(subscribe, list(diff.unsubscribe))
+            self.changes += 1
+            log.info(
+                "kite universe changed",
+                symbol=plan.spot_symbol,
+                reason=diff.reason,
+                spot=price,
+                atm=new.atm_strike,
+                subscribe=len(subscribe),
+                unsubscribe=len(diff.unsubscribe),
+            )

@@ -1,0 +1,133 @@
+"""``shriven run``: from settings and options to a running pipeline with its feeds.
+
+Start-up order: settings (with the simulators' loopback endpoints under ``--sim``), the pipeline
+(which recovers the WAL and opens new segments), then per venue: Kite (instruments fresh, login or
+cached token, spot prices, the subscription plan, the ticker adapter, and the universe job that
+re-centres, rolls over and refreshes instruments at 08:00 IST while running); Binance (the
+adapter for the configured symbols).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from shriven.config import Settings
+from shriven.errors import ConfigError
+from shriven.logging import get_logger
+from shriven.pipeline.daemon import Pipeline
+
+log = get_logger("shriven.pipeline.startup")
+
+Venue = Literal["kite", "binance", "all"]
+SIM_BINANCE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+_BINANCE_SYMBOL = re.compile(r"^[A-Z0-9]{5,20}$")
+
+
+@dataclass(slots=True)
+class RunOptions:
+    venue: Venue = "all"
+    symbols: list[str] = field(default_factory=list)
+    strike_range: int | None = None
+    sim: bool = False
+    duration: float | None = None
+    quiet: bool = False
+    data_dir: Path | None = None
+    health_port: int | None = None  # None: the configured port; -1: no health server
+    status_every_s: float = 5.0
+    sim_rate: float | None = None  # Kite simulator ticks per second
+
+
+def venues(option: Venue) -> tuple[str, ...]:
+    return ("kite", "binance") if option == "all" else (option,)
+
+
+def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
+    """Apply command-line options on top of the settings (validated like the settings)."""
+    pipeline = settings.pipeline
+    updates: dict[str, object] = {}
+    if options.data_dir is not None:
+        updates["data_dir"] = options.data_dir
+    elif options.sim:
+        # Simulated data never mixes with real recordings.
+        updates["data_dir"] = Path(pipeline.data_dir).parent / "sim"
+    if options.strike_range is not None:
+        if options.strike_range < 0:
+            raise ConfigError(f"bad --strike-range {options.strike_range}: use 0 or more")
+        updates["option_strike_range"] = options.strike_range
+    top: dict[str, object] = {}
+    if options.symbols:
+        if options.venue == "all":
+            raise ConfigError(
+                "--symbols needs --venue kite or --venue binance (with both venues, set "
+                "SHRIVEN_PIPELINE__SPOT_SYMBOLS and SHRIVEN_BINANCE_SYMBOLS instead)"
+            )
+        if options.venue == "kite":
+            updates["spot_symbols"] = options.symbols
+        else:
+            syms = [s.strip().upper() for s in options.symbols]
+            bad = [s for s in syms if not _BINANCE_SYMBOL.match(s)]
+            if bad:
+                raise ConfigError(
+                    f"bad Binance symbol {bad[0]!r}: use spot pairs like BTCUSDT,ETHUSDT"
+                )
+            top["binance_symbols"] = syms
+    if updates:
+        top["pipeline"] = pipeline.model_copy(update=updates)
+    return settings.model_copy(update=top) if top else settings
+
+
+async def run_recorder(settings: Settings, options: RunOptions) -> int:
+    """Run ``shriven run`` to completion; returns the exit code."""
+    async with contextlib.AsyncExitStack() as stack:
+        if options.sim:
+            from shriven.pipeline.simulators import start_simulators
+
+            settings = await start_simulators(stack, settings, options)
+        settings = resolve_settings(settings, options)
+        wanted = venues(options.venue)
+        if "binance" in wanted and not settings.binance_symbols:
+            if options.venue == "binance":
+                raise ConfigError(
+                    "no Binance symbols: pass --symbols BTCUSDT,ETHUSDT or set "
+                    "SHRIVEN_BINANCE_SYMBOLS"
+                )
+            wanted = tuple(v for v in wanted if v != "binance")
+            log.info("no Binance symbols configured; recording Kite only")
+        port = settings.health_port if options.health_port is None else options.health_port
+        pipeline = Pipeline(
+            settings.pipeline,
+            health_host=settings.health_host,
+            health_port=None if port < 0 else port,
+            quiet=options.quiet,
+            status_every_s=options.status_every_s,
+        )
+        if "kite" in wanted:
+            from shriven.pipeline.kite import add_kite
+
+            await add_kite(pipeline, settings)
+        if "binance" in wanted:
+            add_binance(pipeline, settings)
+        pipeline.install_signal_handlers()
+        return await pipeline.run(options.duration)
+
+
+def add_binance(pipeline: Pipeline, settings: Settings) -> None:
+    from shriven.feeds.binance import BinanceFeed
+
+    feed = BinanceFeed(settings, settings.binance_symbols, pipeline.queue)
+    pipeline.add_feed(feed)
+    log.info("binance feed", symbols=settings.binance_symbols, ws=settings.binance_ws_url)
+
+
+def run(settings: Settings, options: RunOptions) -> int:
+    return asyncio.run(run_recorder(settings, options))
+
+
+def dry_run(settings: Settings, options: RunOptions) -> None:
+    """``run --dry-run``: the Kite engineer's plan printer (see cli/kite.py)."""
+    raise ConfigError("run --dry-run is not available in this build yet")
