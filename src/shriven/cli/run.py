@@ -10,36 +10,43 @@ from shriven.cli.app import app, settings
 from shriven.pipeline.startup import RunOptions, run
 
 
-def _split(value: str | None) -> list[str]:
-    return [s.strip() for s in value.split(",") if s.strip()] if value else []
+def _split(values: list[str] | None) -> list[str]:
+    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
 
 
 @app.command("run")
 def run_command(
-    symbols: str = typer.Option(
+    symbols: list[str] | None = typer.Option(
         None,
         "--symbols",
-        help='Comma-separated: Kite spot names ("NIFTY 50,NIFTY BANK") with --venue kite, '
-        "Binance pairs (BTCUSDT,ETHUSDT) with --venue binance. Default: from config.",
+        help='Repeat or comma-separate: Kite spot indices ("NIFTY 50,NIFTY BANK") with --venue '
+        "kite (and for --dry-run), Binance pairs (BTCUSDT,ETHUSDT) with --venue binance. "
+        "Default: from config.",
     ),
-    strike_range: int = typer.Option(
-        None, "--strike-range", help="Option strikes each side of ATM (default: config, 10)."
+    strike_range: int | None = typer.Option(
+        None, "--strike-range", min=0, max=200, help="Strikes each side of ATM (default 10)."
     ),
     venue: str = typer.Option("all", "--venue", help="kite, binance or all.", metavar="VENUE"),
     sim: bool = typer.Option(
         False, "--sim", help="Record from the built-in loopback simulators (no credentials)."
     ),
-    duration: float = typer.Option(
+    duration: float | None = typer.Option(
         None, "--duration", help="Stop cleanly after this many seconds.", metavar="SECONDS"
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No status line every few seconds."),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the Kite subscription plan and connections, then exit."
+        False, "--dry-run", help="Print what would be recorded and exit without connecting."
     ),
-    data_dir: Path = typer.Option(
+    spot: list[str] | None = typer.Option(
+        None,
+        "--spot",
+        help='Spot price per symbol instead of asking Kite, e.g. --spot "NIFTY 50=25000" '
+        "(repeatable).",
+    ),
+    data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Record here instead of SHRIVEN_PIPELINE__DATA_DIR."
     ),
-    health_port: int = typer.Option(
+    health_port: int | None = typer.Option(
         None,
         "--health-port",
         help="Port for /health and /metrics on 127.0.0.1 (default SHRIVEN_HEALTH_PORT; "
@@ -65,10 +72,22 @@ def run_command(
         health_port=health_port,
     )
     if dry_run:
-        from shriven.pipeline.startup import dry_run as print_plan
+        # The Kite universe's plan printer (cli/kite.py) is the whole of --dry-run.
+        from shriven.cli.kite import dry_run_report, parse_spot_overrides
 
-        print_plan(settings(), options)
+        print(
+            dry_run_report(
+                settings(),
+                symbols=options.symbols or None,
+                strike_range=strike_range,
+                spots=parse_spot_overrides(spot or []),
+            )
+        )
         return
+    if spot:
+        from shriven.cli.kite import parse_spot_overrides
+
+        options.spots = parse_spot_overrides(spot)
     code = run(settings(), options)
     if code:
         raise typer.Exit(code)

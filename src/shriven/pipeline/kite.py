@@ -19,6 +19,7 @@ from shriven.errors import ShrivenError
 from shriven.events import kite_price_divisor
 from shriven.feeds.kite.auth import KiteAuth, require_credentials
 from shriven.feeds.kite.instruments import Instrument, load_instruments, next_refresh_at
+from shriven.feeds.kite.spot import kite_ltp
 from shriven.feeds.kite.ticker import KiteTickerFeed, instrument_class
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
@@ -39,15 +40,17 @@ def class_modes(settings: Settings, instruments: Iterable[Instrument]) -> dict[i
     }
 
 
-async def spot_prices(auth: KiteAuth, spots: list[Instrument]) -> dict[int, float]:
-    """Last prices of the spot rows from the LTP API (token -> price)."""
-    keys = [f"{s.exchange}:{s.tradingsymbol}" for s in spots]
-    answer = await asyncio.to_thread(auth.call, lambda k: k.ltp(keys))
+async def spot_prices(
+    auth: KiteAuth, spots: dict[str, Instrument], given: dict[str, float]
+) -> dict[int, float]:
+    """token -> spot price: ``given`` (by symbol, from --spot) or Kite's LTP API."""
     out: dict[int, float] = {}
-    for s, key in zip(spots, keys, strict=True):
-        row = answer.get(key) if isinstance(answer, dict) else None
-        if isinstance(row, dict) and row.get("last_price"):
-            out[s.instrument_token] = float(row["last_price"])
+    given = {k.strip().upper(): v for k, v in given.items()}
+    for symbol, spot in spots.items():
+        price = given.get(symbol.strip().upper())
+        if price is None:
+            price = await asyncio.to_thread(kite_ltp, auth, spot)
+        out[spot.instrument_token] = price
     return out
 
 
@@ -77,7 +80,9 @@ def build_plans(
     return plans
 
 
-async def add_kite(pipeline: Pipeline, settings: Settings) -> KiteTickerFeed:
+async def add_kite(
+    pipeline: Pipeline, settings: Settings, spots: dict[str, float] | None = None
+) -> KiteTickerFeed:
     """Log in, load instruments, plan the universe and add the ticker feed and universe job."""
     require_credentials(settings)
     auth = KiteAuth.from_settings(settings)
@@ -89,8 +94,8 @@ async def add_kite(pipeline: Pipeline, settings: Settings) -> KiteTickerFeed:
         authorization=session.authorization,
     )
     table = InstrumentTable(instruments)
-    spots = [table.resolve_spot(s) for s in settings.pipeline.spot_symbols]
-    prices = await spot_prices(auth, spots)
+    rows = {s: table.resolve_spot(s) for s in settings.pipeline.spot_symbols}
+    prices = await spot_prices(auth, rows, spots or {})
     plans = build_plans(settings, table, prices)
     subscriptions: dict[int, str] = {}
     for plan in plans:

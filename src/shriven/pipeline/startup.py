@@ -40,6 +40,7 @@ class RunOptions:
     health_port: int | None = None  # None: the configured port; -1: no health server
     status_every_s: float = 5.0
     sim_rate: float | None = None  # Kite simulator ticks per second
+    spots: dict[str, float] = field(default_factory=dict)  # spot price overrides (Kite)
 
 
 def venues(option: Venue) -> tuple[str, ...]:
@@ -109,7 +110,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         if "kite" in wanted:
             from shriven.pipeline.kite import add_kite
 
-            await add_kite(pipeline, settings)
+            await add_kite(pipeline, settings, options.spots)
         if "binance" in wanted:
             add_binance(pipeline, settings)
         pipeline.install_signal_handlers()
@@ -126,8 +127,3 @@ def add_binance(pipeline: Pipeline, settings: Settings) -> None:
 
 def run(settings: Settings, options: RunOptions) -> int:
     return asyncio.run(run_recorder(settings, options))
-
-
-def dry_run(settings: Settings, options: RunOptions) -> None:
-    """``run --dry-run``: the Kite engineer's plan printer (see cli/kite.py)."""
-    raise ConfigError("run --dry-run is not available in this build yet")

@@ -1,0 +1,179 @@
+"""/health and /metrics of a running pipeline: content, overall state and HTTP status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+
+from shriven.config import PipelineConfig
+from shriven.events import BinanceTrade, Record
+from shriven.feeds.base import FeedStats, SeqCounter
+from shriven.pipeline.daemon import Pipeline
+from shriven.pipeline.writer import wal_config
+from shriven.wal import MarketStore, read_records
+
+
+class ManualFeed:
+    """A feed whose connection state the test sets; it pushes what it is handed."""
+
+    def __init__(self, venue: str, sink: Pipeline) -> None:
+        self.venue = venue
+        self.stats = FeedStats(venue)
+        self.sink = sink.queue
+        self.seq = SeqCounter()
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    async def trade(self) -> None:
+        r = BinanceTrade(time.time_ns(), self.seq.next(), "BTCUSDT", 1, "10.5", "1", 1, 1, False)
+        self.stats.messages += 1
+        self.stats.records += 1
+        self.stats.last_message_ns = r.recv_ns
+        await self.sink.put(r)
+
+
+class FlakyDiskStore(MarketStore):
+    """A real store on a disk that is 'full' while ``FULL`` is set."""
+
+    FULL = False
+
+    def append_ticks(self, records: Sequence[Record]) -> int:
+        if FlakyDiskStore.FULL:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().append_ticks(records)
+
+
+async def get(url: str) -> tuple[int, str, dict[str, object] | None]:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        body = await resp.text()
+        data = await resp.json() if resp.content_type == "application/json" else None
+        return resp.status, body, data
+
+
+async def wait_for(cond, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def make(tmp_path: Path, **kw: object) -> tuple[Pipeline, ManualFeed, PipelineConfig]:
+    cfg = PipelineConfig(data_dir=tmp_path / "market", **kw)  # type: ignore[arg-type]
+    p = Pipeline(
+        cfg,
+        open_store=lambda: FlakyDiskStore(cfg.data_dir, wal_config(cfg)),
+        health_port=0,
+    )
+    feed = ManualFeed("binance", p)
+    p.add_feed(feed)
+    return p, feed, cfg
+
+
+async def test_health_is_ok_with_a_connected_feed_and_lists_every_part(tmp_path: Path) -> None:
+    p, feed, _cfg = make(tmp_path)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        await feed.trade()
+        await wait_for(lambda: p.stats.records_written >= 2)
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 200
+        assert data is not None
+        assert data["status"] == "ok", data["problems"]
+        binance = data["feeds"]["binance"]  # type: ignore[index]
+        assert binance["connected"] is True and binance["market_open"] is True
+        assert binance["last_message_age_s"] is not None
+        assert data["queue"]["capacity"] == 100_000  # type: ignore[index]
+        assert data["wal"]["writable"] is True  # type: ignore[index]
+        assert data["wal"]["disk_free_bytes"] > 0  # type: ignore[index]
+    finally:
+        await p.shutdown()
+
+
+async def test_a_disconnected_feed_is_degraded_and_no_feed_at_all_is_failing(
+    tmp_path: Path,
+) -> None:
+    p, _feed, _cfg = make(tmp_path, stale_feed_secs=0.5)
+    await p.start()
+    try:
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 200 and data is not None
+        assert data["status"] == "degraded"
+        assert "binance disconnected" in data["problems"]  # type: ignore[operator]
+        await asyncio.sleep(0.7)  # nothing connected for longer than stale_feed_secs
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 503 and data is not None
+        assert data["status"] == "failing"
+        assert "no feed connected" in data["problems"]  # type: ignore[operator]
+        assert data["feeds"]["binance"]["stale"] is True  # type: ignore[index]
+    finally:
+        await p.shutdown()
+
+
+async def test_a_full_disk_is_failing_then_recovers_without_losing_the_held_records(
+    tmp_path: Path,
+) -> None:
+    p, feed, cfg = make(tmp_path)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        await wait_for(lambda: p.stats.records_written >= 1)
+        FlakyDiskStore.FULL = True
+        for _ in range(5):
+            await feed.trade()
+        await wait_for(lambda: p.stats.wal_errors >= 1)
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 503 and data is not None
+        assert "WAL not writable" in data["problems"]  # type: ignore[operator]
+        assert "No space left" in str(data["wal"]["error"])  # type: ignore[index]
+        FlakyDiskStore.FULL = False
+        await wait_for(lambda: p.writer.wal_ok and p.stats.records_written >= 6)
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 200
+    finally:
+        FlakyDiskStore.FULL = False
+        await p.shutdown()
+    trades = [r for r in read_records(cfg.data_dir / "ticks") if isinstance(r, BinanceTrade)]
+    assert [t.seq for t in trades] == [1, 2, 3, 4, 5]
+
+
+async def test_metrics_are_prometheus_text_with_the_pipeline_and_feed_series(
+    tmp_path: Path,
+) -> None:
+    p, feed, _cfg = make(tmp_path)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        feed.stats.count_error("bad_json")
+        await feed.trade()
+        await wait_for(lambda: p.stats.records_written >= 2 and p.stats.syncs >= 1)
+        status, body, _ = await get(p.health_url + "/metrics")
+        assert status == 200
+        lines = body.splitlines()
+        for needle in (
+            'shriven_feed_messages_total{venue="binance"} 1.0',
+            'shriven_feed_errors_total{kind="bad_json",venue="binance"} 1.0',
+            'shriven_feed_connected{venue="binance"} 1.0',
+            "shriven_queue_depth ",
+            "shriven_queue_capacity 100000.0",
+            'shriven_records_written_total{stream="binance"} 1.0',
+            "shriven_books ",
+            "shriven_disk_free_bytes ",
+        ):
+            assert any(line.startswith(needle) for line in lines), needle
+        for hist in (
+            "shriven_batch_records_bucket",
+            'shriven_wal_write_seconds_bucket{le="0.001",wal="ticks"}',
+            "shriven_receive_to_durable_seconds_count",
+            "shriven_wal_fsync_seconds_bucket",
+        ):
+            assert any(line.startswith(hist) for line in lines), hist
+        assert "# TYPE shriven_snapshot_seconds histogram" in body
+    finally:
+        await p.shutdown()
