@@ -8,6 +8,8 @@ The simulated run keeps its token and instruments cache under ``<cache_dir>/sim`
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
@@ -17,10 +19,91 @@ from shriven.logging import get_logger
 
 if TYPE_CHECKING:
     from shriven.pipeline.startup import RunOptions
+    from shriven.sim.binance import BinanceSimulator
+    from shriven.sim.kite import KiteSimulator
+    from shriven.sim.kite_ticker import KiteTickerSimulator
 
 log = get_logger("shriven.pipeline.sim")
 
 SIM_SEED = 7
+SIM_BINANCE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+class Simulators:
+    """The simulators one run needs, and the settings that point shriven at them."""
+
+    def __init__(self, seed: int = SIM_SEED) -> None:
+        self.seed = seed
+        self.kite: KiteSimulator | None = None
+        self.ticker: KiteTickerSimulator | None = None
+        self.binance: BinanceSimulator | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    async def start(
+        self,
+        settings: Settings,
+        venues: Sequence[str],
+        *,
+        binance_symbols: Sequence[str] = (),
+        kite_ticks_per_second: float = 2_000.0,
+        keep_ledgers: bool = False,
+    ) -> Settings:
+        """Start the simulators for ``venues``; returns ``settings`` pointed at them."""
+        # The simulators' aiohttp access logs are noise on a recorder's console.
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+        updates: dict[str, object] = {"cache_dir": settings.cache_dir / "sim"}
+        if "kite" in venues:
+            updates.update(await self._start_kite(kite_ticks_per_second, keep_ledgers))
+        if "binance" in venues:
+            symbols = [s.upper() for s in binance_symbols] or list(
+                settings.binance_symbols or SIM_BINANCE_SYMBOLS
+            )
+            updates.update(await self._start_binance(symbols))
+        return settings.model_copy(update=updates)
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+
+    async def _start_kite(self, rate: float, keep_ledger: bool) -> dict[str, object]:
+        from shriven.sim.kite import KiteSimulator, SimAccount
+        from shriven.sim.kite_ticker import KiteTickerSimulator
+
+        account = SimAccount()
+        self.ticker = KiteTickerSimulator(
+            api_key=account.api_key,
+            seed=self.seed,
+            ticks_per_second=rate,
+            keep_ledger=keep_ledger,
+        )
+        self.kite = KiteSimulator(account=account, seed=self.seed, ticker=self.ticker)
+        base = await self.kite.start()
+        self._stack.push_async_callback(self.kite.stop)
+        self._stack.push_async_callback(self.ticker.stop)
+        ws = "ws" + base.removeprefix("http") + "/ws"
+        log.info("kite simulator", url=base, ticker=ws)
+        return {
+            "kite_api_root": base,
+            "kite_login_root": base,
+            "kite_ws_url": ws,
+            "zerodha_api_key": SecretStr(account.api_key),
+            "zerodha_api_secret": SecretStr(account.api_secret),
+            "zerodha_user_id": account.user_id,
+            "zerodha_password": SecretStr(account.password),
+            "zerodha_totp_secret": SecretStr(account.totp_secret),
+        }
+
+    async def _start_binance(self, symbols: list[str]) -> dict[str, object]:
+        from shriven.sim.binance import BinanceSimulator
+
+        self.binance = BinanceSimulator(symbols=symbols, seed=self.seed)
+        base = await self.binance.start()
+        self._stack.push_async_callback(self.binance.stop)
+        log.info("binance simulator", url=base, symbols=symbols)
+        return {
+            "binance_api_root": base,
+            "binance_ws_url": self.binance.ws_url,
+            "binance_symbols": symbols,
+        }
 
 
 async def start_simulators(
@@ -29,57 +112,12 @@ async def start_simulators(
     """Start the simulators the chosen venues need (stopped when ``stack`` closes)."""
     from shriven.pipeline.startup import venues
 
-    wanted = venues(options.venue)
-    updates: dict[str, object] = {"cache_dir": settings.cache_dir / "sim"}
-    if "kite" in wanted:
-        updates.update(await _start_kite(stack, options))
-    if "binance" in wanted:
-        updates.update(await _start_binance(stack, settings, options))
-    return settings.model_copy(update=updates)
-
-
-async def _start_kite(stack: contextlib.AsyncExitStack, options: RunOptions) -> dict[str, object]:
-    from shriven.sim.kite import KiteSimulator, SimAccount
-    from shriven.sim.kite_ticker import KiteTickerSimulator
-
-    account = SimAccount()
-    ticker = KiteTickerSimulator(
-        api_key=account.api_key,
-        seed=SIM_SEED,
-        ticks_per_second=options.sim_rate or 2_000.0,
-        keep_ledger=False,
+    sims = Simulators()
+    stack.push_async_callback(sims.stop)
+    binance_symbols = options.symbols if options.venue == "binance" else ()
+    return await sims.start(
+        settings,
+        venues(options.venue),
+        binance_symbols=binance_symbols,
+        kite_ticks_per_second=options.sim_rate or 2_000.0,
     )
-    rest = KiteSimulator(account=account, seed=SIM_SEED, ticker=ticker)
-    base = await rest.start()
-    stack.push_async_callback(rest.stop)
-    stack.push_async_callback(ticker.stop)
-    ws = "ws" + base.removeprefix("http") + "/ws"
-    log.info("kite simulator", url=base, ticker=ws)
-    return {
-        "kite_api_root": base,
-        "kite_login_root": base,
-        "kite_ws_url": ws,
-        "zerodha_api_key": SecretStr(account.api_key),
-        "zerodha_api_secret": SecretStr(account.api_secret),
-        "zerodha_user_id": account.user_id,
-        "zerodha_password": SecretStr(account.password),
-        "zerodha_totp_secret": SecretStr(account.totp_secret),
-    }
-
-
-async def _start_binance(
-    stack: contextlib.AsyncExitStack, settings: Settings, options: RunOptions
-) -> dict[str, object]:
-    from shriven.sim.binance import BinanceSimulator
-
-    symbols = (
-        [s.upper() for s in options.symbols]
-        if options.symbols and options.venue == "binance"
-        else list(settings.binance_symbols or ("BTCUSDT", "ETHUSDT"))
-    )
-    sim = BinanceSimulator(symbols=symbols, seed=SIM_SEED)
-    base = await sim.start()
-    stack.push_async_callback(sim.stop)
-    ws = sim.ws_url
-    log.info("binance simulator", url=base, ws=ws, symbols=symbols)
-    return {"binance_api_root": base, "binance_ws_url": ws, "binance_symbols": symbols}
