@@ -46,6 +46,9 @@ def run_command(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Record here instead of SHRIVEN_PIPELINE__DATA_DIR."
     ),
+    sim_rate: float | None = typer.Option(
+        None, "--sim-rate", help="With --sim: Kite simulator ticks per second (default 2000)."
+    ),
     health_port: int | None = typer.Option(
         None,
         "--health-port",
@@ -70,6 +73,7 @@ def run_command(
         quiet=quiet,
         data_dir=data_dir,
         health_port=health_port,
+        sim_rate=sim_rate,
     )
     if dry_run:
         # The Kite universe's plan printer (cli/kite.py) is the whole of --dry-run.
