@@ -206,20 +206,30 @@ class Writer:
         return nbytes, time.perf_counter() - t0
 
     def _apply(self, batch: list[Record]) -> None:
+        """Update books, counters and checks from ``batch`` (on the event loop).
+
+        A Kite full tick replaces its instrument's whole book, so only the last one per
+        instrument in a batch can matter: the others are skipped (coalesced). Books are thus
+        exact at every batch boundary, which is the only place anything reads them (snapshots
+        split batches at their boundary), and equal to a replay that applies every tick."""
         apply = self.books.apply
         stats = self.stats
         by_stream = stats.records_by_stream
         watch = self.watch_tokens
         prices = self.last_prices
+        latest: dict[int, Record] = {}
         kite = 0
         for r in batch:
             t = type(r)
-            apply(r)
             if t is KiteTick:
                 kite += 1
-                if watch and r.instrument_token in watch:  # type: ignore[union-attr]
-                    prices[r.instrument_token] = r.last_price  # type: ignore[union-attr]
+                token = r.instrument_token  # type: ignore[union-attr]
+                if r.mode == "full":  # type: ignore[union-attr]
+                    latest[token] = r
+                if watch and token in watch:
+                    prices[token] = r.last_price  # type: ignore[union-attr]
             else:
+                apply(r)
                 s = stream_of(r)
                 by_stream[s] = by_stream.get(s, 0) + 1
                 if t is Status:
@@ -231,6 +241,8 @@ class Writer:
                     kind=problem,
                     record=repr(r)[:300],
                 )
+        for r in latest.values():
+            apply(r)
         if kite:
             by_stream["kite"] = by_stream.get("kite", 0) + kite
         books = self.books
