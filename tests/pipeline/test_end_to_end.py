@@ -48,10 +48,12 @@ def settings_for(tmp_path: Path, **pipeline: object) -> Settings:
     )
 
 
-async def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+async def wait_for(
+    cond: Callable[[], bool], timeout: float = 45.0, what: str = "", state: object = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; state: {state}"
         await asyncio.sleep(0.05)
 
 
@@ -215,6 +217,7 @@ async def test_injected_faults_become_status_records_and_metrics_and_recording_c
                 all(feeds[v].records > before[v] + 5 for v in before) and feeds["kite"].connected
             ),
             what="records after the faults",
+            state=feeds,
         )
         _status, body = p.health_url, p.metrics.render().decode()
     finally:
