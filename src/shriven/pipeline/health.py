@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from shriven.errors import ConfigError
 from shriven.feeds.base import FeedStats
 from shriven.logging import get_logger
 from shriven.pipeline.metrics import CONTENT_TYPE, PipelineMetrics
@@ -182,7 +183,14 @@ class HealthServer:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise ConfigError(
+                f"cannot serve /health on {self._host}:{self._port}: {exc.strerror}; choose "
+                "another port with --health-port or SHRIVEN_HEALTH_PORT (0 picks a free one)"
+            ) from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from shriven.config import Settings
-from shriven.errors import ConfigError
+from shriven.errors import ConfigError, CredentialsError
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
 
@@ -110,7 +110,14 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         if "kite" in wanted:
             from shriven.pipeline.kite import add_kite
 
-            await add_kite(pipeline, settings, options.spots)
+            try:
+                await add_kite(pipeline, settings, options.spots)
+            except CredentialsError as exc:
+                if options.venue != "all":
+                    raise
+                raise CredentialsError(
+                    f"{exc}; or record Binance alone with --venue binance"
+                ) from None
         if "binance" in wanted:
             add_binance(pipeline, settings)
         pipeline.install_signal_handlers()
