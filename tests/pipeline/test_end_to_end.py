@@ -24,7 +24,7 @@ from shriven.events import (
     kite_price_divisor,
 )
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.kite import add_kite
+from shriven.pipeline.kite import KiteUniverse, add_kite
 from shriven.pipeline.simulators import Simulators
 from shriven.pipeline.startup import add_binance
 from shriven.wal import read_records
@@ -59,7 +59,7 @@ async def wait_for(
 
 async def start_recorder(
     tmp_path: Path, **pipeline: object
-) -> tuple[Pipeline, Simulators, Settings]:
+) -> tuple[Pipeline, Simulators, Settings, KiteUniverse]:
     sims = Simulators(seed=11)
     settings = await sims.start(
         settings_for(tmp_path, **pipeline),
@@ -69,10 +69,10 @@ async def start_recorder(
         keep_ledgers=True,
     )
     p = Pipeline(settings.pipeline, health_port=0)
-    await add_kite(p, settings)
+    universe = await add_kite(p, settings)
     add_binance(p, settings)
     await p.start()
-    return p, sims, settings
+    return p, sims, settings, universe
 
 
 def ledger_binance(sims: Simulators) -> list[tuple[str, str, int, int]]:
@@ -122,7 +122,7 @@ async def quiesce(p: Pipeline, sims: Simulators) -> None:
 async def test_every_simulated_message_is_recorded_once_in_order_and_books_match_the_truth(
     tmp_path: Path,
 ) -> None:
-    p, sims, settings = await start_recorder(tmp_path)
+    p, sims, settings, _universe = await start_recorder(tmp_path)
     try:
         await wait_for(lambda: p.stats.snapshot_rounds >= 2, 30, "two snapshot rounds")
         await quiesce(p, sims)
@@ -192,7 +192,7 @@ def _stream(r: Record) -> str:
 async def test_injected_faults_become_status_records_and_metrics_and_recording_continues(
     tmp_path: Path,
 ) -> None:
-    p, sims, settings = await start_recorder(tmp_path)
+    p, sims, settings, _universe = await start_recorder(tmp_path)
     assert sims.binance is not None and sims.ticker is not None and sims.kite is not None
     feeds = {f.venue: f.stats for f in p.feeds}
     try:
@@ -236,3 +236,47 @@ async def test_injected_faults_become_status_records_and_metrics_and_recording_c
         'shriven_feed_reconnects_total{venue="kite"}' in body
     )
     assert sims.kite.count("/session/token") >= 2  # the expired token forced a second login
+
+
+async def test_a_spot_move_recentres_the_chain_on_the_live_connection(tmp_path: Path) -> None:
+    p, sims, settings, universe = await start_recorder(tmp_path)
+    assert sims.ticker is not None
+    feeds = {f.venue: f for f in p.feeds}
+    kite_feed = feeds["kite"]
+    try:
+        await wait_for(lambda: kite_feed.stats.records > 50, what="Kite ticks")
+        plan = universe.plans[0]
+        before = set(plan.tokens)
+        token = plan.spot.instrument_token
+        # Spot jumps six strikes up: take over the price the writer watches.
+        p.writer.watch_tokens.clear()
+        moved = plan.atm_strike + 6 * plan.strike_interval
+        p.writer.last_prices[token] = int(moved * kite_price_divisor(token))
+        await universe.check()
+        new = universe.plans[0]
+        assert new.atm_strike == moved
+        added = set(new.tokens) - before
+        removed = before - set(new.tokens)
+        assert added and removed
+        assert set(kite_feed.subscriptions) == set(new.tokens)  # type: ignore[attr-defined]
+        # The ticker streams the new strikes on the same connection, no reconnect.
+        seen: set[int] = set()
+
+        def new_strikes_arrive() -> bool:
+            seen.update(t for t in added if sims.ticker.ledger.get(t))  # type: ignore[union-attr]
+            return seen == added
+
+        await wait_for(new_strikes_arrive, what="ticks for the new strikes")
+        assert kite_feed.stats.reconnects == 0
+    finally:
+        await p.shutdown()
+        await sims.stop()
+    records = list(read_records(Path(settings.pipeline.data_dir) / "ticks"))
+    changes = [
+        r for r in records if type(r) is Status and r.kind == StatusKind.SUBSCRIPTIONS_CHANGED
+    ]
+    assert len(changes) == 1
+    detail = json.loads(changes[0].detail)
+    assert set(detail["subscribe"]) == added and set(detail["unsubscribe"]) == removed
+    recorded = {r.instrument_token for r in records if type(r) is KiteTick}
+    assert added <= recorded

@@ -82,7 +82,7 @@ def build_plans(
 
 async def add_kite(
     pipeline: Pipeline, settings: Settings, spots: dict[str, float] | None = None
-) -> KiteTickerFeed:
+) -> KiteUniverse:
     """Log in, load instruments, plan the universe and add the ticker feed and universe job."""
     require_credentials(settings)
     auth = KiteAuth.from_settings(settings)
@@ -115,7 +115,7 @@ async def add_kite(
             expiry=str(plan.option_expiry),
             instruments=len(plan),
         )
-    return feed
+    return universe
 
 
 class KiteUniverse:
