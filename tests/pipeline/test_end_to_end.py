@@ -9,7 +9,7 @@ import dataclasses
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shriven.config import Settings
@@ -27,7 +27,8 @@ from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.kite import KiteUniverse, add_kite
 from shriven.pipeline.simulators import Simulators
 from shriven.pipeline.startup import add_binance
-from shriven.wal import read_records
+from shriven.pipeline.writer import wal_config
+from shriven.wal import MarketStore, read_records
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -58,7 +59,7 @@ async def wait_for(
 
 
 async def start_recorder(
-    tmp_path: Path, **pipeline: object
+    tmp_path: Path, store: type[MarketStore] = MarketStore, **pipeline: object
 ) -> tuple[Pipeline, Simulators, Settings, KiteUniverse]:
     sims = Simulators(seed=11)
     settings = await sims.start(
@@ -68,7 +69,8 @@ async def start_recorder(
         kite_ticks_per_second=1_500.0,
         keep_ledgers=True,
     )
-    p = Pipeline(settings.pipeline, health_port=0)
+    cfg = settings.pipeline
+    p = Pipeline(cfg, open_store=lambda: store(cfg.data_dir, wal_config(cfg)), health_port=0)
     universe = await add_kite(p, settings)
     add_binance(p, settings)
     await p.start()
@@ -148,11 +150,7 @@ async def test_every_simulated_message_is_recorded_once_in_order_and_books_match
     assert kite_status[-1].kind == StatusKind.DISCONNECTED
     assert kite and kite_status[0].seq < kite[0].seq and kite[-1].seq < kite_status[-1].seq
     assert sims.ticker is not None
-    by_token: dict[int, list[KiteTick]] = {}
-    for t in kite:
-        by_token.setdefault(t.instrument_token, []).append(dataclasses.replace(t, recv_ns=0, seq=0))
-    sent = {tok: [pk.tick for pk in pkts] for tok, pkts in sims.ticker.ledger.items() if pkts}
-    assert by_token == sent
+    assert kite_recorded(records) == kite_ledger(sims)
     # Sequence numbers per stream are consecutive: nothing was lost between adapter and disk.
     for stream in ("kite", "binance"):
         seqs = [r.seq for r in records if _stream(r) == stream]
@@ -179,6 +177,49 @@ async def test_every_simulated_message_is_recorded_once_in_order_and_books_match
     assert checked["binance"] >= 4 and checked["kite"] >= 10
     aligned = {s.recv_ns for s in snaps if s.recv_ns % 1_000_000_000 == 0}
     assert len(aligned) >= 2
+
+
+def kite_ledger(sims: Simulators) -> dict[int, list[KiteTick]]:
+    assert sims.ticker is not None
+    return {tok: [pk.tick for pk in pkts] for tok, pkts in sims.ticker.ledger.items() if pkts}
+
+
+def kite_recorded(records: list[Record]) -> dict[int, list[KiteTick]]:
+    by_token: dict[int, list[KiteTick]] = {}
+    for t in records:
+        if type(t) is KiteTick:
+            by_token.setdefault(t.instrument_token, []).append(
+                dataclasses.replace(t, recv_ns=0, seq=0)
+            )
+    return by_token
+
+
+class SlowDiskStore(MarketStore):
+    """A real store on a slow disk: every tick frame takes 30 ms more."""
+
+    def append_ticks(self, records: Sequence[Record]) -> int:
+        time.sleep(0.03)
+        return super().append_ticks(records)
+
+
+async def test_a_slow_disk_makes_the_real_adapters_wait_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    p, sims, settings, _u = await start_recorder(
+        tmp_path, SlowDiskStore, max_queue_size=300, batch_max_records=20
+    )
+    try:
+        await wait_for(lambda: p.queue.stats.waits > 20, what="the queue to fill")
+        await quiesce(p, sims)
+    finally:
+        await p.shutdown()
+        await sims.stop()
+    assert p.queue.stats.dropped == 0
+    assert p.queue.stats.high_water <= 300
+    assert "shriven_queue_full_waits_total" in p.metrics.render().decode()
+    records = list(read_records(Path(settings.pipeline.data_dir) / "ticks"))
+    assert kite_recorded(records) == kite_ledger(sims)
+    assert wal_binance(records) == ledger_binance(sims)
 
 
 def _stream(r: Record) -> str:
