@@ -149,9 +149,7 @@ def test_run_dry_run_with_symbols_and_spots_needs_no_credentials(cli: Env) -> No
     assert "Kite: 90 instruments for 2 symbol(s)" in r.stdout
 
 
-def test_run_without_dry_run_is_not_built_yet(cli: Env) -> None:
-    r = cli.run("run")
-    assert r.returncode == 2 and "the daemon is not built yet" in r.stderr
+def test_run_dry_run_rejects_a_bad_spot_and_says_which_to_pass(cli: Env) -> None:
     bad = cli.run("run", "--dry-run", "--spot", "25000")
     assert bad.returncode == 2 and "SYMBOL=PRICE" in bad.stderr
     no_price = cli.run("run", "--dry-run")

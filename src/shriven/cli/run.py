@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from shriven.cli.app import app, settings
-from shriven.pipeline.startup import RunOptions, run
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -64,6 +63,23 @@ def run_command(
         raise typer.BadParameter("use kite, binance or all", param_hint="--venue")
     if duration is not None and duration <= 0:
         raise typer.BadParameter("must be more than 0", param_hint="--duration")
+    # The Kite universe's plan printer (cli/kite.py) is the whole of --dry-run.
+    from shriven.cli.kite import dry_run_report, parse_spot_overrides
+
+    spots = parse_spot_overrides(spot or [])
+    if dry_run:
+        print(
+            dry_run_report(
+                settings(),
+                symbols=_split(symbols) or None,
+                strike_range=strike_range,
+                spots=spots,
+            )
+        )
+        return
+    # Imported here so other commands start without loading the recorder.
+    from shriven.pipeline.startup import RunOptions, run
+
     options = RunOptions(
         venue=venue,  # type: ignore[arg-type]
         symbols=_split(symbols),
@@ -74,24 +90,8 @@ def run_command(
         data_dir=data_dir,
         health_port=health_port,
         sim_rate=sim_rate,
+        spots=spots,
     )
-    if dry_run:
-        # The Kite universe's plan printer (cli/kite.py) is the whole of --dry-run.
-        from shriven.cli.kite import dry_run_report, parse_spot_overrides
-
-        print(
-            dry_run_report(
-                settings(),
-                symbols=options.symbols or None,
-                strike_range=strike_range,
-                spots=parse_spot_overrides(spot or []),
-            )
-        )
-        return
-    if spot:
-        from shriven.cli.kite import parse_spot_overrides
-
-        options.spots = parse_spot_overrides(spot)
     code = run(settings(), options)
     if code:
         raise typer.Exit(code)
