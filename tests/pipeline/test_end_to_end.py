@@ -151,6 +151,9 @@ async def test_every_simulated_message_is_recorded_once_in_order_and_books_match
     assert kite and kite_status[0].seq < kite[0].seq and kite[-1].seq < kite_status[-1].seq
     assert sims.ticker is not None
     assert kite_recorded(records) == kite_ledger(sims)
+    # The simulated spot walks from the REST quote, around the strikes the instruments list.
+    spot = next(t for t in kite if t.instrument_token == 256265)
+    assert abs(spot.last_price / 100 - 25_000) < 250
     # Sequence numbers per stream are consecutive: nothing was lost between adapter and disk.
     for stream in ("kite", "binance"):
         seqs = [r.seq for r in records if _stream(r) == stream]

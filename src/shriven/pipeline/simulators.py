@@ -76,6 +76,7 @@ class Simulators:
             keep_ledger=keep_ledger,
         )
         self.kite = KiteSimulator(account=account, seed=self.seed, ticker=self.ticker)
+        self.ticker.start_prices.update(start_prices(self.kite))
         base = await self.kite.start()
         self._stack.push_async_callback(self.kite.stop)
         self._stack.push_async_callback(self.ticker.stop)
@@ -104,6 +105,36 @@ class Simulators:
             "binance_ws_url": self.binance.ws_url,
             "binance_symbols": symbols,
         }
+
+
+def start_prices(kite: KiteSimulator) -> dict[int, float]:
+    """Where the ticker's random walks start: each index at the REST simulator's quote, its
+    futures there too, and its options near intrinsic value, so spot moves around the listed
+    strikes and the universe re-centres as it would on a real day."""
+    from shriven.errors import ShrivenError
+    from shriven.universe import InstrumentTable
+
+    table = InstrumentTable(kite.instruments)
+    by_underlying: dict[str, float] = {}
+    for token, price in kite.prices.items():
+        row = kite.by_token.get(token)
+        if row is None:
+            continue
+        try:
+            by_underlying[table.underlying_of(row)] = price
+        except ShrivenError:
+            continue
+    out: dict[int, float] = dict(kite.prices)
+    for i in kite.instruments:
+        spot = by_underlying.get(i.name)
+        if spot is None:
+            continue
+        if i.instrument_type == "FUT":
+            out[i.instrument_token] = spot
+        elif i.instrument_type in ("CE", "PE"):
+            intrinsic = spot - i.strike if i.instrument_type == "CE" else i.strike - spot
+            out[i.instrument_token] = max(intrinsic, 0.0) + 0.004 * spot
+    return out
 
 
 async def start_simulators(

@@ -22,7 +22,7 @@ import itertools
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -95,8 +95,12 @@ class KiteTickerSimulator:
         text_interval: float | None = None,
         keep_ledger: bool = True,
         clock: Callable[[], float] = time.time,
+        start_prices: Mapping[int, float] | None = None,
     ) -> None:
         self.api_key = api_key
+        # token -> rupees to start that token's random walk at (e.g. the REST simulator's index
+        # and futures prices, so the spot walks around the strikes the instruments list).
+        self.start_prices: dict[int, float] = dict(start_prices or {})
         # Tokens the ticker accepts; the REST simulator adds the ones it issues.
         self.access_tokens: set[str] = (
             {"sim_access_token"} if access_tokens is None else access_tokens
@@ -322,6 +326,7 @@ class KiteTickerSimulator:
                 rupees = rng.uniform(70, 100)
             else:
                 rupees = rng.uniform(50, 3_000)
+            rupees = self.start_prices.get(token, rupees)
             price = int(rupees * divisor) // step * step
             inst = _Instrument(token, rng, step, price, price, price, price, price)
             if segment in DERIVATIVE_SEGMENTS:
