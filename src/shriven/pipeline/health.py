@@ -46,11 +46,14 @@ def disk_free(path: Path) -> int:
         return 0
 
 
-def feed_is_stale(stats: FeedStats, now_ns: int, started_ns: int, stale_secs: float) -> bool:
-    """Silent for ``stale_secs`` while its market is open (counting from start if never heard)."""
+def feed_is_stale(
+    stats: FeedStats, last_data_ns: int, now_ns: int, started_ns: int, stale_secs: float
+) -> bool:
+    """No market data (ticks, trades, diffs; heartbeats do not count) for ``stale_secs`` while
+    the feed's market is open, counting from start if none ever came."""
     if not market_open(stats.venue, now_ns / 1e9):
         return False
-    since = stats.last_message_ns or started_ns
+    since = last_data_ns or started_ns
     return (now_ns - since) / 1e9 > stale_secs
 
 
@@ -76,7 +79,8 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
     any_connected = False
     feeds = list(src.feeds())
     for f in feeds:
-        stale = feed_is_stale(f, now, src.started_ns, src.stale_secs)
+        last_data = src.stats.last_data_ns.get(f.venue, 0)
+        stale = feed_is_stale(f, last_data, now, src.started_ns, src.stale_secs)
         is_open = market_open(f.venue, now / 1e9)
         any_connected = any_connected or f.connected
         feeds_out[f.venue] = {
@@ -86,6 +90,7 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
             "last_message_age_s": round((now - f.last_message_ns) / 1e9, 3)
             if f.last_message_ns
             else None,
+            "last_data_age_s": round((now - last_data) / 1e9, 3) if last_data else None,
             "messages": f.messages,
             "bytes": f.bytes,
             "records": f.records,

@@ -57,7 +57,8 @@ class Monitor:
         now = time.time_ns()
         episodes = self._src.stats.stale_episodes
         for f in feeds():
-            stale = feed_is_stale(f, now, self._src.started_ns, self._src.stale_secs)
+            last_data = self._src.stats.last_data_ns.get(f.venue, 0)
+            stale = feed_is_stale(f, last_data, now, self._src.started_ns, self._src.stale_secs)
             if stale and f.venue not in self._stale:
                 self._stale.add(f.venue)
                 episodes[f.venue] = episodes.get(f.venue, 0) + 1

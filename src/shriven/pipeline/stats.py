@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 class PipelineStats:
     records_written: int = 0
     records_by_stream: dict[str, int] = field(default_factory=dict)
+    last_data_ns: dict[str, int] = field(default_factory=dict)  # venue -> last market data record
     frames_written: int = 0
     bytes_written: int = 0
     batches: int = 0

@@ -28,7 +28,15 @@ from typing import TypeVar
 from shriven.book import BookKeeper
 from shriven.config import PipelineConfig
 from shriven.errors import WalError
-from shriven.events import KiteTick, Record, Status, StatusKind, stream_of
+from shriven.events import (
+    BinanceDepth,
+    BinanceTrade,
+    KiteTick,
+    Record,
+    Status,
+    StatusKind,
+    stream_of,
+)
 from shriven.logging import get_logger
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.queue import RecordQueue
@@ -219,10 +227,12 @@ class Writer:
         prices = self.last_prices
         latest: dict[int, Record] = {}
         kite = 0
+        kite_last = binance_last = 0
         for r in batch:
             t = type(r)
             if t is KiteTick:
                 kite += 1
+                kite_last = r.recv_ns
                 token = r.instrument_token  # type: ignore[union-attr]
                 if r.mode == "full":  # type: ignore[union-attr]
                     latest[token] = r
@@ -230,6 +240,8 @@ class Writer:
                     prices[token] = r.last_price  # type: ignore[union-attr]
             else:
                 apply(r)
+                if t is BinanceDepth or t is BinanceTrade:
+                    binance_last = r.recv_ns
                 s = stream_of(r)
                 by_stream[s] = by_stream.get(s, 0) + 1
                 if t is Status:
@@ -245,6 +257,9 @@ class Writer:
             apply(r)
         if kite:
             by_stream["kite"] = by_stream.get("kite", 0) + kite
+            stats.last_data_ns["kite"] = kite_last
+        if binance_last:
+            stats.last_data_ns["binance"] = binance_last
         books = self.books
         stats.books = len(books.books)
         stats.crossed_books = books.stats.crossed + books.stats.locked
