@@ -35,7 +35,7 @@ def test_sane_records_pass() -> None:
 
 def test_nonsense_values_are_named() -> None:
     assert check_record(KiteTick(1, 1, 256265, "ltp", -5)) == "kite_negative_value"
-    bad_depth = KiteTick(1, 1, 256265, "full", 5, asks=((10, -1, 1),))
+    bad_depth = KiteTick(1, 1, 256265, "full", 5, asks=((10, -1, 1), (11, 1, 1)))
     assert check_record(bad_depth) == "kite_negative_depth"
     assert check_record(BinanceTrade(1, 1, "X", 1, "0", "1", 1, 1, True)) == "binance_bad_trade"
     assert check_record(BinanceTrade(1, 1, "X", 1, "nan", "1", 1, 1, True)) == "binance_bad_trade"

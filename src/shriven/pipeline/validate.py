@@ -60,14 +60,11 @@ def check_record(record: Record) -> str | None:
     if t is KiteTick:
         r: KiteTick = record  # type: ignore[assignment]
         # Kite sends zeros for empty levels and for instruments that have not traded: not errors.
+        # Only the best level each side is looked at: enough to catch garbage, cheap per tick.
         if r.last_price < 0 or r.last_traded_quantity < 0 or r.volume_traded < 0:
             return "kite_negative_value"
-        for lvl in r.bids:
-            if lvl[0] < 0 or lvl[1] < 0:
-                return "kite_negative_depth"
-        for lvl in r.asks:
-            if lvl[0] < 0 or lvl[1] < 0:
-                return "kite_negative_depth"
+        if (r.bids and min(r.bids[0]) < 0) or (r.asks and min(r.asks[0]) < 0):
+            return "kite_negative_depth"
         return None
     if t is BinanceDepth:
         d: BinanceDepth = record  # type: ignore[assignment]
