@@ -324,3 +324,47 @@ async def test_a_spot_move_recentres_the_chain_on_the_live_connection(tmp_path: 
     assert set(detail["subscribe"]) == added and set(detail["unsubscribe"]) == removed
     recorded = {r.instrument_token for r in records if type(r) is KiteTick}
     assert added <= recorded
+
+
+async def test_drop_policy_marks_every_lost_record_and_resyncs_the_books(tmp_path: Path) -> None:
+    p, sims, settings, _u = await start_recorder(
+        tmp_path,
+        SlowDiskStore,
+        max_queue_size=40,
+        batch_max_records=20,
+        queue_full_policy="drop",
+    )
+    try:
+        await wait_for(
+            lambda: (
+                p.queue.stats.dropped_by_stream.get("binance", 0) > 0
+                and p.queue.stats.dropped_by_stream.get("kite", 0) > 0
+            ),
+            what="drops on both streams",
+        )
+        await quiesce(p, sims)
+    finally:
+        await p.shutdown()
+        await sims.stop()
+    records = list(read_records(Path(settings.pipeline.data_dir) / "ticks"))
+    markers = [r for r in records if type(r) is Status and r.kind == StatusKind.DROPPED]
+    assert markers
+    for stream in ("kite", "binance"):
+        runs = [json.loads(m.detail) for m in markers if m.instrument == stream]
+        assert sum(r["dropped"] for r in runs) == p.queue.stats.dropped_by_stream[stream]
+        # Every seq missing from the WAL is inside a marked run, and only those are missing.
+        seqs = {r.seq for r in records if _stream(r) == stream}
+        marked = {s for r in runs for s in range(r["first_seq"], r["last_seq"] + 1)}
+        everything = set(range(min(seqs | marked), max(seqs | marked) + 1))
+        assert everything - seqs == marked
+    # The Binance books were resynced after the losses, and every snapshot of a valid book is
+    # still the simulator's true book.
+    kinds = Counter((r.venue, r.kind) for r in records if type(r) is Status)
+    assert kinds[("binance", StatusKind.GAP)] >= 1
+    assert kinds[("binance", StatusKind.RESYNCED)] >= 3
+    assert sims.binance is not None
+    snaps = [r for r in read_records(Path(settings.pipeline.data_dir) / "lob")]
+    for s in snaps:
+        if type(s) is BookSnapshot and s.venue == "binance":
+            bids, asks = sims.binance.true_book(s.instrument, s.update_id)
+            assert (list(s.bids), list(s.asks)) == (bids, asks)

@@ -69,6 +69,8 @@ class Pipeline:
             self.stats,
         )
         self.feeds: list[FeedAdapter] = []
+        self.queue.on_drop = self._on_drop
+        self._resyncs: set[asyncio.Task[None]] = set()
         self._extra: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         self._feed_tasks: list[asyncio.Task[None]] = []
         self._other_tasks: list[asyncio.Task[None]] = []
@@ -116,6 +118,20 @@ class Pipeline:
     def _writer_alive(self) -> bool:
         t = self._writer_task
         return t is None or not t.done() or self._stop.is_set()
+
+    def _on_drop(self, stream: str, instruments: set[str]) -> None:
+        """Records were dropped: books that cannot be rebuilt from later records (Binance diffs)
+        get a fresh venue snapshot from their feed."""
+        for feed in self.feeds:
+            resync = getattr(feed, "request_resync", None)
+            if feed.venue != stream or resync is None or self._stop.is_set():
+                continue
+            for symbol in sorted(instruments):
+                task = asyncio.get_running_loop().create_task(
+                    resync(symbol, "records dropped by the pipeline queue")
+                )
+                self._resyncs.add(task)
+                task.add_done_callback(self._resyncs.discard)
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -176,7 +192,7 @@ class Pipeline:
         q = self.queue
         q.close()
         await asyncio.sleep(0)  # let adapters woken from a full queue append their record
-        for t in self._other_tasks:
+        for t in [*self._other_tasks, *self._resyncs]:
             t.cancel()
         for t in self._feed_tasks:
             t.cancel()

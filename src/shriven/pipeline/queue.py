@@ -19,7 +19,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,6 +52,18 @@ class _DropRun:
     last_seq: int
     first_ns: int
     last_ns: int
+    instruments: set[str] = field(default_factory=set)
+
+
+DropHandler = Callable[[str, set[str]], None]
+
+
+def _instrument_of(record: Record) -> str:
+    symbol = getattr(record, "symbol", None)
+    if isinstance(symbol, str):
+        return symbol
+    token = getattr(record, "instrument_token", None)
+    return str(token) if token is not None else ""
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -82,6 +94,8 @@ class RecordQueue:
         self._in_episode = False
         self._drops: dict[str, _DropRun] = {}
         self._system_seq = system_seq if system_seq is not None else SeqCounter()
+        # Told (stream, instruments) after each run of drops, e.g. to resync those books.
+        self.on_drop: DropHandler | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -166,9 +180,10 @@ class RecordQueue:
         stats.dropped_by_stream[stream] = stats.dropped_by_stream.get(stream, 0) + 1
         run = self._drops.get(stream)
         if run is None:
-            self._drops[stream] = _DropRun(
+            run = self._drops[stream] = _DropRun(
                 1, record.seq, record.seq, record.recv_ns, record.recv_ns
             )
+            run.instruments.add(_instrument_of(record))
             if not self._in_episode:
                 self._in_episode = True
                 stats.full_episodes += 1
@@ -177,6 +192,7 @@ class RecordQueue:
             run.count += 1
             run.last_seq = record.seq
             run.last_ns = record.recv_ns
+            run.instruments.add(_instrument_of(record))
 
     def _flush_drop_markers(self) -> None:
         for stream, run in self._drops.items():
@@ -199,7 +215,11 @@ class RecordQueue:
             log.warning(
                 "records dropped while the queue was full", stream=stream, dropped=run.count
             )
+        runs = list(self._drops.items())
         self._drops.clear()
+        if self.on_drop is not None:
+            for stream, run in runs:
+                self.on_drop(stream, run.instruments - {""})
 
     # ------------------------------------------------------------------ consumer side
 
