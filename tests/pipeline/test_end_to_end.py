@@ -342,6 +342,8 @@ async def test_drop_policy_marks_every_lost_record_and_resyncs_the_books(tmp_pat
             ),
             what="drops on both streams",
         )
+        binance = next(f for f in p.feeds if f.venue == "binance")
+        await wait_for(lambda: binance.stats.resyncs >= 3, what="a resync after the drops")
         await quiesce(p, sims)
     finally:
         await p.shutdown()
