@@ -96,3 +96,13 @@ async def test_close_releases_waiting_producers_and_keeps_their_records() -> Non
     assert [r.seq for r in q.take(10)] == [1, 2, 3, 4]
     q.finish()
     assert await q.get_batch(10, 5.0, 5.0) == []  # finished and empty: returns at once
+
+
+async def test_drop_policy_never_drops_status_markers() -> None:
+    q = RecordQueue(1, "drop")
+    await q.put(trade(1))
+    await q.put(Status(5, 1, "binance", StatusKind.GAP, "BTCUSDT", "x"))
+    await q.put(trade(2))
+    got = q.take(10)
+    assert [type(r).__name__ for r in got] == ["BinanceTrade", "Status"]
+    assert q.stats.dropped == 1

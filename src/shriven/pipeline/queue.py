@@ -10,7 +10,7 @@ When the queue is full the policy decides:
   drained below half.
 - ``"drop"``: the record is dropped and counted per stream. When room returns, a
   ``Status(kind=DROPPED)`` marker on the ``system`` stream is queued ahead of the next record so
-  the gap is visible in the WAL.
+  the gap is visible in the WAL. Status records and Binance depth snapshots are never dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shriven.events import Record, Status, StatusKind, stream_of
+from shriven.events import BinanceDepthSnapshot, Record, Status, StatusKind, stream_of
 from shriven.feeds.base import SeqCounter, now_ns
 from shriven.logging import get_logger
 
@@ -56,6 +56,10 @@ class _DropRun:
 
 
 DropHandler = Callable[[str, set[str]], None]
+
+# Markers and the snapshots books restart from are few and are what makes a loss visible and
+# recoverable: the drop policy admits them over the bound.
+_NEVER_DROPPED: frozenset[type] = frozenset({Status, BinanceDepthSnapshot})
 
 
 def _instrument_of(record: Record) -> str:
@@ -122,7 +126,10 @@ class RecordQueue:
                 self._wake_getter()
             return
         if self.policy == "drop":
-            self._drop(record)
+            if type(record) in _NEVER_DROPPED:
+                self.put_nowait(record)
+            else:
+                self._drop(record)
             return
         await self._wait_for_room(record)
 
