@@ -49,6 +49,7 @@ log = get_logger("shriven.pipeline.writer")
 _SNAPSHOT_GRACE_S = 0.25  # wait this long past a boundary for records stamped before it
 _IDLE_TICK_S = 0.5
 _WAL_RETRY_S = 1.0
+_SHUTDOWN_WAL_ATTEMPTS = 5
 
 StoreFactory = Callable[[], MarketStore]
 _WAL_TIMER_OFF_MS = 24 * 3600 * 1000
@@ -166,7 +167,9 @@ class Writer:
         self, fut: asyncio.Future[tuple[int, float]], batch: list[Record]
     ) -> tuple[int, float]:
         """The append's result; on a WAL failure reopen the store (recovery truncates any torn
-        frame, a new segment starts) and retry the same batch until it is written."""
+        frame, a new segment starts) and retry the same batch until it is written. While shutting
+        down it gives up after a few attempts rather than hang the exit."""
+        failures = 0
         while True:
             try:
                 result = await fut
@@ -174,11 +177,14 @@ class Writer:
                     log.warning("WAL writable again", records=len(batch))
                     self.wal_ok = True
                 return result
-            except OSError as exc:
-                await self._wal_failed(exc)
-            except Exception as exc:  # WalError and friends from the WAL package
-                if not _is_wal_error(exc):
+            except Exception as exc:
+                if not (isinstance(exc, OSError) or _is_wal_error(exc)):
                     raise
+                failures += 1
+                if self.queue.finished and failures >= _SHUTDOWN_WAL_ATTEMPTS:
+                    raise WalError(
+                        f"gave up writing {len(batch) + len(self.queue)} records at shutdown: {exc}"
+                    ) from exc
                 await self._wal_failed(exc)
             fut = asyncio.get_running_loop().run_in_executor(self._pool, self._append_ticks, batch)
 
