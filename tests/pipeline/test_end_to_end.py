@@ -282,7 +282,9 @@ async def test_injected_faults_become_status_records_and_metrics_and_recording_c
     assert sims.kite.count("/session/token") >= 2  # the expired token forced a second login
 
 
-async def test_a_spot_move_recentres_the_chain_on_the_live_connection(tmp_path: Path) -> None:
+async def test_a_spot_move_recentres_the_chain_on_the_live_connection_and_instruments_refresh(
+    tmp_path: Path,
+) -> None:
     p, sims, settings, universe = await start_recorder(tmp_path)
     assert sims.ticker is not None
     feeds = {f.venue: f for f in p.feeds}
@@ -312,6 +314,13 @@ async def test_a_spot_move_recentres_the_chain_on_the_live_connection(tmp_path: 
 
         await wait_for(new_strikes_arrive, what="ticks for the new strikes")
         assert kite_feed.stats.reconnects == 0
+        # The 08:00 IST job: a fresh instrument dump, then the same plan (nothing expired).
+        assert sims.kite is not None
+        fetched = sims.kite.count("/instruments")
+        await universe.refresh_instruments()
+        assert sims.kite.count("/instruments") == fetched + 1
+        await universe.check()
+        assert universe.plans[0].tokens == new.tokens
     finally:
         await p.shutdown()
         await sims.stop()
