@@ -104,3 +104,25 @@ def test_sigkill_then_restart_recovers_the_wal_and_keeps_every_complete_frame(
     assert_streams_unbroken(second_run)
     segments = sorted((data / "ticks").glob("segment_*.wal"))
     assert len(segments) >= 2  # the restart carried on in a new segment
+
+
+def test_a_second_ctrl_c_exits_at_once_and_the_next_start_recovers(tmp_path: Path) -> None:
+    data = tmp_path / "market"
+    proc = start(tmp_path, data)
+    try:
+        wait_for_records(data, 2_000, proc)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out.decode()
+    assert b"exiting at once" in out
+    proc = start(tmp_path, data, "--duration", "2")
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out.decode()
+    records = list(read_records(data / "ticks"))  # strict: nothing damaged is left
+    started = [r for r in records if type(r) is Status and r.kind == StatusKind.STARTED]
+    assert len(started) == 2
