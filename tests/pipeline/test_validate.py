@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shriven.events import BinanceDepth, BinanceTrade, KiteTick
-from shriven.pipeline.validate import IST, check_record, market_open, next_kite_refresh
+from shriven.pipeline.validate import IST, check_record, market_open
 
 
 def ist(*args: int) -> float:
@@ -19,11 +19,6 @@ def test_nse_is_open_from_0915_to_1530_ist_on_weekdays_only() -> None:
     assert not market_open("kite", ist(2026, 11, 27, 15, 30))
     assert not market_open("kite", ist(2026, 11, 28, 11, 0))  # Saturday
     assert market_open("binance", ist(2026, 11, 28, 3, 0))
-
-
-def test_instruments_refresh_is_the_next_0800_ist() -> None:
-    assert next_kite_refresh(ist(2026, 11, 27, 7, 0)) == ist(2026, 11, 27, 8, 0)
-    assert next_kite_refresh(ist(2026, 11, 27, 8, 0)) == ist(2026, 11, 28, 8, 0)
 
 
 def test_sane_records_pass() -> None:

@@ -23,7 +23,7 @@ from shriven.config import PipelineConfig
 from shriven.events import Status, StatusKind
 from shriven.feeds.base import FeedAdapter, FeedStats, SeqCounter
 from shriven.logging import get_logger
-from shriven.pipeline.health import HealthServer, HealthSources
+from shriven.pipeline.health import HealthServer, HealthSources, disk_free
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.monitor import Monitor
 from shriven.pipeline.queue import RecordQueue
@@ -111,8 +111,6 @@ class Pipeline:
         return [f.stats for f in self.feeds]
 
     def _disk_free(self) -> int:
-        from shriven.pipeline.health import disk_free
-
         return disk_free(Path(self.config.data_dir))
 
     def _writer_alive(self) -> bool:

@@ -24,7 +24,6 @@ from shriven.pipeline.daemon import Pipeline
 log = get_logger("shriven.pipeline.startup")
 
 Venue = Literal["kite", "binance", "all"]
-SIM_BINANCE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 _BINANCE_SYMBOL = re.compile(r"^[A-Z0-9]{5,20}$")
 
 

@@ -6,7 +6,7 @@ report. Checks stay cheap because they run on every record in the writer's hot l
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -33,15 +33,6 @@ def market_open(venue: str, epoch_s: float) -> bool:
     if venue == "kite":
         return kite_market_open(epoch_s)
     return True
-
-
-def next_kite_refresh(epoch_s: float, at: time = time(8, 0)) -> float:
-    """Epoch seconds of the next daily instruments refresh (08:00 IST)."""
-    now = datetime.fromtimestamp(epoch_s, IST)
-    target = datetime.combine(now.date(), at, IST)
-    if target.timestamp() <= epoch_s:
-        target = datetime.combine(now.date() + timedelta(days=1), at, IST)
-    return target.timestamp()
 
 
 def _bad_decimal(text: str, allow_zero: bool) -> bool:

@@ -22,7 +22,6 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
 from shriven.book import BookKeeper
@@ -370,9 +369,6 @@ class Writer:
 
     async def _in_pool(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
-
-    def disk_path(self) -> Path:
-        return Path(self.config.data_dir)
 
 
 def _first_after(batch: list[Record], t_ns: int) -> int:
