@@ -141,6 +141,11 @@ class Writer:
                 return
             await self._snapshot(nxt)
             batch = batch[cut:]
+            # After a silence (or a clock jump) spanning several boundaries, one round stands
+            # for all of them: the books did not change in between.
+            first = batch[0].recv_ns
+            if first > self._next_snapshot_ns:
+                self._next_snapshot_ns = self._boundary_after(first - 1)
 
     async def _write_and_apply(self, batch: list[Record]) -> None:
         loop = asyncio.get_running_loop()
@@ -299,6 +304,8 @@ class Writer:
         now = time.time_ns()
         if now >= self._next_snapshot_ns + int(_SNAPSHOT_GRACE_S * 1e9) and not len(self.queue):
             await self._snapshot(self._next_snapshot_ns)
+            if now > self._next_snapshot_ns:
+                self._next_snapshot_ns = self._boundary_after(now)
 
     async def _sync(self, force: bool = False) -> None:
         if self._store is None or not (self._unsynced_oldest_ns or force):
