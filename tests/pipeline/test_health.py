@@ -177,3 +177,21 @@ async def test_metrics_are_prometheus_text_with_the_pipeline_and_feed_series(
         assert "# TYPE shriven_snapshot_seconds histogram" in body
     finally:
         await p.shutdown()
+
+
+async def test_the_console_status_line_sums_up_state_feeds_queue_and_disk(tmp_path: Path) -> None:
+    p, feed, _cfg = make(tmp_path)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        await feed.trade()
+        await wait_for(lambda: p.stats.records_written >= 2)
+        line = p.monitor.status_line()
+    finally:
+        await p.shutdown()
+    parts = line.split(" | ")
+    assert parts[0] == "ok"
+    assert parts[1].startswith("binance up ")
+    assert "queue 0/100000" in parts
+    assert any(x.startswith("written 2 (") for x in parts)
+    assert parts[-1].startswith("disk ") and parts[-1].endswith(" free")
