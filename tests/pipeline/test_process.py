@@ -13,12 +13,15 @@ from shriven.events import KiteTick, Record, Status, StatusKind, stream_of
 from shriven.wal import read_records
 
 
-def start(tmp_path: Path, data: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start(
+    tmp_path: Path, data: Path, *extra: str, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["SHRIVEN_CACHE_DIR"] = str(tmp_path / "cache")
     env["SHRIVEN_PIPELINE__SPOT_SYMBOLS"] = '["NIFTY 50"]'
     env["SHRIVEN_PIPELINE__OPTION_STRIKE_RANGE"] = "5"
     env["SHRIVEN_PIPELINE__FSYNC_INTERVAL_MS"] = "50"
+    env.update(env_extra or {})
     cmd = [sys.executable, "-m", "shriven", "run", "--sim", "--quiet", "--health-port", "-1"]
     cmd += ["--data-dir", str(data), "--sim-rate", "20000", *extra]
     return subprocess.Popen(
@@ -108,13 +111,23 @@ def test_sigkill_then_restart_recovers_the_wal_and_keeps_every_complete_frame(
 
 def test_a_second_ctrl_c_exits_at_once_and_the_next_start_recovers(tmp_path: Path) -> None:
     data = tmp_path / "market"
-    proc = start(tmp_path, data)
+    # A writer far slower than the feed (an fsync per 10 records) keeps a long backlog, so the
+    # graceful stop the first Ctrl-C starts is still draining when the second arrives.
+    slow = {"SHRIVEN_PIPELINE__FSYNC_POLICY": "always", "SHRIVEN_PIPELINE__BATCH_MAX_RECORDS": "10"}
+    proc = start(tmp_path, data, env_extra=slow)
+    assert proc.stdout is not None
     try:
-        wait_for_records(data, 2_000, proc)
+        wait_for_records(data, 500, proc)
+        time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.005)
+        seen = b""
+        for line in iter(proc.stdout.readline, b""):  # ends if the process exits
+            seen += line
+            if b"press Ctrl-C again" in line:
+                break
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
+        out = seen + out
     finally:
         if proc.poll() is None:
             proc.kill()
