@@ -38,6 +38,26 @@ def test_environment_overrides_endpoints_and_nested_values(monkeypatch):
     assert s.pipeline.spot_symbols == ["NIFTY 50"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("", []), ("BTCUSDT, ethusdt", ["BTCUSDT", "ETHUSDT"]), ('["BTCUSDT"]', ["BTCUSDT"])],
+)
+def test_symbol_lists_from_the_environment_are_json_or_comma_separated(monkeypatch, raw, expected):
+    monkeypatch.setenv("SHRIVEN_BINANCE_SYMBOLS", raw)
+    monkeypatch.setenv("SHRIVEN_PIPELINE__SPOT_SYMBOLS", "NIFTY 50,NIFTY FIN SERVICE")
+    s = load_settings()
+    assert s.binance_symbols == expected
+    assert s.pipeline.spot_symbols == ["NIFTY 50", "NIFTY FIN SERVICE"]
+
+
+def test_unparseable_structured_value_is_one_line(monkeypatch):
+    monkeypatch.setenv("SHRIVEN_KITE_TICKER_CLASS_MODES", "{not json")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "kite_ticker_class_modes" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 def test_toml_file_is_read_and_environment_wins(tmp_path, monkeypatch):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "shriven.toml").write_text(

@@ -6,12 +6,14 @@ Our own settings use the ``SHRIVEN_`` prefix (nested ones with ``__``, e.g.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
+    NoDecode,
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -24,11 +26,26 @@ MiB = 1024 * 1024
 DEFAULT_CONFIG_FILE = Path("config/shriven.toml")
 
 
+def _symbol_list(value: object) -> object:
+    """Lists from the environment may be JSON (``["A","B"]``) or comma-separated (``A,B``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return value  # validation then names the setting and the value
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_dir: Path = Path("./data/market")
-    spot_symbols: list[str] = Field(default_factory=lambda: ["NIFTY 50", "NIFTY BANK"])
+    spot_symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["NIFTY 50", "NIFTY BANK"]
+    )
     option_strike_range: int = Field(10, ge=0, le=200)
     # Per underlying spot name; when a symbol is missing the interval is derived from the chain.
     strike_interval: dict[str, int] = Field(
@@ -52,9 +69,7 @@ class PipelineConfig(BaseModel):
     @field_validator("spot_symbols", mode="before")
     @classmethod
     def _split_symbols(cls, v: object) -> object:
-        if isinstance(v, str):
-            return [s.strip() for s in v.split(",") if s.strip()]
-        return v
+        return _symbol_list(v)
 
 
 class Settings(BaseSettings):
@@ -89,7 +104,7 @@ class Settings(BaseSettings):
     kite_reconnect_max_secs: float = Field(30.0, gt=0)
     kite_heartbeat_timeout_secs: float = Field(10.0, gt=0)
 
-    binance_symbols: list[str] = Field(default_factory=list)
+    binance_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
     binance_depth_limit: int = Field(1000, ge=5, le=5000)
     binance_depth_interval: Literal["100ms", "1000ms"] = "100ms"
     # Binance spot allows 1024 streams per connection; each symbol takes two (depth, trade).
@@ -109,9 +124,8 @@ class Settings(BaseSettings):
     @field_validator("binance_symbols", mode="before")
     @classmethod
     def _split_binance(cls, v: object) -> object:
-        if isinstance(v, str):
-            return [s.strip().upper() for s in v.split(",") if s.strip()]
-        return v
+        v = _symbol_list(v)
+        return [s.upper() for s in v] if isinstance(v, list) else v
 
     @field_validator("kite_ticker_class_modes")
     @classmethod
@@ -180,4 +194,6 @@ def load_settings(**overrides: object) -> Settings:
             ".env or config/shriven.toml"
         ) from None
     except (OSError, ValueError) as exc:  # unreadable or malformed TOML
-        raise ConfigError(f"cannot read settings: {exc}; fix config/shriven.toml") from None
+        raise ConfigError(
+            f"cannot read settings: {exc}; fix it in the environment, .env or config/shriven.toml"
+        ) from None
