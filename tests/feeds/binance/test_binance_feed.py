@@ -166,6 +166,10 @@ async def test_books_equal_the_true_books_after_gaps_disconnects_and_bad_input()
     assert stats.records == len(records)
     assert sink.statuses(StatusKind.VENUE_MESSAGE)[0].detail.startswith("HTTP 429: code -1003")
     assert len(sink.statuses(StatusKind.DISCONNECTED)) >= 6
+    # Stopping the feed closes each shard's stream in the data too.
+    stopped = [s for s in sink.statuses(StatusKind.DISCONNECTED) if s.detail.endswith(": stopped")]
+    assert len(stopped) == len(feed.shards)
+    assert all(type(r) is Status for r in records[-len(feed.shards) :])
     # Trades reach the sink once each, and only trades the simulator sent.
     sent = {(d["s"], d["t"]) for e in sim.ledger if e.kind == "trade" for d in [_data(e.text)]}
     got = [(r.symbol, r.trade_id) for r in records if type(r) is BinanceTrade]

@@ -171,6 +171,8 @@ class BinanceFeed:
                     backoff = p.reconnect_initial_secs
                     await self._receive(ws)
             except asyncio.CancelledError:
+                # A stopped feed still closes its stream in the data, as a dropped one does.
+                await asyncio.shield(self._disconnected(index, symbols, "stopped"))
                 raise
             except _Reconnect as exc:
                 reason = str(exc)
