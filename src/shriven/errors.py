@@ -58,3 +58,7 @@ class LoginError(CredentialsError):
 
 class UniverseError(ShrivenError):
     """The instruments do not allow the requested subscription plan."""
+
+
+class ReplayError(ShrivenError):
+    """A replay request that cannot be served as asked (bad time, unknown symbol, bad format)."""

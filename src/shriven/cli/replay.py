@@ -1,0 +1,255 @@
+"""`shriven replay ...` (records of a time range, a book at an instant) and
+`shriven wal verify-books`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+from zoneinfo import ZoneInfo
+
+import typer
+
+from shriven.cli.app import app, settings
+from shriven.cli.wal import wal_app
+from shriven.errors import ReplayError
+from shriven.events import Record
+from shriven.replay import export
+from shriven.replay.books import DEFAULT_MARGIN_NS, verify_books
+from shriven.replay.features_view import render_book
+from shriven.replay.instruments import cached_instruments
+from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
+from shriven.replay.reconstruct import book_at, resolve_book_key
+from shriven.replay.select import Selection, parse_kinds, resolve_symbols
+from shriven.replay.store import Store
+from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
+
+replay_app = typer.Typer(
+    help=(
+        "Replay recorded records of a time range (start inclusive, end exclusive), ordered by "
+        "receive time then per-stream sequence; or show a book at an instant (`replay book`)."
+    ),
+    invoke_without_command=True,
+)
+app.add_typer(replay_app, name="replay")
+
+_DATA_DIR_HELP = "Store to read (default: the configured pipeline data_dir)."
+_TZ_HELP = "Zone for times without an offset and for output (default: SHRIVEN_MARKET_TZ)."
+
+
+def _data_dir(value: Path | None) -> Path:
+    return value if value is not None else Path(settings().pipeline.data_dir)
+
+
+def _speed(text: str) -> float | None:
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if not speed > 0:
+        raise ReplayError(f"bad --speed {text!r}: use max, or a positive factor such as 1 or 10")
+    return speed
+
+
+@replay_app.callback()
+def replay(
+    ctx: typer.Context,
+    start: str | None = typer.Option(
+        None,
+        "--start",
+        metavar="TIME",
+        help="First instant, inclusive (ISO 8601; no offset = market zone).",
+    ),
+    end: str | None = typer.Option(
+        None,
+        "--end",
+        metavar="TIME",
+        help="Last instant, exclusive (ISO 8601; no offset = market zone).",
+    ),
+    symbol: list[str] = typer.Option(
+        [],
+        "--symbol",
+        metavar="SYMBOL",
+        help="Trading symbol, instrument token, spot name ('NIFTY 50': spot, futures and "
+        "options) or Binance symbol. Repeatable.",
+    ),
+    venue: str | None = typer.Option(None, "--venue", metavar="VENUE", help="kite or binance."),
+    kind: list[str] = typer.Option(
+        [],
+        "--kind",
+        metavar="KIND",
+        help="ticks, trades, depth, status, snapshots (repeatable or comma-separated; default "
+        "all but snapshots).",
+    ),
+    fmt: str = typer.Option(
+        "table", "--format", metavar="FORMAT", help="table, jsonl, csv or parquet."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", metavar="FILE", help="Write to FILE instead of stdout."
+    ),
+    speed: str = typer.Option(
+        "max",
+        "--speed",
+        metavar="SPEED",
+        help="max, or a pace factor: 1 = as recorded, 10 = ten times faster.",
+    ),
+    data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR", help=_DATA_DIR_HELP),
+    tz: str | None = typer.Option(None, "--tz", metavar="ZONE", help=_TZ_HELP),
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", help="Progress on stderr (default: on with --out)."
+    ),
+) -> None:
+    """Replay recorded records of a time range, deterministically."""
+    if ctx.invoked_subcommand is not None:
+        return
+    fmt = fmt.lower()
+    if fmt not in export.FORMATS:
+        raise ReplayError(f"unknown --format {fmt!r}: use one of {', '.join(export.FORMATS)}")
+    if fmt == "parquet" and out is None:
+        raise ReplayError("--format parquet writes a file: give --out FILE.parquet")
+    zone = load_zone(tz or settings().market_tz)
+    start_ns = parse_instant(start, zone) if start else None
+    end_ns = parse_instant(end, zone) if end else None
+    if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+        raise ReplayError("the range is empty: --end must be after --start")
+    pace = _speed(speed)
+    instruments, note = cached_instruments(settings().cache_dir) if symbol else (None, "")
+    keys, described = resolve_symbols(symbol, instruments)
+    if symbol and not keys:
+        raise ReplayError(f"--symbol {', '.join(symbol)} selected no instrument")
+    selection = Selection(parse_kinds(kind), venue.lower() if venue else None, keys, described)
+    store = Store(_data_dir(data_dir))
+    for line in described:
+        typer.echo(f"replay: --symbol {line}", err=True)
+    if note and any("not a Kite name" in d for d in described):
+        typer.echo(f"replay: {note}", err=True)
+
+    records: Iterator[Record] = store.records(selection, start_ns, end_ns, DEFAULT_WINDOW_NS)
+    if pace is not None:
+        records = paced(records, pace)
+    show_progress = progress if progress is not None else out is not None
+    if show_progress:
+        records = with_progress(
+            records, start_ns, end_ns, sys.stderr, lambda ns: format_ns(ns, zone)
+        )
+    n = _write(records, fmt, out, zone, flush=pace is not None)
+    first = start_ns if start_ns is not None else 0
+    span = (
+        f"[{format_ns(start_ns, zone) if start_ns is not None else 'start of store'}, "
+        f"{format_ns(end_ns, zone) if end_ns is not None else 'end of store'})"
+    )
+    where = f" to {out}" if out is not None else ""
+    typer.echo(
+        f"replay: {n:,} records in {span}{where}; times in {zone_label(zone, first)}", err=True
+    )
+    if store.order.late:
+        typer.echo(
+            f"replay: {store.order.late} records were written over "
+            f"{DEFAULT_WINDOW_NS // 1_000_000_000} s after later-received ones and are emitted "
+            "in write order",
+            err=True,
+        )
+
+
+def _write(
+    records: Iterator[Record], fmt: str, out: Path | None, zone: ZoneInfo, flush: bool
+) -> int:
+    if fmt == "parquet":
+        assert out is not None
+        with open(out, "wb") as f:
+            return export.write_parquet(records, f, zone)
+    writer = {"table": export.write_table, "jsonl": export.write_jsonl, "csv": export.write_csv}
+    with _text_out(out) as f:
+        return writer[fmt](records, f, zone, flush)
+
+
+@contextlib.contextmanager
+def _text_out(out: Path | None) -> Iterator[IO[str]]:
+    if out is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    try:
+        f = open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ReplayError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
+    with f:
+        yield f
+
+
+@replay_app.command("book")
+def book(
+    symbol: str = typer.Option(
+        ...,
+        "--symbol",
+        metavar="SYMBOL",
+        help="One book: Binance symbol, Kite trading symbol or token.",
+    ),
+    at: str = typer.Option(
+        ...,
+        "--at",
+        metavar="TIME",
+        help="The instant (ISO 8601; no offset = market zone); changes at it count.",
+    ),
+    depth: int = typer.Option(10, "--depth", metavar="N", min=1, help="Levels per side to print."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR", help=_DATA_DIR_HELP),
+    tz: str | None = typer.Option(None, "--tz", metavar="ZONE", help=_TZ_HELP),
+) -> None:
+    """The book at an instant: nearest snapshot at or before it plus the recorded changes."""
+    zone = load_zone(tz or settings().market_tz)
+    at_ns = parse_instant(at, zone)
+    instruments = None
+    text = symbol.strip()
+    if not text.isdigit() and not text.startswith(("kite:", "binance:")):
+        instruments, _note = cached_instruments(settings().cache_dir)
+    key = resolve_book_key(text, instruments)
+    result = book_at(Store(_data_dir(data_dir)), key, at_ns)
+    typer.echo(render_book(result, depth, zone))
+
+
+@wal_app.command("verify-books")
+def verify_books_command(
+    path: Path = typer.Argument(..., help="The store (data directory holding ticks/ and lob/)."),
+    margin: float = typer.Option(
+        DEFAULT_MARGIN_NS / 1e9,
+        "--margin",
+        metavar="SECONDS",
+        help="Seconds a record may have waited in the daemon's queue before being applied.",
+    ),
+    tz: str | None = typer.Option(None, "--tz", metavar="ZONE", help=_TZ_HELP),
+) -> None:
+    """Rebuild every book snapshot from the one before it plus the recorded changes; exit 1 on
+    any difference."""
+    zone = load_zone(tz or settings().market_tz)
+    store = Store(path)
+    report = verify_books(store.ticks.records(), store.snapshots(), int(margin * 1e9))
+    for d in report.differences:
+        later = format_ns(d.later.recv_ns, zone)
+        base = (
+            f"the snapshot at {format_ns(d.earlier.recv_ns, zone)} (update {d.earlier.update_id})"
+            if d.earlier is not None
+            else "the daemon start"
+        )
+        typer.echo(
+            f"DIFFERENT {d.key} snapshot at {later} (update {d.later.update_id}) vs rebuilt "
+            f"from {base}: {d.reason}"
+        )
+    for stream, missing in sorted(report.seq_gaps.items()):
+        typer.echo(
+            f"note: {missing} sequence numbers missing in the {stream} stream (records lost "
+            "before the WAL, or a feed with several counters)"
+        )
+    typer.echo(
+        f"{path}: {report.snapshots} snapshots of {len(report.books)} books, "
+        f"{report.records:,} records; {report.pairs} rebuilt from the snapshot before, "
+        f"{report.run_starts} from a daemon start, {report.first_seen} first snapshots; "
+        f"{report.restarts} daemon starts; {len(report.differences)} differences"
+    )
+    if report.snapshots == 0:
+        typer.echo("note: no book snapshots in lob/: nothing to compare")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,32 @@
+"""Reading recorded data back: time ranges in a deterministic order, exports, and order books
+rebuilt at any instant from snapshots plus recorded changes.
+
+``reconstruct_lob_from_ticks(symbol, start, end)`` returns the book at ``end``;
+``iter_lob_states(symbol, start, end)`` yields every state in between (see reconstruct.py).
+"""
+
+from shriven.replay.books import BookState, VerifyReport, verify_books
+from shriven.replay.reconstruct import (
+    BookAt,
+    book_at,
+    book_states,
+    iter_lob_states,
+    reconstruct_lob_from_ticks,
+)
+from shriven.replay.select import Selection, parse_kinds, resolve_symbols
+from shriven.replay.store import Store
+
+__all__ = [
+    "BookAt",
+    "BookState",
+    "Selection",
+    "Store",
+    "VerifyReport",
+    "book_at",
+    "book_states",
+    "iter_lob_states",
+    "parse_kinds",
+    "reconstruct_lob_from_ticks",
+    "resolve_symbols",
+    "verify_books",
+]

@@ -1,0 +1,235 @@
+"""Writers for replayed records: ``table`` (for people), ``jsonl``, ``csv`` and ``parquet``.
+
+Every format is deterministic: the same records give the same bytes (no wall-clock times, no
+random ids, fixed key and column order). Each states the time zone: ``time`` values carry their
+offset (jsonl, csv, table rows), the table starts with a ``# times in ...`` line, and Parquet's
+``time`` column is a ``timestamp[ns, tz=<zone>]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import IO, Final
+from zoneinfo import ZoneInfo
+
+from shriven.errors import ReplayError
+from shriven.events import (
+    BinanceDepth,
+    BinanceDepthSnapshot,
+    BinanceTrade,
+    BookSnapshot,
+    KiteTick,
+    Record,
+    Status,
+    kite_price_divisor,
+)
+from shriven.replay.rows import COLUMNS, kite_price, record_row
+
+__all__ = ["FORMATS", "write_csv", "write_jsonl", "write_parquet", "write_table"]
+
+FORMATS: Final = ("table", "jsonl", "csv", "parquet")
+
+
+def write_jsonl(
+    records: Iterable[Record], out: IO[str], zone: ZoneInfo, flush: bool = False
+) -> int:
+    """One JSON object per line with the columns of its record type (see rows.COLUMNS)."""
+    n = 0
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    for record in records:
+        out.write(dumps(record_row(record, zone)))
+        out.write("\n")
+        n += 1
+        if flush:
+            out.flush()
+    return n
+
+
+def write_csv(records: Iterable[Record], out: IO[str], zone: ZoneInfo, flush: bool = False) -> int:
+    """A header of every column, then one row per record; cells a record type does not have
+    are empty; level lists are JSON text; booleans are ``true``/``false``."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    n = 0
+    for record in records:
+        row = record_row(record, zone)
+        writer.writerow([_csv_cell(row.get(c)) for c in COLUMNS])
+        n += 1
+        if flush:
+            out.flush()
+    return n
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, list):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+# ---------------------------------------------------------------- table
+
+
+_TABLE_HEAD: Final = f"{'time':<35} {'type':<22} {'instrument':<14} details"
+
+
+def write_table(
+    records: Iterable[Record], out: IO[str], zone: ZoneInfo, flush: bool = False
+) -> int:
+    out.write(f"# times in {zone.key}, each with its UTC offset\n{_TABLE_HEAD}\n")
+    n = 0
+    for record in records:
+        row = record_row(record, zone)
+        out.write(
+            f"{row['time']:<35} {row['type']:<22} {row['instrument']!s:<14} {_details(record)}\n"
+        )
+        n += 1
+        if flush:
+            out.flush()
+    return n
+
+
+def _details(record: Record) -> str:
+    t = type(record)
+    if t is KiteTick:
+        r: KiteTick = record  # type: ignore[assignment]
+        div = kite_price_divisor(r.instrument_token)
+        parts = [f"{r.mode} ltp={kite_price(r.last_price, div)}"]
+        if r.mode != "ltp":
+            parts.append(f"ltq={r.last_traded_quantity} vol={r.volume_traded}")
+        if r.oi:
+            parts.append(f"oi={r.oi}")
+        if r.bids:
+            p, q, _ = r.bids[0]
+            parts.append(f"bid={kite_price(p, div)}x{q}")
+        if r.asks:
+            p, q, _ = r.asks[0]
+            parts.append(f"ask={kite_price(p, div)}x{q}")
+        return " ".join(parts)
+    if t is BinanceTrade:
+        b: BinanceTrade = record  # type: ignore[assignment]
+        side = "sell" if b.buyer_is_maker else "buy"
+        return f"trade {b.trade_id} {side} {b.quantity} @ {b.price}"
+    if t is BinanceDepth:
+        d: BinanceDepth = record  # type: ignore[assignment]
+        return (
+            f"diff U={d.first_update_id} u={d.last_update_id} bids={len(d.bids)} asks={len(d.asks)}"
+        )
+    if t is BinanceDepthSnapshot:
+        s: BinanceDepthSnapshot = record  # type: ignore[assignment]
+        return f"rest snapshot lastUpdateId={s.last_update_id} {len(s.bids)}x{len(s.asks)} levels"
+    if t is BookSnapshot:
+        k: BookSnapshot = record  # type: ignore[assignment]
+        bid = f"{k.bids[0][0]!r}x{k.bids[0][1]!r}" if k.bids else "-"
+        ask = f"{k.asks[0][0]!r}x{k.asks[0][1]!r}" if k.asks else "-"
+        return f"book update_id={k.update_id} bid={bid} ask={ask} {len(k.bids)}x{len(k.asks)}"
+    st: Status = record  # type: ignore[assignment]
+    return f"{st.kind} {st.detail}".rstrip()
+
+
+# ---------------------------------------------------------------- parquet
+
+_BATCH_ROWS: Final = 65_536
+PRICE_SCALE: Final = 8  # Binance sends 8 decimals; Kite needs at most 7 (currency derivatives)
+
+
+def _schema(zone: ZoneInfo):  # type: ignore[no-untyped-def]  # pyarrow is optional
+    import pyarrow as pa
+
+    dec = pa.decimal128(38, PRICE_SCALE)
+    venue_level = pa.list_(pa.struct([("price", dec), ("quantity", dec), ("orders", pa.int64())]))
+    book_level = pa.list_(pa.struct([("price", pa.float64()), ("quantity", pa.float64())]))
+    types: dict[str, object] = {
+        "time": pa.timestamp("ns", tz=zone.key),
+        "type": pa.string(),
+        "stream": pa.string(),
+        "venue": pa.string(),
+        "instrument": pa.string(),
+        "mode": pa.string(),
+        "symbol": pa.string(),
+        "kind": pa.string(),
+        "detail": pa.string(),
+        "buyer_is_maker": pa.bool_(),
+        "bids": venue_level,
+        "asks": venue_level,
+        "book_bids": book_level,
+        "book_asks": book_level,
+    }
+    for name in ("last_price", "average_traded_price", "open", "high", "low", "close"):
+        types[name] = dec
+    types["price"] = dec
+    types["quantity"] = dec
+    return pa.schema([(c, types.get(c, pa.int64())) for c in COLUMNS])
+
+
+_DECIMAL_COLUMNS: Final = frozenset(
+    {"last_price", "average_traded_price", "open", "high", "low", "close", "price", "quantity"}
+)
+
+
+def _parquet_cells(row: dict[str, object], record: Record) -> Iterator[object]:
+    for c in COLUMNS:
+        v = row.get(c)
+        if v is None:
+            yield None
+        elif c == "time":
+            yield record.recv_ns
+        elif c in _DECIMAL_COLUMNS:
+            yield Decimal(v)  # type: ignore[arg-type]
+        elif c in ("bids", "asks"):
+            yield [
+                {
+                    "price": Decimal(lvl[0]),
+                    "quantity": Decimal(str(lvl[1])),
+                    "orders": lvl[2] if len(lvl) > 2 else None,
+                }
+                for lvl in v  # type: ignore[attr-defined]
+            ]
+        elif c in ("book_bids", "book_asks"):
+            yield [{"price": p, "quantity": q} for p, q in v]  # type: ignore[attr-defined]
+        else:
+            yield v
+
+
+def write_parquet(records: Iterable[Record], out: IO[bytes], zone: ZoneInfo) -> int:
+    """One typed column per field (see rows.COLUMNS): prices and Binance quantities as
+    decimal128(38, 8), counts and ids as int64, level lists as lists of structs."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ReplayError(
+            "parquet output needs pyarrow: pip install 'shriven[parquet]', or use --format jsonl"
+        ) from None
+    schema = _schema(zone)
+    n = 0
+    cols: list[list[object]] = [[] for _ in COLUMNS]
+
+    def flush_batch(writer: pq.ParquetWriter) -> None:
+        try:
+            arrays = [pa.array(col, type=f.type) for col, f in zip(cols, schema, strict=True)]
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ReplayError(f"cannot write a Parquet column: {exc}; use --format jsonl") from None
+        writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+        for col in cols:
+            col.clear()
+
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for record in records:
+            row = record_row(record, zone)
+            for col, cell in zip(cols, _parquet_cells(row, record), strict=True):
+                col.append(cell)
+            n += 1
+            if len(cols[0]) >= _BATCH_ROWS:
+                flush_batch(writer)
+        if cols[0] or n == 0:
+            flush_batch(writer)
+    return n

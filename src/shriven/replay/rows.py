@@ -1,0 +1,173 @@
+"""Records as rows of venue values: the one place that decides how each field is shown.
+
+Prices are exact decimal text: Kite wire integers divided by :func:`kite_price_divisor` (``2450005``
+with divisor 100 is ``"24500.05"``), Binance strings as sent. Book snapshot levels are floats
+(derived data). ``time`` is the receive time in the output zone; venue timestamps stay as the
+venue gave them (Kite epoch seconds, Binance epoch milliseconds).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from shriven.events import (
+    BinanceDepth,
+    BinanceDepthSnapshot,
+    BinanceTrade,
+    BookSnapshot,
+    KiteTick,
+    Record,
+    Status,
+    kite_price_divisor,
+    stream_of,
+)
+from shriven.replay.times import format_ns
+
+__all__ = ["COLUMNS", "TYPE_NAMES", "kite_price", "record_row"]
+
+TYPE_NAMES: Final[dict[type, str]] = {
+    KiteTick: "kite_tick",
+    BinanceTrade: "binance_trade",
+    BinanceDepth: "binance_depth",
+    BinanceDepthSnapshot: "binance_depth_snapshot",
+    BookSnapshot: "book_snapshot",
+    Status: "status",
+}
+
+# Every column a row can have, in output order (CSV header, Parquet schema). A row holds only
+# the columns its record type has.
+COLUMNS: Final[tuple[str, ...]] = (
+    "time",
+    "recv_ns",
+    "type",
+    "stream",
+    "seq",
+    "venue",
+    "instrument",
+    # Kite tick
+    "instrument_token",
+    "mode",
+    "last_price",
+    "last_traded_quantity",
+    "average_traded_price",
+    "volume_traded",
+    "total_buy_quantity",
+    "total_sell_quantity",
+    "open",
+    "high",
+    "low",
+    "close",
+    "last_trade_time",
+    "oi",
+    "oi_day_high",
+    "oi_day_low",
+    "exchange_timestamp",
+    # Binance
+    "symbol",
+    "trade_id",
+    "price",
+    "quantity",
+    "trade_time",
+    "event_time",
+    "buyer_is_maker",
+    "first_update_id",
+    "last_update_id",
+    # book snapshot
+    "update_id",
+    # levels: venue levels (Kite, Binance) and derived book levels (snapshots)
+    "bids",
+    "asks",
+    "book_bids",
+    "book_asks",
+    # status
+    "kind",
+    "detail",
+)
+
+
+def kite_price(wire: int, divisor: int) -> str:
+    """Exact decimal text of a Kite wire price: ``kite_price(2450005, 100) == "24500.05"``."""
+    scale = len(str(divisor)) - 1
+    sign = "-" if wire < 0 else ""
+    whole, frac = divmod(abs(wire), divisor)
+    return f"{sign}{whole}.{frac:0{scale}d}" if scale else f"{sign}{whole}"
+
+
+def record_row(record: Record, zone: ZoneInfo) -> dict[str, object]:
+    """The record as an ordered dict of JSON-ready values (see the module docstring)."""
+    t = type(record)
+    row: dict[str, object] = {
+        "time": format_ns(record.recv_ns, zone),
+        "recv_ns": record.recv_ns,
+        "type": TYPE_NAMES[t],
+        "stream": stream_of(record),
+        "seq": record.seq,
+    }
+    if t is KiteTick:
+        r: KiteTick = record  # type: ignore[assignment]
+        div = kite_price_divisor(r.instrument_token)
+        row["venue"] = "kite"
+        row["instrument"] = str(r.instrument_token)
+        row["instrument_token"] = r.instrument_token
+        row["mode"] = r.mode
+        row["last_price"] = kite_price(r.last_price, div)
+        row["last_traded_quantity"] = r.last_traded_quantity
+        row["average_traded_price"] = kite_price(r.average_traded_price, div)
+        row["volume_traded"] = r.volume_traded
+        row["total_buy_quantity"] = r.total_buy_quantity
+        row["total_sell_quantity"] = r.total_sell_quantity
+        row["open"] = kite_price(r.open, div)
+        row["high"] = kite_price(r.high, div)
+        row["low"] = kite_price(r.low, div)
+        row["close"] = kite_price(r.close, div)
+        row["last_trade_time"] = r.last_trade_time
+        row["oi"] = r.oi
+        row["oi_day_high"] = r.oi_day_high
+        row["oi_day_low"] = r.oi_day_low
+        row["exchange_timestamp"] = r.exchange_timestamp
+        row["bids"] = [[kite_price(p, div), q, o] for p, q, o in r.bids]
+        row["asks"] = [[kite_price(p, div), q, o] for p, q, o in r.asks]
+    elif t is BinanceTrade:
+        b: BinanceTrade = record  # type: ignore[assignment]
+        row["venue"] = "binance"
+        row["instrument"] = b.symbol
+        row["symbol"] = b.symbol
+        row["trade_id"] = b.trade_id
+        row["price"] = b.price
+        row["quantity"] = b.quantity
+        row["trade_time"] = b.trade_time
+        row["event_time"] = b.event_time
+        row["buyer_is_maker"] = b.buyer_is_maker
+    elif t is BinanceDepth:
+        d: BinanceDepth = record  # type: ignore[assignment]
+        row["venue"] = "binance"
+        row["instrument"] = d.symbol
+        row["symbol"] = d.symbol
+        row["event_time"] = d.event_time
+        row["first_update_id"] = d.first_update_id
+        row["last_update_id"] = d.last_update_id
+        row["bids"] = [[p, q] for p, q in d.bids]
+        row["asks"] = [[p, q] for p, q in d.asks]
+    elif t is BinanceDepthSnapshot:
+        s: BinanceDepthSnapshot = record  # type: ignore[assignment]
+        row["venue"] = "binance"
+        row["instrument"] = s.symbol
+        row["symbol"] = s.symbol
+        row["last_update_id"] = s.last_update_id
+        row["bids"] = [[p, q] for p, q in s.bids]
+        row["asks"] = [[p, q] for p, q in s.asks]
+    elif t is BookSnapshot:
+        k: BookSnapshot = record  # type: ignore[assignment]
+        row["venue"] = k.venue
+        row["instrument"] = k.instrument
+        row["update_id"] = k.update_id
+        row["book_bids"] = [[p, q] for p, q in k.bids]
+        row["book_asks"] = [[p, q] for p, q in k.asks]
+    else:
+        st: Status = record  # type: ignore[assignment]
+        row["venue"] = st.venue
+        row["instrument"] = st.instrument
+        row["kind"] = st.kind
+        row["detail"] = st.detail
+    return row

@@ -1,0 +1,129 @@
+"""Reading a store (``data_dir/ticks`` and ``data_dir/lob``) for replay: time ranges through the
+WAL's sparse index, one instrument's records for books, the nearest book snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shriven.errors import ReplayError
+from shriven.events import BookSnapshot, Record, decode_wire
+from shriven.replay.ordering import DEFAULT_WINDOW_NS, OrderStats, merge_ordered, reorder
+from shriven.replay.select import Selection
+from shriven.wal import WalReader, list_segments
+
+__all__ = ["Store", "wire_filter"]
+
+_HOUR_NS = 3600 * 1_000_000_000
+
+
+@dataclass(slots=True)
+class Store:
+    """A data directory. ``ticks``/``lob`` readers accumulate what they opened and skipped."""
+
+    data_dir: Path
+    strict: bool = True
+    ticks: WalReader = field(init=False)
+    lob: WalReader = field(init=False)
+    order: OrderStats = field(default_factory=OrderStats)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        ticks_dir = self.data_dir / "ticks"
+        lob_dir = self.data_dir / "lob"
+        if not ticks_dir.is_dir() and not lob_dir.is_dir():
+            raise ReplayError(
+                f"{self.data_dir} is not a shriven store (no ticks/ or lob/ directory): give the "
+                "data directory the daemon recorded into (--data-dir, SHRIVEN_PIPELINE__DATA_DIR)"
+            )
+        self.ticks = WalReader(ticks_dir, strict=self.strict)
+        self.lob = WalReader(lob_dir, strict=self.strict)
+
+    # ------------------------------------------------------------ ranges
+
+    def records(
+        self,
+        selection: Selection,
+        start_ns: int | None,
+        end_ns: int | None,
+        window_ns: int = DEFAULT_WINDOW_NS,
+    ) -> Iterator[Record]:
+        """Selected records with ``start_ns <= recv_ns < end_ns`` in replay order (see
+        :mod:`shriven.replay.ordering`)."""
+        sources = []
+        match = selection.matches
+        if selection.needs_ticks and self.ticks.directory.is_dir():
+            raw = self.ticks.records(start_ns, end_ns)
+            sources.append(reorder((r for r in raw if match(r)), window_ns, self.order))
+        if selection.needs_lob and self.lob.directory.is_dir():
+            raw = self.lob.records(start_ns, end_ns)
+            sources.append(reorder((r for r in raw if match(r)), window_ns, self.order))
+        if not sources:
+            return iter(())
+        return merge_ordered(*sources)
+
+    def tick_records_for(
+        self, key: str, start_ns: int | None, end_ns: int | None
+    ) -> Iterator[Record]:
+        """Records that can change ``key``'s book (and daemon starts), in write order; other
+        instruments' records are dropped before they are decoded."""
+        keep = wire_filter(key)
+        for w in self.ticks.wire(start_ns, end_ns):
+            if keep(w):
+                yield decode_wire(w)
+
+    def snapshots(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
+        return self.lob.records(start_ns, end_ns)
+
+    def snapshot_before(self, key: str, at_ns: int) -> BookSnapshot | None:
+        """The last snapshot of ``key`` taken at or before ``at_ns``: looks back an hour, then a
+        day, then a week, then over the whole store, each through the index."""
+        venue, _, instrument = key.partition(":")
+        if not self.lob.directory.is_dir() or not list_segments(self.lob.directory):
+            return None
+        for back in (_HOUR_NS, 24 * _HOUR_NS, 7 * 24 * _HOUR_NS, None):
+            start = None if back is None else at_ns - back
+            best: BookSnapshot | None = None
+            for r in self.lob.records(start, at_ns + 1):
+                if (
+                    type(r) is BookSnapshot
+                    and r.instrument == instrument
+                    and r.venue == venue
+                    and (best is None or r.recv_ns >= best.recv_ns)
+                ):
+                    best = r
+            if best is not None:
+                return best
+        return None
+
+
+def wire_filter(key: str) -> Callable[[list], bool]:
+    """A test on a record's wire array (see events.py): does it belong to ``key``'s book, or is
+    it a daemon start? Kite keys keep full, quote and ltp ticks alike (cheap to decide later)."""
+    venue, _, instrument = key.partition(":")
+    if venue == "kite":
+        try:
+            token = int(instrument)
+        except ValueError:
+            raise ReplayError(f"bad Kite instrument {instrument!r}: expected a token") from None
+
+        def keep_kite(w: list) -> bool:
+            t = w[0]
+            if t == 1:
+                return w[4] == token
+            return t == 6 and (
+                (w[4] == "system" and w[5] == "started") or (w[4] == "kite" and w[6] == instrument)
+            )
+
+        return keep_kite
+
+    def keep_binance(w: list) -> bool:
+        t = w[0]
+        if t == 3 or t == 4:
+            return w[4] == instrument
+        return t == 6 and (
+            (w[4] == "system" and w[5] == "started") or (w[4] == venue and w[6] == instrument)
+        )
+
+    return keep_binance
