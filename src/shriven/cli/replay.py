@@ -226,7 +226,9 @@ def verify_books_command(
     any difference."""
     zone = load_zone(tz or settings().market_tz)
     store = Store(path)
-    report = verify_books(store.ticks.records(), store.snapshots(), int(margin * 1e9))
+    report = verify_books(
+        store.ticks.records(), store.snapshots(), store.restart_times(), int(margin * 1e9)
+    )
     for d in report.differences:
         later = format_ns(d.later.recv_ns, zone)
         base = (

@@ -21,8 +21,9 @@ while later-received records were still queued is continued exactly.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -232,28 +233,43 @@ class VerifyReport:
 def verify_books(
     ticks: Iterable[Record],
     snapshots: Iterable[Record],
+    restarts: Sequence[int],
     margin_ns: int = DEFAULT_MARGIN_NS,
     on_record: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Check every book snapshot against the book rebuilt from the snapshot before it plus the
     recorded changes in between (or from the daemon's start when it is the first of a run).
 
-    ``ticks`` are the tick WAL's records and ``snapshots`` the LOB WAL's, both in write order."""
+    ``ticks`` are the tick WAL's records and ``snapshots`` the LOB WAL's, both in write order;
+    ``restarts`` the receive times of the daemon starts in ``ticks`` (Store.restart_times): a
+    snapshot belongs to the run that started last before it, and only records of that run can
+    be after it (an earlier run's Kite sequence numbers are unrelated)."""
     report = VerifyReport()
     reb = Rebuilder()
     founded: set[str] = set()  # books whose rebuilt state is well-founded (seeded or from start)
-    run_started = False
-    pending: dict[str, deque[tuple[int, BookSnapshot]]] = {}
+    run = 0  # daemon runs seen; a snapshot belongs to the run in force at its time
+    pending: dict[str, deque[list]] = {}  # key -> [serial, snapshot, run] in snapshot order
     heap: list[tuple[int, int, str]] = []
     serial = 0
     snap_iter: Iterator[Record] = iter(snapshots)
     next_snap: BookSnapshot | None = _next_snapshot(snap_iter)
     last_seq: dict[str, int] = {}
 
+    def take(snap: BookSnapshot) -> None:
+        nonlocal serial
+        key = f"{snap.venue}:{snap.instrument}"
+        serial += 1
+        pending.setdefault(key, deque()).append(
+            [serial, snap, bisect_right(restarts, snap.recv_ns)]
+        )
+        heapq.heappush(heap, (snap.recv_ns, serial, key))
+        report.books.add(key)
+        report.snapshots += 1
+
     def resolve(key: str, upto_serial: int) -> None:
         q = pending.get(key)
         while q and q[0][0] <= upto_serial:
-            _serial, snap = q.popleft()
+            _serial, snap, _run = q.popleft()
             if key in founded:
                 base = reb.floor.get(key)
                 problem = compare_book(reb.book(key), reb.is_valid(key), snap)
@@ -277,12 +293,7 @@ def verify_books(
         report.records += 1
         recv = record.recv_ns
         while next_snap is not None and next_snap.recv_ns <= recv + margin_ns:
-            key = f"{next_snap.venue}:{next_snap.instrument}"
-            serial += 1
-            pending.setdefault(key, deque()).append((serial, next_snap))
-            heapq.heappush(heap, (next_snap.recv_ns, serial, key))
-            report.books.add(key)
-            report.snapshots += 1
+            take(next_snap)
             next_snap = _next_snapshot(snap_iter)
         if heap and heap[0][0] < recv - margin_ns:
             resolve_before(recv - margin_ns)
@@ -290,28 +301,22 @@ def verify_books(
             resolve_before(recv)
             reb.restart()
             founded.clear()
-            run_started = True
             last_seq.clear()
+            run += 1
             report.restarts += 1
             continue
         _check_seq(record, last_seq, report.seq_gaps)
         key = instrument_key(record)
         q = pending.get(key)
-        if q:
-            while q and is_after(q[0][1], record):
-                resolve(key, q[0][0])
-        if run_started and key not in founded and _changes_book(record):
+        while q and q[0][2] == run and is_after(q[0][1], record):
+            resolve(key, q[0][0])
+        if run and key not in founded and _changes_book(record):
             founded.add(key)
         reb.apply(record, key)
         if on_record is not None and not report.records & 4095:
             on_record(report.records)
     while next_snap is not None:
-        key = f"{next_snap.venue}:{next_snap.instrument}"
-        serial += 1
-        pending.setdefault(key, deque()).append((serial, next_snap))
-        heapq.heappush(heap, (next_snap.recv_ns, serial, key))
-        report.books.add(key)
-        report.snapshots += 1
+        take(next_snap)
         next_snap = _next_snapshot(snap_iter)
     resolve_before(1 << 63)
     return report

@@ -83,16 +83,21 @@ def book_states(
     elif seed is False:
         seed = None
     scan_from = None
+    to_skip = 0  # daemon starts to pass before the snapshot's run begins
     if seed is not None:
-        reb.seed_later(seed)
         scan_from = seed.recv_ns - margin_ns
+        to_skip = sum(1 for t in store.restart_times(scan_from, end_ns) if t <= seed.recv_ns)
+        if not to_skip:
+            reb.seed_later(seed)
     stats = reb.keeper.stats
     for record in store.tick_records_for(key, scan_from, end_ns):
         recv = record.recv_ns
         if is_restart(record):
-            # A restart before the snapshot's time began the run the snapshot belongs to.
-            keep = seed is not None and key in reb.pending and recv <= seed.recv_ns
-            reb.restart(keep_pending=keep)
+            reb.restart()
+            if seed is not None and to_skip:
+                to_skip -= 1
+                if not to_skip:  # the run the snapshot was taken in starts here
+                    reb.seed_later(seed)
             stats = reb.keeper.stats
             continue
         before = stats.applied + stats.snapshots + stats.kite_depth + stats.gaps

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgpack
+
 from shriven.errors import ReplayError
 from shriven.events import BookSnapshot, Record, decode_wire
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, OrderStats, merge_ordered, reorder
@@ -16,6 +18,7 @@ from shriven.wal import WalReader, list_segments
 __all__ = ["Store", "wire_filter"]
 
 _HOUR_NS = 3600 * 1_000_000_000
+_STARTED = msgpack.packb("started")
 
 
 @dataclass(slots=True)
@@ -72,6 +75,21 @@ class Store:
         for w in self.ticks.wire(start_ns, end_ns):
             if keep(w):
                 yield decode_wire(w)
+
+    def restart_times(self, start_ns: int | None = None, end_ns: int | None = None) -> list[int]:
+        """Receive times of the daemon starts (``system``/``started`` status records) in the
+        range, in write order. Frames without the word are not unpacked."""
+        out: list[int] = []
+        reader = WalReader(self.ticks.directory, strict=self.strict)
+        lo = -(1 << 63) if start_ns is None else start_ns
+        hi = (1 << 63) if end_ns is None else end_ns
+        for frame in reader.frames(start_ns, end_ns):
+            if _STARTED not in frame.payload:
+                continue
+            for w in msgpack.unpackb(frame.payload, raw=False, use_list=True):
+                if w[0] == 6 and w[4] == "system" and w[5] == "started" and lo <= w[2] < hi:
+                    out.append(w[2])
+        return out
 
     def snapshots(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
         return self.lob.records(start_ns, end_ns)
