@@ -5,6 +5,7 @@ from a BookKeeper fed in write order)."""
 from __future__ import annotations
 
 import random
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -267,6 +268,18 @@ def record_store(
         flush()
         store.close()
     return session
+
+
+def store_without(tmp_path: Path, records: list[Record], index: int) -> Path:
+    """A store whose tick WAL lacks ``records[index]`` while its book snapshots are those of
+    the complete stream: a record lost on its way to the WAL."""
+    full = tmp_path / f"full_{index}"
+    data_dir = tmp_path / f"without_{index}"
+    record_store(full, records)
+    record_store(data_dir, records[:index] + records[index + 1 :])
+    shutil.rmtree(data_dir / "lob")
+    shutil.copytree(full / "lob", data_dir / "lob")
+    return data_dir
 
 
 def live_book_at(records: list[Record], key: str, at_ns: int) -> tuple[object, bool]:

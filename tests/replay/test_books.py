@@ -25,6 +25,7 @@ from .synth import (
     generate,
     live_book_at,
     record_store,
+    store_without,
 )
 
 KEYS = (
@@ -66,20 +67,6 @@ def test_verify_books_passes_on_a_complete_store(
     assert report.seq_gaps == {}
 
 
-def _store_without(tmp_path: Path, records: list[Record], index: int) -> Path:
-    data_dir = tmp_path / f"without_{index}"
-    kept = records[:index] + records[index + 1 :]
-    full = record_store(tmp_path / f"full_{index}", records)
-    record_store(data_dir, kept)
-    # the daemon's snapshots saw the lost record: replace lob/ with the complete run's
-    import shutil
-
-    shutil.rmtree(data_dir / "lob")
-    shutil.copytree(tmp_path / f"full_{index}" / "lob", data_dir / "lob")
-    assert full.snapshots
-    return data_dir
-
-
 @pytest.mark.parametrize("kind", [BinanceDepth, KiteTick])
 def test_verify_books_fails_when_a_record_is_missing(
     eventful: tuple[Path, list[Record], Session], tmp_path: Path, kind: type
@@ -95,7 +82,7 @@ def test_verify_books_fails_when_a_record_is_missing(
         and (r.mode == "full" if kind is KiteTick else r.symbol == "BTCUSDT")
         and (r.instrument_token == NIFTY_FUT if kind is KiteTick else True)
     )
-    report = _verify(_store_without(tmp_path, records, index))
+    report = _verify(store_without(tmp_path, records, index))
     assert not report.ok
     assert report.differences[0].later.recv_ns >= records[index].recv_ns
     assert report.seq_gaps == {"kite" if kind is KiteTick else "binance": 1}

@@ -21,17 +21,18 @@ def _price_format(key: str) -> str:
 
 
 def _num(x: float | None, spec: str = "") -> str:
+    """Book values are floats: show them rounded past float noise (8 decimals, Binance's)."""
     if x is None:
         return "-"
-    return format(x, spec) if spec else repr(x)
+    return format(x, spec) if spec else repr(round(x, 8))
 
 
 def render_book(result: BookAt, depth: int, zone: ZoneInfo) -> str:
     book = result.book
     pf = _price_format(result.key)
     lines = [
-        f"{result.key} at {format_ns(result.at_ns, zone)} "
-        f"(times in {zone_label(zone, result.at_ns)})",
+        f"{result.key} at {format_ns(result.at_ns, zone)}; "
+        f"times in {zone_label(zone, result.at_ns)}",
     ]
     if result.snapshot is not None:
         lines.append(
@@ -46,7 +47,7 @@ def render_book(result: BookAt, depth: int, zone: ZoneInfo) -> str:
     state = "in sync" if result.valid else "NOT in sync (a gap with no resync before the instant)"
     lines.append(f"update id {book.update_id}; {state}")
     bids, asks = book.top(depth)
-    lines.append(f"{'bid qty':>16} {'bid':>14} | {'ask':<14} {'ask qty':<16}")
+    lines.append(f"{'bid qty':>16} {'bid':>14} | {'ask':<14} ask qty")
     for i in range(max(len(bids), len(asks))):
         b = bids[i] if i < len(bids) else None
         a = asks[i] if i < len(asks) else None
@@ -56,7 +57,7 @@ def render_book(result: BookAt, depth: int, zone: ZoneInfo) -> str:
     f = features(book, n=depth)
     lines.append(
         f"spread {_num(f.spread, pf)}  mid {_num(f.mid)}  microprice {_num(f.microprice)}  "
-        f"imbalance {_num(f.imbalance)} (top), {_num(f.imbalance_n)} (top {depth})"
+        f"imbalance {_num(f.imbalance)} (top), {_num(f.imbalance_n)} (top {depth} levels)"
     )
     if f.crossed or f.locked:
         lines.append("the book is " + ("CROSSED" if f.crossed else "locked"))

@@ -1,0 +1,176 @@
+"""`shriven replay`, `shriven replay book` and `shriven wal verify-books` as users run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shriven.cli import app
+from shriven.cli.app import settings
+from shriven.errors import ReplayError
+from shriven.events import Record
+
+from .synth import NIFTY_FUT, NS, T0, Session, generate, record_store, store_without
+
+runner = CliRunner()
+START = "2026-11-20T09:16:00"  # market zone: T0 + 60 s
+END = "2026-11-20T09:17:00"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Record], Session]:
+    data_dir = tmp_path_factory.mktemp("cli_store")
+    records = generate(seed=21, seconds=200, rate_hz=25, gap_at_s=90)
+    return data_dir, records, record_store(data_dir, records)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("SHRIVEN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SHRIVEN_MARKET_TZ", "Asia/Kolkata")
+    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", str(tmp_path / "none.toml"))
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
+def _replay(data_dir: Path, *args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["replay", "--data-dir", str(data_dir), *args])
+
+
+def test_replay_jsonl_range_in_market_time(store: tuple[Path, list[Record], Session]) -> None:
+    data_dir, records, _ = store
+    result = _replay(data_dir, "--start", START, "--end", END, "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = [r for r in records if T0 + 60 * NS <= r.recv_ns < T0 + 120 * NS]
+    assert len(rows) == len(expected) > 100
+    assert rows[0]["time"].startswith("2026-11-20T09:16:0")
+    assert "times in Asia/Kolkata (UTC+05:30)" in result.stderr
+
+
+def test_replay_to_a_file_twice_gives_identical_bytes(
+    store: tuple[Path, list[Record], Session], tmp_path: Path
+) -> None:
+    data_dir, _, _ = store
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}.csv"
+        result = _replay(data_dir, "--start", START, "--format", "csv", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        assert "replay: " in result.stderr and "records" in result.stderr
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") > 100
+
+
+def test_symbol_kind_and_table(store: tuple[Path, list[Record], Session]) -> None:
+    data_dir, records, _ = store
+    result = _replay(data_dir, "--symbol", str(NIFTY_FUT), "--kind", "ticks", "--end", END)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("# times in Asia/Kolkata")
+    want = [
+        r
+        for r in records
+        if getattr(r, "instrument_token", None) == NIFTY_FUT and r.recv_ns < T0 + 120 * NS
+    ]
+    assert len(lines) - 2 == len(want)
+    assert all(f" {NIFTY_FUT} " in line for line in lines[2:])
+
+
+def test_spot_name_without_instruments_cache_says_what_to_do(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    result = _replay(data_dir, "--symbol", "NIFTY 50")
+    assert isinstance(result.exception, ReplayError)
+    assert "cannot select 'NIFTY 50'" in str(result.exception)
+
+
+def test_bad_arguments_are_one_line_errors(store: tuple[Path, list[Record], Session]) -> None:
+    data_dir, _, _ = store
+    for args, message in [
+        (["--format", "parquet"], "give --out"),
+        (["--format", "xml"], "unknown --format"),
+        (["--speed", "fast"], "bad --speed"),
+        (["--start", END, "--end", START], "range is empty"),
+        (["--start", "noon"], "cannot read the time"),
+    ]:
+        result = _replay(data_dir, *args)
+        assert isinstance(result.exception, ReplayError), args
+        assert message in str(result.exception)
+    result = runner.invoke(app, ["replay", "--data-dir", str(data_dir / "nope")])
+    assert "not a shriven store" in str(result.exception)
+
+
+def test_speed_paces_the_output(store: tuple[Path, list[Record], Session]) -> None:
+    data_dir, _, _ = store
+    # two seconds of records at 20x: about 0.1 s of pacing, and every record still comes out
+    end = "2026-11-20T09:16:02"
+    fast = _replay(data_dir, "--start", START, "--end", end, "--format", "jsonl")
+    paced = _replay(data_dir, "--start", START, "--end", end, "--format", "jsonl", "--speed", "20")
+    assert paced.exit_code == 0, paced.output
+    assert paced.stdout == fast.stdout
+
+
+def test_replay_book_prints_levels_and_features(store: tuple[Path, list[Record], Session]) -> None:
+    data_dir, _, _ = store
+    args = ["--symbol", "BTCUSDT", "--at", "2026-11-20T03:47:30Z", "--depth", "5"]
+    result = runner.invoke(app, ["replay", "book", "--data-dir", str(data_dir), *args])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("binance:BTCUSDT at 2026-11-20T09:17:30.000000000+05:30; times in")
+    assert "from the snapshot at 2026-11-20T09:17:00" in out
+    assert "in sync" in out
+    assert "spread " in out
+    assert "microprice" in out and "imbalance" in out
+    assert len([line for line in out.splitlines() if " | " in line]) == 6  # header + 5 levels
+
+
+def test_verify_books_exit_codes(store: tuple[Path, list[Record], Session], tmp_path: Path) -> None:
+    data_dir, records, _ = store
+    ok = runner.invoke(app, ["wal", "verify-books", str(data_dir)])
+    assert ok.exit_code == 0, ok.output
+    assert " 0 differences" in ok.stdout
+    index = next(
+        i
+        for i, r in enumerate(records)
+        if getattr(r, "symbol", None) == "ETHUSDT"
+        and type(r).__name__ == "BinanceDepth"
+        and r.recv_ns > T0 + 150 * NS
+    )
+    bad = runner.invoke(app, ["wal", "verify-books", str(store_without(tmp_path, records, index))])
+    assert bad.exit_code == 1
+    assert "DIFFERENT binance:ETHUSDT snapshot at 2026-11-20T09:18:00" in bad.stdout
+
+
+def test_real_process_replays_and_reports_errors_on_one_line(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "shriven", "replay", "--data-dir", str(data_dir)]
+    done = subprocess.run(
+        [*cmd, "--end", "2026-11-20T09:15:01", "--format", "jsonl"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n") > 10
+    bad = subprocess.run(
+        [*cmd, "--kind", "quotes"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "shriven: error: unknown kind 'quotes': use one or more of ticks, trades, depth, "
+        "status, snapshots (repeat --kind or separate with commas)"
+    ]
