@@ -19,6 +19,7 @@ from shriven.events import Record
 from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, verify_books
 from shriven.replay.features_view import render_book
+from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.instruments import cached_instruments
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
 from shriven.replay.reconstruct import book_at, resolve_book_key
@@ -136,7 +137,8 @@ def replay(
         records = with_progress(
             records, start_ns, end_ns, sys.stderr, lambda ns: format_ns(ns, zone)
         )
-    n = _write(records, fmt, out, zone, flush=pace is not None)
+    with scan_gc():
+        n = _write(records, fmt, out, zone, flush=pace is not None)
     first = start_ns if start_ns is not None else 0
     span = (
         f"[{format_ns(start_ns, zone) if start_ns is not None else 'start of store'}, "
@@ -207,7 +209,8 @@ def book(
     if not text.isdigit() and not text.startswith(("kite:", "binance:")):
         instruments, _note = cached_instruments(settings().cache_dir)
     key = resolve_book_key(text, instruments)
-    result = book_at(Store(_data_dir(data_dir)), key, at_ns)
+    with scan_gc():
+        result = book_at(Store(_data_dir(data_dir)), key, at_ns)
     typer.echo(render_book(result, depth, zone))
 
 
@@ -226,9 +229,10 @@ def verify_books_command(
     any difference."""
     zone = load_zone(tz or settings().market_tz)
     store = Store(path)
-    report = verify_books(
-        store.ticks.records(), store.snapshots(), store.restart_times(), int(margin * 1e9)
-    )
+    with scan_gc():
+        report = verify_books(
+            store.ticks.records(), store.snapshots(), store.restart_times(), int(margin * 1e9)
+        )
     for d in report.differences:
         later = format_ns(d.later.recv_ns, zone)
         base = (

@@ -16,6 +16,7 @@ from shriven.book import OrderBook
 from shriven.errors import ReplayError
 from shriven.events import BookSnapshot
 from shriven.replay.books import DEFAULT_MARGIN_NS, BookState, Rebuilder, is_after, is_restart
+from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.select import InstrumentRow, resolve_symbols
 from shriven.replay.store import Store
 from shriven.replay.times import load_zone, parse_instant
@@ -185,7 +186,8 @@ def reconstruct_lob_from_ticks(
     if end_ns < start_ns:
         raise ReplayError("end is before start: give --end after --start")
     reb = Rebuilder()
-    for _state in book_states(store, key, start_ns, end_ns, reb):
-        pass
+    with scan_gc():
+        for _state in book_states(store, key, start_ns, end_ns, reb):
+            pass
     book = reb.book(key)
     return book if book is not None else OrderBook()
