@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from shriven.cli import app
@@ -39,6 +40,7 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     settings.cache_clear()
     yield
     settings.cache_clear()
+    structlog.reset_defaults()  # the CLI bound logging to CliRunner's stderr, now closed
 
 
 def _replay(data_dir: Path, *args: str):  # type: ignore[no-untyped-def]
