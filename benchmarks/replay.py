@@ -35,7 +35,6 @@ from pathlib import Path
 
 import pandas as pd
 from shriven.book import BookKeeper
-from shriven.wal import WalWriter
 
 from shriven.events import (
     BinanceDepth,
@@ -48,6 +47,7 @@ from shriven.replay.books import Rebuilder
 from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.reconstruct import book_states
 from shriven.replay.store import Store
+from shriven.wal import WalWriter
 
 BATCH = 5_000
 T0 = 1_795_146_300 * 1_000_000_000

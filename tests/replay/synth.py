@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shriven.book import BookKeeper
-from shriven.wal import MarketStore
 
 from shriven.config import PipelineConfig
 from shriven.events import (
@@ -23,6 +22,7 @@ from shriven.events import (
     Status,
     StatusKind,
 )
+from shriven.wal import MarketStore
 
 NS = 1_000_000_000
 # 2026-11-20T09:15:00+05:30

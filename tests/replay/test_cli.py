@@ -18,7 +18,17 @@ from shriven.cli.app import settings
 from shriven.errors import ReplayError
 from shriven.events import Record
 
-from .synth import NIFTY_FUT, NS, T0, Session, generate, record_store, store_without
+from .synth import (
+    BANK_FUT,
+    NIFTY_CE,
+    NIFTY_FUT,
+    NS,
+    T0,
+    Session,
+    generate,
+    record_store,
+    store_without,
+)
 
 runner = CliRunner()
 START = "2026-11-20T09:16:00"  # market zone: T0 + 60 s
@@ -176,3 +186,40 @@ def test_real_process_replays_and_reports_errors_on_one_line(
         "shriven: error: unknown kind 'quotes': use one or more of ticks, trades, depth, "
         "status, snapshots (repeat --kind or separate with commas)"
     ]
+
+
+def test_spot_name_with_the_instruments_cache_selects_its_derivatives(
+    store: tuple[Path, list[Record], Session], tmp_path: Path
+) -> None:
+    from datetime import UTC, date, datetime
+
+    from shriven.feeds.kite.instruments import Instrument, save_cache
+
+    def row(token: int, symbol: str, name: str, kind: str, segment: str) -> Instrument:
+        expiry = date(2026, 11, 26) if segment != "INDICES" else None
+        exchange = "NSE" if segment == "INDICES" else "NFO"
+        return Instrument(token, token >> 8, symbol, name, 0.0, expiry, 0.0, 0.05, 75, kind,
+                          segment, exchange)  # fmt: skip
+
+    save_cache(
+        tmp_path / "cache",
+        [
+            row(256265, "NIFTY 50", "NIFTY 50", "EQ", "INDICES"),
+            row(NIFTY_FUT, "NIFTY26NOVFUT", "NIFTY", "FUT", "NFO-FUT"),
+            row(NIFTY_CE, "NIFTY26NOV24500CE", "NIFTY", "CE", "NFO-OPT"),
+            row(BANK_FUT, "BANKNIFTY26NOVFUT", "BANKNIFTY", "FUT", "NFO-FUT"),
+        ],
+        "test",
+        datetime.now(UTC),
+    )
+    data_dir, records, _ = store
+    result = _replay(data_dir, "--symbol", "NIFTY 50", "--kind", "ticks", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    tokens = {json.loads(line)["instrument_token"] for line in result.stdout.splitlines()}
+    assert tokens == {256265, NIFTY_FUT, NIFTY_CE}
+    assert "spot NIFTY 50 (token 256265) with 1 futures and 1 options of NIFTY" in result.stderr
+    one = _replay(data_dir, "--symbol", "NIFTY26NOVFUT", "--kind", "ticks", "--format", "jsonl")
+    assert {json.loads(line)["instrument_token"] for line in one.stdout.splitlines()} == {NIFTY_FUT}
+    assert len(one.stdout.splitlines()) == sum(
+        1 for r in records if getattr(r, "instrument_token", None) == NIFTY_FUT
+    )
