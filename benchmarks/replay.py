@@ -33,8 +33,8 @@ from collections import deque
 from pathlib import Path
 
 import pandas as pd
-from shriven.book import BookKeeper
 
+from shriven.book import BookKeeper
 from shriven.events import (
     BinanceDepth,
     BinanceDepthSnapshot,

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shriven.book import BookKeeper
-
 from shriven.config import PipelineConfig
 from shriven.events import (
     BinanceDepth,

@@ -117,7 +117,7 @@ class Rebuilder:
     def seed_now(self, snapshot: BookSnapshot) -> None:
         key = f"{snapshot.venue}:{snapshot.instrument}"
         self.pending.pop(key, None)
-        _restore(self.keeper, key, snapshot)
+        self.keeper.restore(snapshot)
         self.floor[key] = snapshot
 
     def flush_seeds(self) -> None:
@@ -145,29 +145,6 @@ class Rebuilder:
 
     def is_valid(self, key: str) -> bool:
         return self.keeper.is_valid(key)
-
-
-def _restore(keeper: BookKeeper, key: str, snapshot: BookSnapshot) -> None:
-    """Make ``keeper``'s book for ``key`` what the snapshot says, in sync at its update id.
-
-    BookKeeper has no restore call, so this sets the same state its snapshot handling leaves."""
-    venue, _, instrument = key.partition(":")
-    if venue == "binance":
-        _key, book, sync = keeper._binance(instrument)
-        continuing = sync.live and sync.last_update_id == snapshot.update_id
-        book.replace(snapshot.bids, snapshot.asks, snapshot.update_id)
-        sync.buffer.clear()
-        sync._first = sync._first if continuing else False
-        sync.live = True
-        sync.last_update_id = snapshot.update_id
-    else:
-        book = keeper.books.get(key)
-        if book is None:
-            book = keeper.books[key] = OrderBook()
-        book.replace(snapshot.bids, snapshot.asks, snapshot.update_id)
-    keeper.crossed_now.discard(key)
-    if book.is_crossed() or book.is_locked():
-        keeper.crossed_now.add(key)
 
 
 # ---------------------------------------------------------------- comparing
