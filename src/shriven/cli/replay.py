@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
@@ -214,6 +215,18 @@ def book(
     typer.echo(render_book(result, depth, zone))
 
 
+def _verify_progress() -> Callable[[int], None]:
+    next_at = time.monotonic() + 1.0
+
+    def report(n: int) -> None:
+        nonlocal next_at
+        if time.monotonic() >= next_at:
+            typer.echo(f"\rverify-books: {n:,} records", err=True, nl=False)
+            next_at = time.monotonic() + 1.0
+
+    return report
+
+
 @wal_app.command("verify-books")
 def verify_books_command(
     path: Path = typer.Argument(..., help="The store (data directory holding ticks/ and lob/)."),
@@ -229,10 +242,17 @@ def verify_books_command(
     any difference."""
     zone = load_zone(tz or settings().market_tz)
     store = Store(path)
+    progress = _verify_progress() if sys.stderr.isatty() else None
     with scan_gc():
         report = verify_books(
-            store.ticks.records(), store.snapshots(), store.restart_times(), int(margin * 1e9)
+            store.ticks.records(),
+            store.snapshots(),
+            store.restart_times(),
+            int(margin * 1e9),
+            on_record=progress,
         )
+    if progress is not None:
+        typer.echo("", err=True)
     for d in report.differences:
         later = format_ns(d.later.recv_ns, zone)
         base = (
