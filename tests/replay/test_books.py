@@ -146,3 +146,16 @@ def test_before_the_first_snapshot_the_book_is_rebuilt_from_the_start(
     got = book_at(Store(data_dir), "binance:ETHUSDT", at)
     assert got.snapshot is None
     assert got.book == live_book_at(records, "binance:ETHUSDT", at)[0]
+
+
+def test_book_at_a_late_instant_reads_only_the_end_of_the_store(
+    eventful: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, records, _session = eventful
+    segments = list((data_dir / "ticks").glob("*.wal"))
+    store = Store(data_dir)
+    at = records[-1].recv_ns
+    got = book_at(store, "binance:BTCUSDT", at)
+    assert got.snapshot is not None and got.snapshot.recv_ns > at - 61 * NS
+    assert got.book == live_book_at(records, "binance:BTCUSDT", at)[0]
+    assert store.ticks.stats.segments_opened < len(segments) / 2
