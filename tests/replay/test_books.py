@@ -10,7 +10,7 @@ import pytest
 
 from shriven.events import BinanceDepth, KiteTick, Record
 from shriven.replay import iter_lob_states, reconstruct_lob_from_ticks
-from shriven.replay.books import verify_books
+from shriven.replay.books import is_restart, verify_books
 from shriven.replay.reconstruct import book_at
 from shriven.replay.store import Store
 from shriven.replay.times import format_ns, load_zone
@@ -159,3 +159,27 @@ def test_book_at_a_late_instant_reads_only_the_end_of_the_store(
     assert got.snapshot is not None and got.snapshot.recv_ns > at - 61 * NS
     assert got.book == live_book_at(records, "binance:BTCUSDT", at)[0]
     assert store.ticks.stats.segments_opened < len(segments) / 2
+
+
+def test_changes_are_counted_from_the_snapshot_in_its_own_daemon_run(
+    eventful: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, records, session = eventful
+    restart = max(r.recv_ns for r in records if is_restart(r))
+    key = f"kite:{NIFTY_FUT}"
+    snap = next(
+        s for s in session.snapshots if s.recv_ns > restart and s.instrument == str(NIFTY_FUT)
+    )
+    at = snap.recv_ns + 5 * NS
+    got = book_at(Store(data_dir), key, at)
+    assert got.snapshot == snap
+    want = sum(
+        1
+        for r in records
+        if type(r) is KiteTick
+        and r.instrument_token == NIFTY_FUT
+        and r.mode == "full"
+        and restart < r.recv_ns <= at
+        and r.seq > snap.update_id
+    )
+    assert got.changes == want > 0

@@ -127,9 +127,13 @@ def book_at(store: Store, key: str, at_ns: int, margin_ns: int = DEFAULT_MARGIN_
     """``key``'s book as it was at ``at_ns``: every change received at or before it."""
     reb = Rebuilder()
     seed = store.snapshot_before(key, at_ns)
+    run_start = -1  # the snapshot's daemon run: earlier runs' changes do not count
+    if seed is not None:
+        starts = store.restart_times(seed.recv_ns - margin_ns, seed.recv_ns + 1)
+        run_start = max(starts, default=-1)
     changes = 0
     for state in book_states(store, key, None, at_ns + 1, reb, margin_ns, seed):
-        if seed is None or is_after(seed, state.record):
+        if seed is None or (state.recv_ns >= run_start and is_after(seed, state.record)):
             changes += 1
     book = reb.book(key)
     return BookAt(
