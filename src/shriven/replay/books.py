@@ -13,7 +13,9 @@ beginning of the store, a book is *seeded* from it, and a record of that instrum
 - a status marker for the instrument: it was received after the snapshot's time.
 
 Records before that point are already in the snapshot and are skipped. A daemon restart (a
-``system``/``started`` status) starts every book from empty, as the new daemon did.
+``system``/``started`` status) starts every book from empty, as the new daemon did; a snapshot
+belongs to the run that started last before its time, and only that run's records can be after
+it (a new run restarts Kite sequence numbers, and a simulator restarts update ids too).
 Seeding is lazy: it happens just before the first record after the snapshot, so a snapshot taken
 while later-received records were still queued is continued exactly.
 """
@@ -101,12 +103,10 @@ class Rebuilder:
         self.floor: dict[str, BookSnapshot] = {}  # seeded books: skip records not after these
         self.restarts = 0
 
-    def restart(self, keep_pending: bool = False) -> None:
-        """A daemon restart: every book starts from empty. Pending seeds belong to the old run
-        unless ``keep_pending`` (the restart came before the snapshot was taken)."""
+    def restart(self) -> None:
+        """A daemon restart: every book starts from empty; pending seeds were of the old run."""
         self.keeper = BookKeeper()
-        if not keep_pending:
-            self.pending.clear()
+        self.pending.clear()
         self.floor.clear()
         self.restarts += 1
 

@@ -95,12 +95,12 @@ class Store:
         return self.lob.records(start_ns, end_ns)
 
     def snapshot_before(self, key: str, at_ns: int) -> BookSnapshot | None:
-        """The last snapshot of ``key`` taken at or before ``at_ns``: looks back an hour, then a
-        day, then a week, then over the whole store, each through the index."""
+        """The last snapshot of ``key`` taken at or before ``at_ns``: looks back five minutes,
+        then an hour, a day, a week, then over the whole store, each through the index."""
         venue, _, instrument = key.partition(":")
         if not self.lob.directory.is_dir() or not list_segments(self.lob.directory):
             return None
-        for back in (_HOUR_NS, 24 * _HOUR_NS, 7 * 24 * _HOUR_NS, None):
+        for back in (_HOUR_NS // 12, _HOUR_NS, 24 * _HOUR_NS, 7 * 24 * _HOUR_NS, None):
             start = None if back is None else at_ns - back
             best: BookSnapshot | None = None
             for r in self.lob.records(start, at_ns + 1):
