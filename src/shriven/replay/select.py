@@ -120,6 +120,8 @@ class Selection:
     def matches(self, record: Record) -> bool:
         if type(record) not in self._types:
             return False
+        if self.venue is None and not self.keys:
+            return True
         key = instrument_key(record)
         venue, _, instrument = key.partition(":")
         if self.venue is not None and venue != self.venue:
