@@ -278,6 +278,20 @@ def test_parquet_has_typed_columns_and_parses_back(
     frame = pytest.importorskip("pandas").read_parquet(path)
     assert len(frame) == len(records)
     assert str(frame["time"].dtype) == "datetime64[ns, Asia/Kolkata]"
+    duckdb = pytest.importorskip("duckdb")
+    with duckdb.connect() as db:
+        rows = db.execute(
+            "SELECT type, count(*), sum(last_price), max(len(bids)), min(recv_ns) "
+            f"FROM read_parquet('{path}') GROUP BY type ORDER BY type"
+        ).fetchall()
+    kite = [r for r in records if type(r) is KiteTick]
+    by_type = {r[0]: r for r in rows}
+    assert sum(r[1] for r in rows) == len(records)
+    assert by_type["kite_tick"][1] == len(kite)
+    assert by_type["kite_tick"][2] == sum(
+        Decimal(r.last_price) / kite_price_divisor(r.instrument_token) for r in kite
+    )
+    assert by_type["kite_tick"][3] == 5
 
 
 def test_table_states_the_zone(recorded: tuple[Path, Session]) -> None:
