@@ -183,3 +183,15 @@ def test_changes_are_counted_from_the_snapshot_in_its_own_daemon_run(
         and r.seq > snap.update_id
     )
     assert got.changes == want > 0
+
+
+def test_frames_without_the_instrument_are_not_unpacked(tmp_path: Path) -> None:
+    records = generate(seed=9, seconds=120, rate_hz=20)
+    record_store(tmp_path, records, batch=4)  # small frames, as a busy daemon's 5 ms batches
+    store = Store(tmp_path)
+    key = f"kite:{BANK_FUT}"
+    at = records[-1].recv_ns
+    got = book_at(store, key, at)
+    assert got.book == live_book_at(records, key, at)[0]
+    assert store.frames_unpacked > 0
+    assert store.frames_skipped > (store.frames_skipped + store.frames_unpacked) / 3
