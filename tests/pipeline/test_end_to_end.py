@@ -33,7 +33,9 @@ from shriven.wal import MarketStore, read_records
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def settings_for(tmp_path: Path, **pipeline: object) -> Settings:
+def settings_for(
+    tmp_path: Path, top: dict[str, object] | None = None, **pipeline: object
+) -> Settings:
     cfg = {
         "data_dir": str(tmp_path / "market"),
         "spot_symbols": ["NIFTY 50"],
@@ -46,6 +48,7 @@ def settings_for(tmp_path: Path, **pipeline: object) -> Settings:
         cache_dir=tmp_path / "cache",
         health_port=0,
         pipeline=cfg,  # type: ignore[arg-type]
+        **(top or {}),  # type: ignore[arg-type]
     )
 
 
@@ -59,11 +62,14 @@ async def wait_for(
 
 
 async def start_recorder(
-    tmp_path: Path, store: type[MarketStore] = MarketStore, **pipeline: object
+    tmp_path: Path,
+    store: type[MarketStore] = MarketStore,
+    top: dict[str, object] | None = None,
+    **pipeline: object,
 ) -> tuple[Pipeline, Simulators, Settings, KiteUniverse]:
     sims = Simulators(seed=11)
     settings = await sims.start(
-        settings_for(tmp_path, **pipeline),
+        settings_for(tmp_path, top, **pipeline),
         ("kite", "binance"),
         binance_symbols=SYMBOLS,
         kite_ticks_per_second=1_500.0,
@@ -331,8 +337,53 @@ async def test_a_spot_move_recentres_the_chain_on_the_live_connection_and_instru
     assert len(changes) == 1
     detail = json.loads(changes[0].detail)
     assert set(detail["subscribe"]) == added and set(detail["unsubscribe"]) == removed
+    assert detail["reason"] == "recentre" and detail["symbol"] == "NIFTY 50"
     recorded = {r.instrument_token for r in records if type(r) is KiteTick}
     assert added <= recorded
+
+
+async def test_ticker_modes_per_instrument_class_reach_the_live_subscriptions(
+    tmp_path: Path,
+) -> None:
+    p, sims, settings, universe = await start_recorder(
+        tmp_path, top={"kite_ticker_class_modes": {"option": "quote"}}
+    )
+    ticker = sims.ticker
+    assert ticker is not None
+    plan = universe.plans[0]
+    options = {o.instrument_token for o in plan.calls + plan.puts}
+    others = set(plan.tokens) - options
+
+    def modes_on_the_wire() -> dict[int, str]:
+        return {t: m for conn in ticker.subscriptions().values() for t, m in conn.items()}
+
+    try:
+        await wait_for(
+            lambda: set(modes_on_the_wire()) == set(plan.tokens), what="the initial subscriptions"
+        )
+        wire = modes_on_the_wire()
+        assert {wire[t] for t in options} == {"quote"}
+        assert {wire[t] for t in others} == {"full"}
+        # A re-centre subscribes the new strikes in their class's mode too.
+        token = plan.spot.instrument_token
+        p.writer.watch_tokens.clear()
+        moved = plan.atm_strike + 6 * plan.strike_interval
+        p.writer.last_prices[token] = int(moved * kite_price_divisor(token))
+        await universe.check()
+        added = set(universe.plans[0].tokens) - set(plan.tokens)
+        assert added
+        await wait_for(lambda: added <= set(modes_on_the_wire()), what="the new strikes")
+        assert {modes_on_the_wire()[t] for t in added} == {"quote"}
+        await wait_for(
+            lambda: all(ticker.ledger.get(t) for t in added), what="ticks for the new strikes"
+        )
+    finally:
+        await p.shutdown()
+        await sims.stop()
+    records = list(read_records(Path(settings.pipeline.data_dir) / "ticks"))
+    tick_modes = {(r.instrument_token, r.mode) for r in records if type(r) is KiteTick}
+    assert {m for t, m in tick_modes if t in options | added} == {"quote"}
+    assert "full" in {m for t, m in tick_modes if t in {f.instrument_token for f in plan.futures}}
 
 
 async def test_drop_policy_marks_every_lost_record_and_resyncs_the_books(tmp_path: Path) -> None:

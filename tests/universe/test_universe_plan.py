@@ -4,14 +4,12 @@ NIFTY weeklies on Tuesdays 1, 8, 15, 22 Dec; monthlies 29 Dec, 26 Jan, 23 Feb)."
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from shriven.errors import UniverseError, UnknownSymbolError
-from shriven.events import StatusKind
 from shriven.feeds.kite.instruments import Instrument, parse_instruments_csv
 from shriven.sim.kite_instruments import generate_instruments
 from shriven.universe import (
@@ -205,18 +203,35 @@ def test_big_move_shifts_the_whole_chain(table: InstrumentTable) -> None:
     assert set(plan.tokens) - set(diff.unsubscribe) | set(diff.subscribe) == set(moved.tokens)
 
 
-def test_diff_becomes_a_status_record(table: InstrumentTable) -> None:
+def test_diff_says_why_and_what_changes(table: InstrumentTable) -> None:
     plan = build_plan(table, "NIFTY 50", 25_000, as_of=AS_OF)
     moved, diff = update_plan(plan, table, 25_100, as_of=AS_OF)
-    status = diff.status_record(recv_ns=123, seq=7, instrument="NIFTY 50")
-    assert status.venue == "kite" and status.kind == StatusKind.SUBSCRIPTIONS_CHANGED
-    detail = json.loads(status.detail)
-    assert detail["reason"] == "recentre"
-    assert set(detail["subscribe"]) == set(diff.subscribe)
-    assert set(detail["unsubscribe"]) == set(diff.unsubscribe)
+    assert diff.reason == "recentre"
+    assert set(diff.subscribe) == set(moved.tokens) - set(plan.tokens)
+    assert set(diff.unsubscribe) == set(plan.tokens) - set(moved.tokens)
     initial = diff_plans(None, [plan, moved], reason="initial")
     assert set(initial.subscribe) == set(plan.tokens) | set(moved.tokens)
     assert initial.unsubscribe == []
+
+
+def test_ticker_modes_are_per_instrument_class_and_survive_a_recentre(
+    table: InstrumentTable,
+) -> None:
+    plan = build_plan(
+        table, "NIFTY 50", 25_000, as_of=AS_OF, mode="full", class_modes={"option": "quote"}
+    )
+    assert plan.modes_by_class == {"index": "full", "future": "full", "option": "quote"}
+    assert plan.modes[plan.spot.instrument_token] == "full"
+    assert {plan.modes[f.instrument_token] for f in plan.futures} == {"full"}
+    assert {plan.modes[o.instrument_token] for o in plan.calls + plan.puts} == {"quote"}
+    moved, diff = update_plan(plan, table, 25_300, as_of=AS_OF)
+    assert diff.subscribe and set(diff.subscribe.values()) == {"quote"}  # new strikes: options
+    assert moved.modes_by_class == plan.modes_by_class
+
+
+def test_an_unknown_ticker_mode_is_refused(table: InstrumentTable) -> None:
+    with pytest.raises(UniverseError, match="unknown ticker mode 'deep' for option"):
+        build_plan(table, "NIFTY 50", 25_000, as_of=AS_OF, class_modes={"option": "deep"})
 
 
 # ---------------------------------------------------------------- rollover

@@ -147,6 +147,8 @@ def plan_for(
         strike_range=s.pipeline.option_strike_range if strike_range is None else strike_range,
         expiry=expiry or s.pipeline.option_expiry,
         strike_interval=s.pipeline.strike_interval.get(spot_row.tradingsymbol),
+        mode=s.kite_ticker_mode,
+        class_modes=s.kite_ticker_class_modes,
     )
     return plan, source
 
@@ -157,7 +159,8 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
         + (f" from {source}" if source else ""),
         f"  ATM {plan.atm_strike:g}, strike interval {plan.strike_interval:g}, "
         f"+-{plan.strike_range} strikes, option expiry {plan.option_expiry} "
-        f"({plan.expiry_choice}), mode {plan.mode}",
+        f"({plan.expiry_choice})",
+        "  ticker modes: " + ", ".join(f"{c} {m}" for c, m in plan.modes_by_class.items()),
         "",
         f"  {'kind':<5} {'token':>9}  {'tradingsymbol':<22} {'expiry':<10}",
         f"  {'SPOT':<5} {plan.spot.instrument_token:>9}  {plan.spot.tradingsymbol:<22} {'-':<10}",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from shriven.config import Settings
@@ -20,7 +19,7 @@ from shriven.events import kite_price_divisor
 from shriven.feeds.kite.auth import KiteAuth, require_credentials
 from shriven.feeds.kite.instruments import Instrument, load_instruments, next_refresh_at
 from shriven.feeds.kite.spot import kite_ltp
-from shriven.feeds.kite.ticker import KiteTickerFeed, instrument_class
+from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
 from shriven.universe import InstrumentTable, SubscriptionPlan, build_plan, update_plan
@@ -28,16 +27,6 @@ from shriven.universe import InstrumentTable, SubscriptionPlan, build_plan, upda
 log = get_logger("shriven.pipeline.kite")
 
 _CHECK_EVERY_S = 2.0
-
-
-def class_modes(settings: Settings, instruments: Iterable[Instrument]) -> dict[int, str]:
-    """token -> ticker mode: the per-class setting when given, else ``kite_ticker_mode``."""
-    per_class = settings.kite_ticker_class_modes
-    default = settings.kite_ticker_mode
-    return {
-        i.instrument_token: per_class.get(instrument_class(i.instrument_type, i.segment), default)
-        for i in instruments
-    }
 
 
 async def spot_prices(
@@ -75,6 +64,8 @@ def build_plans(
                 strike_range=cfg.option_strike_range,
                 expiry=cfg.option_expiry,
                 strike_interval=cfg.strike_interval.get(symbol),
+                mode=settings.kite_ticker_mode,
+                class_modes=settings.kite_ticker_class_modes,
             )
         )
     return plans
@@ -99,7 +90,7 @@ async def add_kite(
     plans = build_plans(settings, table, prices)
     subscriptions: dict[int, str] = {}
     for plan in plans:
-        subscriptions.update(class_modes(settings, plan.instruments))
+        subscriptions.update(plan.modes)
     feed = KiteTickerFeed.from_settings(
         settings, auth.access_token, pipeline.queue, subscriptions=subscriptions
     )
@@ -114,6 +105,7 @@ async def add_kite(
             atm=plan.atm_strike,
             expiry=str(plan.option_expiry),
             instruments=len(plan),
+            modes=plan.modes_by_class,
         )
     return universe
 
@@ -187,9 +179,10 @@ class KiteUniverse:
             self.plans[i] = new
             if not diff:
                 continue
-            modes = class_modes(self.settings, (self.table.by_token[t] for t in diff.subscribe))
-            subscribe = {t: modes.get(t, m) for t, m in diff.subscribe.items()}
-            await self.feed.update_subscriptions(subscribe, list(diff.unsubscribe))
+            subscribe = diff.subscribe  # token -> its class's mode, from the plan
+            await self.feed.update_subscriptions(
+                subscribe, list(diff.unsubscribe), reason=diff.reason, symbol=plan.spot_symbol
+            )
             self.changes += 1
             log.info(
                 "kite universe changed",

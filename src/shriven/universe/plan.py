@@ -15,18 +15,17 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from itertools import pairwise
 from typing import Literal
 
 from shriven.errors import UniverseError
-from shriven.events import Status, StatusKind
-from shriven.feeds.kite.instruments import Instrument
+from shriven.events import KITE_MODES
+from shriven.feeds.kite.instruments import Instrument, instrument_class
 from shriven.feeds.kite.protocol import MAX_CONNECTIONS_PER_KEY, MAX_TOKENS_PER_CONNECTION
 from shriven.universe.table import InstrumentTable
 
@@ -51,9 +50,15 @@ class SubscriptionPlan:
     calls: tuple[Instrument, ...]  # ascending strike
     puts: tuple[Instrument, ...]  # ascending strike
     missing_strikes: tuple[float, ...] = ()  # wanted strikes the exchange does not list
-    mode: str = DEFAULT_MODE
+    mode: str = DEFAULT_MODE  # ticker mode of every class without its own in class_modes
     interval_override: float | None = None
     futures_months: int = 2
+    class_modes: tuple[tuple[str, str], ...] = ()  # (instrument class, mode), sorted
+
+    def mode_of(self, instrument: Instrument) -> str:
+        """The ticker mode for one instrument: its class's mode, else the plan's ``mode``."""
+        cls = instrument_class(instrument.instrument_type, instrument.segment)
+        return dict(self.class_modes).get(cls, self.mode)
 
     @property
     def instruments(self) -> tuple[Instrument, ...]:
@@ -65,8 +70,17 @@ class SubscriptionPlan:
 
     @property
     def modes(self) -> dict[int, str]:
-        """token -> ticker mode, the shape ``update_subscriptions`` takes."""
-        return {t: self.mode for t in self.tokens}
+        """token -> ticker mode (per instrument class), the shape ``update_subscriptions``
+        takes."""
+        return {i.instrument_token: self.mode_of(i) for i in self.instruments}
+
+    @property
+    def modes_by_class(self) -> dict[str, str]:
+        """Instrument class -> mode for the classes this plan holds (index, future, option)."""
+        return {
+            instrument_class(i.instrument_type, i.segment): self.mode_of(i)
+            for i in self.instruments
+        }
 
     @property
     def tradingsymbols(self) -> dict[int, str]:
@@ -102,6 +116,7 @@ class SubscriptionPlan:
             "expiry_choice": self.expiry_choice,
             "option_expiry": self.option_expiry.isoformat(),
             "mode": self.mode,
+            "modes_by_class": self.modes_by_class,
             "count": len(self),
             "spot": row(self.spot),
             "futures": [row(i) for i in self.futures],
@@ -114,7 +129,10 @@ class SubscriptionPlan:
 
 @dataclass(frozen=True, slots=True)
 class PlanDiff:
-    """A change of subscriptions: what the ticker must subscribe (token -> mode) and drop."""
+    """A change of subscriptions: what the ticker must subscribe (token -> mode) and drop.
+
+    The WAL marker of a change is written by the ticker adapter
+    (``KiteTickerFeed.update_subscriptions(..., reason=diff.reason)``), once per change."""
 
     subscribe: dict[int, str] = field(default_factory=dict)
     unsubscribe: list[int] = field(default_factory=list)
@@ -122,27 +140,6 @@ class PlanDiff:
 
     def __bool__(self) -> bool:
         return bool(self.subscribe or self.unsubscribe)
-
-    def detail_json(self) -> str:
-        return json.dumps(
-            {
-                "reason": self.reason,
-                "subscribe": sorted(self.subscribe),
-                "unsubscribe": sorted(self.unsubscribe),
-            },
-            separators=(",", ":"),
-        )
-
-    def status_record(self, recv_ns: int, seq: int, instrument: str = "") -> Status:
-        """The WAL marker for this change (venue "kite", kind subscriptions_changed)."""
-        return Status(
-            recv_ns=recv_ns,
-            seq=seq,
-            venue="kite",
-            kind=StatusKind.SUBSCRIPTIONS_CHANGED,
-            instrument=instrument,
-            detail=self.detail_json(),
-        )
 
 
 # ---------------------------------------------------------------- building
@@ -159,8 +156,12 @@ def build_plan(
     strike_interval: float | None = None,
     futures_months: int = 2,
     mode: str = DEFAULT_MODE,
+    class_modes: Mapping[str, str] | None = None,
 ) -> SubscriptionPlan:
-    """The subscription plan for one spot symbol at ``spot_price`` as of ``as_of`` (aware)."""
+    """The subscription plan for one spot symbol at ``spot_price`` as of ``as_of`` (aware).
+
+    ``mode`` is the ticker mode of every instrument; ``class_modes`` overrides it per instrument
+    class (``{"option": "quote"}``: see :func:`instrument_class`)."""
     table = (
         instruments if isinstance(instruments, InstrumentTable) else InstrumentTable(instruments)
     )
@@ -171,6 +172,9 @@ def build_plan(
         raise UniverseError(f"spot price must be a positive number, got {spot_price!r}")
     if strike_range < 0:
         raise UniverseError(f"strike range must be 0 or more, got {strike_range}")
+    for cls, m in [("every class", mode), *(class_modes or {}).items()]:
+        if m not in KITE_MODES:
+            raise UniverseError(f"unknown ticker mode {m!r} for {cls}: use ltp, quote or full")
     spot = table.resolve_spot(spot_symbol)
     underlying = table.underlying_of(spot)
     futures = tuple(table.live_futures(underlying, as_of)[:futures_months])
@@ -221,6 +225,7 @@ def build_plan(
         mode=mode,
         interval_override=float(strike_interval) if strike_interval else None,
         futures_months=futures_months,
+        class_modes=tuple(sorted((class_modes or {}).items())),
     )
 
 
@@ -330,6 +335,7 @@ def update_plan(
             strike_interval=plan.interval_override,
             futures_months=plan.futures_months,
             mode=plan.mode,
+            class_modes=dict(plan.class_modes),
         )
 
     recentre = needs_recentre(plan, spot_price, hysteresis)

@@ -32,6 +32,23 @@ from shriven.logging import get_logger
 
 log = get_logger(__name__)
 
+INSTRUMENT_CLASSES = ("index", "future", "option", "equity")
+
+
+def instrument_class(instrument_type: str, segment: str = "") -> str:
+    """``index``, ``future``, ``option`` or ``equity`` from an instruments-dump row's
+    ``instrument_type`` and ``segment`` columns: the key of the per-class ticker mode setting
+    (``SHRIVEN_KITE_TICKER_CLASS_MODES``)."""
+    if segment.upper() == "INDICES":
+        return "index"
+    kind = instrument_type.upper()
+    if kind == "FUT":
+        return "future"
+    if kind in ("CE", "PE"):
+        return "option"
+    return "equity"
+
+
 IST = ZoneInfo("Asia/Kolkata")
 REFRESH_AT_IST = time(8, 0)
 CACHE_FORMAT = "shriven-instruments"

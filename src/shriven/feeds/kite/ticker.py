@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from shriven.errors import CredentialsError, TickerLimitError
 from shriven.events import KITE_MODES, Status, StatusKind
 from shriven.feeds.base import FeedStats, RecordSink, SeqCounter, now_ns
+from shriven.feeds.kite.instruments import INSTRUMENT_CLASSES, instrument_class
 from shriven.feeds.kite.protocol import (
     MAX_CONNECTIONS_PER_KEY,
     MAX_TOKENS_PER_CONNECTION,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from shriven.config import Settings
 
 __all__ = [
+    "INSTRUMENT_CLASSES",
     "MAX_CONNECTIONS_PER_KEY",
     "MAX_TOKENS_PER_CONNECTION",
     "AccessTokenProvider",
@@ -54,7 +56,6 @@ __all__ = [
 log = get_logger(__name__)
 
 VENUE: Final = "kite"
-INSTRUMENT_CLASSES: Final = ("index", "future", "option", "equity")
 
 
 class AccessTokenProvider(Protocol):
@@ -62,19 +63,6 @@ class AccessTokenProvider(Protocol):
     the current one). May be a plain or an async callable."""
 
     def __call__(self, *, refresh: bool = False) -> str | Awaitable[str]: ...
-
-
-def instrument_class(instrument_type: str, segment: str = "") -> str:
-    """``index``, ``future``, ``option`` or ``equity`` from an instruments-dump row's
-    ``instrument_type`` and ``segment`` columns: the key of the per-class mode setting."""
-    if segment.upper() == "INDICES":
-        return "index"
-    kind = instrument_type.upper()
-    if kind == "FUT":
-        return "future"
-    if kind in ("CE", "PE"):
-        return "option"
-    return "equity"
 
 
 def modes_for(
@@ -232,15 +220,25 @@ class KiteTickerFeed:
             shard.modes[token] = subscribe[token]
         return created
 
-    async def update_subscriptions(self, subscribe: dict[int, str], unsubscribe: list[int]) -> None:
+    async def update_subscriptions(
+        self,
+        subscribe: dict[int, str],
+        unsubscribe: list[int],
+        *,
+        reason: str = "",
+        symbol: str = "",
+    ) -> None:
         """Subscribe ``subscribe`` (token -> mode; a mode change for tokens already subscribed)
         and unsubscribe ``unsubscribe``, on the live connections without reconnecting. Records
-        a SUBSCRIPTIONS_CHANGED status. Raises TickerLimitError (changing nothing) when the
-        result would exceed the per-key limits."""
+        one SUBSCRIPTIONS_CHANGED status, the only marker of the change; its JSON detail holds
+        ``reason`` ("recentre", "rollover") and ``symbol`` (the spot index) when given. Raises
+        TickerLimitError (changing nothing) when the result would exceed the per-key limits."""
         before = {s.index: dict(s.modes) for s in self._shards}
         created = self._plan(dict(subscribe), list(unsubscribe))
         # recorded before the control messages go out, so it precedes their effects in the data
         detail = {
+            **({"reason": reason} if reason else {}),
+            **({"symbol": symbol} if symbol else {}),
             "subscribe": sorted(subscribe),
             "unsubscribe": sorted(set(unsubscribe) - set(subscribe)),
             "modes": {m: sorted(ts) for m, ts in _by_mode(subscribe).items()},
