@@ -146,6 +146,18 @@ def test_replay_book_prints_levels_and_features(store: tuple[Path, list[Record],
     assert len([line for line in out.splitlines() if " | " in line]) == 6  # header + 5 levels
 
 
+def test_replay_book_of_nothing_recorded_is_a_one_line_error(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    for symbol, at in (("DOGEUSDT", "2026-11-20T03:47:30Z"), ("BTCUSDT", "2026-11-19T03:47:30Z")):
+        args = ["--symbol", symbol, "--at", at]
+        result = runner.invoke(app, ["replay", "book", "--data-dir", str(data_dir), *args])
+        assert result.exit_code != 0
+        assert isinstance(result.exception, ReplayError)
+        assert f"no book of binance:{symbol} at or before" in str(result.exception)
+
+
 def test_verify_books_exit_codes(store: tuple[Path, list[Record], Session], tmp_path: Path) -> None:
     data_dir, records, _ = store
     ok = runner.invoke(app, ["wal", "verify-books", str(data_dir)])

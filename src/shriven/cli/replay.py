@@ -206,12 +206,21 @@ def book(
     zone = load_zone(tz or settings().market_tz)
     at_ns = parse_instant(at, zone)
     instruments = None
+    note = ""
     text = symbol.strip()
     if not text.isdigit() and not text.startswith(("kite:", "binance:")):
-        instruments, _note = cached_instruments(settings().cache_dir)
+        instruments, note = cached_instruments(settings().cache_dir)
     key = resolve_book_key(text, instruments)
     with scan_gc():
         result = book_at(Store(_data_dir(data_dir)), key, at_ns)
+    if result.snapshot is None and result.changes == 0:
+        # Nothing at all to build from: an empty "book" would look like a real answer.
+        raise ReplayError(
+            f"no book of {key} at or before {format_ns(at_ns, zone)} in "
+            f"{_data_dir(data_dir)}: nothing was recorded for it by then; check --symbol "
+            "(`shriven replay --kind status` shows what was recorded and when) and --at"
+            + (f"; {note}" if note else "")
+        )
     typer.echo(render_book(result, depth, zone))
 
 
