@@ -158,6 +158,28 @@ def test_replay_book_of_nothing_recorded_is_a_one_line_error(
         assert f"no book of binance:{symbol} at or before" in str(result.exception)
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_a_one_line_error(store: tuple[Path, list[Record], Session]) -> None:
+    data_dir, _, _ = store
+    for fmt in ("jsonl", "parquet"):
+        result = _replay(data_dir, "--format", fmt, "--out", "/dev/full", "--no-progress")
+        assert isinstance(result.exception, ReplayError), result.output
+        assert "cannot write /dev/full: No space left on device" in str(result.exception)
+
+
+def test_an_export_that_fails_midway_leaves_no_file_that_looks_whole(tmp_path: Path) -> None:
+    from shriven.cli.replay import _file_out
+
+    out = tmp_path / "day.jsonl"
+    with pytest.raises(KeyboardInterrupt), _file_out(out) as path:
+        path.write_text('{"half": ')
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with _file_out(out) as path:
+        path.write_text("{}\n")
+    assert out.read_text() == "{}\n" and list(tmp_path.iterdir()) == [out]
+
+
 def test_verify_books_exit_codes(store: tuple[Path, list[Record], Session], tmp_path: Path) -> None:
     data_dir, records, _ = store
     ok = runner.invoke(app, ["wal", "verify-books", str(data_dir)])

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 from zoneinfo import ZoneInfo
 
 import typer
@@ -139,7 +140,15 @@ def replay(
             records, start_ns, end_ns, sys.stderr, lambda ns: format_ns(ns, zone)
         )
     with scan_gc():
-        n = _write(records, fmt, out, zone, flush=pace is not None)
+        try:
+            n = _write(records, fmt, out, zone, flush=pace is not None)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # `replay | head`: the reader left; click exits quietly
+            target = out if out is not None else "standard output"
+            raise ReplayError(
+                f"cannot write {target}: {exc.strerror or exc}; free space or choose another --out"
+            ) from None
     first = start_ns if start_ns is not None else 0
     span = (
         f"[{format_ns(start_ns, zone) if start_ns is not None else 'start of store'}, "
@@ -161,27 +170,40 @@ def replay(
 def _write(
     records: Iterator[Record], fmt: str, out: Path | None, zone: ZoneInfo, flush: bool
 ) -> int:
-    if fmt == "parquet":
-        assert out is not None
-        with open(out, "wb") as f:
-            return export.write_parquet(records, f, zone)
-    writer = {"table": export.write_table, "jsonl": export.write_jsonl, "csv": export.write_csv}
-    with _text_out(out) as f:
-        return writer[fmt](records, f, zone, flush)
+    if out is None:
+        assert fmt != "parquet"
+        n = _TEXT_WRITERS[fmt](records, sys.stdout, zone, flush)
+        sys.stdout.flush()
+        return n
+    with _file_out(out) as path:
+        if fmt == "parquet":
+            with open(path, "wb") as f:
+                return export.write_parquet(records, f, zone)
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            return _TEXT_WRITERS[fmt](records, f, zone, flush)
+
+
+_TEXT_WRITERS = {"table": export.write_table, "jsonl": export.write_jsonl, "csv": export.write_csv}
 
 
 @contextlib.contextmanager
-def _text_out(out: Path | None) -> Iterator[IO[str]]:
-    if out is None:
-        yield sys.stdout
-        sys.stdout.flush()
+def _file_out(out: Path) -> Iterator[Path]:
+    """The path to write ``out`` through: a ``.partial`` file beside it, renamed over ``out`` only
+    when the export completes, so an interrupted or failed export never leaves a file that looks
+    whole. Special files (a FIFO, /dev/stdout) are written directly."""
+    if out.exists() and not out.is_file():
+        yield out
         return
+    partial = out.with_name(out.name + ".partial")
     try:
-        f = open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+        partial.open("wb").close()
     except OSError as exc:
         raise ReplayError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
-    with f:
-        yield f
+    try:
+        yield partial
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @replay_app.command("book")
