@@ -2,7 +2,10 @@
 
 It keeps, per symbol, a random-walk L2 book (the truth) and every diff it produced, so a test
 can ask for the true book at any update id it reached. The sequence of books, diffs and trades
-depends only on the seed; timing depends on the event loop. Fault switches: withhold a diff
+depends only on the seed; timing depends on the event loop. Streams are chosen in the URL
+(``/stream?streams=...``) and with SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS messages, answered
+as Binance does; a client sending more than 5 messages a second is disconnected (1008). Fault
+switches: withhold a diff
 (sequence gap), drop connections, stall the stream, send malformed JSON or an unsubscribed kind,
 answer snapshots with 429 or with an older book.
 """
@@ -153,8 +156,9 @@ class _Conn:
     number: int
     ws: web.WebSocketResponse
     request: web.Request
-    streams: frozenset[str]
+    streams: set[str]
     stalled_until: float = 0.0
+    received: deque[float] = field(default_factory=deque)  # times of the client's messages
 
 
 class BinanceSimulator:
@@ -187,6 +191,8 @@ class BinanceSimulator:
         self.conns: list[_Conn] = []
         self.connections_accepted = 0
         self.snapshot_requests = 0
+        self.subscribe_requests = 0  # SUBSCRIBE messages received
+        self.rate_limited = 0  # connections closed for sending too fast
         self._conn_counter = 0
         self._clock_ms = 1_700_000_000_000
         self._withhold: dict[str, int] = {}
@@ -356,26 +362,69 @@ class BinanceSimulator:
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         raw = request.query.get("streams", "")
-        streams = set()
-        for name in raw.split("/"):
-            sym, _, kind = name.partition("@")
-            if sym.upper() in self.books and kind in ("depth", "depth@100ms", "trade"):
-                streams.add(f"{sym}@{'trade' if kind == 'trade' else 'depth'}")
-        if not streams:
+        streams = self._stream_set(raw.split("/")) if raw else set()
+        if raw and not streams:
             return web.json_response({"code": -1121, "msg": "Invalid request."}, status=400)
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
         await ws.prepare(request)
         self._conn_counter += 1
         self.connections_accepted += 1
-        conn = _Conn(self._conn_counter, ws, request, frozenset(streams))
+        conn = _Conn(self._conn_counter, ws, request, streams)
         self.conns.append(conn)
         try:
-            async for msg in ws:  # the client never needs to send; this waits for its close
+            async for msg in ws:
                 if msg.type == WSMsgType.ERROR:
+                    break
+                if msg.type == WSMsgType.TEXT and not await self._control(conn, msg.data):
                     break
         finally:
             self.conns.remove(conn)
         return ws
+
+    def _stream_set(self, names: Sequence[str]) -> set[str]:
+        out = set()
+        for name in names:
+            sym, _, kind = str(name).partition("@")
+            if sym.upper() in self.books and kind in ("depth", "depth@100ms", "trade"):
+                out.add(f"{sym}@{'trade' if kind == 'trade' else 'depth'}")
+        return out
+
+    async def _control(self, conn: _Conn, text: str) -> bool:
+        """A client message: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS as Binance answers
+        them. More than 5 messages in a second closes the connection (1008), as the venue does.
+        Returns False when the connection was closed."""
+        now = time.monotonic()
+        conn.received.append(now)
+        while conn.received and conn.received[0] < now - 1.0:
+            conn.received.popleft()
+        self.ledger.append(LedgerEntry(now, conn.number, "control", text[:200]))
+        if len(conn.received) > 5:
+            self.rate_limited += 1
+            await conn.ws.close(code=1008, message=b"Too many requests")
+            return False
+        try:
+            req = json.loads(text)
+            method, rid = req["method"], req.get("id")
+            params = req.get("params", [])
+        except (ValueError, KeyError, TypeError):
+            await conn.ws.send_str('{"error":{"code":3,"msg":"Invalid JSON"},"id":null}')
+            return True
+        if method == "SUBSCRIBE":
+            conn.streams |= self._stream_set(params)
+            self.subscribe_requests += 1
+            result: object = None
+        elif method == "UNSUBSCRIBE":
+            conn.streams -= self._stream_set(params)
+            result = None
+        elif method == "LIST_SUBSCRIPTIONS":
+            result = sorted(conn.streams)
+        else:
+            await conn.ws.send_str(
+                json.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": rid})
+            )
+            return True
+        await conn.ws.send_str(json.dumps({"result": result, "id": rid}))
+        return True
 
     # ------------------------------------------------------------ publishing
 

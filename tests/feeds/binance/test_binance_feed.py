@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+import websockets
 
 from shriven.book import BookKeeper
 from shriven.errors import ConfigError, VenueError
@@ -25,8 +26,11 @@ from shriven.feeds.binance.feed import (
     BinanceFeed,
     BinanceFeedParams,
     build_binance_feed,
+    connection_plan,
     shard_streams,
+    stream_names,
     stream_url,
+    subscribe_messages,
 )
 from shriven.feeds.binance.rest import SnapshotClient
 from shriven.sim.binance import BinanceSimulator
@@ -258,3 +262,61 @@ def test_feed_is_built_from_settings() -> None:
     assert feed.params.api_root == "http://127.0.0.1:1"
     with pytest.raises(ConfigError, match="SHRIVEN_BINANCE_SYMBOLS"):
         build_binance_feed(load_settings(binance_symbols=""), ListSink())
+
+
+def test_streams_beyond_the_url_budget_are_left_for_subscribe_messages() -> None:
+    symbols = [f"SYM{i:03d}USDT" for i in range(500)]
+    url, later = connection_plan("wss://stream.binance.com:9443", symbols, "100ms", 4096)
+    assert len(url) <= 4096
+    in_url = url.split("streams=", 1)[1].split("/")
+    assert in_url + later == stream_names(symbols)  # every stream once, in order
+    assert later  # 1000 streams do not fit in 4 KiB
+    messages = [json.loads(m) for m in subscribe_messages(later, 200)]
+    assert [m["id"] for m in messages] == list(range(1, len(messages) + 1))
+    assert all(m["method"] == "SUBSCRIBE" and len(m["params"]) <= 200 for m in messages)
+    assert [n for m in messages for n in m["params"]] == later
+    # A short list stays wholly in the URL, as before.
+    assert connection_plan("ws://x", ["BTCUSDT"]) == (stream_url("ws://x", ["BTCUSDT"]), [])
+
+
+async def test_a_long_symbol_list_subscribes_by_message_within_the_rate_limit() -> None:
+    sim = BinanceSimulator(SYMBOLS, seed=5, interval_ms=20)
+    await sim.start()
+    sink = ListSink()
+    # Only the first stream fits in the URL; five more SUBSCRIBE messages of one stream each,
+    # more than the venue's 5 messages a second if they were not spaced.
+    params = fast_params(sim, max_streams_per_connection=6, url_max_chars=1, subscribe_batch=1)
+    feed = BinanceFeed(params, SYMBOLS, sink, rng=random.Random(3))
+    assert len(feed.shards) == 1
+    task = asyncio.create_task(feed.run())
+    try:
+        await wait_for(sink.all_valid, "every symbol in sync", timeout=30)
+        await wait_for(
+            lambda: {r.symbol for r in sink.records if type(r) is BinanceTrade} == set(SYMBOLS),
+            "trades of every symbol",
+            timeout=30,
+        )
+        await caught_up(sim, sink, "books caught up")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sim.stop()
+    assert sim.subscribe_requests == 5
+    assert sim.rate_limited == 0 and feed.stats.reconnects == 0
+    assert_books_equal_truth(sim, sink.records)
+
+
+async def test_the_simulator_closes_a_connection_that_sends_too_fast() -> None:
+    sim = BinanceSimulator(["BTCUSDT"], seed=5)
+    await sim.start()
+    try:
+        async with websockets.connect(f"{sim.ws_url}/stream") as ws:
+            for i in range(6):
+                await ws.send(json.dumps({"method": "SUBSCRIBE", "params": [], "id": i}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                for _ in range(10):
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    finally:
+        await sim.stop()
+    assert sim.rate_limited == 1

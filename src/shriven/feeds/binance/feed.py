@@ -10,6 +10,8 @@ a :class:`shriven.book.BookKeeper` fed from the sink (live or in replay) takes t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +34,15 @@ from shriven.feeds.binance.rest import SnapshotClient
 from shriven.feeds.binance.sync import BUFFERED, GAP, DepthSync
 from shriven.logging import get_logger
 
-__all__ = ["BinanceFeed", "BinanceFeedParams", "build_binance_feed", "shard_streams"]
+__all__ = [
+    "BinanceFeed",
+    "BinanceFeedParams",
+    "build_binance_feed",
+    "connection_plan",
+    "shard_streams",
+    "stream_url",
+    "subscribe_messages",
+]
 
 log = get_logger("shriven.binance")
 
@@ -57,6 +67,12 @@ class BinanceFeedParams:
     # A symbol that sent no diff this long after connecting is snapshotted anyway.
     quiet_snapshot_secs: float = 5.0
     open_timeout_secs: float = 10.0
+    # Streams go in the connection URL up to this length; the rest are sent as SUBSCRIBE
+    # messages, since hundreds of symbols would make a URL that servers and proxies refuse.
+    url_max_chars: int = 4096
+    subscribe_batch: int = 200  # stream names per SUBSCRIBE message
+    # Binance closes a connection sending more than 5 messages a second (pongs count too).
+    subscribe_interval_secs: float = 0.3
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BinanceFeedParams:
@@ -80,14 +96,46 @@ def shard_streams(symbols: Sequence[str], max_streams: int) -> list[list[str]]:
     return [list(symbols[i : i + per_conn]) for i in range(0, len(symbols), per_conn)]
 
 
-def stream_url(ws_url: str, symbols: Sequence[str], interval: str = "100ms") -> str:
+def stream_names(symbols: Sequence[str], interval: str = "100ms") -> list[str]:
     names: list[str] = []
     for s in symbols:
         low = s.lower()
         # Spot names the 1 s depth stream without a suffix.
         names.append(f"{low}@depth" if interval == "1000ms" else f"{low}@depth@{interval}")
         names.append(f"{low}@trade")
-    return f"{ws_url.rstrip('/')}/stream?streams={'/'.join(names)}"
+    return names
+
+
+def stream_url(ws_url: str, symbols: Sequence[str], interval: str = "100ms") -> str:
+    return f"{ws_url.rstrip('/')}/stream?streams={'/'.join(stream_names(symbols, interval))}"
+
+
+def connection_plan(
+    ws_url: str, symbols: Sequence[str], interval: str = "100ms", url_max_chars: int = 4096
+) -> tuple[str, list[str]]:
+    """The combined-stream URL holding as many of the symbols' streams as fit in
+    ``url_max_chars`` (at least one), and the stream names left to SUBSCRIBE to once open."""
+    names = stream_names(symbols, interval)
+    url = f"{ws_url.rstrip('/')}/stream?streams="
+    n = 0
+    for name in names:
+        extra = len(name) + (1 if n else 0)
+        if n and len(url) + extra > url_max_chars:
+            break
+        url += ("/" if n else "") + name
+        n += 1
+    return url, names[n:]
+
+
+def subscribe_messages(names: Sequence[str], batch: int, first_id: int = 1) -> list[str]:
+    """``{"method":"SUBSCRIBE","params":[...],"id":N}`` messages of at most ``batch`` names."""
+    return [
+        json.dumps(
+            {"method": "SUBSCRIBE", "params": list(names[i : i + batch]), "id": first_id + k},
+            separators=(",", ":"),
+        )
+        for k, i in enumerate(range(0, len(names), batch))
+    ]
 
 
 class _Reconnect(Exception):
@@ -155,7 +203,8 @@ class BinanceFeed:
 
     async def _run_shard(self, index: int, symbols: list[str]) -> None:
         p = self.params
-        url = stream_url(p.ws_url, symbols, p.depth_interval)
+        url, later = connection_plan(p.ws_url, symbols, p.depth_interval, p.url_max_chars)
+        requests = subscribe_messages(later, p.subscribe_batch)
         backoff = p.reconnect_initial_secs
         first = True
         while True:
@@ -169,7 +218,11 @@ class BinanceFeed:
                 ) as ws:
                     await self._connected(index, symbols)
                     backoff = p.reconnect_initial_secs
-                    await self._receive(ws)
+                    subscribing = asyncio.create_task(self._subscribe(ws, requests))
+                    try:
+                        await self._receive(ws)
+                    finally:
+                        subscribing.cancel()
             except asyncio.CancelledError:
                 # A stopped feed still closes its stream in the data, as a dropped one does.
                 await asyncio.shield(self._disconnected(index, symbols, "stopped"))
@@ -185,6 +238,16 @@ class BinanceFeed:
             log.info("reconnecting", shard=index, in_s=round(delay, 3), reason=reason)
             await asyncio.sleep(delay)
             backoff = min(backoff * 2, p.reconnect_max_secs)
+
+    async def _subscribe(self, ws: ClientConnection, requests: Sequence[str]) -> None:
+        """Send the SUBSCRIBE messages for the streams the URL could not hold, spaced to stay
+        under the venue's incoming message limit. Diffs of a stream arriving later are fine:
+        the synchroniser snapshots a symbol once its first diff is buffered."""
+        for i, message in enumerate(requests):
+            if i:
+                await asyncio.sleep(self.params.subscribe_interval_secs)
+            with contextlib.suppress(websockets.ConnectionClosed):  # the reconnect resends
+                await ws.send(message)
 
     async def _receive(self, ws: ClientConnection) -> None:
         stall = self.params.stall_secs
