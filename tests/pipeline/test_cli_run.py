@@ -38,3 +38,30 @@ def test_bad_options_stop_with_one_line_and_record_nothing(
     assert says in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "market" / "ticks").exists()
+
+
+def test_dry_run_for_binance_prints_its_connections_and_connects_nowhere(tmp_path: Path) -> None:
+    many = ",".join(f"S{i:03d}USDT" for i in range(300))
+    done = run(tmp_path, "--dry-run", "--venue", "binance", "--symbols", f"btcusdt,{many}")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Binance: 301 symbol(s), 602 streams (depth@100ms, trade) over 1 websocket" in out
+    assert "connection 1: BTCUSDT, S000USDT" in out
+    assert "streams by SUBSCRIBE message" in out  # 602 names do not fit in one URL
+    assert "Kite" not in out
+    assert out.rstrip().endswith("dry run: nothing was connected or recorded")
+    assert not (tmp_path / "market").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--dry-run", "--sim"), "--dry-run plans against the real venues; drop --sim"),
+        (("--dry-run", "--venue", "binance"), "no Binance symbols: pass --symbols"),
+    ],
+)
+def test_dry_run_refuses_what_it_cannot_plan(
+    tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
+    done = run(tmp_path, *args)
+    assert done.returncode == 2 and says in done.stderr, done.stderr

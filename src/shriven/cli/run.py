@@ -63,19 +63,16 @@ def run_command(
         raise typer.BadParameter("use kite, binance or all", param_hint="--venue")
     if duration is not None and duration <= 0:
         raise typer.BadParameter("must be more than 0", param_hint="--duration")
-    # The Kite universe's plan printer (cli/kite.py) is the whole of --dry-run.
-    from shriven.cli.kite import dry_run_report, parse_spot_overrides
+    from shriven.cli.kite import parse_spot_overrides
 
     spots = parse_spot_overrides(spot or [])
     if dry_run:
-        print(
-            dry_run_report(
-                settings(),
-                symbols=_split(symbols) or None,
-                strike_range=strike_range,
-                spots=spots,
+        if sim:
+            raise typer.BadParameter(
+                "--dry-run plans against the real venues; drop --sim (or run --sim --duration N)",
+                param_hint="--dry-run",
             )
-        )
+        print(_dry_run(venue, _split(symbols), strike_range, spots))
         return
     # Imported here so other commands start without loading the recorder.
     from shriven.pipeline.startup import RunOptions, run
@@ -95,3 +92,29 @@ def run_command(
     code = run(settings(), options)
     if code:
         raise typer.Exit(code)
+
+
+def _dry_run(
+    venue: str, symbols: list[str], strike_range: int | None, spots: dict[str, float]
+) -> str:
+    """Kite's plan (with --venue kite or all; --symbols are Kite spots unless --venue binance)
+    and the Binance connections (with --venue binance, or all when Binance symbols are set)."""
+    from shriven.cli.kite import dry_run_report
+    from shriven.feeds.binance.feed import BinanceFeedParams, connection_report
+
+    s = settings()
+    parts = []
+    if venue in ("kite", "all"):
+        kite = dry_run_report(s, symbols=symbols or None, strike_range=strike_range, spots=spots)
+        parts.append(kite.removesuffix("\ndry run: nothing was connected or recorded"))
+    if venue == "binance" or (venue == "all" and s.binance_symbols):
+        chosen = [x.upper() for x in symbols] if venue == "binance" and symbols else None
+        chosen = chosen or list(s.binance_symbols)
+        if not chosen:
+            raise typer.BadParameter(
+                "no Binance symbols: pass --symbols BTCUSDT,ETHUSDT or set SHRIVEN_BINANCE_SYMBOLS",
+                param_hint="--symbols",
+            )
+        parts.append(connection_report(BinanceFeedParams.from_settings(s), chosen))
+    parts.append("dry run: nothing was connected or recorded")
+    return "\n\n".join(parts)

@@ -39,6 +39,7 @@ __all__ = [
     "BinanceFeedParams",
     "build_binance_feed",
     "connection_plan",
+    "connection_report",
     "shard_streams",
     "stream_url",
     "subscribe_messages",
@@ -136,6 +137,24 @@ def subscribe_messages(names: Sequence[str], batch: int, first_id: int = 1) -> l
         )
         for k, i in enumerate(range(0, len(names), batch))
     ]
+
+
+def connection_report(params: BinanceFeedParams, symbols: Sequence[str]) -> str:
+    """What the feed would open for ``symbols`` (for ``shriven run --dry-run``)."""
+    shards = shard_streams(list(symbols), params.max_streams_per_connection)
+    lines = [
+        f"Binance: {len(symbols)} symbol(s), {STREAMS_PER_SYMBOL * len(symbols)} streams "
+        f"(depth@{params.depth_interval}, trade) over {len(shards)} websocket connection(s) "
+        f"(at most {params.max_streams_per_connection} streams each) to {params.ws_url}; "
+        f"depth snapshots of {params.depth_limit} levels from {params.api_root}:"
+    ]
+    for n, shard in enumerate(shards, 1):
+        _url, later = connection_plan(
+            params.ws_url, shard, params.depth_interval, params.url_max_chars
+        )
+        how = f", {len(later)} streams by SUBSCRIBE message" if later else ""
+        lines.append(f"  connection {n}: {', '.join(shard)}{how}")
+    return "\n".join(lines)
 
 
 class _Reconnect(Exception):
