@@ -303,6 +303,8 @@ def test_table_states_the_zone(recorded: tuple[Path, Session]) -> None:
     assert lines[0] == "# times in Asia/Kolkata, each with its UTC offset"
     assert len(lines) == n + 2
     assert lines[2].startswith("2026-11-20T09:15:00.000000000+05:30 status")
+    statuses = [line[74:] for line in lines[2:] if line.split()[1] == "status"]  # details
+    assert statuses and all(s.split()[0] in ("kite", "binance", "system") for s in statuses)
 
 
 def test_two_exports_of_the_same_range_are_byte_identical(

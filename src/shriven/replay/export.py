@@ -132,7 +132,8 @@ def _details(record: Record) -> str:
         ask = f"{k.asks[0][0]!r}x{k.asks[0][1]!r}" if k.asks else "-"
         return f"book update_id={k.update_id} bid={bid} ask={ask} {len(k.bids)}x{len(k.asks)}"
     st: Status = record  # type: ignore[assignment]
-    return f"{st.kind} {st.detail}".rstrip()
+    # The venue first: "connected" alone does not say whether Kite or Binance connected.
+    return f"{st.venue} {st.kind} {st.detail}".rstrip()
 
 
 # ---------------------------------------------------------------- parquet

@@ -370,6 +370,7 @@ class KiteTickerFeed:
                         await ws.send(json.dumps({"a": "mode", "v": [mode, tokens]}))
             self.stats.connections += 1
             self._set_connected()
+            log.info("kite ticker connected", shard=shard.index, tokens=len(modes))
             await self._status(
                 StatusKind.CONNECTED, json.dumps({"shard": shard.index, "tokens": len(modes)})
             )
