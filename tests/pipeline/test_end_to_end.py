@@ -151,7 +151,11 @@ async def test_every_simulated_message_is_recorded_once_in_order_and_books_match
 
     # Kite: per token, every packet the simulator sent, once, in order, between markers.
     kite = [r for r in records if type(r) is KiteTick]
-    kite_status = [r for r in records if type(r) is Status and r.venue == "kite"]
+    kite_status = [
+        r
+        for r in records
+        if type(r) is Status and r.venue == "kite" and r.kind != StatusKind.SUBSCRIPTIONS_CHANGED
+    ]
     assert kite_status[0].kind == StatusKind.CONNECTED
     assert kite_status[-1].kind == StatusKind.DISCONNECTED
     assert kite and kite_status[0].seq < kite[0].seq and kite[-1].seq < kite_status[-1].seq
@@ -332,10 +336,16 @@ async def test_a_spot_move_recentres_the_chain_on_the_live_connection_and_instru
         await sims.stop()
     records = list(read_records(Path(settings.pipeline.data_dir) / "ticks"))
     changes = [
-        r for r in records if type(r) is Status and r.kind == StatusKind.SUBSCRIPTIONS_CHANGED
+        json.loads(r.detail)
+        for r in records
+        if type(r) is Status and r.kind == StatusKind.SUBSCRIPTIONS_CHANGED
     ]
-    assert len(changes) == 1
-    detail = json.loads(changes[0].detail)
+    # What was subscribed at start, then exactly one marker for the one change.
+    assert [c["reason"] for c in changes] == ["initial", "recentre"]
+    assert set(changes[0]["subscribe"]) == before and changes[0]["modes"] == {
+        "full": sorted(before)
+    }
+    detail = changes[1]
     assert set(detail["subscribe"]) == added and set(detail["unsubscribe"]) == removed
     assert detail["reason"] == "recentre" and detail["symbol"] == "NIFTY 50"
     recorded = {r.instrument_token for r in records if type(r) is KiteTick}

@@ -134,6 +134,7 @@ class KiteUniverse:
         self._next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
 
     async def run(self) -> None:
+        await self.feed.record_subscriptions("initial")
         while True:
             await asyncio.sleep(_CHECK_EVERY_S)
             if time.time() >= self._next_refresh:

@@ -220,6 +220,20 @@ class KiteTickerFeed:
             shard.modes[token] = subscribe[token]
         return created
 
+    async def record_subscriptions(self, reason: str = "initial") -> None:
+        """Write one SUBSCRIPTIONS_CHANGED status listing every current subscription and its
+        mode (``reason`` "initial" at start-up), so the WAL says what was asked for, not only
+        what changed. Sends nothing to the ticker."""
+        subs = self.subscriptions
+        detail = {
+            "reason": reason,
+            "subscribe": sorted(subs),
+            "unsubscribe": [],
+            "modes": {m: sorted(ts) for m, ts in _by_mode(subs).items()},
+            "shards": [len(s.modes) for s in self._shards],
+        }
+        await self._status(StatusKind.SUBSCRIPTIONS_CHANGED, json.dumps(detail))
+
     async def update_subscriptions(
         self,
         subscribe: dict[int, str],
