@@ -321,3 +321,13 @@ def test_two_exports_of_the_same_range_are_byte_identical(
             export.write_parquet(Store(data_dir).records(Selection(ALL), start, end), f, IST)
         outputs.append((buf.getvalue(), path.read_bytes()))
     assert outputs[0] == outputs[1]
+
+
+def test_table_shows_no_volume_for_index_ticks_which_carry_none() -> None:
+    index = KiteTick(T0, 1, 256265, "full", 2_500_005, open=2_499_000)  # segment 9: an index
+    future = KiteTick(T0, 2, 13_368_066, "quote", 2_500_005, 75, volume_traded=1_000)
+    buf = io.StringIO()
+    export.write_table([index, future], buf, IST)
+    index_line, future_line = buf.getvalue().splitlines()[2:]
+    assert index_line.endswith("full ltp=25000.05")
+    assert future_line.endswith("quote ltp=25000.05 ltq=75 vol=1000")

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from shriven.errors import ReplayError
 from shriven.events import (
+    KITE_SEGMENT_INDICES,
     BinanceDepth,
     BinanceDepthSnapshot,
     BinanceTrade,
@@ -103,7 +104,8 @@ def _details(record: Record) -> str:
         r: KiteTick = record  # type: ignore[assignment]
         div = kite_price_divisor(r.instrument_token)
         parts = [f"{r.mode} ltp={kite_price(r.last_price, div)}"]
-        if r.mode != "ltp":
+        # Index packets carry no traded quantity or volume: zeros there would mislead.
+        if r.mode != "ltp" and r.instrument_token & 0xFF != KITE_SEGMENT_INDICES:
             parts.append(f"ltq={r.last_traded_quantity} vol={r.volume_traded}")
         if r.oi:
             parts.append(f"oi={r.oi}")
