@@ -23,6 +23,7 @@ from shriven.events import (
     StatusKind,
     kite_price_divisor,
 )
+from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.kite import KiteUniverse, add_kite
 from shriven.pipeline.simulators import Simulators
@@ -394,6 +395,38 @@ async def test_ticker_modes_per_instrument_class_reach_the_live_subscriptions(
     tick_modes = {(r.instrument_token, r.mode) for r in records if type(r) is KiteTick}
     assert {m for t, m in tick_modes if t in options | added} == {"quote"}
     assert "full" in {m for t, m in tick_modes if t in {f.instrument_token for f in plan.futures}}
+
+
+async def test_a_change_the_ticker_refuses_keeps_the_plan_and_is_retried(tmp_path: Path) -> None:
+    p, sims, settings, universe = await start_recorder(tmp_path)
+    kite_feed = next(f for f in p.feeds if f.venue == "kite")
+    assert isinstance(kite_feed, KiteTickerFeed)
+    try:
+        await wait_for(lambda: kite_feed.stats.records > 50, what="Kite ticks")
+        plan = universe.plans[0]
+        token = plan.spot.instrument_token
+        p.writer.watch_tokens.clear()
+        moved = plan.atm_strike + 6 * plan.strike_interval
+        p.writer.last_prices[token] = int(moved * kite_price_divisor(token))
+        limit = kite_feed.max_tokens_per_connection
+        kite_feed.max_connections, kite_feed.max_tokens_per_connection = 1, len(plan) - 1
+        await universe.check()  # TickerLimitError: logged, not raised
+        assert universe.plans[0] is plan or universe.plans[0].atm_strike == plan.atm_strike
+        assert set(kite_feed.subscriptions) == set(plan.tokens)
+        kite_feed.max_connections, kite_feed.max_tokens_per_connection = 3, limit
+        await universe.check()  # the next check applies it
+        assert universe.plans[0].atm_strike == moved
+        assert set(kite_feed.subscriptions) == set(universe.plans[0].tokens)
+    finally:
+        await p.shutdown()
+        await sims.stop()
+    records = list(read_records(Path(settings.pipeline.data_dir) / "ticks"))
+    reasons = [
+        json.loads(r.detail)["reason"]
+        for r in records
+        if type(r) is Status and r.kind == StatusKind.SUBSCRIPTIONS_CHANGED
+    ]
+    assert reasons == ["initial", "recentre"]  # the refused change left no marker
 
 
 async def test_drop_policy_marks_every_lost_record_and_resyncs_the_books(tmp_path: Path) -> None:

@@ -129,6 +129,7 @@ class KiteUniverse:
         self.feed = feed
         self.writer = pipeline.writer
         self.changes = 0
+        self._failures = 0
         self._last_error: dict[int, str] = {}
         self.writer.watch_tokens.update(p.spot.instrument_token for p in plans)
         self._next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
@@ -137,9 +138,14 @@ class KiteUniverse:
         await self.feed.record_subscriptions("initial")
         while True:
             await asyncio.sleep(_CHECK_EVERY_S)
-            if time.time() >= self._next_refresh:
-                await self.refresh_instruments()
-            await self.check()
+            try:
+                if time.time() >= self._next_refresh:
+                    await self.refresh_instruments()
+                await self.check()
+            except Exception as exc:  # a bug here must not stop re-centring for the day
+                if self._failures == 0:
+                    log.exception("kite universe check failed; retrying", error=str(exc))
+                self._failures += 1
 
     async def refresh_instruments(self) -> None:
         self._next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
@@ -167,7 +173,16 @@ class KiteUniverse:
             price = wire / kite_price_divisor(token) if wire else plan.spot_price
             try:
                 new, diff = update_plan(plan, self.table, price)
+                if diff:  # token -> its class's mode, from the plan
+                    await self.feed.update_subscriptions(
+                        diff.subscribe,
+                        list(diff.unsubscribe),
+                        reason=diff.reason,
+                        symbol=plan.spot_symbol,
+                    )
             except ShrivenError as exc:
+                # e.g. no listed strikes, or the ticker's instrument limit: the plan stays as
+                # subscribed and the next check tries again; the job itself must not die.
                 if str(exc) != self._last_error.get(i):  # once per distinct problem
                     self._last_error[i] = str(exc)
                     log.error(
@@ -180,10 +195,6 @@ class KiteUniverse:
             self.plans[i] = new
             if not diff:
                 continue
-            subscribe = diff.subscribe  # token -> its class's mode, from the plan
-            await self.feed.update_subscriptions(
-                subscribe, list(diff.unsubscribe), reason=diff.reason, symbol=plan.spot_symbol
-            )
             self.changes += 1
             log.info(
                 "kite universe changed",
@@ -191,6 +202,6 @@ class KiteUniverse:
                 reason=diff.reason,
                 spot=price,
                 atm=new.atm_strike,
-                subscribe=len(subscribe),
+                subscribe=len(diff.subscribe),
                 unsubscribe=len(diff.unsubscribe),
             )
