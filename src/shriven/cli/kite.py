@@ -199,15 +199,20 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
 
 @app.command("show-subscriptions")
 def show_subscriptions(
-    symbol: str = typer.Argument(..., help='Spot index as Kite lists it, e.g. "NIFTY 50".'),
+    symbol: str = typer.Argument(
+        ..., metavar="SYMBOL", help='Spot index as Kite lists it, e.g. "NIFTY 50".'
+    ),
     spot: float | None = typer.Option(
-        None, "--spot", help="Spot price (default: Kite LTP, else the last recorded tick)."
+        None,
+        "--spot",
+        metavar="PRICE",
+        help="Spot price (default: Kite LTP, else the last recorded tick).",
     ),
     strike_range: int | None = typer.Option(
-        None, "--strike-range", min=0, max=200, help="Strikes each side of ATM."
+        None, "--strike-range", metavar="N", min=0, max=200, help="Strikes each side of ATM."
     ),
     expiry: str | None = typer.Option(
-        None, "--expiry", help="Option expiry: nearest, next or monthly."
+        None, "--expiry", metavar="CHOICE", help="Option expiry: nearest, next or monthly."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:

@@ -260,7 +260,9 @@ def _verify_progress() -> Callable[[int], None]:
 
 @wal_app.command("verify-books")
 def verify_books_command(
-    path: Path = typer.Argument(..., help="The store (data directory holding ticks/ and lob/)."),
+    path: Path = typer.Argument(
+        ..., metavar="PATH", help="The store (data directory holding ticks/ and lob/)."
+    ),
     margin: float = typer.Option(
         DEFAULT_MARGIN_NS / 1e9,
         "--margin",

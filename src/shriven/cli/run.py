@@ -18,39 +18,64 @@ def run_command(
     symbols: list[str] | None = typer.Option(
         None,
         "--symbols",
+        metavar="A,B",
         help='Repeat or comma-separate: Kite spot indices ("NIFTY 50,NIFTY BANK") with --venue '
-        "kite (and for --dry-run), Binance pairs (BTCUSDT,ETHUSDT) with --venue binance. "
-        "Default: from config.",
+        "kite (and with --dry-run unless --venue binance), Binance pairs (BTCUSDT,ETHUSDT) with "
+        "--venue binance. Default: from config.",
     ),
     strike_range: int | None = typer.Option(
-        None, "--strike-range", min=0, max=200, help="Strikes each side of ATM (default 10)."
+        None,
+        "--strike-range",
+        min=0,
+        max=200,
+        metavar="N",
+        help="Option strikes each side of ATM (default SHRIVEN_PIPELINE__OPTION_STRIKE_RANGE, 10).",
     ),
-    venue: str = typer.Option("all", "--venue", help="kite, binance or all.", metavar="VENUE"),
+    venue: str = typer.Option(
+        "all",
+        "--venue",
+        help="kite, binance or all (Kite, plus Binance when SHRIVEN_BINANCE_SYMBOLS is set).",
+        metavar="VENUE",
+    ),
     sim: bool = typer.Option(
-        False, "--sim", help="Record from the built-in loopback simulators (no credentials)."
+        False,
+        "--sim",
+        help="Record from the built-in loopback Kite and Binance simulators (no credentials, no "
+        "internet) into data/sim unless --data-dir is given.",
     ),
     duration: float | None = typer.Option(
         None, "--duration", help="Stop cleanly after this many seconds.", metavar="SECONDS"
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No status line every few seconds."),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print what would be recorded and exit without connecting."
+        False,
+        "--dry-run",
+        help="Print what would be recorded (the Kite plan and ticker connections, the Binance "
+        "stream connections, as --venue says) and exit without connecting.",
     ),
     spot: list[str] | None = typer.Option(
         None,
         "--spot",
+        metavar="SYMBOL=PRICE",
         help='Spot price per symbol instead of asking Kite, e.g. --spot "NIFTY 50=25000" '
         "(repeatable).",
     ),
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Record here instead of SHRIVEN_PIPELINE__DATA_DIR."
+        None,
+        "--data-dir",
+        metavar="DIR",
+        help="Record here instead of SHRIVEN_PIPELINE__DATA_DIR.",
     ),
     sim_rate: float | None = typer.Option(
-        None, "--sim-rate", help="With --sim: Kite simulator ticks per second (default 2000)."
+        None,
+        "--sim-rate",
+        metavar="N",
+        help="With --sim: Kite simulator ticks per second (default 2000).",
     ),
     health_port: int | None = typer.Option(
         None,
         "--health-port",
+        metavar="PORT",
         help="Port for /health and /metrics on 127.0.0.1 (default SHRIVEN_HEALTH_PORT; "
         "0 picks a free one, -1 turns the server off).",
     ),

@@ -36,7 +36,9 @@ def _size(n: int) -> str:
 
 @wal_app.command("check")
 def check(
-    path: Path = typer.Argument(..., help="A store directory (ticks/, lob/) or one WAL directory."),
+    path: Path = typer.Argument(
+        ..., metavar="PATH", help="A store directory (ticks/, lob/) or one WAL directory."
+    ),
 ) -> None:
     """Verify every frame of every segment: checksum, decompression, record decoding.
 
@@ -92,7 +94,9 @@ def check(
 
 @wal_app.command("stats")
 def stats(
-    path: Path = typer.Argument(..., help="A store directory (ticks/, lob/) or one WAL directory."),
+    path: Path = typer.Argument(
+        ..., metavar="PATH", help="A store directory (ticks/, lob/) or one WAL directory."
+    ),
 ) -> None:
     """Summarise a store from its segment indexes (fast; does not verify checksums)."""
     for name, directory in wal_directories(path):
