@@ -23,6 +23,10 @@ class WalError(ShrivenError):
     exit_code = 1
 
 
+class StoreLockedError(ShrivenError):
+    """Another recorder holds the data directory."""
+
+
 class WalCorruptionError(WalError):
     """A frame failed its checksum or could not be decoded (strict readers raise this)."""
 

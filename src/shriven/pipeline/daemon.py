@@ -24,6 +24,7 @@ from shriven.events import Status, StatusKind
 from shriven.feeds.base import FeedAdapter, FeedStats, SeqCounter
 from shriven.logging import get_logger
 from shriven.pipeline.health import HealthServer, HealthSources, disk_free
+from shriven.pipeline.lock import DataDirLock
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.monitor import Monitor
 from shriven.pipeline.queue import RecordQueue
@@ -55,6 +56,7 @@ class Pipeline:
         status_every_s: float = 5.0,
     ) -> None:
         self.config = config
+        self._lock = DataDirLock(Path(config.data_dir))
         self.system_seq = SeqCounter()
         self.queue = RecordQueue(config.max_queue_size, config.queue_full_policy, self.system_seq)
         self.stats = PipelineStats(started_ns=time.time_ns())
@@ -139,9 +141,19 @@ class Pipeline:
 
     # ------------------------------------------------------------------ running
 
+    def lock_store(self) -> None:
+        """Claim the data directory (StoreLockedError when another recorder has it). ``start``
+        does it too; call it first to fail before logging in or connecting anything."""
+        self._lock.acquire()
+
     async def start(self) -> None:
         """Open the store (recovering it), start the writer, health server, monitor and feeds."""
-        await self.writer.open()
+        self._lock.acquire()
+        try:
+            await self.writer.open()
+        except BaseException:
+            self._lock.release()
+            raise
         self.queue.put_nowait(self._system(StatusKind.STARTED, detail=f"pid {os.getpid()}"))
         self._writer_task = asyncio.create_task(self.writer.run(), name="shriven-writer")
         if self.health is not None:
@@ -216,6 +228,7 @@ class Pipeline:
         await asyncio.gather(*self._other_tasks, return_exceptions=True)
         if self.health is not None:
             await self.health.stop()
+        self._lock.release()
         s = self.stats
         log.info(
             "stopped",

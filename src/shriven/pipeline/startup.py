@@ -106,6 +106,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             quiet=options.quiet,
             status_every_s=options.status_every_s,
         )
+        pipeline.lock_store()  # before logging in: a second recorder fails at once
         if "kite" in wanted:
             from shriven.pipeline.kite import add_kite
 
