@@ -23,6 +23,7 @@ from shriven.events import (
     StatusKind,
     kite_price_divisor,
 )
+from shriven.feeds.kite.recorded import load_recorded
 from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.kite import KiteUniverse, add_kite
@@ -351,6 +352,9 @@ async def test_a_spot_move_recentres_the_chain_on_the_live_connection_and_instru
     assert detail["reason"] == "recentre" and detail["symbol"] == "NIFTY 50"
     recorded = {r.instrument_token for r in records if type(r) is KiteTick}
     assert added <= recorded
+    # The store names every instrument it ever subscribed, the dropped strikes too.
+    named = {i.instrument_token for i in load_recorded(Path(settings.pipeline.data_dir))}
+    assert before | added <= named
 
 
 async def test_ticker_modes_per_instrument_class_reach_the_live_subscriptions(

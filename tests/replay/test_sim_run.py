@@ -82,3 +82,16 @@ def test_replay_of_the_recording_is_deterministic(recorded: Path, tmp_path: Path
     assert outs[0] == outs[1]
     rows = [json.loads(line) for line in outs[0].splitlines()]
     assert {r["type"] for r in rows} >= {"kite_tick", "binance_depth", "book_snapshot", "status"}
+
+
+def test_kite_names_resolve_from_the_store_alone(recorded: Path, tmp_path: Path) -> None:
+    # No instruments cache at all (as a month later, when the contracts have left Kite's dump):
+    # the store's own instruments.json names what it recorded.
+    env = dict(os.environ, SHRIVEN_CACHE_DIR=str(tmp_path / "empty-cache"))
+    cmd = [sys.executable, "-m", "shriven", "replay", "--data-dir", str(recorded)]
+    cmd += ["--symbol", "NIFTY 50", "--kind", "ticks", "--format", "jsonl"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "spot NIFTY 50 (token 256265) with 2 futures and" in done.stderr
+    tokens = {json.loads(line)["instrument_token"] for line in done.stdout.splitlines()}
+    assert 256265 in tokens and len(tokens) >= 2 + 2 * 5  # spot, futures, +-2 strikes CE/PE

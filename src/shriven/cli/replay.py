@@ -22,7 +22,7 @@ from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, verify_books
 from shriven.replay.features_view import render_book
 from shriven.replay.gc_tuning import scan_gc
-from shriven.replay.instruments import cached_instruments
+from shriven.replay.instruments import instruments_for
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
 from shriven.replay.reconstruct import book_at, resolve_book_key
 from shriven.replay.select import Selection, parse_kinds, resolve_symbols
@@ -120,7 +120,9 @@ def replay(
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise ReplayError("the range is empty: --end must be after --start")
     pace = _speed(speed)
-    instruments, note = cached_instruments(settings().cache_dir) if symbol else (None, "")
+    instruments, note = (
+        instruments_for(settings().cache_dir, _data_dir(data_dir)) if symbol else (None, "")
+    )
     keys, described = resolve_symbols(symbol, instruments)
     if symbol and not keys:
         raise ReplayError(f"--symbol {', '.join(symbol)} selected no instrument")
@@ -231,7 +233,7 @@ def book(
     note = ""
     text = symbol.strip()
     if not text.isdigit() and not text.startswith(("kite:", "binance:")):
-        instruments, note = cached_instruments(settings().cache_dir)
+        instruments, note = instruments_for(settings().cache_dir, _data_dir(data_dir))
     key = resolve_book_key(text, instruments)
     with scan_gc():
         result = book_at(Store(_data_dir(data_dir)), key, at_ns)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from shriven.config import Settings
 from shriven.errors import ShrivenError
 from shriven.events import kite_price_divisor
 from shriven.feeds.kite.auth import KiteAuth, require_credentials
 from shriven.feeds.kite.instruments import Instrument, load_instruments, next_refresh_at
+from shriven.feeds.kite.recorded import record_instruments
 from shriven.feeds.kite.spot import kite_ltp
 from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.logging import get_logger
@@ -96,6 +99,7 @@ async def add_kite(
     )
     pipeline.add_feed(feed)
     universe = KiteUniverse(settings, auth, table, plans, feed, pipeline)
+    await universe.record_instruments(plans)
     pipeline.add_task("kite-universe", universe.run)
     for plan in plans:
         log.info(
@@ -128,6 +132,7 @@ class KiteUniverse:
         self.plans = plans
         self.feed = feed
         self.writer = pipeline.writer
+        self.data_dir = Path(pipeline.config.data_dir)
         self.changes = 0
         self._failures = 0
         self._last_error: dict[int, str] = {}
@@ -146,6 +151,15 @@ class KiteUniverse:
                 if self._failures == 0:
                     log.exception("kite universe check failed; retrying", error=str(exc))
                 self._failures += 1
+
+    async def record_instruments(self, plans: Iterable[SubscriptionPlan]) -> None:
+        """Keep the store's own instruments table (``instruments.json``) holding everything
+        subscribed, so replay can name contracts after they leave Kite's dump."""
+        rows = [i for p in plans for i in p.instruments]
+        try:
+            await asyncio.to_thread(record_instruments, self.data_dir, rows)
+        except OSError as exc:  # recording goes on; only names for replay are at stake
+            log.error("cannot update the store's instruments table", error=str(exc))
 
     async def refresh_instruments(self) -> None:
         self._next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
@@ -195,6 +209,7 @@ class KiteUniverse:
             self.plans[i] = new
             if not diff:
                 continue
+            await self.record_instruments([new])
             self.changes += 1
             log.info(
                 "kite universe changed",

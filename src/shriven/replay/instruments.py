@@ -8,7 +8,7 @@ from pathlib import Path
 from shriven.errors import ShrivenError
 from shriven.replay.select import InstrumentRow
 
-__all__ = ["cached_instruments"]
+__all__ = ["cached_instruments", "instruments_for"]
 
 
 def cached_instruments(cache_dir: Path) -> tuple[Sequence[InstrumentRow] | None, str]:
@@ -25,3 +25,19 @@ def cached_instruments(cache_dir: Path) -> tuple[Sequence[InstrumentRow] | None,
     except ShrivenError as exc:
         return None, f"no Kite instruments table ({exc}); Kite names cannot be looked up"
     return rows, ""
+
+
+def instruments_for(cache_dir: Path, data_dir: Path) -> tuple[Sequence[InstrumentRow] | None, str]:
+    """The cached table plus the instruments the store itself recorded (``instruments.json``,
+    which keeps contracts that have since expired out of Kite's dump). None and why when there
+    is neither."""
+    from shriven.feeds.kite.recorded import load_recorded
+
+    cached, note = cached_instruments(cache_dir)
+    recorded = load_recorded(Path(data_dir))
+    if not recorded:
+        return cached, note
+    if cached is None:
+        return recorded, ""
+    live = {r.instrument_token for r in cached}
+    return [*cached, *(r for r in recorded if r.instrument_token not in live)], ""
