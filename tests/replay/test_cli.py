@@ -180,6 +180,18 @@ def test_an_export_that_fails_midway_leaves_no_file_that_looks_whole(tmp_path: P
     assert out.read_text() == "{}\n" and list(tmp_path.iterdir()) == [out]
 
 
+def test_an_empty_range_says_where_the_records_are(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    # The store is 2026-11-20 from 09:15 IST; 03:45 given without Z is read as IST and misses.
+    result = _replay(data_dir, "--start", "2026-11-20T03:45:00", "--end", "2026-11-20T03:50:00")
+    assert result.exit_code == 0
+    assert "replay: 0 records in" in result.stderr
+    assert f"{data_dir} holds records from 2026-11-20T09:15:00" in result.stderr
+    assert "(times without an offset are in Asia/Kolkata)" in result.stderr
+
+
 def test_verify_books_exit_codes(store: tuple[Path, list[Record], Session], tmp_path: Path) -> None:
     data_dir, records, _ = store
     ok = runner.invoke(app, ["wal", "verify-books", str(data_dir)])

@@ -160,6 +160,8 @@ def replay(
     typer.echo(
         f"replay: {n:,} records in {span}{where}; times in {zone_label(zone, first)}", err=True
     )
+    if n == 0 and (start_ns is not None or end_ns is not None):
+        typer.echo(f"replay: {_store_span(store, zone)}", err=True)
     if store.order.late:
         typer.echo(
             f"replay: {store.order.late} records were written over "
@@ -167,6 +169,19 @@ def replay(
             "in write order",
             err=True,
         )
+
+
+def _store_span(store: Store, zone: ZoneInfo) -> str:
+    """Where the store's records are, for a range that found none (wrong date or zone?)."""
+    from shriven.wal.check import wal_stats
+
+    st = wal_stats("ticks", store.data_dir / "ticks")
+    if st.first_ns is None or st.last_ns is None:
+        return f"{store.data_dir} holds no records yet"
+    return (
+        f"{store.data_dir} holds records from {format_ns(st.first_ns, zone)} to "
+        f"{format_ns(st.last_ns, zone)} (times without an offset are in {zone.key})"
+    )
 
 
 def _write(
