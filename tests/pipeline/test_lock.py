@@ -4,6 +4,7 @@ it touches anything, and the directory is free again once the first stops (or di
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shriven.config import PipelineConfig
-from shriven.errors import StoreLockedError
+from shriven.errors import ShrivenError, StoreLockedError
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.lock import DataDirLock
 
@@ -57,3 +58,19 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path: Path) -> None:
     lock = DataDirLock(tmp_path)
     lock.acquire()  # the kernel dropped the dead process's lock; the stale file does not matter
     lock.release()
+
+
+async def test_a_health_port_in_use_stops_the_start_before_the_store_is_touched(
+    tmp_path: Path,
+) -> None:
+    cfg = PipelineConfig(data_dir=tmp_path / "market")  # type: ignore[call-arg]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        p = Pipeline(cfg, health_port=taken.getsockname()[1])
+        with pytest.raises(ShrivenError, match="--health-port"):
+            await p.start()
+    assert segments(cfg.data_dir) == []  # no empty segment per failed start
+    again = Pipeline(cfg, health_port=None)  # and the lock was let go
+    await again.start()
+    await again.shutdown()

@@ -147,17 +147,21 @@ class Pipeline:
         self._lock.acquire()
 
     async def start(self) -> None:
-        """Open the store (recovering it), start the writer, health server, monitor and feeds."""
+        """Claim the data directory, start the health server (first: a port that cannot be bound
+        must not leave an empty segment behind), open the store (recovering it), then the writer,
+        monitor and feeds."""
         self._lock.acquire()
         try:
+            if self.health is not None:
+                self.health_url = await self.health.start()
             await self.writer.open()
         except BaseException:
+            if self.health is not None:
+                await self.health.stop()
             self._lock.release()
             raise
         self.queue.put_nowait(self._system(StatusKind.STARTED, detail=f"pid {os.getpid()}"))
         self._writer_task = asyncio.create_task(self.writer.run(), name="shriven-writer")
-        if self.health is not None:
-            self.health_url = await self.health.start()
         self._other_tasks.append(asyncio.create_task(self.monitor.run(), name="shriven-monitor"))
         for name, factory in self._extra:
             self._other_tasks.append(asyncio.create_task(_guard(name, factory), name=name))
