@@ -214,6 +214,17 @@ def test_diff_says_why_and_what_changes(table: InstrumentTable) -> None:
     assert initial.unsubscribe == []
 
 
+def test_a_fresh_dump_with_new_last_prices_is_not_a_rollover(table: InstrumentTable) -> None:
+    plan = build_plan(table, "NIFTY 50", 25_000, as_of=AS_OF)
+    # The next morning's dump: the same contracts, other last prices.
+    fresh = InstrumentTable(
+        [i._replace(last_price=i.last_price + 1.0) for i in table.by_token.values()]
+    )
+    within_hysteresis = 25_030.0  # past the rounding point, inside the hysteresis band
+    same, diff = update_plan(plan, fresh, within_hysteresis, as_of=AS_OF)
+    assert not diff and same.atm_strike == plan.atm_strike
+
+
 def test_ticker_modes_are_per_instrument_class_and_survive_a_recentre(
     table: InstrumentTable,
 ) -> None:

@@ -340,7 +340,12 @@ def update_plan(
 
     recentre = needs_recentre(plan, spot_price, hysteresis)
     candidate = rebuild(spot_price if recentre else plan.atm_strike)
-    if candidate.option_expiry != plan.option_expiry or candidate.futures != plan.futures:
+    # Contracts compare by token: the daily dump changes other columns (last_price) of the same
+    # contract, which is no rollover.
+    rolled = [f.instrument_token for f in candidate.futures] != [
+        f.instrument_token for f in plan.futures
+    ]
+    if candidate.option_expiry != plan.option_expiry or rolled:
         new = candidate if recentre else rebuild(spot_price)
         return new, diff_plans(plan, new, reason="rollover")
     if recentre:
