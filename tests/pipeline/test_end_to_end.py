@@ -333,6 +333,13 @@ async def test_a_spot_move_recentres_the_chain_on_the_live_connection_and_instru
         assert sims.kite.count("/instruments") == fetched + 1
         await universe.check()
         assert universe.plans[0].tokens == new.tokens
+        # A failed refresh keeps the table and is retried within minutes, not tomorrow.
+        table = universe.table
+        sims.kite.truncate_dump = True
+        await universe.refresh_instruments()
+        sims.kite.truncate_dump = False
+        assert universe.table is table
+        assert universe.next_refresh <= time.time() + 300
     finally:
         await p.shutdown()
         await sims.stop()

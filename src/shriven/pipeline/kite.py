@@ -30,6 +30,7 @@ from shriven.universe import InstrumentTable, SubscriptionPlan, build_plan, upda
 log = get_logger("shriven.pipeline.kite")
 
 _CHECK_EVERY_S = 2.0
+_REFRESH_RETRY_S = 300.0
 
 
 async def spot_prices(
@@ -137,14 +138,14 @@ class KiteUniverse:
         self._failures = 0
         self._last_error: dict[int, str] = {}
         self.writer.watch_tokens.update(p.spot.instrument_token for p in plans)
-        self._next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
+        self.next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
 
     async def run(self) -> None:
         await self.feed.record_subscriptions("initial")
         while True:
             await asyncio.sleep(_CHECK_EVERY_S)
             try:
-                if time.time() >= self._next_refresh:
+                if time.time() >= self.next_refresh:
                     await self.refresh_instruments()
                 await self.check()
             except Exception as exc:  # a bug here must not stop re-centring for the day
@@ -162,7 +163,7 @@ class KiteUniverse:
             log.error("cannot update the store's instruments table", error=str(exc))
 
     async def refresh_instruments(self) -> None:
-        self._next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
+        self.next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
         try:
             session = await asyncio.to_thread(self.auth.session)
             instruments, _meta = await asyncio.to_thread(
@@ -173,7 +174,13 @@ class KiteUniverse:
                 authorization=session.authorization,
             )
         except ShrivenError as exc:
-            log.error("instruments refresh failed; keeping yesterday's", error=str(exc))
+            # Today's expiries and listings depend on it: try again soon, not tomorrow.
+            self.next_refresh = time.time() + _REFRESH_RETRY_S
+            log.error(
+                "instruments refresh failed; keeping yesterday's, retrying",
+                error=str(exc),
+                in_s=_REFRESH_RETRY_S,
+            )
             return
         self.table = InstrumentTable(instruments)
         log.info("instruments refreshed", rows=len(instruments))
