@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,15 @@ def kite_fixtures(fixtures_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def binance_fixtures(fixtures_dir: Path) -> Path:
     return fixtures_dir / "binance"
+
+
+@pytest.fixture(autouse=True)
+def _no_logging_into_closed_streams() -> Iterator[None]:
+    """CLI tests configure logging onto CliRunner's stderr, closed once the command returns;
+    later library logging (aiohttp, asyncio) into it printed 'I/O operation on closed file'
+    tracebacks all over a failing test's report. Drop such handlers after each test."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
