@@ -73,3 +73,26 @@ def test_a_path_without_a_wal_is_a_one_line_error(tmp_path):
     out = shriven("wal", "check", str(tmp_path / "nowhere"))
     assert out.returncode != 0
     assert out.stderr.strip().count("\n") == 0 and "does not exist" in out.stderr
+
+
+def test_check_reports_the_payload_compression_ratio_and_frames_left_uncompressed(tmp_path):
+    from shriven.wal import WalWriter
+    from shriven.wal.check import check_segment
+
+    with WalWriter(tmp_path / "one", fsync_policy="never") as w:
+        w.append(records(1))  # zstd would make a one-record frame larger: stored as it is
+    out = shriven("wal", "check", str(tmp_path / "one"))
+    assert out.returncode == 0, out.stderr
+    assert "codec=zstd (1.0x; 1 frame stored uncompressed)" in out.stdout
+
+    with WalWriter(tmp_path / "many", fsync_policy="never") as w:
+        w.append(records(500))
+        w.append(records(1, seed=3))
+    (segment,) = segments(tmp_path / "many")
+    report = check_segment(segment, is_last=True)
+    stored = [length - 40 for _offset, length in frame_offsets(segment)]
+    assert report.stored_bytes == sum(stored) and report.uncompressed_frames == 1
+    ratio = report.raw_bytes / report.stored_bytes
+    assert ratio > 1.5  # 500 similar records compress well; frame headers are not counted
+    out = shriven("wal", "check", str(tmp_path / "many"))
+    assert f"codec=zstd ({ratio:.1f}x; 1 frame stored uncompressed)" in out.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from shriven.cli.app import app
-from shriven.wal.check import check_wal, total_bytes, wal_directories, wal_stats
+from shriven.wal.check import SegmentCheck, check_wal, total_bytes, wal_directories, wal_stats
 
 wal_app = typer.Typer(help="Inspect and verify WAL stores.", no_args_is_help=True)
 app.add_typer(wal_app, name="wal")
@@ -32,6 +32,16 @@ def _size(n: int) -> str:
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     raise AssertionError
+
+
+def _compression(s: SegmentCheck) -> str:
+    """How much zstd saved on the payloads (headers excluded), and how many frames it was not
+    used for because compressing would have made them larger (typically one-record frames)."""
+    if s.codec != "zstd" or not s.stored_bytes:
+        return ""
+    n = s.uncompressed_frames
+    raw = f"; {n} frame{'s' if n > 1 else ''} stored uncompressed" if n else ""
+    return f" ({s.raw_bytes / s.stored_bytes:.1f}x{raw})"
 
 
 @wal_app.command("check")
@@ -71,11 +81,8 @@ def check(
                 state = f"TRUNCATED: torn tail of {s.torn_tail_bytes} bytes (dropped on next open)"
             else:
                 state = "ok"
-            ratio = (
-                f" ({s.raw_bytes / (s.bytes - 32):.1f}x)" if s.codec == "zstd" and s.frames else ""
-            )
             typer.echo(
-                f"  {s.path.name}  codec={s.codec}{ratio}  frames={s.frames}  "
+                f"  {s.path.name}  codec={s.codec}{_compression(s)}  frames={s.frames}  "
                 f"records={s.records}  bytes={s.bytes}  "
                 f"{_when(s.first_ns)} .. {_when(s.last_ns)}  {state}"
             )
