@@ -96,3 +96,16 @@ def test_check_reports_the_payload_compression_ratio_and_frames_left_uncompresse
     assert ratio > 1.5  # 500 similar records compress well; frame headers are not counted
     out = shriven("wal", "check", str(tmp_path / "many"))
     assert f"codec=zstd ({ratio:.1f}x; 1 frame stored uncompressed)" in out.stdout
+
+
+def test_check_mentions_a_segment_recovery_set_aside(tmp_path):
+    from shriven.wal import WalWriter
+
+    wal = tmp_path / "ticks"
+    with WalWriter(wal, fsync_policy="never") as w:
+        w.append(records(10))
+    (wal / "segment_00000001.wal").write_bytes(b"\0" * 4096)  # created, then power lost
+    WalWriter(wal, fsync_policy="never").close()  # recovery renames it out of the WAL
+    out = shriven("wal", "check", str(wal))
+    assert out.returncode == 0, out.stdout
+    assert "segment_00000001.wal.damaged  set aside by recovery (4096 bytes" in out.stdout

@@ -64,7 +64,7 @@ def check(
     with bar as progress:
         advance = progress.update if progress is not None else None
         reports = [(name, check_wal(directory, advance)) for name, directory in wals]
-    for name, segments in reports:
+    for (name, segments), (_name, directory) in zip(reports, wals, strict=True):
         records = sum(s.records for s in segments)
         size = sum(s.bytes for s in segments)
         firsts = [s.first_ns for s in segments if s.first_ns is not None]
@@ -91,7 +91,15 @@ def check(
             if len(s.damage) > _DAMAGE_SHOWN:
                 typer.echo(f"    ... and {len(s.damage) - _DAMAGE_SHOWN} more")
             if not s.index_complete and not s.corrupt:
-                typer.echo("    index does not cover the whole segment (rebuilt on next open)")
+                typer.echo(
+                    "    index does not cover the whole segment (rebuilt when a writer next opens "
+                    "the WAL)"
+                )
+        for aside in sorted(directory.glob("segment_*.wal.damaged")):
+            typer.echo(
+                f"  {aside.name}  set aside by recovery ({aside.stat().st_size} bytes, no intact "
+                "frame); not read"
+            )
     typer.echo("result: CORRUPT" if corrupt else "result: ok")
     if corrupt:
         raise typer.Exit(1)
@@ -122,8 +130,8 @@ def stats(
         typer.echo(f"  span        {span_s:.3f} s, {rate}")
         if st.unindexed_bytes:
             typer.echo(
-                f"  unindexed   {st.unindexed_bytes} bytes (a writer is active, or it crashed; "
-                "not counted above; `shriven wal check` reads them)"
+                f"  unindexed   {st.unindexed_bytes} bytes (a writer is active, it crashed, or an "
+                "index is missing; not counted above; `shriven wal check` reads them)"
             )
     meta = path / "metadata.json"
     if meta.is_file():
