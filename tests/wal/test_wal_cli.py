@@ -109,3 +109,21 @@ def test_check_mentions_a_segment_recovery_set_aside(tmp_path):
     out = shriven("wal", "check", str(wal))
     assert out.returncode == 0, out.stdout
     assert "segment_00000001.wal.damaged  set aside by recovery (4096 bytes" in out.stdout
+
+
+def test_stats_shows_records_per_stream_from_metadata(store):
+    from collections import Counter
+
+    from shriven.events import stream_of
+
+    out = shriven("wal", "stats", str(store))
+    assert out.returncode == 0, out.stderr
+    per_stream = Counter(stream_of(r) for r in records(3_000))
+    assert set(per_stream) == {"kite", "binance", "system"}
+    for stream, n in per_stream.items():
+        assert f"    {stream:<9} {n:>12} records  2026-01-01T" in out.stdout
+    (store / "metadata.json").write_text("{not json")  # stats never depend on it
+    out = shriven("wal", "stats", str(store))
+    assert (
+        out.returncode == 0 and "per stream" not in out.stdout and "records     3000" in out.stdout
+    )

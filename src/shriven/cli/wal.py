@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,7 +110,10 @@ def check(
 def stats(
     path: Path = typer.Argument(..., help="A store directory (ticks/, lob/) or one WAL directory."),
 ) -> None:
-    """Summarise a store from its segment indexes (fast; does not verify checksums)."""
+    """Summarise a store from its segment indexes (fast; does not verify checksums), with the
+    records per stream (kite, binance, system) that the store's metadata.json counted."""
+    meta = path / "metadata.json"
+    described = _read_metadata(meta)
     for name, directory in wal_directories(path):
         st = wal_stats(name, directory)
         span_s = (
@@ -133,6 +137,25 @@ def stats(
                 f"  unindexed   {st.unindexed_bytes} bytes (a writer is active, it crashed, or an "
                 "index is missing; not counted above; `shriven wal check` reads them)"
             )
-    meta = path / "metadata.json"
+        by_stream = described.get(name, {}).get("by_stream")
+        if isinstance(by_stream, dict):
+            typer.echo("  per stream  (from metadata.json)")
+            for stream, c in by_stream.items():
+                typer.echo(
+                    f"    {stream:<9} {c.get('records', 0):>12} records  "
+                    f"{_when(c.get('first_ns'))} .. {_when(c.get('last_ns'))}"
+                )
     if meta.is_file():
-        typer.echo(f"metadata: {meta}")
+        updated = described.get("", {}).get("updated_ns")
+        typer.echo(f"metadata: {meta}" + (f" (updated {_when(updated)})" if updated else ""))
+
+
+def _read_metadata(path: Path) -> dict[str, dict]:
+    """WAL name -> its entry in the store's metadata.json, plus "" -> the top level; {} when the
+    file is missing or unreadable (stats never depend on it)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        wals = {k: v for k, v in document["streams"].items() if isinstance(v, dict)}
+        return {**wals, "": document}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
