@@ -69,8 +69,23 @@ def count_streams(counts: StreamCounts, records: Iterable[Record]) -> None:
                 c[2] = ns
 
 
+# (path, size, mtime_ns) -> counts: a store reopened again and again (the daemon retrying a full
+# disk every second, unable to rewrite metadata.json) reads each segment once, not every time
+_scanned: dict[tuple[str, int, int], StreamCounts] = {}
+
+
 def scan_stream_counts(segment: Path) -> StreamCounts:
     """Per-stream counts of a segment, read from its frames (damaged frames are not counted)."""
+    st = segment.stat()
+    key = (str(segment.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _scanned:
+        if len(_scanned) > 256:
+            _scanned.clear()
+        _scanned[key] = _scan_stream_counts(segment)
+    return {name: list(c) for name, c in _scanned[key].items()}
+
+
+def _scan_stream_counts(segment: Path) -> StreamCounts:
     counts: StreamCounts = {}
     frames = _scan_segment(
         segment,
