@@ -87,3 +87,15 @@ def test_a_debug_run_logs_no_credential_or_token(tmp_path: Path):
     assert "venue=binance" in log  # connection events say which feed they are about
     for secret in (token, a.password, a.totp_secret, a.api_secret, a.api_key):
         assert secret not in log
+
+
+def test_scrubbing_leaves_ordinary_messages_alone():
+    from shriven.logging import scrub
+
+    for text in (
+        "Kite rejected the session checksum: ZERODHA_API_SECRET does not belong to ZERODHA_API_KEY",
+        "check ZERODHA_USER_ID and ZERODHA_PASSWORD (log in once at kite.zerodha.com)",
+        "sequence: expected U=101, got U=105",
+        "corrupt WAL frame at byte 32: checksum mismatch",
+    ):
+        assert scrub(text) == text

@@ -19,8 +19,8 @@ _REDACTED = "***"
 # Secrets inside text: URL query parameters and `name: value` pairs (the Kite ticker URL carries
 # the access token, which the websockets library prints at debug level) and Authorization headers.
 _SECRET_PARAM = re.compile(
-    r"\b((?:access_token|api_key|api_secret|request_token|enctoken|password|totp\w*|checksum|"
-    r"sess_id)['\"]?\s*[=:]\s*['\"]?)[^&\s'\",}]+",
+    r"\b((?:access_token|api_key|api_secret|request_token|enctoken|password|totp\w*|sess_id)"
+    r"['\"]?\s*[=:]\s*['\"]?)[^&\s'\",}]+",
     re.I,
 )
 _AUTH_HEADER = re.compile(r"(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n,}]+", re.I)
