@@ -99,3 +99,14 @@ def test_scrubbing_leaves_ordinary_messages_alone():
         "corrupt WAL frame at byte 32: checksum mismatch",
     ):
         assert scrub(text) == text
+
+
+def test_log_json_renders_library_records_as_json_too(capsys):
+    configure_logging("debug", json=True)
+    logging.getLogger("urllib3.connectionpool").debug('"GET /instruments HTTP/1.1" 200 %d', 5)
+    get_logger("t").info("instruments fetched", rows=5)
+    lines = capsys.readouterr().err.splitlines()
+    docs = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert docs[0]["event"] == '"GET /instruments HTTP/1.1" 200 5'
+    assert docs[0]["logger"] == "urllib3.connectionpool" and docs[0]["level"] == "debug"
+    assert docs[1]["event"] == "instruments fetched" and docs[1]["rows"] == 5

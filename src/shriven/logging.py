@@ -63,22 +63,34 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
     if level.lower() not in LEVELS:
         raise ConfigError(f"bad --log-level {level!r}: use {', '.join(LEVELS)}")
     numeric = logging.getLevelName(level.upper())
-    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s", force=True)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_ScrubFilter())
-    # websockets logs every frame at debug (thousands a second of market data); shriven's own
-    # debug events are what --log-level debug is for
-    logging.getLogger("websockets").setLevel(max(numeric, logging.INFO))
-    processors: list = [
-        structlog.contextvars.merge_contextvars,
+    common: list = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
     ]
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    # Libraries (websockets, urllib3, aiohttp) log through the standard library: render their
+    # records like ours, so --log-json output is JSON on every line.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ScrubFilter())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    # websockets logs every frame at debug (thousands a second of market data); shriven's own
+    # debug events are what --log-level debug is for
+    logging.getLogger("websockets").setLevel(max(numeric, logging.INFO))
+    processors: list = [structlog.contextvars.merge_contextvars, *common]
     if json:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+        processors.append(structlog.processors.format_exc_info)
+    processors.append(renderer)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
