@@ -79,7 +79,10 @@ def check(
                 state = f"CORRUPT: {s.corrupt_frames} damaged frames, {s.corrupt_bytes} bytes"
                 corrupt = True
             elif s.torn_tail_bytes:
-                state = f"TRUNCATED: torn tail of {s.torn_tail_bytes} bytes (dropped on next open)"
+                state = (
+                    f"TRUNCATED: torn tail of {s.torn_tail_bytes} bytes (a writer is still "
+                    "writing it, or crashed: the next writer to open the WAL drops it)"
+                )
             else:
                 state = "ok"
             typer.echo(
