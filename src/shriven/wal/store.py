@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -248,6 +249,7 @@ class MarketStore:
         self._segments_seen = (self.ticks.segments_created, self.lob.segments_created)
         # per WAL, segment file name -> per-stream counts (the open segment's grow as we append)
         self._streams: dict[str, dict[str, StreamCounts]] = {}
+        self._streams_lock = threading.Lock()  # appends and metadata() may run on two threads
         try:
             self._streams = self._stream_counts_on_open()
             self.write_metadata()
@@ -282,18 +284,19 @@ class MarketStore:
             out[name] = per_segment
         return out
 
-    def _counts_for(self, name: str, writer: WalWriter) -> StreamCounts:
-        return self._streams[name].setdefault(writer.segment_path.name, {})
+    def _count(self, name: str, writer: WalWriter, records: Sequence[Record]) -> None:
+        with self._streams_lock:
+            count_streams(self._streams[name].setdefault(writer.segment_path.name, {}), records)
 
     def append_ticks(self, records: Sequence[Record]) -> int:
         n = self.ticks.append(records)
-        count_streams(self._counts_for("ticks", self.ticks), records)
+        self._count("ticks", self.ticks, records)
         self._metadata_on_rotation()
         return n
 
     def append_lob(self, records: Sequence[Record]) -> int:
         n = self.lob.append(records)
-        count_streams(self._counts_for("lob", self.lob), records)
+        self._count("lob", self.lob, records)
         self._metadata_on_rotation()
         return n
 
@@ -308,15 +311,18 @@ class MarketStore:
         self.lob.sync()
 
     def metadata(self) -> dict[str, object]:
+        with self._streams_lock:
+            streams = {
+                wal: {seg: {k: list(c) for k, c in counts.items()} for seg, counts in per.items()}
+                for wal, per in self._streams.items()
+            }
         return {
             "format": "shriven-wal",
             "format_version": FORMAT_VERSION,
             "updated_ns": time.time_ns(),
             "streams": {
-                "ticks": stream_summary(
-                    self.data_dir / "ticks", self.ticks, self._streams.get("ticks")
-                ),
-                "lob": stream_summary(self.data_dir / "lob", self.lob, self._streams.get("lob")),
+                "ticks": stream_summary(self.data_dir / "ticks", self.ticks, streams.get("ticks")),
+                "lob": stream_summary(self.data_dir / "lob", self.lob, streams.get("lob")),
             },
         }
 
