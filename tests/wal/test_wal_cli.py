@@ -75,6 +75,14 @@ def test_a_path_without_a_wal_is_a_one_line_error(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and "does not exist" in out.stderr
 
 
+def test_a_segment_file_instead_of_a_directory_says_which_directory_to_give(store):
+    segment = segments(store / "ticks")[0]
+    out = shriven("wal", "stats", str(segment))
+    assert out.returncode == 1
+    said = f"shriven: error: {segment} is a file: give the directory holding it ({store / 'ticks'})"
+    assert out.stderr.startswith(said) and out.stderr.count("\n") == 1
+
+
 def test_check_reports_the_payload_compression_ratio_and_frames_left_uncompressed(tmp_path):
     from shriven.wal import WalWriter
     from shriven.wal.check import check_segment

@@ -59,6 +59,10 @@ def wal_directories(path: Path) -> list[tuple[str, Path]]:
     """(name, directory) for each WAL under ``path``: a store (``ticks/``, ``lob/``) or one WAL."""
     if not path.exists():
         raise WalError(f"{path} does not exist: give a store directory or a WAL directory")
+    if path.is_file():
+        raise WalError(
+            f"{path} is a file: give the directory holding it ({path.parent}) or the store"
+        )
     streams = [(name, path / name) for name in STORE_STREAMS if (path / name).is_dir()]
     if streams:
         return streams
