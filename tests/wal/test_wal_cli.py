@@ -130,6 +130,8 @@ def test_stats_shows_records_per_stream_from_metadata(store):
     assert set(per_stream) == {"kite", "binance", "system"}
     for stream, n in per_stream.items():
         assert f"    {stream:<9} {n:>12} records  2026-01-01T" in out.stdout
+    out = shriven("wal", "stats", str(store / "ticks"))  # one WAL of the store
+    assert f"    kite      {per_stream['kite']:>12} records" in out.stdout
     (store / "metadata.json").write_text("{not json")  # stats never depend on it
     out = shriven("wal", "stats", str(store))
     assert (

@@ -11,7 +11,14 @@ from pathlib import Path
 import typer
 
 from shriven.cli.app import app
-from shriven.wal.check import SegmentCheck, check_wal, total_bytes, wal_directories, wal_stats
+from shriven.wal.check import (
+    STORE_STREAMS,
+    SegmentCheck,
+    check_wal,
+    total_bytes,
+    wal_directories,
+    wal_stats,
+)
 
 wal_app = typer.Typer(help="Inspect and verify WAL stores.", no_args_is_help=True)
 app.add_typer(wal_app, name="wal")
@@ -116,6 +123,8 @@ def stats(
     """Summarise a store from its segment indexes (fast; does not verify checksums), with the
     records per stream (kite, binance, system) that the store's metadata.json counted."""
     meta = path / "metadata.json"
+    if not meta.is_file() and path.name in STORE_STREAMS:  # one WAL of a store: its parent's
+        meta = path.parent / "metadata.json"
     described = _read_metadata(meta)
     for name, directory in wal_directories(path):
         st = wal_stats(name, directory)
