@@ -107,3 +107,21 @@ def test_per_stream_counts_survive_reopening_and_a_crash(tmp_path):
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert _by_stream(meta["streams"]["ticks"]) == _truth(first + second + third)
     assert meta["streams"]["ticks"]["records"] == 1_800
+
+
+def test_segments_archived_while_the_store_is_open_leave_the_totals(tmp_path):
+    cfg = PipelineConfig(wal_segment_size=64 * 1024, fsync_policy="never")
+    recs = records(2_000)
+    with MarketStore(tmp_path / "store", cfg) as store:
+        for b in batches(recs, 100):
+            store.append_ticks(b)
+        first = sorted((tmp_path / "store" / "ticks").glob("segment_*.wal"))[0]
+        (tmp_path / "archive").mkdir()
+        first.rename(tmp_path / "archive" / first.name)  # operations.md: archive from the front
+        first.with_suffix(".idx").unlink()
+    archived = len(list(read_records(tmp_path / "archive")))
+    kept = recs[archived:]  # segments hold the records in write order
+    assert 0 < archived < len(recs)
+    meta = json.loads((tmp_path / "store" / "metadata.json").read_text())
+    assert meta["streams"]["ticks"]["records"] == len(kept)
+    assert _by_stream(meta["streams"]["ticks"]) == _truth(kept)

@@ -209,8 +209,8 @@ def stream_summary(
         out["codec"] = CODEC_NAMES[1 if writer.compression else 0]
     if streams_of is not None:
         totals: StreamCounts = {}
-        for counts in streams_of.values():
-            _merge(totals, counts)
+        for seg in segments:  # only segments still on disk: old ones may have been archived
+            _merge(totals, streams_of.get(str(seg["file"]), {}))
         out["by_stream"] = _streams_json(totals)
     out["segments"] = segments
     return out
