@@ -99,7 +99,7 @@ def instruments_fetch(
     s = settings()
     data_path, _ = cache_paths(s.cache_dir)
     meta = read_metadata(s.cache_dir)
-    if not force and meta is not None and is_fresh(meta, datetime.now(UTC)):
+    if not force and meta is not None and is_fresh(meta, datetime.now(UTC), s.kite_api_root):
         print(
             f"instrument cache is fresh: {meta.rows} rows fetched {meta.fetched_at} "
             f"({data_path}); use --force to fetch again"
