@@ -196,15 +196,28 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
 
 @app.command("show-subscriptions")
 def show_subscriptions(
-    symbol: str = typer.Argument(..., help='Spot index as Kite lists it, e.g. "NIFTY 50".'),
+    symbol: str = typer.Argument(
+        ..., help='Spot index as Kite lists it, e.g. "NIFTY 50".', metavar="SYMBOL"
+    ),
     spot: float | None = typer.Option(
-        None, "--spot", help="Spot price (default: Kite LTP, else the last recorded tick)."
+        None,
+        "--spot",
+        help="Spot price (default: Kite LTP, else the last recorded tick).",
+        metavar="PRICE",
     ),
     strike_range: int | None = typer.Option(
-        None, "--strike-range", min=0, max=200, help="Strikes each side of ATM."
+        None,
+        "--strike-range",
+        min=0,
+        max=200,
+        help="Strikes each side of ATM (default SHRIVEN_PIPELINE__OPTION_STRIKE_RANGE).",
+        metavar="N",
     ),
     expiry: str | None = typer.Option(
-        None, "--expiry", help="Option expiry: nearest, next or monthly."
+        None,
+        "--expiry",
+        help="Option expiry: nearest, next or monthly (default SHRIVEN_PIPELINE__OPTION_EXPIRY).",
+        metavar="WHICH",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:

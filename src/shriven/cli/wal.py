@@ -54,7 +54,9 @@ def _compression(s: SegmentCheck) -> str:
 
 @wal_app.command("check")
 def check(
-    path: Path = typer.Argument(..., help="A store directory (ticks/, lob/) or one WAL directory."),
+    path: Path = typer.Argument(
+        ..., help="A store directory (ticks/, lob/) or one WAL directory.", metavar="PATH"
+    ),
 ) -> None:
     """Verify every frame of every segment: checksum, decompression, record decoding.
 
@@ -118,7 +120,9 @@ def check(
 
 @wal_app.command("stats")
 def stats(
-    path: Path = typer.Argument(..., help="A store directory (ticks/, lob/) or one WAL directory."),
+    path: Path = typer.Argument(
+        ..., help="A store directory (ticks/, lob/) or one WAL directory.", metavar="PATH"
+    ),
 ) -> None:
     """Summarise a store from its segment indexes (fast; does not verify checksums), with the
     records per stream (kite, binance, system) that the store's metadata.json counted."""
