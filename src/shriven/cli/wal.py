@@ -154,7 +154,7 @@ def stats(
                 "index is missing; not counted above; `shriven wal check` reads them)"
             )
         by_stream = described.get(name, {}).get("by_stream")
-        if isinstance(by_stream, dict):
+        if isinstance(by_stream, dict) and by_stream:
             typer.echo("  per stream  (from metadata.json)")
             for stream, c in by_stream.items():
                 typer.echo(
