@@ -54,8 +54,49 @@ def test_unparseable_structured_value_is_one_line(monkeypatch):
     monkeypatch.setenv("SHRIVEN_KITE_TICKER_CLASS_MODES", "{not json")
     with pytest.raises(ConfigError) as err:
         load_settings()
-    assert "kite_ticker_class_modes" in str(err.value)
+    assert "bad setting SHRIVEN_KITE_TICKER_CLASS_MODES='{not json': not valid JSON" in str(
+        err.value
+    )
     assert "\n" not in str(err.value)
+
+
+def test_unparseable_nested_json_names_the_variable_not_the_group(monkeypatch):
+    monkeypatch.setenv("SHRIVEN_PIPELINE__STRIKE_INTERVAL", '{"NIFTY 50": 50')
+    with pytest.raises(
+        ConfigError, match=r"SHRIVEN_PIPELINE__STRIKE_INTERVAL='\{\"NIFTY 50\": 50'"
+    ):
+        load_settings()
+
+
+def test_unparseable_json_in_dotenv_is_named_too(tmp_path):
+    (tmp_path / ".env").write_text("SHRIVEN_PIPELINE__STRIKE_INTERVAL={oops\n")
+    with pytest.raises(ConfigError, match=r"SHRIVEN_PIPELINE__STRIKE_INTERVAL='\{oops'"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("SHRIVEN_KITE_API_ROOT", "api.kite.trade", "http://host[:port] or https://host[:port]"),
+        ("SHRIVEN_BINANCE_API_ROOT", "wss://api.binance.com", "http://host[:port]"),
+        ("SHRIVEN_KITE_WS_URL", "https://ws.kite.trade", "ws://host[:port] or wss://host[:port]"),
+        ("SHRIVEN_BINANCE_WS_URL", "", "ws://host[:port]"),
+    ],
+)
+def test_an_endpoint_that_is_not_a_url_of_its_kind_is_refused(monkeypatch, name, value, allowed):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert f"bad setting {name}={value!r}" in str(err.value) and allowed in str(err.value)
+
+
+def test_malformed_toml_names_the_file(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "shriven.toml").write_text("[pipeline\nmax_queue_size = 5\n")
+    with pytest.raises(
+        ConfigError, match=r"cannot read config/shriven.toml: .*line 1.*fix the file"
+    ):
+        load_settings()
 
 
 def test_toml_file_is_read_and_environment_wins(tmp_path, monkeypatch):

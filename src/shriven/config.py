@@ -6,17 +6,21 @@ Our own settings use the ``SHRIVEN_`` prefix (nested ones with ``__``, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -121,6 +125,16 @@ class Settings(BaseSettings):
 
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
+    @field_validator("kite_api_root", "kite_login_root", "binance_api_root")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        return _url(v, ("http://", "https://"))
+
+    @field_validator("kite_ws_url", "binance_ws_url")
+    @classmethod
+    def _ws_url(cls, v: str) -> str:
+        return _url(v, ("ws://", "wss://"))
+
     @field_validator("binance_symbols", mode="before")
     @classmethod
     def _split_binance(cls, v: object) -> object:
@@ -146,8 +160,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("SHRIVEN_CONFIG_FILE", DEFAULT_CONFIG_FILE))
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, dotenv_settings, toml)
 
     def require(self, *names: str) -> None:
@@ -163,6 +176,36 @@ class Settings(BaseSettings):
                 f"{'it' if len(missing) == 1 else 'them'} in the environment or in .env "
                 "(see .env.example)"
             )
+
+
+def _url(value: str, schemes: tuple[str, ...]) -> str:
+    host = value.split("://", 1)[-1].strip("/")
+    if not value.lower().startswith(schemes) or not host or any(c.isspace() for c in value):
+        raise ValueError(f"not a URL: give {' or '.join(s + 'host[:port]' for s in schemes)}")
+    return value
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("SHRIVEN_CONFIG_FILE", DEFAULT_CONFIG_FILE))
+
+
+def _bad_json_variable() -> str | None:
+    """The first SHRIVEN_* variable (environment, then .env) holding JSON that does not parse:
+    pydantic-settings only names the top-level field ("pipeline") when that happens."""
+    sources: list[dict[str, str | None]] = [dict(os.environ)]
+    with contextlib.suppress(OSError, ValueError):
+        sources.append(dotenv_values(".env"))
+    for source in sources:
+        for name, value in source.items():
+            if not name.upper().startswith("SHRIVEN_") or not value:
+                continue
+            text = value.strip()
+            if text.startswith(("{", "[")):
+                try:
+                    json.loads(text)
+                except json.JSONDecodeError as exc:
+                    return f"{name.upper()}={value!r}: not valid JSON ({exc.msg})"
+    return None
 
 
 def _present(value: object) -> bool:
@@ -193,7 +236,17 @@ def load_settings(**overrides: object) -> Settings:
             f"bad setting {name}={shown}: {err['msg']}{more}; fix it in the environment, "
             ".env or config/shriven.toml"
         ) from None
-    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read {_config_file()}: {exc}; fix the file") from None
+    except SettingsError as exc:  # a JSON value (list, map) that does not parse
+        bad = _bad_json_variable()
+        raise ConfigError(
+            f"bad setting {bad}; fix it in the environment or .env"
+            if bad
+            else f"cannot read settings: {exc}; fix it in the environment, .env or "
+            "config/shriven.toml"
+        ) from None
+    except (OSError, ValueError) as exc:  # e.g. an unreadable file
         raise ConfigError(
             f"cannot read settings: {exc}; fix it in the environment, .env or config/shriven.toml"
         ) from None

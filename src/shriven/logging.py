@@ -10,10 +10,39 @@ from typing import Any
 
 import structlog
 
+from shriven.errors import ConfigError
+
 _SECRET_KEY = re.compile(
     r"(secret|password|passwd|token|totp|api_key|authorization|enctoken)", re.I
 )
 _REDACTED = "***"
+# Secrets inside text: URL query parameters and `name: value` pairs (the Kite ticker URL carries
+# the access token, which the websockets library prints at debug level) and Authorization headers.
+_SECRET_PARAM = re.compile(
+    r"\b((?:access_token|api_key|api_secret|request_token|enctoken|password|totp\w*|sess_id)"
+    r"['\"]?\s*[=:]\s*['\"]?)[^&\s'\",}]+",
+    re.I,
+)
+_AUTH_HEADER = re.compile(r"(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n,}]+", re.I)
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def scrub(text: str) -> str:
+    """``text`` with secret query parameters and Authorization header values masked."""
+    if "=" not in text and ":" not in text:
+        return text
+    return _AUTH_HEADER.sub(r"\1" + _REDACTED, _SECRET_PARAM.sub(r"\1" + _REDACTED, text))
+
+
+class _ScrubFilter(logging.Filter):
+    """Masks secrets in records of the standard library loggers (websockets, urllib3...)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
 
 
 def _redact_secrets(
@@ -25,24 +54,43 @@ def _redact_secrets(
             value = event_dict[key]
             if not isinstance(value, int | float | bool):
                 event_dict[key] = _REDACTED
+        elif isinstance(event_dict[key], str):
+            event_dict[key] = scrub(event_dict[key])
     return event_dict
 
 
 def configure_logging(level: str = "info", json: bool = False) -> None:
+    if level.lower() not in LEVELS:
+        raise ConfigError(f"bad --log-level {level!r}: use {', '.join(LEVELS)}")
     numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        numeric = logging.INFO
-    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s", force=True)
-    processors: list = [
-        structlog.contextvars.merge_contextvars,
+    common: list = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
     ]
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    # Libraries (websockets, urllib3, aiohttp) log through the standard library: render their
+    # records like ours, so --log-json output is JSON on every line.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ScrubFilter())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    # websockets logs every frame at debug (thousands a second of market data); shriven's own
+    # debug events are what --log-level debug is for
+    logging.getLogger("websockets").setLevel(max(numeric, logging.INFO))
+    processors: list = [structlog.contextvars.merge_contextvars, *common]
     if json:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+        processors.append(structlog.processors.format_exc_info)
+    processors.append(renderer)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -177,3 +178,5 @@ def test_without_spot_or_credentials_uses_the_last_recorded_tick(cli: Env) -> No
     r = cli.run("show-subscriptions", "NIFTY 50", "--strike-range", "1")
     assert r.returncode == 0, r.stderr
     assert "spot 25,031.25 from last tick recorded in" in r.stdout and "ATM 25050" in r.stdout
+    when = datetime.fromtimestamp((now - 1_000) / 1e9, ZoneInfo("Asia/Kolkata"))
+    assert f"at {when:%Y-%m-%d %H:%M:%S} IST" in r.stdout  # it may be days old: say when

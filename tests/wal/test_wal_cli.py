@@ -73,3 +73,67 @@ def test_a_path_without_a_wal_is_a_one_line_error(tmp_path):
     out = shriven("wal", "check", str(tmp_path / "nowhere"))
     assert out.returncode != 0
     assert out.stderr.strip().count("\n") == 0 and "does not exist" in out.stderr
+
+
+def test_a_segment_file_instead_of_a_directory_says_which_directory_to_give(store):
+    segment = segments(store / "ticks")[0]
+    out = shriven("wal", "stats", str(segment))
+    assert out.returncode == 1
+    said = f"shriven: error: {segment} is a file: give the directory holding it ({store / 'ticks'})"
+    assert out.stderr.startswith(said) and out.stderr.count("\n") == 1
+
+
+def test_check_reports_the_payload_compression_ratio_and_frames_left_uncompressed(tmp_path):
+    from shriven.wal import WalWriter
+    from shriven.wal.check import check_segment
+
+    with WalWriter(tmp_path / "one", fsync_policy="never") as w:
+        w.append(records(1))  # zstd would make a one-record frame larger: stored as it is
+    out = shriven("wal", "check", str(tmp_path / "one"))
+    assert out.returncode == 0, out.stderr
+    assert "codec=zstd (1.0x; 1 frame stored uncompressed)" in out.stdout
+
+    with WalWriter(tmp_path / "many", fsync_policy="never") as w:
+        w.append(records(500))
+        w.append(records(1, seed=3))
+    (segment,) = segments(tmp_path / "many")
+    report = check_segment(segment, is_last=True)
+    stored = [length - 40 for _offset, length in frame_offsets(segment)]
+    assert report.stored_bytes == sum(stored) and report.uncompressed_frames == 1
+    ratio = report.raw_bytes / report.stored_bytes
+    assert ratio > 1.5  # 500 similar records compress well; frame headers are not counted
+    out = shriven("wal", "check", str(tmp_path / "many"))
+    assert f"codec=zstd ({ratio:.1f}x; 1 frame stored uncompressed)" in out.stdout
+
+
+def test_check_mentions_a_segment_recovery_set_aside(tmp_path):
+    from shriven.wal import WalWriter
+
+    wal = tmp_path / "ticks"
+    with WalWriter(wal, fsync_policy="never") as w:
+        w.append(records(10))
+    (wal / "segment_00000001.wal").write_bytes(b"\0" * 4096)  # created, then power lost
+    WalWriter(wal, fsync_policy="never").close()  # recovery renames it out of the WAL
+    out = shriven("wal", "check", str(wal))
+    assert out.returncode == 0, out.stdout
+    assert "segment_00000001.wal.damaged  set aside by recovery (4096 bytes" in out.stdout
+
+
+def test_stats_shows_records_per_stream_from_metadata(store):
+    from collections import Counter
+
+    from shriven.events import stream_of
+
+    out = shriven("wal", "stats", str(store))
+    assert out.returncode == 0, out.stderr
+    per_stream = Counter(stream_of(r) for r in records(3_000))
+    assert set(per_stream) == {"kite", "binance", "system"}
+    for stream, n in per_stream.items():
+        assert f"    {stream:<9} {n:>12} records  2026-01-01T" in out.stdout
+    out = shriven("wal", "stats", str(store / "ticks"))  # one WAL of the store
+    assert f"    kite      {per_stream['kite']:>12} records" in out.stdout
+    (store / "metadata.json").write_text("{not json")  # stats never depend on it
+    out = shriven("wal", "stats", str(store))
+    assert (
+        out.returncode == 0 and "per stream" not in out.stdout and "records     3000" in out.stdout
+    )

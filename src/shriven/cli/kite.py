@@ -99,7 +99,7 @@ def instruments_fetch(
     s = settings()
     data_path, _ = cache_paths(s.cache_dir)
     meta = read_metadata(s.cache_dir)
-    if not force and meta is not None and is_fresh(meta, datetime.now(UTC)):
+    if not force and meta is not None and is_fresh(meta, datetime.now(UTC), s.kite_api_root):
         print(
             f"instrument cache is fresh: {meta.rows} rows fetched {meta.fetched_at} "
             f"({data_path}); use --force to fetch again"
@@ -200,19 +200,27 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
 @app.command("show-subscriptions")
 def show_subscriptions(
     symbol: str = typer.Argument(
-        ..., metavar="SYMBOL", help='Spot index as Kite lists it, e.g. "NIFTY 50".'
+        ..., help='Spot index as Kite lists it, e.g. "NIFTY 50".', metavar="SYMBOL"
     ),
     spot: float | None = typer.Option(
         None,
         "--spot",
-        metavar="PRICE",
         help="Spot price (default: Kite LTP, else the last recorded tick).",
+        metavar="PRICE",
     ),
     strike_range: int | None = typer.Option(
-        None, "--strike-range", metavar="N", min=0, max=200, help="Strikes each side of ATM."
+        None,
+        "--strike-range",
+        min=0,
+        max=200,
+        help="Strikes each side of ATM (default SHRIVEN_PIPELINE__OPTION_STRIKE_RANGE).",
+        metavar="N",
     ),
     expiry: str | None = typer.Option(
-        None, "--expiry", metavar="CHOICE", help="Option expiry: nearest, next or monthly."
+        None,
+        "--expiry",
+        help="Option expiry: nearest, next or monthly (default SHRIVEN_PIPELINE__OPTION_EXPIRY).",
+        metavar="WHICH",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:

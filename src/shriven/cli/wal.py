@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,14 @@ from pathlib import Path
 import typer
 
 from shriven.cli.app import app
-from shriven.wal.check import check_wal, total_bytes, wal_directories, wal_stats
+from shriven.wal.check import (
+    STORE_STREAMS,
+    SegmentCheck,
+    check_wal,
+    total_bytes,
+    wal_directories,
+    wal_stats,
+)
 
 wal_app = typer.Typer(help="Inspect and verify WAL stores.", no_args_is_help=True)
 app.add_typer(wal_app, name="wal")
@@ -34,10 +42,20 @@ def _size(n: int) -> str:
     raise AssertionError
 
 
+def _compression(s: SegmentCheck) -> str:
+    """How much zstd saved on the payloads (headers excluded), and how many frames it was not
+    used for because compressing would have made them larger (typically one-record frames)."""
+    if s.codec != "zstd" or not s.stored_bytes:
+        return ""
+    n = s.uncompressed_frames
+    raw = f"; {n} frame{'s' if n > 1 else ''} stored uncompressed" if n else ""
+    return f" ({s.raw_bytes / s.stored_bytes:.1f}x{raw})"
+
+
 @wal_app.command("check")
 def check(
     path: Path = typer.Argument(
-        ..., metavar="PATH", help="A store directory (ticks/, lob/) or one WAL directory."
+        ..., help="A store directory (ticks/, lob/) or one WAL directory.", metavar="PATH"
     ),
 ) -> None:
     """Verify every frame of every segment: checksum, decompression, record decoding.
@@ -56,7 +74,7 @@ def check(
     with bar as progress:
         advance = progress.update if progress is not None else None
         reports = [(name, check_wal(directory, advance)) for name, directory in wals]
-    for name, segments in reports:
+    for (name, segments), (_name, directory) in zip(reports, wals, strict=True):
         records = sum(s.records for s in segments)
         size = sum(s.bytes for s in segments)
         firsts = [s.first_ns for s in segments if s.first_ns is not None]
@@ -70,14 +88,14 @@ def check(
                 state = f"CORRUPT: {s.corrupt_frames} damaged frames, {s.corrupt_bytes} bytes"
                 corrupt = True
             elif s.torn_tail_bytes:
-                state = f"TRUNCATED: torn tail of {s.torn_tail_bytes} bytes (dropped on next open)"
+                state = (
+                    f"TRUNCATED: torn tail of {s.torn_tail_bytes} bytes (a writer is still "
+                    "writing it, or crashed: the next writer to open the WAL drops it)"
+                )
             else:
                 state = "ok"
-            ratio = (
-                f" ({s.raw_bytes / (s.bytes - 32):.1f}x)" if s.codec == "zstd" and s.frames else ""
-            )
             typer.echo(
-                f"  {s.path.name}  codec={s.codec}{ratio}  frames={s.frames}  "
+                f"  {s.path.name}  codec={s.codec}{_compression(s)}  frames={s.frames}  "
                 f"records={s.records}  bytes={s.bytes}  "
                 f"{_when(s.first_ns)} .. {_when(s.last_ns)}  {state}"
             )
@@ -86,7 +104,15 @@ def check(
             if len(s.damage) > _DAMAGE_SHOWN:
                 typer.echo(f"    ... and {len(s.damage) - _DAMAGE_SHOWN} more")
             if not s.index_complete and not s.corrupt:
-                typer.echo("    index does not cover the whole segment (rebuilt on next open)")
+                typer.echo(
+                    "    index does not cover the whole segment (rebuilt when a writer next opens "
+                    "the WAL)"
+                )
+        for aside in sorted(directory.glob("segment_*.wal.damaged")):
+            typer.echo(
+                f"  {aside.name}  set aside by recovery ({aside.stat().st_size} bytes, no intact "
+                "frame); not read"
+            )
     typer.echo("result: CORRUPT" if corrupt else "result: ok")
     if corrupt:
         raise typer.Exit(1)
@@ -95,10 +121,15 @@ def check(
 @wal_app.command("stats")
 def stats(
     path: Path = typer.Argument(
-        ..., metavar="PATH", help="A store directory (ticks/, lob/) or one WAL directory."
+        ..., help="A store directory (ticks/, lob/) or one WAL directory.", metavar="PATH"
     ),
 ) -> None:
-    """Summarise a store from its segment indexes (fast; does not verify checksums)."""
+    """Summarise a store from its segment indexes (fast; does not verify checksums), with the
+    records per stream (kite, binance, system) that the store's metadata.json counted."""
+    meta = path / "metadata.json"
+    if not meta.is_file() and path.name in STORE_STREAMS:  # one WAL of a store: its parent's
+        meta = path.parent / "metadata.json"
+    described = _read_metadata(meta)
     for name, directory in wal_directories(path):
         st = wal_stats(name, directory)
         span_s = (
@@ -119,9 +150,28 @@ def stats(
         typer.echo(f"  span        {span_s:.3f} s, {rate}")
         if st.unindexed_bytes:
             typer.echo(
-                f"  unindexed   {st.unindexed_bytes} bytes (a writer is active, or it crashed; "
-                "not counted above; `shriven wal check` reads them)"
+                f"  unindexed   {st.unindexed_bytes} bytes (a writer is active, it crashed, or an "
+                "index is missing; not counted above; `shriven wal check` reads them)"
             )
-    meta = path / "metadata.json"
+        by_stream = described.get(name, {}).get("by_stream")
+        if isinstance(by_stream, dict) and by_stream:
+            typer.echo("  per stream  (from metadata.json)")
+            for stream, c in by_stream.items():
+                typer.echo(
+                    f"    {stream:<9} {c.get('records', 0):>12} records  "
+                    f"{_when(c.get('first_ns'))} .. {_when(c.get('last_ns'))}"
+                )
     if meta.is_file():
-        typer.echo(f"metadata: {meta}")
+        updated = described.get("", {}).get("updated_ns")
+        typer.echo(f"metadata: {meta}" + (f" (updated {_when(updated)})" if updated else ""))
+
+
+def _read_metadata(path: Path) -> dict[str, dict]:
+    """WAL name -> its entry in the store's metadata.json, plus "" -> the top level; {} when the
+    file is missing or unreadable (stats never depend on it)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        wals = {k: v for k, v in document["streams"].items() if isinstance(v, dict)}
+        return {**wals, "": document}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}

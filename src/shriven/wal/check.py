@@ -19,6 +19,9 @@ from shriven.errors import WalError
 from shriven.events import RecordDecodeError, decode_wire
 from shriven.wal.format import (
     CODEC_NAMES,
+    FLAG_ZSTD,
+    FRAME_HEADER,
+    FRAME_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
     list_segments,
     parse_segment_header,
@@ -37,6 +40,8 @@ class SegmentCheck:
     frames: int = 0
     records: int = 0
     raw_bytes: int = 0  # payload bytes after decompression
+    stored_bytes: int = 0  # payload bytes as stored (compressed or not), frame headers excluded
+    uncompressed_frames: int = 0  # frames stored as plain msgpack (zstd would not shrink them)
     first_ns: int | None = None
     last_ns: int | None = None
     corrupt_frames: int = 0
@@ -54,6 +59,10 @@ def wal_directories(path: Path) -> list[tuple[str, Path]]:
     """(name, directory) for each WAL under ``path``: a store (``ticks/``, ``lob/``) or one WAL."""
     if not path.exists():
         raise WalError(f"{path} does not exist: give a store directory or a WAL directory")
+    if path.is_file():
+        raise WalError(
+            f"{path} is a file: give the directory holding it ({path.parent}) or the store"
+        )
     streams = [(name, path / name) for name in STORE_STREAMS if (path / name).is_dir()]
     if streams:
         return streams
@@ -85,6 +94,24 @@ def check_segment(
     report = SegmentCheck(path, codec, size)
     report.index_complete = covered_end(load_index(path, size)) == size
     stats = ReadStats()
+    with open(path, "rb") as f:
+        _check_frames(path, f.fileno(), report, stats, is_last, progress)
+    report.corrupt_frames += stats.corrupt_frames
+    report.corrupt_bytes = stats.corrupt_bytes
+    report.torn_tail_bytes = stats.torn_tail_bytes
+    report.damage.extend((off, reason) for _p, off, reason in stats.damage)
+    report.damage.sort()
+    return report
+
+
+def _check_frames(
+    path: Path,
+    fd: int,
+    report: SegmentCheck,
+    stats: ReadStats,
+    is_last: bool,
+    progress: Callable[[int], None] | None,
+) -> None:
     done = 0
     for frame in _scan_segment(
         path,
@@ -115,18 +142,21 @@ def check_segment(
         report.frames += 1
         report.records += frame.count
         report.raw_bytes += len(frame.payload)
+        if frame.flags & FLAG_ZSTD:
+            # the frame's stored length is in its header (the reader hands out the decompressed
+            # payload); the ratio must compare payloads, not count the fixed 40-byte headers
+            report.stored_bytes += FRAME_HEADER.unpack(
+                os.pread(fd, FRAME_HEADER_SIZE, frame.offset)
+            )[1]
+        else:
+            report.stored_bytes += len(frame.payload)
+            report.uncompressed_frames += 1
         _note_times(report, frame.min_ns, frame.max_ns)
         if progress is not None:
             progress(stats.bytes_read - done)
             done = stats.bytes_read
     if progress is not None:
-        progress(max(0, size - done))
-    report.corrupt_frames += stats.corrupt_frames
-    report.corrupt_bytes = stats.corrupt_bytes
-    report.torn_tail_bytes = stats.torn_tail_bytes
-    report.damage.extend((off, reason) for _p, off, reason in stats.damage)
-    report.damage.sort()
-    return report
+        progress(max(0, report.bytes - done))
 
 
 def check_wal(directory: Path, progress: Callable[[int], None] | None = None) -> list[SegmentCheck]:

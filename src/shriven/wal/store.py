@@ -4,63 +4,215 @@
 ``metadata.json`` is rewritten atomically (temp file, fsync, rename, fsync of the directory) when
 the store opens, when a writer starts a new segment through the store, and on ``write_metadata()``
 and ``close()``. Its figures come from the segment indexes, so they are exact whenever written.
+The per-stream figures (records and first/last receive time of ``kite``, ``binance``, ``system``
+...) are counted as the store appends; for segments written earlier they are carried over from the
+previous ``metadata.json`` when it still describes the segment, else counted by reading it once
+(after a crash, the segment that was being written).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+import msgpack
+import zstandard
+
 from shriven.config import PipelineConfig
-from shriven.events import Record
-from shriven.wal.format import CODEC_NAMES, FORMAT_VERSION, list_segments
+from shriven.events import (
+    BinanceDepth,
+    BinanceDepthSnapshot,
+    BinanceTrade,
+    KiteTick,
+    Record,
+)
+from shriven.logging import get_logger
+from shriven.wal.format import CODEC_NAMES, FORMAT_VERSION, SEGMENT_HEADER_SIZE, list_segments
 from shriven.wal.index import IndexEntry, load_index
+from shriven.wal.reader import ReadStats, _scan_segment
 from shriven.wal.writer import WalWriter, _fsync_dir
 
 METADATA_FILE = "metadata.json"
 STREAMS = ("ticks", "lob")
 
+log = get_logger("shriven.wal")
 
-def segment_summary(path: Path, extra: IndexEntry | None = None) -> dict[str, int | str | None]:
-    """What one segment holds, from its index (plus ``extra``, an entry not yet in the file)."""
+# stream (see events.stream_of) -> [records, first recv_ns, last recv_ns]
+StreamCounts = dict[str, list[int]]
+_STREAM_OF_TYPE: dict[type, str] = {
+    KiteTick: "kite",
+    BinanceTrade: "binance",
+    BinanceDepth: "binance",
+    BinanceDepthSnapshot: "binance",
+}
+_STREAM_OF_WIRE_TYPE = {1: "kite", 2: "binance", 3: "binance", 4: "binance"}  # 5, 6: the venue
+
+
+def count_streams(counts: StreamCounts, records: Iterable[Record]) -> None:
+    """Add ``records`` to ``counts``, per stream."""
+    of_type = _STREAM_OF_TYPE
+    for r in records:
+        stream = of_type.get(type(r)) or r.venue  # type: ignore[union-attr]
+        ns = r.recv_ns
+        c = counts.get(stream)
+        if c is None:
+            counts[stream] = [1, ns, ns]
+        else:
+            c[0] += 1
+            if ns < c[1]:
+                c[1] = ns
+            elif ns > c[2]:
+                c[2] = ns
+
+
+# (path, size, mtime_ns) -> counts: a store reopened again and again (the daemon retrying a full
+# disk every second, unable to rewrite metadata.json) reads each segment once, not every time
+_scanned: dict[tuple[str, int, int], StreamCounts] = {}
+
+
+def scan_stream_counts(segment: Path) -> StreamCounts:
+    """Per-stream counts of a segment, read from its frames (damaged frames are not counted)."""
+    st = segment.stat()
+    key = (str(segment.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _scanned:
+        if len(_scanned) > 256:
+            _scanned.clear()
+        _scanned[key] = _scan_stream_counts(segment)
+    return {name: list(c) for name, c in _scanned[key].items()}
+
+
+def _scan_stream_counts(segment: Path) -> StreamCounts:
+    counts: StreamCounts = {}
+    frames = _scan_segment(
+        segment,
+        [(SEGMENT_HEADER_SIZE, None)],
+        strict=False,
+        is_last=True,
+        stats=ReadStats(),
+        start_ns=-(1 << 63),
+        end_ns=1 << 63,
+        dctx=zstandard.ZstdDecompressor(),
+    )
+    for frame in frames:
+        try:
+            batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
+            for w in batch:
+                stream = _STREAM_OF_WIRE_TYPE.get(w[0]) or str(w[4])
+                ns = w[2]
+                c = counts.get(stream)
+                if c is None:
+                    counts[stream] = [1, ns, ns]
+                else:
+                    c[0] += 1
+                    c[1] = min(c[1], ns)
+                    c[2] = max(c[2], ns)
+        except (ValueError, TypeError, IndexError, msgpack.UnpackException):
+            continue  # `shriven wal check` reports it
+    return counts
+
+
+def iso_time(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    stamp = datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{ns % 1_000_000_000:09d}Z"
+
+
+def _streams_json(counts: StreamCounts) -> dict[str, dict[str, int | str | None]]:
+    return {
+        name: {
+            "records": n,
+            "first_ns": first,
+            "last_ns": last,
+            "first": iso_time(first),
+            "last": iso_time(last),
+        }
+        for name, (n, first, last) in sorted(counts.items())
+    }
+
+
+def _merge(into: StreamCounts, counts: StreamCounts) -> None:
+    for name, (n, first, last) in counts.items():
+        c = into.get(name)
+        if c is None:
+            into[name] = [n, first, last]
+        else:
+            c[0] += n
+            c[1] = min(c[1], first)
+            c[2] = max(c[2], last)
+
+
+def segment_summary(
+    path: Path,
+    extra: IndexEntry | None = None,
+    streams: StreamCounts | None = None,
+) -> dict[str, object]:
+    """What one segment holds, from its index (plus ``extra``, an entry not yet in the file),
+    with its per-stream counts when given."""
     size = path.stat().st_size
     entries = load_index(path, size)
     if extra is not None:
         entries.append(extra)
     first = min((e.min_ns for e in entries), default=None)
     last = max((e.max_ns for e in entries), default=None)
-    return {
+    out: dict[str, object] = {
         "file": path.name,
         "bytes": size,
         "frames": sum(e.frames for e in entries),
         "records": sum(e.records for e in entries),
         "first_ns": first,
         "last_ns": last,
+        "first": iso_time(first),
+        "last": iso_time(last),
     }
+    if streams is not None:
+        out["by_stream"] = _streams_json(streams)
+    return out
 
 
-def stream_summary(directory: Path, writer: WalWriter | None = None) -> dict[str, object]:
+def stream_summary(
+    directory: Path,
+    writer: WalWriter | None = None,
+    streams_of: dict[str, StreamCounts] | None = None,
+) -> dict[str, object]:
+    """What one WAL directory holds; ``streams_of`` maps segment file names to their per-stream
+    counts (the store keeps them), and adds the ``by_stream`` totals."""
     pending = writer.pending_index_entry() if writer is not None else None
     active = writer.segment_path if writer is not None else None
     segments = [
-        segment_summary(path, pending if path == active else None)
+        segment_summary(
+            path,
+            pending if path == active else None,
+            None if streams_of is None else streams_of.get(path.name, {}),
+        )
         for _n, path in list_segments(directory)
     ]
     firsts = [s["first_ns"] for s in segments if s["first_ns"] is not None]
     lasts = [s["last_ns"] for s in segments if s["last_ns"] is not None]
+    first = min(firsts, default=None)  # type: ignore[type-var]
+    last = max(lasts, default=None)  # type: ignore[type-var]
     out: dict[str, object] = {
         "directory": directory.name,
-        "records": sum(int(s["records"] or 0) for s in segments),
-        "bytes": sum(int(s["bytes"] or 0) for s in segments),
-        "first_ns": min(firsts, default=None),  # type: ignore[type-var]
-        "last_ns": max(lasts, default=None),  # type: ignore[type-var]
-        "segments": segments,
+        "records": sum(int(s["records"] or 0) for s in segments),  # type: ignore[call-overload]
+        "bytes": sum(int(s["bytes"] or 0) for s in segments),  # type: ignore[call-overload]
+        "first_ns": first,
+        "last_ns": last,
+        "first": iso_time(first),  # type: ignore[arg-type]
+        "last": iso_time(last),  # type: ignore[arg-type]
     }
     if writer is not None:
         out["codec"] = CODEC_NAMES[1 if writer.compression else 0]
+    if streams_of is not None:
+        totals: StreamCounts = {}
+        for seg in segments:  # only segments still on disk: old ones may have been archived
+            _merge(totals, streams_of.get(str(seg["file"]), {}))
+        out["by_stream"] = _streams_json(totals)
+    out["segments"] = segments
     return out
 
 
@@ -95,15 +247,56 @@ class MarketStore:
             self.ticks.close()
             raise
         self._segments_seen = (self.ticks.segments_created, self.lob.segments_created)
-        self.write_metadata()
+        # per WAL, segment file name -> per-stream counts (the open segment's grow as we append)
+        self._streams: dict[str, dict[str, StreamCounts]] = {}
+        self._streams_lock = threading.Lock()  # appends and metadata() may run on two threads
+        try:
+            self._streams = self._stream_counts_on_open()
+            self.write_metadata()
+        except Exception:
+            self.ticks.close()
+            self.lob.close()
+            raise
+
+    def _stream_counts_on_open(self) -> dict[str, dict[str, StreamCounts]]:
+        previous = _previous_segments(self.data_dir / METADATA_FILE)
+        out: dict[str, dict[str, StreamCounts]] = {}
+        for name, writer in (("ticks", self.ticks), ("lob", self.lob)):
+            known = previous.get(name, {})
+            per_segment: dict[str, StreamCounts] = {}
+            for _n, path in list_segments(self.data_dir / name):
+                if path == writer.segment_path:
+                    continue  # new and empty
+                size = path.stat().st_size
+                records = sum(e.records for e in load_index(path, size))
+                old = known.get(path.name)
+                carried = (
+                    _counts_from_json(old.get("by_stream"))
+                    if old is not None and (old.get("bytes"), old.get("records")) == (size, records)
+                    else None
+                )
+                if carried is not None:
+                    per_segment[path.name] = carried
+                else:
+                    log.info("wal_counting_streams", path=str(path), bytes=size)
+                    per_segment[path.name] = scan_stream_counts(path)
+            per_segment[writer.segment_path.name] = {}
+            out[name] = per_segment
+        return out
+
+    def _count(self, name: str, writer: WalWriter, records: Sequence[Record]) -> None:
+        with self._streams_lock:
+            count_streams(self._streams[name].setdefault(writer.segment_path.name, {}), records)
 
     def append_ticks(self, records: Sequence[Record]) -> int:
         n = self.ticks.append(records)
+        self._count("ticks", self.ticks, records)
         self._metadata_on_rotation()
         return n
 
     def append_lob(self, records: Sequence[Record]) -> int:
         n = self.lob.append(records)
+        self._count("lob", self.lob, records)
         self._metadata_on_rotation()
         return n
 
@@ -118,13 +311,18 @@ class MarketStore:
         self.lob.sync()
 
     def metadata(self) -> dict[str, object]:
+        with self._streams_lock:
+            streams = {
+                wal: {seg: {k: list(c) for k, c in counts.items()} for seg, counts in per.items()}
+                for wal, per in self._streams.items()
+            }
         return {
             "format": "shriven-wal",
             "format_version": FORMAT_VERSION,
             "updated_ns": time.time_ns(),
             "streams": {
-                "ticks": stream_summary(self.data_dir / "ticks", self.ticks),
-                "lob": stream_summary(self.data_dir / "lob", self.lob),
+                "ticks": stream_summary(self.data_dir / "ticks", self.ticks, streams.get("ticks")),
+                "lob": stream_summary(self.data_dir / "lob", self.lob, streams.get("lob")),
             },
         }
 
@@ -143,3 +341,26 @@ class MarketStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _previous_segments(path: Path) -> dict[str, dict[str, dict[str, object]]]:
+    """WAL name -> segment file -> its entry in an earlier ``metadata.json`` ({} if unreadable)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return {
+            name: {seg["file"]: seg for seg in wal.get("segments", []) if "by_stream" in seg}
+            for name, wal in document.get("streams", {}).items()
+        }
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return {}
+
+
+def _counts_from_json(by_stream: object) -> StreamCounts | None:
+    """The counts an earlier metadata.json recorded; None when they are not readable."""
+    try:
+        return {
+            str(name): [int(v["records"]), int(v["first_ns"]), int(v["last_ns"])]
+            for name, v in by_stream.items()  # type: ignore[union-attr]
+        }
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None

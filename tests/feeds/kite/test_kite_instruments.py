@@ -262,3 +262,21 @@ def test_authorization_is_asked_for_only_when_fetching(tmp_path: Path, sim) -> N
         load_instruments(tmp_path, url, authorization=authorization)
         load_instruments(tmp_path, url, authorization=authorization)
     assert asked == [1]
+
+
+def test_a_cache_from_another_api_is_neither_fresh_nor_a_fallback(tmp_path: Path, sim) -> None:
+    """A dump fetched from the simulator must not be used against the real Kite (its tokens
+    are made up), nor the reverse, however fresh it is."""
+    other = KiteSimulator(today=TODAY, seed=5)
+    with simulator_thread(other) as other_url:
+        fetch_instruments(tmp_path, other_url)
+    with simulator_thread(sim) as url:
+        rows, meta = load_instruments(tmp_path, url)
+        assert sim.count("/instruments") == 1 and meta.source == url + "/instruments"
+        assert rows == sim.instruments
+        assert is_fresh(meta, datetime.now(UTC), url)
+        assert not is_fresh(meta, datetime.now(UTC), other_url)
+    with simulator_thread(other) as other_url:
+        other.truncate_dump = True  # the refresh fails: the other API's cache is no fallback
+        with pytest.raises(InstrumentsError, match="cut short"):
+            load_instruments(tmp_path, other_url)

@@ -254,7 +254,7 @@ class BinanceFeed:
                 reason = f"connection failed: {exc!r}"
             await self._disconnected(index, symbols, reason)
             delay = backoff * (0.5 + self._rng.random() / 2)
-            log.info("binance reconnecting", shard=index, in_s=round(delay, 3), reason=reason)
+            log.info("reconnecting", venue=VENUE, shard=index, in_s=round(delay, 3), reason=reason)
             await asyncio.sleep(delay)
             backoff = min(backoff * 2, p.reconnect_max_secs)
 
@@ -337,7 +337,7 @@ class BinanceFeed:
         self._shard_open[index] = True
         self.stats.connections += 1
         self.stats.connected = all(self._shard_open)
-        log.info("binance connected", shard=index, symbols=len(symbols))
+        log.info("connected", venue=VENUE, shard=index, symbols=len(symbols))
         async with self._order:
             await self._put(
                 self._status(StatusKind.CONNECTED, "", f"shard {index}: {','.join(symbols)}")
@@ -369,11 +369,11 @@ class BinanceFeed:
         self._shard_open[index] = False
         self.stats.connected = False
         if not was_open:  # a failed attempt: nothing was streaming, nothing to mark
-            log.warning("binance cannot connect", shard=index, reason=reason)
+            log.warning("cannot connect", venue=VENUE, shard=index, reason=reason)
             return
         # A clean stop is not worth a warning; a dropped connection is.
         (log.info if reason == "stopped" else log.warning)(
-            "binance disconnected", shard=index, reason=reason
+            "disconnected", venue=VENUE, shard=index, reason=reason
         )
         # The books stay: update ids are contiguous per symbol, so if anything was missed while
         # disconnected the first diff after reconnecting shows the hole and resyncs that symbol.

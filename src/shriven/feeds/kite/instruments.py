@@ -208,7 +208,16 @@ def next_refresh_at(now: datetime) -> datetime:
     return last_refresh_boundary(now) + timedelta(days=1)
 
 
-def is_fresh(meta: CacheMetadata, now: datetime) -> bool:
+def dump_url(api_root: str) -> str:
+    """Where the dump of ``api_root`` is fetched from (the cache metadata's ``source``)."""
+    return api_root.rstrip("/") + "/instruments"
+
+
+def is_fresh(meta: CacheMetadata, now: datetime, api_root: str | None = None) -> bool:
+    """Fetched after the last 08:00 IST (and, given ``api_root``, from that API: a dump of the
+    simulator is no use against the real Kite, and the reverse)."""
+    if api_root is not None and meta.source != dump_url(api_root):
+        return False
     return meta.fetched_at_dt >= last_refresh_boundary(now)
 
 
@@ -301,7 +310,7 @@ def download_dump(
 ) -> str:
     """GET ``{api_root}/instruments`` and return the CSV text. ``authorization`` is the
     ``token api_key:access_token`` header value when a session exists."""
-    url = api_root.rstrip("/") + "/instruments"
+    url = dump_url(api_root)
     headers = dict(KITE_VERSION_HEADER)
     if authorization:
         headers["Authorization"] = authorization
@@ -354,7 +363,7 @@ def fetch_instruments(
     """Download, parse strictly and cache the dump. Nothing is written unless it all parsed."""
     text = download_dump(api_root, authorization=authorization, progress=progress)
     instruments = parse_instruments_csv(text)
-    source = api_root.rstrip("/") + "/instruments"
+    source = dump_url(api_root)
     meta = save_cache(cache_dir, instruments, source, now or datetime.now(UTC))
     log.info("instruments fetched", rows=meta.rows, source=source)
     return instruments, meta
@@ -376,6 +385,10 @@ def load_instruments(
     unless ``force`` is set."""
     now = now or datetime.now(UTC)
     meta = read_metadata(cache_dir)
+    if meta is not None and meta.source != dump_url(api_root):
+        # another API's dump (e.g. the simulator's): neither fresh nor a fallback
+        log.info("instrument cache is from another source, fetching", cached_from=meta.source)
+        meta = None
     if not force and meta is not None and is_fresh(meta, now):
         try:
             return load_cache(cache_dir)
