@@ -26,6 +26,14 @@ _LATENCY_BUCKETS = (
 _BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
 
 
+def _per_label(name: str, doc: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:
+    """One counter family with a sample per key of ``counts``."""
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for key, n in counts.items():
+        family.add_metric([key], n)
+    return family
+
+
 class PipelineMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
@@ -146,21 +154,21 @@ class _StateCollector(Collector):
         yield CounterMetricFamily(
             "shriven_queue_full_episodes", "Times the queue filled up", qs.full_episodes
         )
-        dropped = CounterMetricFamily(
-            "shriven_queue_dropped", "Records dropped by the drop policy", labels=["stream"]
+        yield _per_label(
+            "shriven_queue_dropped",
+            "Records dropped by the drop policy",
+            "stream",
+            qs.dropped_by_stream,
         )
-        for stream, n in qs.dropped_by_stream.items():
-            dropped.add_metric([stream], n)
-        yield dropped
 
     def _pipeline_metrics(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         s = self._stats
-        written = CounterMetricFamily(
-            "shriven_records_written", "Records appended to the tick WAL", labels=["stream"]
+        yield _per_label(
+            "shriven_records_written",
+            "Records appended to the tick WAL",
+            "stream",
+            s.records_by_stream,
         )
-        for stream, n in s.records_by_stream.items():
-            written.add_metric([stream], n)
-        yield written
         yield CounterMetricFamily(
             "shriven_wal_bytes_written", "Bytes appended to the tick WAL", s.bytes_written
         )
@@ -169,30 +177,22 @@ class _StateCollector(Collector):
         yield CounterMetricFamily(
             "shriven_snapshots_written", "Book snapshots", s.snapshots_written
         )
-        gaps = CounterMetricFamily(
-            "shriven_gaps", "Gap markers seen in the stream", labels=["venue"]
+        yield _per_label("shriven_gaps", "Gap markers seen in the stream", "venue", s.gaps_by_venue)
+        yield _per_label(
+            "shriven_status_records", "Status records seen, by kind", "kind", s.status_by_kind
         )
-        for venue, n in s.gaps_by_venue.items():
-            gaps.add_metric([venue], n)
-        yield gaps
-        status = CounterMetricFamily(
-            "shriven_status_records", "Status records seen, by kind", labels=["kind"]
+        yield _per_label(
+            "shriven_invalid_records",
+            "Records with nonsense values, by kind",
+            "kind",
+            s.invalid_by_kind,
         )
-        for kind, n in s.status_by_kind.items():
-            status.add_metric([kind], n)
-        yield status
-        invalid = CounterMetricFamily(
-            "shriven_invalid_records", "Records with nonsense values, by kind", labels=["kind"]
+        yield _per_label(
+            "shriven_stale_feed_episodes",
+            "Times a feed went silent while open",
+            "venue",
+            s.stale_episodes,
         )
-        for kind, n in s.invalid_by_kind.items():
-            invalid.add_metric([kind], n)
-        yield invalid
-        stale = CounterMetricFamily(
-            "shriven_stale_feed_episodes", "Times a feed went silent while open", labels=["venue"]
-        )
-        for venue, n in s.stale_episodes.items():
-            stale.add_metric([venue], n)
-        yield stale
         yield GaugeMetricFamily("shriven_books", "Order books held", s.books)
         yield CounterMetricFamily(
             "shriven_crossed_books", "Crossed or locked books detected", s.crossed_books
