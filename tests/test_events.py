@@ -14,6 +14,7 @@ from shriven.events import (
     RecordDecodeError,
     Status,
     decode_batch,
+    decode_wire,
     encode_batch,
     instrument_key,
     kite_price_divisor,
@@ -113,6 +114,20 @@ any_record = st.one_of(
 @given(st.lists(any_record, max_size=30))
 def test_every_record_type_round_trips_exactly(records):
     assert decode_batch(encode_batch(records)) == records
+
+
+@given(st.lists(any_record, max_size=30))
+def test_wire_arrays_unpacked_as_lists_decode_like_the_tuples_frames_use(records):
+    as_lists = msgpack.unpackb(encode_batch(records), use_list=True)
+    assert [decode_wire(w) for w in as_lists] == records
+
+
+def test_kite_levels_that_are_not_whole_levels_are_a_decode_error():
+    good = encode_batch([KiteTick(1, 1, 256265, "full", 5, bids=((1, 2, 3),))])
+    wire = msgpack.unpackb(good, use_list=True)
+    wire[0][21] = [1, 2, 3, 4]
+    with pytest.raises(RecordDecodeError, match="malformed record of type 1"):
+        decode_batch(msgpack.packb(wire))
 
 
 def test_binance_decimal_strings_come_back_unchanged():

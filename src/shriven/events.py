@@ -14,7 +14,9 @@ fill defaults for fields an older writer did not write, so versions can add fiel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import ClassVar, Final
 
 import msgpack
@@ -307,6 +309,11 @@ def encode_record(record: Record) -> bytes:
 
 
 # ---------------------------------------------------------------- decoding
+#
+# Frames are unpacked with ``use_list=False``: msgpack arrays come back as tuples, so Binance
+# levels are already the ``(price, qty)`` tuples a record holds and Kite's flat level arrays can
+# be cut into ``(price, qty, orders)`` tuples by slicing (C-level, no per-level Python step).
+# Arrays unpacked as lists (``WalReader.wire()``) take the general path and decode the same.
 
 
 def _group3(flat: list[int] | tuple[int, ...]) -> tuple[Level3, ...]:
@@ -314,14 +321,47 @@ def _group3(flat: list[int] | tuple[int, ...]) -> tuple[Level3, ...]:
     return tuple(zip(it, it, it, strict=True))
 
 
+def _slicer3(levels: int) -> Callable[[tuple[int, ...]], tuple[Level3, ...]]:
+    """A C-level function cutting a flat tuple of ``3 * levels`` ints into 3-tuples."""
+    if levels == 0:
+        return lambda flat: ()
+    if levels == 1:
+        return lambda flat: (flat[0:3],)
+    return itemgetter(*[slice(3 * i, 3 * i + 3) for i in range(levels)])  # type: ignore[return-value]
+
+
+# By length of the flat array: Kite sends at most five levels a side; longer arrays (or ones
+# that are not whole levels) take _group3, which raises for the latter.
+_SLICE3: Final = {3 * n: _slicer3(n) for n in range(6)}
+
+
 def _pairs(levels: list | tuple) -> tuple:
+    if type(levels) is tuple and (not levels or type(levels[0]) is tuple):
+        return levels  # unpacked with use_list=False: already tuples of tuples
     return tuple((lvl[0], lvl[1]) for lvl in levels)
 
 
 _KITE_DEFAULTS: Final = (0,) * 14 + ((), ())
+_KITE_WIRE_LEN: Final = 23  # [type, version, recv_ns, seq] + 19 fields
 
 
-def _kite(w: list) -> KiteTick:
+def _kite(w: list | tuple) -> KiteTick:
+    if len(w) == _KITE_WIRE_LEN:
+        bids = w[21]
+        asks = w[22]
+        cut_bids = _SLICE3.get(len(bids))
+        cut_asks = _SLICE3.get(len(asks))
+        if (
+            cut_bids is not None
+            and cut_asks is not None
+            and type(bids) is tuple
+            and type(asks) is tuple
+        ):
+            return KiteTick(
+                w[2], w[3], w[4], KITE_MODES[w[5]], w[6], w[7], w[8], w[9], w[10], w[11],
+                w[12], w[13], w[14], w[15], w[16], w[17], w[18], w[19], w[20],
+                cut_bids(bids), cut_asks(asks),
+            )  # fmt: skip
     fields = list(w[4:23])
     if len(fields) < 19:  # written by an older version: fill the tail with defaults
         fields.extend(_KITE_DEFAULTS[len(fields) - 3 :])
@@ -336,23 +376,23 @@ def _kite(w: list) -> KiteTick:
     )
 
 
-def _trade(w: list) -> BinanceTrade:
+def _trade(w: list | tuple) -> BinanceTrade:
     return BinanceTrade(*w[2:11])
 
 
-def _depth(w: list) -> BinanceDepth:
+def _depth(w: list | tuple) -> BinanceDepth:
     return BinanceDepth(w[2], w[3], w[4], w[5], w[6], w[7], _pairs(w[8]), _pairs(w[9]))
 
 
-def _depth_snapshot(w: list) -> BinanceDepthSnapshot:
+def _depth_snapshot(w: list | tuple) -> BinanceDepthSnapshot:
     return BinanceDepthSnapshot(w[2], w[3], w[4], w[5], _pairs(w[6]), _pairs(w[7]))
 
 
-def _book(w: list) -> BookSnapshot:
+def _book(w: list | tuple) -> BookSnapshot:
     return BookSnapshot(w[2], w[3], w[4], w[5], w[6], _pairs(w[7]), _pairs(w[8]))
 
 
-def _status(w: list) -> Status:
+def _status(w: list | tuple) -> Status:
     return Status(*w[2:8])
 
 
@@ -363,7 +403,7 @@ class RecordDecodeError(ValueError):
     """A payload that is valid msgpack but not a record this version understands."""
 
 
-def decode_wire(wire: list) -> Record:
+def decode_wire(wire: list | tuple) -> Record:
     try:
         return _DECODERS[wire[0]](wire)
     except KeyError:
@@ -372,13 +412,29 @@ def decode_wire(wire: list) -> Record:
         raise RecordDecodeError(f"malformed record of type {wire[0]!r}: {exc}") from None
 
 
+def unpack_batch(payload: bytes) -> tuple:
+    """A frame payload's records as wire tuples (``use_list=False``, see above)."""
+    wires = msgpack.unpackb(payload, raw=False, use_list=False, strict_map_key=False)
+    if type(wires) is not tuple:
+        raise RecordDecodeError("frame payload is not a msgpack array")
+    return wires
+
+
+def decode_wires(wires: list | tuple) -> list[Record]:
+    """:func:`decode_wire` of each, in order (the dispatch inlined: this is the scan loop)."""
+    decoders = _DECODERS
+    try:
+        return [decoders[w[0]](w) for w in wires]
+    except (KeyError, IndexError, TypeError, ValueError):
+        for w in wires:  # find the bad one and say what is wrong with it
+            decode_wire(w)
+        raise
+
+
 def decode_batch(payload: bytes) -> list[Record]:
     """Inverse of :func:`encode_batch`."""
-    wires = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=False)
-    if not isinstance(wires, list):
-        raise RecordDecodeError("frame payload is not a msgpack array")
-    return [decode_wire(w) for w in wires]
+    return decode_wires(unpack_batch(payload))
 
 
 def decode_record(payload: bytes) -> Record:
-    return decode_wire(msgpack.unpackb(payload, raw=False, use_list=True))
+    return decode_wire(msgpack.unpackb(payload, raw=False, use_list=False))

@@ -90,21 +90,22 @@ class Store:
                 if keep(w) and (inside or lo <= w[2] < hi):
                     yield decode_wire(w)
 
-    def _unpack(self, frame: Frame) -> list:
+    def _unpack(self, frame: Frame) -> tuple:
         gc_was_on = gc.isenabled()
         gc.disable()  # as the WAL reader does: a GC pass amid a batch's containers costs 3x
         try:
-            batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
+            # tuples: what events.decode_wire's fast paths take (see events.unpack_batch)
+            batch = msgpack.unpackb(frame.payload, raw=False, use_list=False)
         except (ValueError, msgpack.UnpackException) as exc:
             batch = exc
         finally:
             if gc_was_on:
                 gc.enable()
-        if not isinstance(batch, list):
+        if not isinstance(batch, tuple):
             reason = str(batch) if isinstance(batch, Exception) else "payload is not an array"
             if self.strict:
                 raise WalCorruptionError(str(frame.path), frame.offset, reason)
-            return []
+            return ()
         return batch
 
     def restart_times(self, start_ns: int | None = None, end_ns: int | None = None) -> list[int]:

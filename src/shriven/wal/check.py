@@ -16,7 +16,7 @@ import msgpack
 import zstandard
 
 from shriven.errors import WalError
-from shriven.events import RecordDecodeError, decode_wire
+from shriven.events import RecordDecodeError, decode_wires, unpack_batch
 from shriven.wal.format import (
     CODEC_NAMES,
     FLAG_ZSTD,
@@ -126,8 +126,7 @@ def _check_frames(
         gc_was_on = gc.isenabled()
         gc.disable()
         try:
-            batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
-            records = [decode_wire(w) for w in batch]
+            records = decode_wires(unpack_batch(frame.payload))
             if len(records) != frame.count:
                 raise RecordDecodeError(
                     f"frame says {frame.count} records, payload holds {len(records)}"

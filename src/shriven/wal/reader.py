@@ -24,7 +24,7 @@ import msgpack
 import zstandard
 
 from shriven.errors import WalCorruptionError
-from shriven.events import Record, RecordDecodeError, decode_wire
+from shriven.events import Record, RecordDecodeError, decode_wires, unpack_batch
 from shriven.wal.format import (
     FLAG_ZSTD,
     FRAME_HEADER,
@@ -294,10 +294,12 @@ class WalReader:
         gc_was_on = gc.isenabled()
         gc.disable()
         try:
+            if decode:
+                return decode_wires(unpack_batch(frame.payload))
             batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
             if not isinstance(batch, list):
                 raise RecordDecodeError("frame payload is not a msgpack array")
-            return [decode_wire(w) for w in batch] if decode else batch
+            return batch
         except (ValueError, msgpack.UnpackException) as exc:  # RecordDecodeError is a ValueError
             if self.strict:
                 raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
