@@ -220,8 +220,9 @@ class BookKeeper:
         bids = book.bids
         asks = book.asks
         if bids and asks:
-            bid = bids._list[-1]
-            ask = asks._list[0]
+            # the sorted key lists' sublists directly: SortedList indexing is Python code
+            bid = bids._list._lists[-1][-1]
+            ask = asks._list._lists[0][0]
             if bid >= ask:
                 if bid > ask:
                     self.stats.crossed += 1

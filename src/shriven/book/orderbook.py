@@ -44,7 +44,7 @@ def _apply_side(side: SortedDict, levels: Sequence[tuple[float, float]]) -> int:
     lists = keys._lists
     maxes = keys._maxes
     grow_limit = keys._load << 1
-    keep_min = (keys._load >> 1) + 1  # a sublist this long can lose one without a merge
+    keep_min = (keys._load >> 1) + 1  # a sublist longer than this loses one without a merge
     # SortedList keeps a positional index only after positional reads; adds and removes never
     # build one, so if there is none now there will be none during this batch.
     fast = not keys._index
@@ -63,7 +63,8 @@ def _apply_side(side: SortedDict, levels: Sequence[tuple[float, float]]) -> int:
                 _dict_pop(side, price)
                 pos = bisect_left(maxes, price)
                 sub = lists[pos]
-                if fast and len(sub) > keep_min:
+                # SortedList merges a short sublist into its neighbour; a lone one just shrinks
+                if fast and (len(sub) > keep_min or (len(sub) > 1 and len(lists) == 1)):
                     del sub[bisect_left(sub, price)]
                     maxes[pos] = sub[-1]
                     grown -= 1
@@ -91,6 +92,14 @@ def _apply_side(side: SortedDict, levels: Sequence[tuple[float, float]]) -> int:
         if pending:
             _dict_update(side, pending)
     return len(levels)
+
+
+def _best_bid_price(bids: SortedDict) -> float:
+    return bids._list._lists[-1][-1]  # SortedList indexing ([-1]) is Python code; this is not
+
+
+def _best_ask_price(asks: SortedDict) -> float:
+    return asks._list._lists[0][0]
 
 
 def _to_float_levels(levels: Iterable[tuple[object, object]]) -> list[Level]:
@@ -186,13 +195,13 @@ class OrderBook:
         """Best bid strictly above best ask: the book is wrong (a missed update)."""
         bids = self.bids
         asks = self.asks
-        return bool(bids) and bool(asks) and bids._list[-1] > asks._list[0]
+        return bool(bids) and bool(asks) and _best_bid_price(bids) > _best_ask_price(asks)
 
     def is_locked(self) -> bool:
         """Best bid equal to best ask."""
         bids = self.bids
         asks = self.asks
-        return bool(bids) and bool(asks) and bids._list[-1] == asks._list[0]
+        return bool(bids) and bool(asks) and _best_bid_price(bids) == _best_ask_price(asks)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, OrderBook):
