@@ -56,15 +56,29 @@ def test_any_sequence_of_changes_equals_the_naive_reference(
     assert book.depth() == (len(ref_bids), len(ref_asks))
 
 
-@settings(max_examples=100, deadline=None)
-@given(batches, changes, changes)
-def test_replace_discards_everything_before(batches_: list, b: list, a: list) -> None:
+@settings(max_examples=200, deadline=None)
+@given(batches, changes, changes, batches, st.sampled_from([None, 4]), st.booleans())
+def test_replace_discards_everything_before(
+    batches_: list, b: list, a: list, after: list, load: int | None, read_between: bool
+) -> None:
     book = OrderBook()
+    if load is not None:  # tiny sublists: replace must leave SortedList's layout valid
+        book.bids._reset(load)
+        book.asks._reset(load)
     for bb, aa in batches_:
         book.apply(bb, aa)
+    if read_between:  # a positional index that replace must drop
+        book.top(3)
     book.replace(b, a, 42)
+    book.bids._check()
+    book.asks._check()
     assert book.levels() == reference([(b, a)])
     assert book.update_id == 42
+    for bb, aa in after:  # and changes after it land as on a book built from scratch
+        book.apply(bb, aa)
+    book.bids._check()
+    book.asks._check()
+    assert book.levels() == reference([(b, a), *after])
 
 
 def test_zero_quantity_removes_and_missing_zero_is_a_no_op() -> None:
