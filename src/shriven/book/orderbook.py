@@ -94,6 +94,12 @@ def _apply_side(side: SortedDict, levels: Sequence[tuple[float, float]]) -> int:
     return len(levels)
 
 
+def _nonzero(levels: dict[float, float]) -> dict[float, float]:
+    if 0 in levels.values():  # rare (Kite leaves zeros out; REST snapshots have none)
+        return {p: q for p, q in levels.items() if q}
+    return levels
+
+
 def _fill_side(side: SortedDict, levels: dict[float, float]) -> None:
     """Make ``side`` exactly ``levels``: what ``clear()`` then ``update(levels)`` leave, built
     directly (SortedDict's own clear and update are several Python calls each, which is most of
@@ -170,8 +176,8 @@ class OrderBook:
     ) -> None:
         """Make the book exactly these levels: what :meth:`apply` of them to an empty book gives
         (a later repeat of a price wins; zero quantities are left out)."""
-        _fill_side(self.bids, {p: q for p, q in dict(bids).items() if q})
-        _fill_side(self.asks, {p: q for p, q in dict(asks).items() if q})
+        _fill_side(self.bids, _nonzero(dict(bids)))
+        _fill_side(self.asks, _nonzero(dict(asks)))
         if update_id is not None:
             self.update_id = update_id
 
