@@ -274,6 +274,7 @@ class WalReader:
                 yield from batch
             else:
                 yield from (w for w in batch if lo <= w[2] < hi)
+            del batch  # see records()
 
     def records(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
         lo = _NO_START if start_ns is None else start_ns
@@ -287,6 +288,10 @@ class WalReader:
                 yield from batch
             else:
                 yield from (r for r in batch if lo <= r.recv_ns < hi)
+            # Drop this batch before the next is decoded: with two batches alive at each
+            # decode, pymalloc hands out recycled blocks in an ever more scattered order and the
+            # scan slowed from 0.55M to 0.27M records/s over 3M records.
+            del batch
 
     def _unpack(self, frame: Frame, decode: bool = False) -> list | None:
         # A batch makes thousands of small containers at once; letting the cyclic GC run in the
