@@ -263,31 +263,25 @@ class WalReader:
     def wire(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[list]:
         """Fast path: each record's msgpack wire array (``[type, version, recv_ns, seq, ...]``,
         see events.py) without building record objects."""
-        lo = _NO_START if start_ns is None else start_ns
-        hi = _NO_END if end_ns is None else end_ns
-        for frame in self.frames(start_ns, end_ns):
-            batch = self._unpack(frame)
-            if batch is None:
-                continue
-            self.stats.records_read += len(batch)
-            if lo <= frame.min_ns and frame.max_ns < hi:
-                yield from batch
-            else:
-                yield from (w for w in batch if lo <= w[2] < hi)
-            del batch  # see records()
+        return self._scan(start_ns, end_ns, decode=False)
 
     def records(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
+        return self._scan(start_ns, end_ns, decode=True)
+
+    def _scan(self, start_ns: int | None, end_ns: int | None, decode: bool) -> Iterator:
         lo = _NO_START if start_ns is None else start_ns
         hi = _NO_END if end_ns is None else end_ns
         for frame in self.frames(start_ns, end_ns):
-            batch = self._unpack(frame, decode=True)
+            batch = self._unpack(frame, decode=decode)
             if batch is None:
                 continue
             self.stats.records_read += len(batch)
             if lo <= frame.min_ns and frame.max_ns < hi:
                 yield from batch
-            else:
+            elif decode:
                 yield from (r for r in batch if lo <= r.recv_ns < hi)
+            else:
+                yield from (w for w in batch if lo <= w[2] < hi)  # w[2] is recv_ns
             # Drop this batch before the next is decoded: with two batches alive at each
             # decode, pymalloc hands out recycled blocks in an ever more scattered order and the
             # scan slowed from 0.55M to 0.27M records/s over 3M records.
