@@ -1,6 +1,6 @@
 """Order book update cost: ns per level change and the cost of a top-20 snapshot with features.
 
-Workload: the real BTCUSDT spot snapshot (1000 + 1000 levels) from the shared fixtures, then
+Workload: the real BTCUSDT spot snapshot (1000 + 1000 levels) from tests/fixtures, then
 level changes grouped into diffs whose sizes are drawn from the real BTCUSDT diff stream: 70%
 quantity updates of existing levels within the best 50, 20% inserts of new prices within the
 best 50 ticks, 10% deletes of existing levels within the best 50. The same diffs run, in the
@@ -38,7 +38,7 @@ from sortedcontainers import SortedList
 from shriven.book import BookKeeper, OrderBook, features
 from shriven.events import BinanceDepth, BinanceDepthSnapshot
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "binance"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "binance"
 HFT = FIXTURES / "hftbacktest_spot_btcusdt_20240808"
 TICK = 0.01
 NEAR = 50  # "near the top": the best 50 levels

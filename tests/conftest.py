@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the recorded venue data in ../shared/fixtures."""
+"""Shared fixtures: paths to the recorded venue data in tests/fixtures (see each PROVENANCE.md)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(os.environ.get("SHRIVEN_FIXTURES", REPO.parent / "shared" / "fixtures"))
+FIXTURES = Path(os.environ.get("SHRIVEN_FIXTURES", REPO / "tests" / "fixtures"))
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
-        pytest.fail(f"recorded fixtures not found at {FIXTURES}: shared/ must sit beside the repo")
+        pytest.fail(f"recorded fixtures not found at {FIXTURES} (tests/fixtures in the repo)")
     return FIXTURES
 
 

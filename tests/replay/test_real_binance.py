@@ -1,4 +1,4 @@
-"""Replay over real recorded Binance BTCUSDT messages (shared/fixtures, hftbacktest recording):
+"""Replay over real recorded Binance BTCUSDT messages (tests/fixtures, hftbacktest recording):
 the REST snapshot, 3,451 diffs (two of them stale) and trades, written through the real store.
 Independent oracle: where a bookTicker's update id equals a diff's, the replayed book's best bid
 and ask must be the bookTicker's."""

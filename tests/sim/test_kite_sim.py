@@ -1,5 +1,5 @@
 """The Kite REST simulator speaks Kite's shapes: checked with the official client and against the
-recorded responses in shared/fixtures/kite."""
+recorded responses in tests/fixtures/kite."""
 
 from __future__ import annotations
 

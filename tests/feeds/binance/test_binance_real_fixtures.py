@@ -1,4 +1,4 @@
-"""The book keeper on real recorded Binance data (see ../shared/fixtures/binance/PROVENANCE.md).
+"""The book keeper on real recorded Binance data (see tests/fixtures/binance/PROVENANCE.md).
 
 Independent oracle: a bookTicker message carries the book update id ``u``; wherever a depth diff
 ends at that same ``u``, our best bid and ask (price and quantity) must equal the bookTicker's.
