@@ -257,7 +257,7 @@ def test_sensex_weekly_options_expire_on_thursday_and_roll_at_1530_ist(
     assert {c.exchange for c in plan.calls} == {"BFO"} and plan.atm_strike == 82_000
     assert [f.tradingsymbol for f in plan.futures] == ["SENSEX26DECFUT", "SENSEX27JANFUT"]
     assert plan.futures[0].expiry == date(2026, 12, 31)
-    same, diff = update_plan(plan, table, 82_030, as_of=datetime(2026, 12, 3, 15, 29, tzinfo=IST))
+    _, diff = update_plan(plan, table, 82_030, as_of=datetime(2026, 12, 3, 15, 29, tzinfo=IST))
     assert not diff
     rolled, diff = update_plan(plan, table, 82_030, as_of=datetime(2026, 12, 3, 15, 30, tzinfo=IST))
     assert diff.reason == "rollover" and rolled.option_expiry == date(2026, 12, 10)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import typer
 
 from shriven.cli.app import app, settings
-from shriven.config import Settings
+from shriven.config import Settings, deprecation_warnings
 from shriven.errors import UniverseError
 from shriven.feeds.kite.auth import KiteAuth, has_credentials
 from shriven.feeds.kite.instruments import (
@@ -28,6 +28,7 @@ from shriven.universe import (
     InstrumentTable,
     SubscriptionPlan,
     build_plan,
+    qualified_symbol,
     split_connections,
 )
 from shriven.universe.plan import KITE_MAX_CONNECTIONS, KITE_MAX_PER_CONNECTION
@@ -142,11 +143,10 @@ def plan_for(
         spot, source = resolve_spot_price(s, spot_row, spot_hint.format(symbol=symbol))
     plan = build_plan(
         table,
-        spot_row.tradingsymbol,
+        qualified_symbol(spot_row),
         spot,
         strike_range=s.pipeline.option_strike_range if strike_range is None else strike_range,
         expiry=expiry or s.pipeline.option_expiry,
-        strike_interval=s.pipeline.strike_interval.get(spot_row.tradingsymbol),
         mode=s.kite_ticker_mode,
         class_modes=s.kite_ticker_class_modes,
     )
@@ -154,13 +154,20 @@ def plan_for(
 
 
 def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
+    chain = (
+        f"  ATM {plan.atm_strike:g} (the listed strike nearest spot), +-{plan.strike_range} "
+        f"listed strikes ({plan.strikes_below} below, {plan.strikes_above} above; gap near the "
+        f"money {plan.strike_interval:g}), option expiry {plan.option_expiry} "
+        f"({plan.expiry_choice})"
+        if plan.option_expiry
+        else "  no options"
+    )
     lines = [
-        f"{plan.spot_symbol} (underlying {plan.underlying}): spot {plan.spot_price:,.2f}"
-        + (f" from {source}" if source else ""),
-        f"  ATM {plan.atm_strike:g}, strike interval {plan.strike_interval:g}, "
-        f"+-{plan.strike_range} strikes, option expiry {plan.option_expiry} "
-        f"({plan.expiry_choice})",
+        f"{plan.spot.exchange}:{plan.spot_symbol} (underlying {plan.underlying}): spot "
+        f"{plan.spot_price:,.2f}" + (f" from {source}" if source else ""),
+        chain,
         "  ticker modes: " + ", ".join(f"{c} {m}" for c, m in plan.modes_by_class.items()),
+        *(f"  warning: {w}" for w in plan.warnings),
         "",
         f"  {'kind':<5} {'token':>9}  {'tradingsymbol':<22} {'expiry':<10}",
         f"  {'SPOT':<5} {plan.spot.instrument_token:>9}  {plan.spot.tradingsymbol:<22} {'-':<10}",
@@ -186,7 +193,7 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
         )
     lines.append("")
     missing = (
-        f"; not listed: {', '.join(f'{m:g}' for m in plan.missing_strikes)}"
+        f"; call or put not listed at: {', '.join(f'{m:g}' for m in plan.missing_strikes)}"
         if plan.missing_strikes
         else ""
     )
@@ -200,7 +207,9 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
 @app.command("show-subscriptions")
 def show_subscriptions(
     symbol: str = typer.Argument(
-        ..., help='Spot index as Kite lists it, e.g. "NIFTY 50".', metavar="SYMBOL"
+        ...,
+        help='Spot index or stock as Kite lists it, e.g. "NIFTY 50" or "BSE:RELIANCE".',
+        metavar="SYMBOL",
     ),
     spot: float | None = typer.Option(
         None,
@@ -213,7 +222,7 @@ def show_subscriptions(
         "--strike-range",
         min=0,
         max=200,
-        help="Strikes each side of ATM (default SHRIVEN_PIPELINE__OPTION_STRIKE_RANGE).",
+        help="Listed strikes each side of ATM (default SHRIVEN_PIPELINE__OPTION_STRIKE_RANGE).",
         metavar="N",
     ),
     expiry: str | None = typer.Option(
@@ -228,6 +237,8 @@ def show_subscriptions(
     if expiry is not None and expiry not in EXPIRY_CHOICES:
         raise UniverseError(f"unknown --expiry {expiry!r}: use nearest, next or monthly")
     s = settings()
+    for line in deprecation_warnings(s.pipeline):
+        _err(f"warning: {line}")
     table = load_table(s)
     plan, source = plan_for(s, table, symbol, spot=spot, strike_range=strike_range, expiry=expiry)
     if as_json:
@@ -266,11 +277,13 @@ def dry_run_report(
     connections the Kite ticker would open. Connects to nothing but REST (instruments, LTP)."""
     table = table or load_table(s)
     symbols = list(symbols or s.pipeline.spot_symbols)
-    spots = {k.upper(): v for k, v in (spots or {}).items()}
+    prices = table.spot_keyed(spots or {})  # the same resolution as `run` (pipeline.kite)
     plans: list[SubscriptionPlan] = []
     parts: list[str] = []
+    for line in deprecation_warnings(s.pipeline):
+        _err(f"warning: {line}")
     for symbol in symbols:
-        price = spots.get(symbol.strip().upper())
+        price = prices.get(table.resolve_spot(symbol).instrument_token)
         plan, source = plan_for(
             s,
             table,

@@ -12,7 +12,7 @@ from shriven.universe.plan import (
     split_connections,
     update_plan,
 )
-from shriven.universe.table import KNOWN_UNDERLYINGS, InstrumentTable, is_live
+from shriven.universe.table import KNOWN_UNDERLYINGS, InstrumentTable, is_live, qualified_symbol
 
 __all__ = [
     "EXPIRY_CHOICES",
@@ -26,6 +26,7 @@ __all__ = [
     "is_live",
     "nearest_strike",
     "needs_recentre",
+    "qualified_symbol",
     "split_connections",
     "update_plan",
 ]

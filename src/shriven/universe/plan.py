@@ -31,7 +31,7 @@ from shriven.errors import UniverseError
 from shriven.events import KITE_MODES
 from shriven.feeds.kite.instruments import Instrument, instrument_class
 from shriven.feeds.kite.protocol import MAX_CONNECTIONS_PER_KEY, MAX_TOKENS_PER_CONNECTION
-from shriven.universe.table import InstrumentTable, is_live
+from shriven.universe.table import InstrumentTable, is_live, qualified_symbol
 
 ExpiryChoice = Literal["nearest", "next", "monthly"]
 EXPIRY_CHOICES: tuple[str, ...] = ("nearest", "next", "monthly")
@@ -380,7 +380,7 @@ def update_plan(
     def rebuild(price: float) -> SubscriptionPlan:
         return build_plan(
             table,
-            plan.spot_symbol,
+            qualified_symbol(plan.spot),
             price,
             as_of=as_of,
             strike_range=plan.strike_range,

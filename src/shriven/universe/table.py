@@ -37,6 +37,11 @@ def is_live(expiry: date, as_of: datetime) -> bool:
 SPOT_EXCHANGES = ("NSE", "BSE")
 
 
+def qualified_symbol(spot: Instrument) -> str:
+    """``NSE:NIFTY 50``: the symbol that resolves back to exactly this spot row."""
+    return f"{spot.exchange}:{spot.tradingsymbol}"
+
+
 class InstrumentTable:
     """Spot rows by symbol and derivative rows by underlying name, built in one pass."""
 
