@@ -205,7 +205,8 @@ def test_nifty_far_from_the_money_gets_21_strikes_per_type_under_the_default_con
     assert r.returncode == 0, r.stderr
     assert chain_strikes(r.stdout) == [27_000.0 + 100 * k for k in range(21)]
     assert "45 instruments: 1 spot, 2 futures, 21 calls, 21 puts" in r.stdout
-    assert "ATM 28000 (the listed strike nearest spot), +-10 listed strikes" in r.stdout
+    assert "ATM 28000 (the listed strike nearest spot)" in r.stdout
+    assert "+-10 listed strikes: 10 below, 10 above (gap near the money 100)" in r.stdout
 
 
 def test_banknifty_among_its_500_point_strikes_plans_at_range_0_and_1(cli: Env) -> None:

@@ -494,6 +494,15 @@ async def test_drop_policy_marks_every_lost_record_and_resyncs_the_books(tmp_pat
             assert (list(s.bids), list(s.asks)) == (bids, asks)
 
 
+def subscription_changes(records: list[Record]) -> list[dict[str, object]]:
+    """The JSON detail of every subscriptions_changed marker, in order."""
+    return [
+        json.loads(r.detail)
+        for r in records
+        if type(r) is Status and r.kind == StatusKind.SUBSCRIPTIONS_CHANGED
+    ]
+
+
 async def test_a_refresh_listing_a_new_strike_subscribes_it_at_once_with_reason_refresh(
     tmp_path: Path,
 ) -> None:
@@ -532,12 +541,7 @@ async def test_a_refresh_listing_a_new_strike_subscribes_it_at_once_with_reason_
     finally:
         await p.shutdown()
         await sims.stop()
-    records = list(read_records(Path(settings.pipeline.data_dir) / "ticks"))
-    changes = [
-        json.loads(r.detail)
-        for r in records
-        if type(r) is Status and r.kind == StatusKind.SUBSCRIPTIONS_CHANGED
-    ]
+    changes = subscription_changes(list(read_records(Path(settings.pipeline.data_dir) / "ticks")))
     assert [c["reason"] for c in changes] == ["initial", "refresh"]
     assert set(changes[1]["subscribe"]) == added and set(changes[1]["unsubscribe"]) == removed
     assert changes[1]["symbol"] == "NIFTY 50"

@@ -155,17 +155,19 @@ def plan_for(
 
 def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
     chain = (
-        f"  ATM {plan.atm_strike:g} (the listed strike nearest spot), +-{plan.strike_range} "
-        f"listed strikes ({plan.strikes_below} below, {plan.strikes_above} above; gap near the "
-        f"money {plan.strike_interval:g}), option expiry {plan.option_expiry} "
-        f"({plan.expiry_choice})"
+        [
+            f"  ATM {plan.atm_strike:g} (the listed strike nearest spot), option expiry "
+            f"{plan.option_expiry} ({plan.expiry_choice})",
+            f"  +-{plan.strike_range} listed strikes: {plan.strikes_below} below, "
+            f"{plan.strikes_above} above (gap near the money {plan.strike_interval:g})",
+        ]
         if plan.option_expiry
-        else "  no options"
+        else ["  no options"]
     )
     lines = [
         f"{plan.spot.exchange}:{plan.spot_symbol} (underlying {plan.underlying}): spot "
         f"{plan.spot_price:,.2f}" + (f" from {source}" if source else ""),
-        chain,
+        *chain,
         "  ticker modes: " + ", ".join(f"{c} {m}" for c, m in plan.modes_by_class.items()),
         *(f"  warning: {w}" for w in plan.warnings),
         "",
@@ -178,11 +180,12 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
         )
     calls = {round(c.strike * 100): c for c in plan.calls}
     puts = {round(p.strike * 100): p for p in plan.puts}
-    lines += [
-        "",
-        f"  {'strike':>9}  {'CE token':>9} {'CE tradingsymbol':<22} "
-        f"{'PE token':>9} {'PE tradingsymbol':<22}",
-    ]
+    if plan.option_expiry:
+        lines += [
+            "",
+            f"  {'strike':>9}  {'CE token':>9} {'CE tradingsymbol':<22} "
+            f"{'PE token':>9} {'PE tradingsymbol':<22}",
+        ]
     for key in sorted(set(calls) | set(puts)):
         ce, pe = calls.get(key), puts.get(key)
         mark = "*" if key == round(plan.atm_strike * 100) else " "
