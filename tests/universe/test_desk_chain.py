@@ -261,3 +261,12 @@ def test_sensex_weekly_options_expire_on_thursday_and_roll_at_1530_ist(
     assert not diff
     rolled, diff = update_plan(plan, table, 82_030, as_of=datetime(2026, 12, 3, 15, 30, tzinfo=IST))
     assert diff.reason == "rollover" and rolled.option_expiry == date(2026, 12, 10)
+
+
+def test_a_symbol_spelled_twice_is_one_spot(table: InstrumentTable) -> None:
+    rows = table.resolve_spots(["NIFTY 50", "nse:nifty 50", "BSE:RELIANCE", "RELIANCE"])
+    assert [(r.exchange, r.tradingsymbol) for r in rows] == [
+        ("NSE", "NIFTY 50"),
+        ("BSE", "RELIANCE"),
+        ("NSE", "RELIANCE"),
+    ]

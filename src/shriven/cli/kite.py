@@ -285,13 +285,17 @@ def dry_run_report(
     parts: list[str] = []
     for line in deprecation_warnings(s.pipeline):
         _err(f"warning: {line}")
+    seen: set[int] = set()
     for symbol in symbols:
-        price = prices.get(table.resolve_spot(symbol).instrument_token)
+        spot = table.resolve_spot(symbol)
+        if spot.instrument_token in seen:  # "NIFTY 50" and "nse:nifty 50" are one index
+            continue
+        seen.add(spot.instrument_token)
         plan, source = plan_for(
             s,
             table,
             symbol,
-            spot=price,
+            spot=prices.get(spot.instrument_token),
             strike_range=strike_range,
             spot_hint="--spot '{symbol}=PRICE'",
         )

@@ -46,8 +46,7 @@ async def spot_prices(
     """spot token -> price: ``given`` (by symbol as typed, from --spot) or Kite's LTP API. Every
     symbol resolves through :meth:`InstrumentTable.resolve_spot`, as in ``--dry-run``."""
     out = table.spot_keyed(given)
-    for symbol in symbols:
-        spot = table.resolve_spot(symbol)
+    for spot in table.resolve_spots(symbols):
         if spot.instrument_token not in out:
             out[spot.instrument_token] = await asyncio.to_thread(kite_ltp, auth, spot)
     return out
@@ -59,13 +58,12 @@ def build_plans(
     """The plan of every configured symbol at its price (by spot token)."""
     cfg = settings.pipeline
     plans = []
-    for symbol in cfg.spot_symbols:
-        spot = table.resolve_spot(symbol)
+    for spot in table.resolve_spots(cfg.spot_symbols):
         price = prices.get(spot.instrument_token)
         if price is None:
             raise ShrivenError(
-                f"no last price for {symbol} from the Kite quote API; check the symbol and the "
-                "API subscription, or try again"
+                f"no last price for {qualified_symbol(spot)} from the Kite quote API; check the "
+                "symbol and the API subscription, or try again"
             )
         plans.append(
             build_plan(

@@ -100,6 +100,14 @@ class InstrumentTable:
             ),
         )
 
+    def resolve_spots(self, symbols: Iterable[str]) -> list[Instrument]:
+        """The spot rows of ``symbols`` in order, each once however often it is spelled."""
+        rows = {}
+        for symbol in symbols:
+            spot = self.resolve_spot(symbol)
+            rows.setdefault(spot.instrument_token, spot)
+        return list(rows.values())
+
     def spot_keyed(self, values: Mapping[str, V]) -> dict[int, V]:
         """``{symbol as typed: value}`` -> ``{spot token: value}``, each key resolved by
         :meth:`resolve_spot`, so "nifty 50", "NSE:NIFTY 50" and "NIFTY 50" are one key."""
