@@ -20,7 +20,7 @@ def test_defaults_match_the_design():
     s = load_settings()
     p = s.pipeline
     assert p.option_strike_range == 10
-    assert p.strike_interval == {"NIFTY 50": 50, "NIFTY BANK": 100}
+    assert p.strike_interval == {}  # deprecated and ignored
     assert p.wal_segment_size == 100 * 1024 * 1024
     assert p.snapshot_interval_secs == 60
     assert p.max_queue_size == 100_000

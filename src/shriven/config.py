@@ -51,10 +51,8 @@ class PipelineConfig(BaseModel):
         default_factory=lambda: ["NIFTY 50", "NIFTY BANK"]
     )
     option_strike_range: int = Field(10, ge=0, le=200)
-    # Per underlying spot name; when a symbol is missing the interval is derived from the chain.
-    strike_interval: dict[str, int] = Field(
-        default_factory=lambda: {"NIFTY 50": 50, "NIFTY BANK": 100}
-    )
+    # Deprecated, ignored: the chain counts listed strikes (see deprecation_warnings).
+    strike_interval: dict[str, float] = Field(default_factory=dict)
     option_expiry: Literal["nearest", "next", "monthly"] = "nearest"
     wal_segment_size: int = Field(100 * MiB, ge=64 * 1024)
     snapshot_interval_secs: int = Field(60, ge=1)
@@ -250,3 +248,14 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(
             f"cannot read settings: {exc}; fix it in the environment, .env or config/shriven.toml"
         ) from None
+
+
+def deprecation_warnings(cfg: PipelineConfig) -> list[str]:
+    """One line per deprecated setting that is set: what it did and what to do now."""
+    if not cfg.strike_interval:
+        return []
+    return [
+        "SHRIVEN_PIPELINE__STRIKE_INTERVAL is ignored: the option chain is counted in listed "
+        "strikes (ATM and --strike-range listed strikes each side, whatever their gaps); "
+        "remove the setting"
+    ]

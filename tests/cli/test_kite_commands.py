@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import pytest
 from shriven.events import KiteTick
 from shriven.sim.background import simulator_thread
 from shriven.sim.kite import KiteSimulator
+from shriven.sim.kite_instruments import DESK_SPECS, generate_instruments
 from shriven.universe import build_plan
 from shriven.wal import WalWriter
 
@@ -29,7 +31,10 @@ class Env:
     url: str
     home: Path
 
-    def run(self, *args: str, creds: bool = False) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, creds: bool = False, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        extra = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ZERODHA_", "SHRIVEN_"))}
         env.update(
             SHRIVEN_KITE_API_ROOT=self.url,
@@ -38,6 +43,7 @@ class Env:
             SHRIVEN_CONFIG_FILE=str(self.home / "none.toml"),
             SHRIVEN_PIPELINE__DATA_DIR=str(self.home / "data"),
         )
+        env.update(extra)
         if creds:
             a = self.sim.account
             env.update(
@@ -180,3 +186,101 @@ def test_without_spot_or_credentials_uses_the_last_recorded_tick(cli: Env) -> No
     assert "spot 25,031.25 from last tick recorded in" in r.stdout and "ATM 25050" in r.stdout
     when = datetime.fromtimestamp((now - 1_000) / 1e9, ZoneInfo("Asia/Kolkata"))
     assert f"at {when:%Y-%m-%d %H:%M:%S} IST" in r.stdout  # it may be days old: say when
+
+
+# ---------------------------------------------------------------- the chain a desk expects
+
+
+def chain_strikes(out: str) -> list[float]:
+    """The strike column of a printed plan."""
+    rows = [re.match(r"[* ] +(\d+(?:\.\d+)?)  +(\d+|-) ", line) for line in out.splitlines()]
+    return [float(m[1]) for m in rows if m]
+
+
+def test_nifty_far_from_the_money_gets_21_strikes_per_type_under_the_default_config(
+    cli: Env,
+) -> None:
+    # Far out NIFTY lists strikes 100 apart; counting 50-point intervals gave 11.
+    r = cli.run("show-subscriptions", "NIFTY 50", "--spot", "27987.5")
+    assert r.returncode == 0, r.stderr
+    assert chain_strikes(r.stdout) == [27_000.0 + 100 * k for k in range(21)]
+    assert "45 instruments: 1 spot, 2 futures, 21 calls, 21 puts" in r.stdout
+    assert "ATM 28000 (the listed strike nearest spot)" in r.stdout
+    assert "+-10 listed strikes: 10 below, 10 above (gap near the money 100)" in r.stdout
+
+
+def test_banknifty_among_its_500_point_strikes_plans_at_range_0_and_1(cli: Env) -> None:
+    zero = cli.run("show-subscriptions", "NIFTY BANK", "--spot", "60100", "--strike-range", "0")
+    assert zero.returncode == 0, zero.stderr
+    assert chain_strikes(zero.stdout) == [60_000.0]
+    one = cli.run("show-subscriptions", "NIFTY BANK", "--spot", "60100", "--strike-range", "1")
+    assert one.returncode == 0, one.stderr
+    assert chain_strikes(one.stdout) == [59_500.0, 60_000.0, 60_500.0]
+
+
+def test_a_short_side_of_the_chain_is_a_warning_line_in_the_plan(cli: Env) -> None:
+    r = cli.run("show-subscriptions", "NIFTY BANK", "--spot", "65900", "--strike-range", "3")
+    assert r.returncode == 0, r.stderr
+    assert chain_strikes(r.stdout) == [64_500.0, 65_000.0, 65_500.0, 66_000.0]
+    assert (
+        "  warning: only 0 listed BANKNIFTY strike(s) above ATM 66000 for " in r.stdout
+    ) and r.stdout.count("warning:") == 1
+    doc = json.loads(
+        cli.run(
+            "show-subscriptions", "NIFTY BANK", "--spot", "65900", "--strike-range", "3", "--json"
+        ).stdout
+    )
+    assert (doc["strikes_below"], doc["strikes_above"]) == (3, 0) and len(doc["warnings"]) == 1
+
+
+def test_run_dry_run_resolves_symbols_and_spot_overrides_one_way(cli: Env) -> None:
+    # --symbols and --spot spelled differently name one index: no LTP needed, no credentials.
+    r = cli.run(
+        "run", "--dry-run", "--symbols", "NSE:NIFTY 50,NIFTY 50", "--spot", "nifty 50=25000"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("NSE:NIFTY 50 (underlying NIFTY): spot 25,000.00 from --spot") == 1
+    assert "Kite: 45 instruments for 1 symbol(s)" in r.stdout
+
+
+def test_the_deprecated_strike_interval_is_ignored_with_a_warning(cli: Env) -> None:
+    env = {"SHRIVEN_PIPELINE__STRIKE_INTERVAL": '{"NIFTY 50": 100}'}
+    r = cli.run("show-subscriptions", "NIFTY 50", "--spot", "25000", "--strike-range", "1", env=env)
+    assert r.returncode == 0, r.stderr
+    assert chain_strikes(r.stdout) == [24_950.0, 25_000.0, 25_050.0]
+    warning = [line for line in r.stderr.splitlines() if "STRIKE_INTERVAL" in line]
+    assert len(warning) == 1 and warning[0].startswith("warning: ") and "ignored" in warning[0]
+    dry = cli.run("run", "--dry-run", "--spot", "NIFTY 50=25000", "--spot", "NIFTY BANK=52000",
+                  env=env)  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert "STRIKE_INTERVAL is ignored" in dry.stderr
+
+
+@pytest.fixture()
+def desk_cli(tmp_path: Path) -> Iterator[Env]:
+    """The simulator serving SENSEX and RELIANCE too (RELIANCE's BSE row listed first)."""
+    rows = generate_instruments(datetime.now(UTC).date(), DESK_SPECS, seed=2)
+    sim = KiteSimulator(instruments=rows)
+    with simulator_thread(sim) as url:
+        yield Env(sim, url, tmp_path)
+
+
+def test_a_stock_prefers_nse_and_an_exchange_prefix_chooses_bse(desk_cli: Env) -> None:
+    nse = desk_cli.run("show-subscriptions", "RELIANCE", "--spot", "1450", "--strike-range", "2")
+    assert nse.returncode == 0, nse.stderr
+    assert "NSE:RELIANCE (underlying RELIANCE)" in nse.stdout and " 738561 " in nse.stdout
+    # strikes off the 10-rupee grid are listed strikes like any other
+    assert chain_strikes(nse.stdout) == [1_440.0, 1_447.5, 1_450.0, 1_457.5, 1_460.0]
+    bse = desk_cli.run("show-subscriptions", "BSE:RELIANCE", "--spot", "1450")
+    assert bse.returncode == 0, bse.stderr
+    assert "BSE:RELIANCE (underlying RELIANCE)" in bse.stdout and " 128083204 " in bse.stdout
+    wrong = desk_cli.run("show-subscriptions", "BSE:NIFTY 50", "--spot", "25000")
+    assert wrong.returncode == 2
+    assert "'NIFTY 50' is not listed on BSE, only on NSE: write NSE:NIFTY 50" in wrong.stderr
+
+
+def test_sensex_plans_bse_weekly_options(desk_cli: Env) -> None:
+    r = desk_cli.run("show-subscriptions", "SENSEX", "--spot", "82000", "--strike-range", "1")
+    assert r.returncode == 0, r.stderr
+    assert "BSE:SENSEX (underlying SENSEX)" in r.stdout
+    assert chain_strikes(r.stdout) == [81_900.0, 82_000.0, 82_100.0]

@@ -23,6 +23,7 @@ from shriven.events import (
     StatusKind,
     kite_price_divisor,
 )
+from shriven.feeds.kite.instruments import Instrument
 from shriven.feeds.kite.recorded import load_recorded
 from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.pipeline.daemon import Pipeline
@@ -67,8 +68,13 @@ async def start_recorder(
     tmp_path: Path,
     store: type[MarketStore] = MarketStore,
     top: dict[str, object] | None = None,
+    *,
+    spots: dict[str, float] | None = None,
+    prepare: Callable[[Simulators], None] | None = None,
     **pipeline: object,
 ) -> tuple[Pipeline, Simulators, Settings, KiteUniverse]:
+    """The recorder on both simulators; ``prepare`` changes them before Kite is planned,
+    ``spots`` are --spot overrides."""
     sims = Simulators(seed=11)
     settings = await sims.start(
         settings_for(tmp_path, top, **pipeline),
@@ -77,9 +83,11 @@ async def start_recorder(
         kite_ticks_per_second=1_500.0,
         keep_ledgers=True,
     )
+    if prepare is not None:
+        prepare(sims)
     cfg = settings.pipeline
     p = Pipeline(cfg, open_store=lambda: store(cfg.data_dir, wal_config(cfg)), health_port=0)
-    universe = await add_kite(p, settings)
+    universe = await add_kite(p, settings, spots)
     add_binance(p, settings)
     await p.start()
     return p, sims, settings, universe
@@ -484,3 +492,72 @@ async def test_drop_policy_marks_every_lost_record_and_resyncs_the_books(tmp_pat
         if type(s) is BookSnapshot and s.venue == "binance":
             bids, asks = sims.binance.true_book(s.instrument, s.update_id)
             assert (list(s.bids), list(s.asks)) == (bids, asks)
+
+
+def subscription_changes(records: list[Record]) -> list[dict[str, object]]:
+    """The JSON detail of every subscriptions_changed marker, in order."""
+    return [
+        json.loads(r.detail)
+        for r in records
+        if type(r) is Status and r.kind == StatusKind.SUBSCRIPTIONS_CHANGED
+    ]
+
+
+async def test_a_refresh_listing_a_new_strike_subscribes_it_at_once_with_reason_refresh(
+    tmp_path: Path,
+) -> None:
+    gone: list[Instrument] = []
+
+    def yesterdays_dump_without_25100(sims: Simulators) -> None:
+        assert sims.kite is not None
+        rows = sims.kite.instruments
+        gone.extend(i for i in rows if i.name == "NIFTY" and i.strike == 25_100)
+        sims.kite.instruments = [i for i in rows if i not in gone]
+
+    p, sims, settings, universe = await start_recorder(
+        tmp_path, spots={"NIFTY 50": 25_000}, prepare=yesterdays_dump_without_25100
+    )
+    assert sims.kite is not None and sims.ticker is not None
+    kite_feed = next(f for f in p.feeds if f.venue == "kite")
+    plan = universe.plans[0]
+    token = plan.spot.instrument_token
+    p.writer.watch_tokens.clear()  # spot stays where it is: only the listing changes
+    p.writer.last_prices[token] = int(25_010 * kite_price_divisor(token))
+    try:
+        assert [c.strike for c in plan.calls] == [24_850, 24_900, 24_950, 25_000, 25_050, 25_150,
+                                                  25_200]  # fmt: skip
+        sims.kite.instruments = [*sims.kite.instruments, *gone]  # the 08:00 dump lists 25100
+        await universe.refresh_instruments()
+        new = universe.plans[0]
+        assert [c.strike for c in new.calls] == [24_850 + 50 * k for k in range(7)]
+        added, removed = set(new.tokens) - set(plan.tokens), set(plan.tokens) - set(new.tokens)
+        assert {universe.table.by_token[t].strike for t in added} == {25_100}
+        assert {universe.table.by_token[t].strike for t in removed} == {25_200}
+        assert set(kite_feed.subscriptions) == set(new.tokens)  # type: ignore[attr-defined]
+        await wait_for(
+            lambda: all(sims.ticker.ledger.get(t) for t in added),  # type: ignore[union-attr]
+            what="ticks for the newly listed strike",
+        )
+    finally:
+        await p.shutdown()
+        await sims.stop()
+    changes = subscription_changes(list(read_records(Path(settings.pipeline.data_dir) / "ticks")))
+    assert [c["reason"] for c in changes] == ["initial", "refresh"]
+    assert set(changes[1]["subscribe"]) == added and set(changes[1]["unsubscribe"]) == removed
+    assert changes[1]["symbol"] == "NIFTY 50"
+
+
+async def test_run_resolves_symbols_and_spot_overrides_like_the_dry_run(tmp_path: Path) -> None:
+    # --symbols "nse:nifty 50" with --spot "NIFTY 50=25500": one index, the given price.
+    p, sims, _settings, universe = await start_recorder(
+        tmp_path, spots={"NIFTY 50": 25_500}, spot_symbols=["nse:nifty 50"]
+    )
+    try:
+        assert sims.kite is not None
+        plan = universe.plans[0]
+        assert plan.spot.instrument_token == 256265
+        assert plan.spot_price == 25_500 and plan.atm_strike == 25_500
+        assert sims.kite.count("/quote/ltp") == 0
+    finally:
+        await p.shutdown()
+        await sims.stop()

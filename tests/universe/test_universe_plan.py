@@ -14,10 +14,10 @@ from shriven.feeds.kite.instruments import Instrument, parse_instruments_csv
 from shriven.sim.kite_instruments import generate_instruments
 from shriven.universe import (
     InstrumentTable,
-    atm_strike,
     build_plan,
     derive_interval,
     diff_plans,
+    nearest_strike,
     needs_recentre,
     split_connections,
     update_plan,
@@ -105,28 +105,25 @@ def test_expiry_choices(table: InstrumentTable) -> None:
         expiry("NIFTY 50", "weekly")
 
 
-def test_config_interval_overrides_the_derived_one(table: InstrumentTable) -> None:
-    plan = build_plan(table, "NIFTY 50", 25_010, as_of=AS_OF, strike_range=2, strike_interval=100)
-    assert plan.strike_interval == 100
-    assert strikes(plan.calls) == [24_800.0, 24_900.0, 25_000.0, 25_100.0, 25_200.0]
-
-
 def test_derive_interval_prefers_the_gap_near_the_money() -> None:
     listed = [float(s) for s in range(20_000, 24_000, 100)] + [
         float(s) for s in range(24_000, 26_001, 50)
     ]
     assert derive_interval(listed, 25_000) == 50
     assert derive_interval(listed, 20_500) == 100
-    with pytest.raises(UniverseError, match="STRIKE_INTERVAL"):
-        derive_interval([25_000.0], 25_000)
+    assert derive_interval([25_000.0], 25_000) == 0  # shown to people only, never an error
 
 
-def test_strikes_beyond_the_listed_chain_are_reported_missing(table: InstrumentTable) -> None:
-    # The generator lists 40 strikes at 50 each side, then 20 at 100.
+def test_the_chain_counts_listed_strikes_into_the_wider_far_ones(table: InstrumentTable) -> None:
+    # The generator lists 40 strikes at 50 each side, then 20 at 100: 45 listed strikes below
+    # 25,000 reach 22,500 (40 at 50, then 5 at 100).
     plan = build_plan(table, "NIFTY 50", 25_000, as_of=AS_OF, strike_range=45)
-    assert plan.missing_strikes == (22_750.0, 22_850.0, 22_950.0, 27_050.0, 27_150.0, 27_250.0)
-    assert len(plan.calls) == len(plan.puts) == 91 - 6
-    assert strikes(plan.calls)[:3] == [22_800.0, 22_900.0, 23_000.0]
+    assert len(plan.calls) == len(plan.puts) == 91
+    assert strikes(plan.calls)[:7] == [22_500.0, 22_600.0, 22_700.0, 22_800.0, 22_900.0, 23_000.0,
+                                       23_050.0]  # fmt: skip
+    assert strikes(plan.calls)[-1] == 27_500.0
+    assert (plan.strikes_below, plan.strikes_above) == (45, 45)
+    assert plan.missing_strikes == () and plan.warnings == ()
 
 
 def test_spot_resolution_from_the_instruments(table: InstrumentTable) -> None:
@@ -294,7 +291,11 @@ def test_connections_hold_3000_tokens_and_at_most_three() -> None:
         split_connections(list(range(9_001)))
 
 
-def test_atm_strike_rounds_half_up() -> None:
-    assert atm_strike(25_025, 50) == 25_050
-    assert atm_strike(25_024.999, 50) == 25_000
-    assert atm_strike(52_050, 100) == 52_100
+def test_nearest_strike_rounds_half_up_and_stays_within_the_listing() -> None:
+    listed = [25_000.0, 25_050.0, 25_100.0, 25_200.0]
+    assert nearest_strike(listed, 25_025) == 25_050
+    assert nearest_strike(listed, 25_024.999) == 25_000
+    assert nearest_strike(listed, 25_150) == 25_200
+    assert nearest_strike(listed, 25_149.9) == 25_100
+    assert nearest_strike(listed, 1.0) == 25_000
+    assert nearest_strike(listed, 99_999.0) == 25_200

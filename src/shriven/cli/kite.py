@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import typer
 
 from shriven.cli.app import app, settings
-from shriven.config import Settings
+from shriven.config import Settings, deprecation_warnings
 from shriven.errors import UniverseError
 from shriven.feeds.kite.auth import KiteAuth, has_credentials
 from shriven.feeds.kite.instruments import (
@@ -28,6 +28,7 @@ from shriven.universe import (
     InstrumentTable,
     SubscriptionPlan,
     build_plan,
+    qualified_symbol,
     split_connections,
 )
 from shriven.universe.plan import KITE_MAX_CONNECTIONS, KITE_MAX_PER_CONNECTION
@@ -142,11 +143,10 @@ def plan_for(
         spot, source = resolve_spot_price(s, spot_row, spot_hint.format(symbol=symbol))
     plan = build_plan(
         table,
-        spot_row.tradingsymbol,
+        qualified_symbol(spot_row),
         spot,
         strike_range=s.pipeline.option_strike_range if strike_range is None else strike_range,
         expiry=expiry or s.pipeline.option_expiry,
-        strike_interval=s.pipeline.strike_interval.get(spot_row.tradingsymbol),
         mode=s.kite_ticker_mode,
         class_modes=s.kite_ticker_class_modes,
     )
@@ -154,13 +154,22 @@ def plan_for(
 
 
 def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
+    chain = (
+        [
+            f"  ATM {plan.atm_strike:g} (the listed strike nearest spot), option expiry "
+            f"{plan.option_expiry} ({plan.expiry_choice})",
+            f"  +-{plan.strike_range} listed strikes: {plan.strikes_below} below, "
+            f"{plan.strikes_above} above (gap near the money {plan.strike_interval:g})",
+        ]
+        if plan.option_expiry
+        else ["  no options"]
+    )
     lines = [
-        f"{plan.spot_symbol} (underlying {plan.underlying}): spot {plan.spot_price:,.2f}"
-        + (f" from {source}" if source else ""),
-        f"  ATM {plan.atm_strike:g}, strike interval {plan.strike_interval:g}, "
-        f"+-{plan.strike_range} strikes, option expiry {plan.option_expiry} "
-        f"({plan.expiry_choice})",
+        f"{plan.spot.exchange}:{plan.spot_symbol} (underlying {plan.underlying}): spot "
+        f"{plan.spot_price:,.2f}" + (f" from {source}" if source else ""),
+        *chain,
         "  ticker modes: " + ", ".join(f"{c} {m}" for c, m in plan.modes_by_class.items()),
+        *(f"  warning: {w}" for w in plan.warnings),
         "",
         f"  {'kind':<5} {'token':>9}  {'tradingsymbol':<22} {'expiry':<10}",
         f"  {'SPOT':<5} {plan.spot.instrument_token:>9}  {plan.spot.tradingsymbol:<22} {'-':<10}",
@@ -171,11 +180,12 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
         )
     calls = {round(c.strike * 100): c for c in plan.calls}
     puts = {round(p.strike * 100): p for p in plan.puts}
-    lines += [
-        "",
-        f"  {'strike':>9}  {'CE token':>9} {'CE tradingsymbol':<22} "
-        f"{'PE token':>9} {'PE tradingsymbol':<22}",
-    ]
+    if plan.option_expiry:
+        lines += [
+            "",
+            f"  {'strike':>9}  {'CE token':>9} {'CE tradingsymbol':<22} "
+            f"{'PE token':>9} {'PE tradingsymbol':<22}",
+        ]
     for key in sorted(set(calls) | set(puts)):
         ce, pe = calls.get(key), puts.get(key)
         mark = "*" if key == round(plan.atm_strike * 100) else " "
@@ -186,7 +196,7 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
         )
     lines.append("")
     missing = (
-        f"; not listed: {', '.join(f'{m:g}' for m in plan.missing_strikes)}"
+        f"; call or put not listed at: {', '.join(f'{m:g}' for m in plan.missing_strikes)}"
         if plan.missing_strikes
         else ""
     )
@@ -200,7 +210,9 @@ def render_plan(plan: SubscriptionPlan, source: str = "") -> str:
 @app.command("show-subscriptions")
 def show_subscriptions(
     symbol: str = typer.Argument(
-        ..., help='Spot index as Kite lists it, e.g. "NIFTY 50".', metavar="SYMBOL"
+        ...,
+        help='Spot index or stock as Kite lists it, e.g. "NIFTY 50" or "BSE:RELIANCE".',
+        metavar="SYMBOL",
     ),
     spot: float | None = typer.Option(
         None,
@@ -213,7 +225,7 @@ def show_subscriptions(
         "--strike-range",
         min=0,
         max=200,
-        help="Strikes each side of ATM (default SHRIVEN_PIPELINE__OPTION_STRIKE_RANGE).",
+        help="Listed strikes each side of ATM (default SHRIVEN_PIPELINE__OPTION_STRIKE_RANGE).",
         metavar="N",
     ),
     expiry: str | None = typer.Option(
@@ -228,6 +240,8 @@ def show_subscriptions(
     if expiry is not None and expiry not in EXPIRY_CHOICES:
         raise UniverseError(f"unknown --expiry {expiry!r}: use nearest, next or monthly")
     s = settings()
+    for line in deprecation_warnings(s.pipeline):
+        _err(f"warning: {line}")
     table = load_table(s)
     plan, source = plan_for(s, table, symbol, spot=spot, strike_range=strike_range, expiry=expiry)
     if as_json:
@@ -266,16 +280,22 @@ def dry_run_report(
     connections the Kite ticker would open. Connects to nothing but REST (instruments, LTP)."""
     table = table or load_table(s)
     symbols = list(symbols or s.pipeline.spot_symbols)
-    spots = {k.upper(): v for k, v in (spots or {}).items()}
+    prices = table.spot_keyed(spots or {})  # the same resolution as `run` (pipeline.kite)
     plans: list[SubscriptionPlan] = []
     parts: list[str] = []
+    for line in deprecation_warnings(s.pipeline):
+        _err(f"warning: {line}")
+    seen: set[int] = set()
     for symbol in symbols:
-        price = spots.get(symbol.strip().upper())
+        spot = table.resolve_spot(symbol)
+        if spot.instrument_token in seen:  # "NIFTY 50" and "nse:nifty 50" are one index
+            continue
+        seen.add(spot.instrument_token)
         plan, source = plan_for(
             s,
             table,
             symbol,
-            spot=price,
+            spot=prices.get(spot.instrument_token),
             strike_range=strike_range,
             spot_hint="--spot '{symbol}=PRICE'",
         )

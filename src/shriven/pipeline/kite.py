@@ -4,7 +4,8 @@ The job watches the spot index ticks the writer sees; when spot has moved far en
 chain's ATM (the universe's hysteresis rule), or a contract has expired, it hands the
 subscribe/unsubscribe diff to the ticker adapter, which applies it on the live connections and
 writes a ``subscriptions_changed`` status. At 08:00 IST it refreshes the instrument dump and
-re-plans (new expiries, rollover).
+re-plans at once around the same ATM: strikes or months the new dump lists come in with reason
+``refresh``, without waiting for spot to move.
 """
 
 from __future__ import annotations
@@ -15,17 +16,23 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shriven.config import Settings
+from shriven.config import Settings, deprecation_warnings
 from shriven.errors import ShrivenError
 from shriven.events import kite_price_divisor
 from shriven.feeds.kite.auth import KiteAuth, require_credentials
-from shriven.feeds.kite.instruments import Instrument, load_instruments, next_refresh_at
+from shriven.feeds.kite.instruments import load_instruments, next_refresh_at
 from shriven.feeds.kite.recorded import record_instruments
 from shriven.feeds.kite.spot import kite_ltp
 from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
-from shriven.universe import InstrumentTable, SubscriptionPlan, build_plan, update_plan
+from shriven.universe import (
+    InstrumentTable,
+    SubscriptionPlan,
+    build_plan,
+    qualified_symbol,
+    update_plan,
+)
 
 log = get_logger("shriven.pipeline.kite")
 
@@ -34,40 +41,37 @@ _REFRESH_RETRY_S = 300.0
 
 
 async def spot_prices(
-    auth: KiteAuth, spots: dict[str, Instrument], given: dict[str, float]
+    auth: KiteAuth, table: InstrumentTable, symbols: Iterable[str], given: dict[str, float]
 ) -> dict[int, float]:
-    """token -> spot price: ``given`` (by symbol, from --spot) or Kite's LTP API."""
-    out: dict[int, float] = {}
-    given = {k.strip().upper(): v for k, v in given.items()}
-    for symbol, spot in spots.items():
-        price = given.get(symbol.strip().upper())
-        if price is None:
-            price = await asyncio.to_thread(kite_ltp, auth, spot)
-        out[spot.instrument_token] = price
+    """spot token -> price: ``given`` (by symbol as typed, from --spot) or Kite's LTP API. Every
+    symbol resolves through :meth:`InstrumentTable.resolve_spot`, as in ``--dry-run``."""
+    out = table.spot_keyed(given)
+    for spot in table.resolve_spots(symbols):
+        if spot.instrument_token not in out:
+            out[spot.instrument_token] = await asyncio.to_thread(kite_ltp, auth, spot)
     return out
 
 
 def build_plans(
     settings: Settings, table: InstrumentTable, prices: dict[int, float]
 ) -> list[SubscriptionPlan]:
+    """The plan of every configured symbol at its price (by spot token)."""
     cfg = settings.pipeline
     plans = []
-    for symbol in cfg.spot_symbols:
-        spot = table.resolve_spot(symbol)
+    for spot in table.resolve_spots(cfg.spot_symbols):
         price = prices.get(spot.instrument_token)
         if price is None:
             raise ShrivenError(
-                f"no last price for {symbol} from the Kite quote API; check the symbol and the "
-                "API subscription, or try again"
+                f"no last price for {qualified_symbol(spot)} from the Kite quote API; check the "
+                "symbol and the API subscription, or try again"
             )
         plans.append(
             build_plan(
                 table,
-                symbol,
+                qualified_symbol(spot),
                 price,
                 strike_range=cfg.option_strike_range,
                 expiry=cfg.option_expiry,
-                strike_interval=cfg.strike_interval.get(symbol),
                 mode=settings.kite_ticker_mode,
                 class_modes=settings.kite_ticker_class_modes,
             )
@@ -89,8 +93,9 @@ async def add_kite(
         authorization=session.authorization,
     )
     table = InstrumentTable(instruments)
-    rows = {s: table.resolve_spot(s) for s in settings.pipeline.spot_symbols}
-    prices = await spot_prices(auth, rows, spots or {})
+    for line in deprecation_warnings(settings.pipeline):
+        log.warning(line)
+    prices = await spot_prices(auth, table, settings.pipeline.spot_symbols, spots or {})
     plans = build_plans(settings, table, prices)
     subscriptions: dict[int, str] = {}
     for plan in plans:
@@ -112,6 +117,8 @@ async def add_kite(
             instruments=len(plan),
             modes=plan.modes_by_class,
         )
+        for line in plan.warnings:
+            log.warning("kite universe: " + line, symbol=plan.spot_symbol)
     return universe
 
 
@@ -184,9 +191,11 @@ class KiteUniverse:
             return
         self.table = InstrumentTable(instruments)
         log.info("instruments refreshed", rows=len(instruments))
+        await self.check()  # re-plan now: new strikes or months are subscribed (reason refresh)
 
     async def check(self) -> None:
-        """Apply any re-centring or rollover the spot prices now call for."""
+        """Apply any re-centring or rollover the spot prices now call for, or what a refreshed
+        table lists around the current ATM."""
         prices = self.writer.last_prices
         for i, plan in enumerate(self.plans):
             token = plan.spot.instrument_token
@@ -213,6 +222,8 @@ class KiteUniverse:
                     )
                 continue
             self._last_error.pop(i, None)
+            for line in sorted(set(new.warnings) - set(plan.warnings)):
+                log.warning("kite universe: " + line, symbol=plan.spot_symbol)
             self.plans[i] = new
             if not diff:
                 continue

@@ -4,15 +4,15 @@ from shriven.universe.plan import (
     EXPIRY_CHOICES,
     PlanDiff,
     SubscriptionPlan,
-    atm_strike,
     build_plan,
     derive_interval,
     diff_plans,
+    nearest_strike,
     needs_recentre,
     split_connections,
     update_plan,
 )
-from shriven.universe.table import KNOWN_UNDERLYINGS, InstrumentTable, is_live
+from shriven.universe.table import KNOWN_UNDERLYINGS, InstrumentTable, is_live, qualified_symbol
 
 __all__ = [
     "EXPIRY_CHOICES",
@@ -20,12 +20,13 @@ __all__ = [
     "InstrumentTable",
     "PlanDiff",
     "SubscriptionPlan",
-    "atm_strike",
     "build_plan",
     "derive_interval",
     "diff_plans",
     "is_live",
+    "nearest_strike",
     "needs_recentre",
+    "qualified_symbol",
     "split_connections",
     "update_plan",
 ]

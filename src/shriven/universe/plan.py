@@ -1,4 +1,4 @@
-"""Which Kite instruments to record for a spot index: spot, futures months and an option chain
+"""Which Kite instruments to record for a spot symbol: spot, futures months and an option chain
 around the money. Pure functions over an :class:`InstrumentTable` and a price.
 
 Rules:
@@ -6,16 +6,20 @@ Rules:
   a contract stops being live at 15:30 IST on its expiry day, so the months roll by themselves.
 - option expiry: ``nearest`` (first live expiry), ``next`` (second) or ``monthly`` (the first
   live expiry shared with a futures contract, i.e. the month's last expiry).
-- ATM: spot rounded half-up to the strike interval. The interval comes from config when given,
-  otherwise it is the most common gap between the listed strikes nearest the spot.
-- chain: ATM +- ``strike_range`` intervals, a call and a put at each listed strike.
-- re-centring: only once spot is ``0.5 + hysteresis`` intervals away from the current ATM, so a
-  price hovering at a rounding boundary does not churn subscriptions.
+- ATM: the listed strike of that expiry nearest the spot (halfway between two: the higher one).
+- chain: ATM and the ``strike_range`` listed strikes on each side of it, a call and a put at
+  each: 2N+1 strikes per type whatever their spacing (50 near the money, 100 or 500 far out, off
+  the grid after a corporate action). Fewer on a side, or a missing month, is a plan warning.
+- re-centring: once spot has passed the midpoint between ATM and its listed neighbour by
+  ``hysteresis`` of their gap (0.75 of the gap by default), so a price hovering at a midpoint does
+  not churn subscriptions. A fresh instrument dump re-plans around the same ATM (reason
+  ``refresh``): new strikes or months are subscribed without waiting for spot to move.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,7 +31,7 @@ from shriven.errors import UniverseError
 from shriven.events import KITE_MODES
 from shriven.feeds.kite.instruments import Instrument, instrument_class
 from shriven.feeds.kite.protocol import MAX_CONNECTIONS_PER_KEY, MAX_TOKENS_PER_CONNECTION
-from shriven.universe.table import InstrumentTable
+from shriven.universe.table import InstrumentTable, is_live, qualified_symbol
 
 ExpiryChoice = Literal["nearest", "next", "monthly"]
 EXPIRY_CHOICES: tuple[str, ...] = ("nearest", "next", "monthly")
@@ -40,20 +44,23 @@ class SubscriptionPlan:
     spot_symbol: str
     underlying: str
     spot_price: float
-    atm_strike: float
-    strike_interval: float
+    atm_strike: float  # the listed strike nearest spot; 0 when the underlying lists no options
+    strike_interval: float  # the usual gap between listed strikes near ATM, for people to read
     strike_range: int
     expiry_choice: str
-    option_expiry: date
+    option_expiry: date | None  # None: the underlying lists no options
     spot: Instrument
     futures: tuple[Instrument, ...]
     calls: tuple[Instrument, ...]  # ascending strike
     puts: tuple[Instrument, ...]  # ascending strike
-    missing_strikes: tuple[float, ...] = ()  # wanted strikes the exchange does not list
+    missing_strikes: tuple[float, ...] = ()  # chain strikes listed with a call or a put only
     mode: str = DEFAULT_MODE  # ticker mode of every class without its own in class_modes
-    interval_override: float | None = None
     futures_months: int = 2
     class_modes: tuple[tuple[str, str], ...] = ()  # (instrument class, mode), sorted
+    neighbours: tuple[float | None, float | None] = (None, None)  # listed strikes around ATM
+    strikes_below: int = 0  # chain strikes below ATM (strike_range unless fewer are listed)
+    strikes_above: int = 0
+    warnings: tuple[str, ...] = ()  # what the plan lacks, one line each
 
     def mode_of(self, instrument: Instrument) -> str:
         """The ticker mode for one instrument: its class's mode, else the plan's ``mode``."""
@@ -89,7 +96,8 @@ class SubscriptionPlan:
     @property
     def expiries(self) -> tuple[date, ...]:
         """Every distinct expiry in the plan (futures months and the option expiry), sorted."""
-        return tuple(sorted({self.option_expiry, *(f.expiry for f in self.futures if f.expiry)}))
+        options = {self.option_expiry} if self.option_expiry else set()
+        return tuple(sorted({*options, *(f.expiry for f in self.futures if f.expiry)}))
 
     def __len__(self) -> int:
         return 1 + len(self.futures) + len(self.calls) + len(self.puts)
@@ -114,7 +122,9 @@ class SubscriptionPlan:
             "strike_interval": self.strike_interval,
             "strike_range": self.strike_range,
             "expiry_choice": self.expiry_choice,
-            "option_expiry": self.option_expiry.isoformat(),
+            "option_expiry": self.option_expiry.isoformat() if self.option_expiry else None,
+            "strikes_below": self.strikes_below,
+            "strikes_above": self.strikes_above,
             "mode": self.mode,
             "modes_by_class": self.modes_by_class,
             "count": len(self),
@@ -123,6 +133,7 @@ class SubscriptionPlan:
             "calls": [row(i) for i in self.calls],
             "puts": [row(i) for i in self.puts],
             "missing_strikes": list(self.missing_strikes),
+            "warnings": list(self.warnings),
             "tokens": list(self.tokens),
         }
 
@@ -136,7 +147,7 @@ class PlanDiff:
 
     subscribe: dict[int, str] = field(default_factory=dict)
     unsubscribe: list[int] = field(default_factory=list)
-    reason: str = ""  # "initial", "recentre", "rollover"
+    reason: str = ""  # "initial", "recentre", "rollover", "refresh"
 
     def __bool__(self) -> bool:
         return bool(self.subscribe or self.unsubscribe)
@@ -153,7 +164,6 @@ def build_plan(
     as_of: datetime | None = None,
     strike_range: int = 10,
     expiry: str = "nearest",
-    strike_interval: float | None = None,
     futures_months: int = 2,
     mode: str = DEFAULT_MODE,
     class_modes: Mapping[str, str] | None = None,
@@ -177,56 +187,85 @@ def build_plan(
             raise UniverseError(f"unknown ticker mode {m!r} for {cls}: use ltp, quote or full")
     spot = table.resolve_spot(spot_symbol)
     underlying = table.underlying_of(spot)
-    futures = tuple(table.live_futures(underlying, as_of)[:futures_months])
-    options = table.live_options(underlying, as_of)
-    option_expiry = choose_expiry(
-        sorted({o.expiry for o in options if o.expiry}),
-        {f.expiry for f in table.live_futures(underlying, as_of) if f.expiry},
-        expiry,
-        underlying,
-    )
-    chain = [o for o in options if o.expiry == option_expiry]
-    strikes = sorted({o.strike for o in chain})
-    interval = float(strike_interval) if strike_interval else derive_interval(strikes, spot_price)
-    atm = atm_strike(spot_price, interval)
-    wanted = [atm + k * interval for k in range(-strike_range, strike_range + 1)]
-    by_key: dict[tuple[int, str], Instrument] = {}
-    for o in chain:
-        by_key.setdefault((_key(o.strike), o.instrument_type), o)
-    calls, puts, missing = [], [], []
-    for strike in wanted:
-        ce = by_key.get((_key(strike), "CE"))
-        pe = by_key.get((_key(strike), "PE"))
-        if ce is None and pe is None:
-            missing.append(strike)
-        if ce is not None:
-            calls.append(ce)
-        if pe is not None:
-            puts.append(pe)
-    if not calls and not puts:
-        raise UniverseError(
-            f"no {underlying} options listed within {strike_range} strikes of {atm:g} for "
-            f"{option_expiry}; check the strike interval ({interval:g}) or the spot price"
-        )
-    return SubscriptionPlan(
+    live_futures = table.live_futures(underlying, as_of)
+    futures = tuple(live_futures[:futures_months])
+    warnings = _futures_warnings(table, underlying, len(futures), futures_months, as_of)
+    base = SubscriptionPlan(
         spot_symbol=spot.tradingsymbol,
         underlying=underlying,
         spot_price=float(spot_price),
-        atm_strike=atm,
-        strike_interval=interval,
+        atm_strike=0.0,
+        strike_interval=0.0,
         strike_range=strike_range,
         expiry_choice=expiry,
-        option_expiry=option_expiry,
+        option_expiry=None,
         spot=spot,
         futures=futures,
-        calls=tuple(calls),
-        puts=tuple(puts),
-        missing_strikes=tuple(missing),
+        calls=(),
+        puts=(),
         mode=mode,
-        interval_override=float(strike_interval) if strike_interval else None,
         futures_months=futures_months,
         class_modes=tuple(sorted((class_modes or {}).items())),
     )
+    if not table.lists_options(underlying):
+        # Nothing a refresh could bring: record what there is and say what is not.
+        note = f"{underlying} lists no options: recording the spot and futures only"
+        return replace(base, warnings=(*warnings, note))
+    options = table.live_options(underlying, as_of)
+    option_expiry = choose_expiry(
+        sorted({o.expiry for o in options if o.expiry}),
+        {f.expiry for f in live_futures if f.expiry},
+        expiry,
+        underlying,
+    )
+    by_key: dict[tuple[int, str], Instrument] = {}
+    for o in options:
+        if o.expiry == option_expiry:
+            by_key.setdefault((_key(o.strike), o.instrument_type), o)
+    listed = sorted({k for k, _ in by_key})
+    values = [k / 100 for k in listed]
+    at = values.index(nearest_strike(values, spot_price))
+    chosen = listed[max(0, at - strike_range) : at + strike_range + 1]
+    below, above = at - max(0, at - strike_range), len(chosen) - 1 - min(at, strike_range)
+    calls = [by_key[(k, "CE")] for k in chosen if (k, "CE") in by_key]
+    puts = [by_key[(k, "PE")] for k in chosen if (k, "PE") in by_key]
+    one_sided = [k / 100 for k in chosen if ((k, "CE") in by_key) != ((k, "PE") in by_key)]
+    atm = values[at]
+    for side, have in (("below", below), ("above", above)):
+        if have < strike_range:
+            warnings.append(
+                f"only {have} listed {underlying} strike(s) {side} ATM {atm:g} for "
+                f"{option_expiry}, not {strike_range}"
+            )
+    return replace(
+        base,
+        atm_strike=atm,
+        strike_interval=derive_interval(values, spot_price),
+        option_expiry=option_expiry,
+        calls=tuple(calls),
+        puts=tuple(puts),
+        missing_strikes=tuple(one_sided),
+        neighbours=(
+            values[at - 1] if at > 0 else None,
+            values[at + 1] if at + 1 < len(values) else None,
+        ),
+        strikes_below=below,
+        strikes_above=above,
+        warnings=tuple(warnings),
+    )
+
+
+def _futures_warnings(
+    table: InstrumentTable, underlying: str, have: int, wanted: int, as_of: datetime
+) -> list[str]:
+    if have >= wanted:
+        return []
+    listed = table.listed_futures(underlying)
+    if not listed:
+        return [f"{underlying} lists no futures: the plan has none"]
+    expired = len(listed) > len(table.live_futures(underlying, as_of))
+    hint = "; refresh the instruments with `shriven instruments fetch --force`" if expired else ""
+    return [f"only {have} live {underlying} futures month(s) listed, not {wanted}{hint}"]
 
 
 def choose_expiry(
@@ -253,21 +292,26 @@ def choose_expiry(
 
 def derive_interval(strikes: Sequence[float], spot_price: float, window: int = 30) -> float:
     """The most common gap between the ``window`` listed strikes nearest the spot (ties: the
-    smaller gap). Far strikes are often listed at wider gaps, hence the window."""
+    smaller gap), 0 with fewer than two strikes. Only shown to people: the chain counts listed
+    strikes, whatever their gaps."""
     near = sorted(sorted(strikes, key=lambda s: abs(s - spot_price))[:window])
     gaps = Counter(round(b - a, 6) for a, b in pairwise(near) if b > a)
     if not gaps:
-        raise UniverseError(
-            "cannot derive the strike interval from fewer than two listed strikes; set "
-            "SHRIVEN_PIPELINE__STRIKE_INTERVAL for this index"
-        )
+        return 0.0
     best = max(gaps.values())
     return float(min(g for g, n in gaps.items() if n == best))
 
 
-def atm_strike(spot_price: float, interval: float) -> float:
-    """Spot rounded half-up to a multiple of ``interval``."""
-    return math.floor(spot_price / interval + 0.5) * interval
+def nearest_strike(strikes: Sequence[float], price: float) -> float:
+    """The strike of ``strikes`` (ascending, not empty) nearest ``price``; halfway between two,
+    the higher one (spot rounded half-up, as on a regular grid)."""
+    i = bisect_left(strikes, price)
+    if i == 0:
+        return strikes[0]
+    if i == len(strikes):
+        return strikes[-1]
+    lower, upper = strikes[i - 1], strikes[i]
+    return upper if upper - price <= price - lower else lower
 
 
 def _key(strike: float) -> int:
@@ -304,8 +348,15 @@ def _modes(plans: Sequence[SubscriptionPlan] | SubscriptionPlan | None) -> dict[
 def needs_recentre(
     plan: SubscriptionPlan, spot_price: float, hysteresis: float = DEFAULT_HYSTERESIS
 ) -> bool:
-    """True once spot is at least ``0.5 + hysteresis`` strike intervals from the plan's ATM."""
-    return abs(spot_price - plan.atm_strike) >= (0.5 + hysteresis) * plan.strike_interval
+    """True once spot is past the midpoint between ATM and its listed neighbour on that side by
+    ``hysteresis`` of their gap (on a regular grid: 0.75 strike intervals from ATM)."""
+    lower, upper = plan.neighbours
+    atm = plan.atm_strike
+    if spot_price > atm and upper is not None:
+        return spot_price - atm >= (0.5 + hysteresis) * (upper - atm)
+    if spot_price < atm and lower is not None:
+        return atm - spot_price >= (0.5 + hysteresis) * (atm - lower)
+    return False
 
 
 def update_plan(
@@ -316,9 +367,11 @@ def update_plan(
     as_of: datetime | None = None,
     hysteresis: float = DEFAULT_HYSTERESIS,
 ) -> tuple[SubscriptionPlan, PlanDiff]:
-    """Roll over expired contracts, or re-centre the chain on a moved spot, as a diff.
+    """Roll over expired contracts, re-centre the chain on a moved spot, or take in what a fresh
+    instrument dump lists around the same ATM, as a diff (reason ``rollover``, ``recentre`` or
+    ``refresh``, in that order of precedence).
 
-    Returns the plan unchanged with an empty diff when neither applies."""
+    Returns the plan (with the new spot price) and an empty diff when nothing changes."""
     table = (
         instruments if isinstance(instruments, InstrumentTable) else InstrumentTable(instruments)
     )
@@ -327,30 +380,27 @@ def update_plan(
     def rebuild(price: float) -> SubscriptionPlan:
         return build_plan(
             table,
-            plan.spot_symbol,
+            qualified_symbol(plan.spot),
             price,
             as_of=as_of,
             strike_range=plan.strike_range,
             expiry=plan.expiry_choice,
-            strike_interval=plan.interval_override,
             futures_months=plan.futures_months,
             mode=plan.mode,
             class_modes=dict(plan.class_modes),
         )
 
     recentre = needs_recentre(plan, spot_price, hysteresis)
-    candidate = rebuild(spot_price if recentre else plan.atm_strike)
-    # Contracts compare by token: the daily dump changes other columns (last_price) of the same
-    # contract, which is no rollover.
-    rolled = [f.instrument_token for f in candidate.futures] != [
-        f.instrument_token for f in plan.futures
-    ]
-    if candidate.option_expiry != plan.option_expiry or rolled:
-        new = candidate if recentre else rebuild(spot_price)
+    centre = plan.atm_strike if plan.atm_strike and not recentre else spot_price
+    candidate = replace(rebuild(centre), spot_price=float(spot_price))
+    expired = any(f.expiry and not is_live(f.expiry, as_of) for f in plan.futures) or (
+        plan.option_expiry is not None and not is_live(plan.option_expiry, as_of)
+    )
+    if expired:
+        new = candidate if centre == spot_price else rebuild(spot_price)
         return new, diff_plans(plan, new, reason="rollover")
-    if recentre:
-        return candidate, diff_plans(plan, candidate, reason="recentre")
-    return replace(plan, spot_price=float(spot_price)), PlanDiff()
+    reason = "recentre" if recentre else "refresh"  # refresh: the listing changed, not spot
+    return candidate, diff_plans(plan, candidate, reason=reason)
 
 
 # ---------------------------------------------------------------- connections

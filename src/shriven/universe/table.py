@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from shriven.errors import UnknownSymbolError
 from shriven.feeds.kite.instruments import Instrument
 
+V = TypeVar("V")
 IST = ZoneInfo("Asia/Kolkata")
 # NSE/BSE derivatives stop trading at 15:30 IST on their expiry day.
 EXPIRY_CUTOFF_IST = time(15, 30)
@@ -32,13 +34,21 @@ def is_live(expiry: date, as_of: datetime) -> bool:
     return as_of < datetime.combine(expiry, EXPIRY_CUTOFF_IST, tzinfo=IST)
 
 
+SPOT_EXCHANGES = ("NSE", "BSE")
+
+
+def qualified_symbol(spot: Instrument) -> str:
+    """``NSE:NIFTY 50``: the symbol that resolves back to exactly this spot row."""
+    return f"{spot.exchange}:{spot.tradingsymbol}"
+
+
 class InstrumentTable:
     """Spot rows by symbol and derivative rows by underlying name, built in one pass."""
 
     def __init__(self, instruments: Iterable[Instrument]) -> None:
         self.by_token: dict[int, Instrument] = {}
-        self.indices: dict[str, Instrument] = {}
-        self.equities: dict[str, Instrument] = {}
+        self.indices: dict[str, list[Instrument]] = {}  # by tradingsymbol and by name
+        self.equities: dict[str, list[Instrument]] = {}  # by tradingsymbol, every exchange
         self.derivatives: dict[str, list[Instrument]] = {}
         for ins in instruments:
             self.by_token[ins.instrument_token] = ins
@@ -46,37 +56,73 @@ class InstrumentTable:
             if seg in DERIVATIVE_SEGMENTS:
                 self.derivatives.setdefault(ins.name, []).append(ins)
             elif seg == "INDICES":
-                self.indices.setdefault(ins.tradingsymbol.upper(), ins)
+                for key in {ins.tradingsymbol.upper(), ins.name.upper()} - {""}:
+                    self.indices.setdefault(key, []).append(ins)
             elif seg in SPOT_SEGMENTS and ins.instrument_type == "EQ":
-                self.equities.setdefault(ins.tradingsymbol.upper(), ins)
-        for ins in list(self.indices.values()):
-            if ins.name:
-                self.indices.setdefault(ins.name.upper(), ins)
+                self.equities.setdefault(ins.tradingsymbol.upper(), []).append(ins)
 
     def __len__(self) -> int:
         return len(self.by_token)
 
     def resolve_spot(self, symbol: str) -> Instrument:
-        """The spot row for ``symbol`` ("NIFTY 50", "NSE:NIFTY BANK", "RELIANCE")."""
-        key = symbol.strip().upper()
-        if ":" in key:
-            key = key.split(":", 1)[1]
-        found = self.indices.get(key) or (
-            self.equities.get(key) if key in self.derivatives else None
-        )
-        if found is None:
-            raise UnknownSymbolError(self._unknown_message(symbol))
-        return found
+        """The spot row for ``symbol`` ("NIFTY 50", "nse:nifty bank", "BSE:RELIANCE"): the one
+        resolution of a symbol that every command, setting and price override goes through.
 
-    def _unknown_message(self, symbol: str) -> str:
-        names = sorted({i.tradingsymbol for i in self.indices.values()})
+        An exchange prefix chooses the exchange; without one an index is preferred to a stock of
+        the same name, and NSE's row to BSE's. A stock counts only if it has derivatives."""
+        text = symbol.strip().upper()
+        exchange, _, key = text.rpartition(":")
+        exchange, key = exchange.strip(), key.strip()
+        if exchange and exchange not in SPOT_EXCHANGES:
+            raise UnknownSymbolError(
+                f"unknown exchange {exchange!r} in {symbol!r}: use NSE: or BSE: (or no prefix)"
+            )
+        rows = [
+            *self.indices.get(key, ()),
+            *(self.equities.get(key, ()) if key in self.derivatives else ()),
+        ]
+        if exchange:
+            elsewhere = sorted({r.exchange for r in rows} - {exchange})
+            rows = [r for r in rows if r.exchange == exchange]
+            if not rows and elsewhere:
+                raise UnknownSymbolError(
+                    f"{key!r} is not listed on {exchange}, only on {', '.join(elsewhere)}: "
+                    f"write {elsewhere[0]}:{key}"
+                )
+        if not rows:
+            raise UnknownSymbolError(self._unknown_message(symbol, key))
+        return min(
+            rows,
+            key=lambda r: (
+                r.tradingsymbol.upper() != key,
+                r.segment != "INDICES",
+                r.exchange != "NSE",
+            ),
+        )
+
+    def resolve_spots(self, symbols: Iterable[str]) -> list[Instrument]:
+        """The spot rows of ``symbols`` in order, each once however often it is spelled."""
+        rows = {}
+        for symbol in symbols:
+            spot = self.resolve_spot(symbol)
+            rows.setdefault(spot.instrument_token, spot)
+        return list(rows.values())
+
+    def spot_keyed(self, values: Mapping[str, V]) -> dict[int, V]:
+        """``{symbol as typed: value}`` -> ``{spot token: value}``, each key resolved by
+        :meth:`resolve_spot`, so "nifty 50", "NSE:NIFTY 50" and "NIFTY 50" are one key."""
+        return {self.resolve_spot(k).instrument_token: v for k, v in values.items()}
+
+    def _unknown_message(self, symbol: str, key: str) -> str:
+        names = sorted({i.tradingsymbol for rows in self.indices.values() for i in rows})
         names += sorted(k for k in self.equities if k in self.derivatives)
-        close = difflib.get_close_matches(symbol.strip().upper(), names, n=5, cutoff=0.5)
+        close = difflib.get_close_matches(key, names, n=5, cutoff=0.5)
         if not close:
-            close = [n for n in names if n.startswith(symbol.strip().upper()[:3])][:5]
+            close = [n for n in names if n.startswith(key[:3])][:5]
         hint = f"closest: {', '.join(repr(c) for c in close)}" if close else "no close match"
         return (
-            f"unknown spot symbol {symbol!r}: the instruments define no such index ({hint}); "
+            f"unknown spot symbol {symbol.strip()!r}: the instruments define no such index "
+            f"({hint}); "
             "give the index name as Kite lists it, e.g. 'NIFTY 50'"
         )
 
@@ -106,6 +152,14 @@ class InstrumentTable:
             if i.instrument_type == "FUT" and i.expiry and is_live(i.expiry, as_of)
         ]
         return sorted(rows, key=lambda i: (i.expiry, i.exchange != "NFO"))
+
+    def listed_futures(self, underlying: str) -> list[Instrument]:
+        """Every futures row of ``underlying``, live or expired."""
+        return [i for i in self.derivatives.get(underlying, ()) if i.instrument_type == "FUT"]
+
+    def lists_options(self, underlying: str) -> bool:
+        """True if the dump lists any option of ``underlying``, live or expired."""
+        return any(i.instrument_type in ("CE", "PE") for i in self.derivatives.get(underlying, ()))
 
     def live_options(self, underlying: str, as_of: datetime) -> list[Instrument]:
         return [

@@ -245,8 +245,9 @@ class KiteTickerFeed:
         """Subscribe ``subscribe`` (token -> mode; a mode change for tokens already subscribed)
         and unsubscribe ``unsubscribe``, on the live connections without reconnecting. Records
         one SUBSCRIPTIONS_CHANGED status, the only marker of the change; its JSON detail holds
-        ``reason`` ("recentre", "rollover") and ``symbol`` (the spot index) when given. Raises
-        TickerLimitError (changing nothing) when the result would exceed the per-key limits."""
+        ``reason`` ("recentre", "rollover", "refresh") and ``symbol`` (the spot index) when
+        given. Raises TickerLimitError (changing nothing) when the result would exceed the
+        per-key limits."""
         before = {s.index: dict(s.modes) for s in self._shards}
         created = self._plan(dict(subscribe), list(unsubscribe))
         # recorded before the control messages go out, so it precedes their effects in the data
