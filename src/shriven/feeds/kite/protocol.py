@@ -205,6 +205,7 @@ def parse_text(text: str | bytes, recv_ns: int, seq: SeqCounter) -> Status:
 
 # ---------------------------------------------------------------- encoding (simulator, tests)
 
+
 def encode_packet(tick: KiteTick, *, index: bool = False) -> bytes:
     """The wire payload for ``tick`` in its mode; ``index`` selects the 28/32-byte index layout
     for quote/full (the ticker uses it for tokens of the indices segment)."""
