@@ -30,6 +30,8 @@ from shriven.wal.format import (
     FRAME_HEADER,
     FRAME_HEADER_SIZE,
     FRAME_MAGIC,
+    FRAME_RESERVED,
+    KNOWN_FLAGS,
     MAX_PAYLOAD,
     SEGMENT_HEADER_SIZE,
     list_segments,
@@ -51,13 +53,42 @@ class ReadStats:
     frames_skipped: int = 0  # valid frames outside the time range, not decompressed
     records_read: int = 0
     corrupt_frames: int = 0  # damaged places skipped by a tolerant reader
-    corrupt_bytes: int = 0
+    corrupt_bytes: int = 0  # their bytes (a checksummed frame that does not decode: all of it)
     torn_tail_bytes: int = 0  # incomplete bytes at the end of the newest segment
     damage: list[tuple[str, int, str]] = field(default_factory=list)  # (file, offset, reason)
 
     def note_damage(self, path: Path, offset: int, reason: str) -> None:
         if len(self.damage) < _MAX_DAMAGE_NOTES:
             self.damage.append((str(path), offset, reason))
+
+    def skip(self, path: Path, offset: int, nbytes: int, reason: str) -> None:
+        """Count one damaged place of ``nbytes`` bytes a tolerant reader skipped."""
+        self.corrupt_frames += 1
+        self.corrupt_bytes += nbytes
+        self.note_damage(path, offset, reason)
+
+    def add(self, other: ReadStats) -> None:
+        """Add ``other``'s counts to these (several readers of one store)."""
+        for name in (
+            "segments_opened", "bytes_read", "frames_read", "frames_skipped", "records_read",
+            "corrupt_frames", "corrupt_bytes", "torn_tail_bytes",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.damage.extend(other.damage[: max(0, _MAX_DAMAGE_NOTES - len(self.damage))])
+
+    def skipped_summary(self) -> str:
+        """One line: what a tolerant read skipped and where ("" when nothing was skipped)."""
+        if not self.corrupt_frames:
+            return ""
+        places = sorted(set(self.damage))
+        shown = ", ".join(f"{Path(f).name} at byte {off} ({why})" for f, off, why in places[:5])
+        more = len(places) - 5 if len(places) > 5 else 0
+        where = Path(places[0][0]).parent if places else ""
+        return (
+            f"skipped {self.corrupt_frames} damaged frame{'s' if self.corrupt_frames != 1 else ''}"
+            f" ({self.corrupt_bytes:,} bytes) in {where}: {shown}"
+            + (f" and {more} more (`shriven wal check` lists them all)" if more else "")
+        )
 
 
 class Frame(NamedTuple):
@@ -68,6 +99,7 @@ class Frame(NamedTuple):
     max_ns: int
     flags: int
     payload: bytes  # decompressed msgpack batch
+    length: int = 0  # bytes of the frame in the segment, header included
 
 
 def _frame_ok(data: bytes | memoryview, pos: int, size: int) -> bool:
@@ -137,13 +169,11 @@ def _scan_segment(
             stats.torn_tail_bytes += len(head)  # a writer is creating it or crashed doing so
             return
         try:
-            parse_segment_header(head)
+            parse_segment_header(head, path)
         except ValueError as exc:
             if strict:
                 raise WalCorruptionError(str(path), 0, str(exc)) from None
-            stats.corrupt_frames += 1
-            stats.corrupt_bytes += size
-            stats.note_damage(path, 0, str(exc))
+            stats.skip(path, 0, size, str(exc))
             return
         scan = _SegmentScan(f, path, size, stats)
         pos = SEGMENT_HEADER_SIZE
@@ -166,29 +196,25 @@ def _scan_segment(
                         body = scan.get(pos + FRAME_HEADER_SIZE, plen, limit)
                         if zlib.crc32(body, zlib.crc32(hdr[:-4])) != crc:
                             reason = "checksum mismatch"
-                        elif mx < start_ns or mn >= end_ns:
-                            stats.frames_skipped += 1
-                            pos = end
-                            continue
                         else:
-                            try:
-                                payload = (
-                                    dctx.decompress(body, max_output_size=raw)
-                                    if flags & FLAG_ZSTD
-                                    else bytes(body)
-                                )
-                            except zstandard.ZstdError as exc:
+                            # A checksummed frame: whatever is wrong with it now was written so,
+                            # and it is damage (never a torn tail) of all its bytes.
+                            bad = _header_problem(flags, hdr, plen, raw)
+                            if not bad and (mx < start_ns or mn >= end_ns):
+                                stats.frames_skipped += 1
+                                pos = end
+                                continue
+                            payload = b""
+                            if not bad:
+                                payload, bad = _payload(body, flags, raw, dctx)
+                            if bad:
                                 if strict:
-                                    raise WalCorruptionError(
-                                        str(path), pos, f"payload does not decompress: {exc}"
-                                    ) from None
-                                stats.corrupt_frames += 1
-                                stats.corrupt_bytes += end - pos
-                                stats.note_damage(path, pos, f"payload does not decompress: {exc}")
+                                    raise WalCorruptionError(str(path), pos, bad)
+                                stats.skip(path, pos, end - pos, bad)
                                 pos = end
                                 continue
                             stats.frames_read += 1
-                            yield Frame(path, pos, count, mn, mx, flags, payload)
+                            yield Frame(path, pos, count, mn, mx, flags, payload, end - pos)
                             pos = end
                             continue
                 nxt = scan.next_valid(pos + 1)
@@ -197,13 +223,38 @@ def _scan_segment(
                     return
                 if strict:
                     raise WalCorruptionError(str(path), pos, reason)
-                stats.corrupt_frames += 1
-                stats.note_damage(path, pos, reason)
+                stats.skip(path, pos, (size if nxt is None else nxt) - pos, reason)
                 if nxt is None:
-                    stats.corrupt_bytes += size - pos
                     return
-                stats.corrupt_bytes += nxt - pos
                 pos = nxt
+
+
+def _header_problem(flags: int, hdr: memoryview, plen: int, raw: int) -> str:
+    """What a checksummed frame header breaks of the format's rules ("" if nothing)."""
+    if flags & ~KNOWN_FLAGS:
+        return f"unknown frame flag bits 0x{flags & ~KNOWN_FLAGS:02x}"
+    if hdr[FRAME_RESERVED] != b"\0\0\0":
+        return "frame header reserved bytes are not zero"
+    if not flags & FLAG_ZSTD and raw != plen:
+        return f"uncompressed frame says raw_len {raw}, payload is {plen} bytes"
+    return ""
+
+
+def _payload(
+    body: memoryview, flags: int, raw: int, dctx: zstandard.ZstdDecompressor
+) -> tuple[bytes, str]:
+    """The frame's msgpack bytes, or what is wrong with them."""
+    if not flags & FLAG_ZSTD:
+        return bytes(body), ""
+    try:
+        # max_output_size only bounds frames written without their content size;
+        # allow_extra_data=False refuses bytes after the zstd frame
+        payload = dctx.decompress(body, max_output_size=raw, allow_extra_data=False)
+    except zstandard.ZstdError as exc:
+        return b"", f"payload does not decompress: {exc}"
+    if len(payload) != raw:
+        return b"", f"payload decompresses to {len(payload)} bytes, raw_len says {raw}"
+    return payload, ""
 
 
 def _ranges(path: Path, size: int, start_ns: int, end_ns: int) -> list[tuple[int, int | None]]:
@@ -293,21 +344,31 @@ class WalReader:
         gc_was_on = gc.isenabled()
         gc.disable()
         try:
-            if decode:
-                return decode_wires(unpack_batch(frame.payload))
-            batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
-            if not isinstance(batch, list):
-                raise RecordDecodeError("frame payload is not a msgpack array")
-            return batch
+            return unpack_frame(frame, decode)
         except (ValueError, msgpack.UnpackException) as exc:  # RecordDecodeError is a ValueError
             if self.strict:
                 raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
-            self.stats.corrupt_frames += 1
-            self.stats.note_damage(frame.path, frame.offset, str(exc))
+            self.stats.skip(frame.path, frame.offset, frame.length, str(exc))
             return None
         finally:
             if gc_was_on:
                 gc.enable()
+
+
+def unpack_frame(frame: Frame, decode: bool = True) -> list:
+    """A frame's records (``decode``) or wire arrays (lists); raises ValueError (a
+    :class:`RecordDecodeError`) or ``msgpack.UnpackException`` when the payload is not the
+    records the frame header says: not a msgpack array, another record count, a record that does
+    not decode."""
+    if decode:
+        batch: list = decode_wires(unpack_batch(frame.payload))
+    else:
+        batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
+        if not isinstance(batch, list):
+            raise RecordDecodeError("frame payload is not a msgpack array")
+    if len(batch) != frame.count:
+        raise RecordDecodeError(f"frame says {frame.count} records, payload holds {len(batch)}")
+    return batch
 
 
 def read_records(
