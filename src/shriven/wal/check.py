@@ -98,7 +98,7 @@ def check_segment(
     report.corrupt_frames = stats.corrupt_frames
     report.corrupt_bytes = stats.corrupt_bytes
     report.torn_tail_bytes = stats.torn_tail_bytes
-    report.damage = [(off, reason) for _p, off, reason in stats.damage]
+    report.damage = [(off, reason) for _p, off, reason, _n in stats.damage]
     report.damage.sort()
     return report
 

@@ -41,6 +41,7 @@ from shriven.wal.index import covered_end, load_index
 
 _CHUNK = 1 << 20
 _MAX_DAMAGE_NOTES = 1000
+_SUMMARY_PLACES = 3
 _NO_START = -(1 << 63)
 _NO_END = 1 << 63
 
@@ -55,40 +56,38 @@ class ReadStats:
     corrupt_frames: int = 0  # damaged places skipped by a tolerant reader
     corrupt_bytes: int = 0  # their bytes (a checksummed frame that does not decode: all of it)
     torn_tail_bytes: int = 0  # incomplete bytes at the end of the newest segment
-    damage: list[tuple[str, int, str]] = field(default_factory=list)  # (file, offset, reason)
-
-    def note_damage(self, path: Path, offset: int, reason: str) -> None:
-        if len(self.damage) < _MAX_DAMAGE_NOTES:
-            self.damage.append((str(path), offset, reason))
+    # (file, offset, reason, bytes) of each damaged place, the first _MAX_DAMAGE_NOTES
+    damage: list[tuple[str, int, str, int]] = field(default_factory=list)
 
     def skip(self, path: Path, offset: int, nbytes: int, reason: str) -> None:
         """Count one damaged place of ``nbytes`` bytes a tolerant reader skipped."""
         self.corrupt_frames += 1
         self.corrupt_bytes += nbytes
-        self.note_damage(path, offset, reason)
+        if len(self.damage) < _MAX_DAMAGE_NOTES:
+            self.damage.append((str(path), offset, reason, nbytes))
 
-    def add(self, other: ReadStats) -> None:
-        """Add ``other``'s counts to these (several readers of one store)."""
-        for name in (
-            "segments_opened", "bytes_read", "frames_read", "frames_skipped", "records_read",
-            "corrupt_frames", "corrupt_bytes", "torn_tail_bytes",
-        ):  # fmt: skip
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.damage.extend(other.damage[: max(0, _MAX_DAMAGE_NOTES - len(self.damage))])
 
-    def skipped_summary(self) -> str:
-        """One line: what a tolerant read skipped and where ("" when nothing was skipped)."""
-        if not self.corrupt_frames:
-            return ""
-        places = sorted(set(self.damage))
-        shown = ", ".join(f"{Path(f).name} at byte {off} ({why})" for f, off, why in places[:5])
-        more = len(places) - 5 if len(places) > 5 else 0
-        where = Path(places[0][0]).parent if places else ""
-        return (
-            f"skipped {self.corrupt_frames} damaged frame{'s' if self.corrupt_frames != 1 else ''}"
-            f" ({self.corrupt_bytes:,} bytes) in {where}: {shown}"
-            + (f" and {more} more (`shriven wal check` lists them all)" if more else "")
-        )
+def skipped_summary(*stats: ReadStats) -> str:
+    """One line saying what tolerant reads skipped and where, "" if nothing. Several readers of
+    one store may meet the same damaged frame: each place counts once."""
+    places: dict[tuple[str, int], tuple[str, int]] = {}
+    for st in stats:
+        for path, offset, reason, nbytes in st.damage:
+            places.setdefault((path, offset), (reason, nbytes))
+    frames = max([len(places), *(st.corrupt_frames for st in stats)])
+    if not frames:
+        return ""
+    nbytes = max([sum(n for _r, n in places.values()), *(st.corrupt_bytes for st in stats)])
+    shown = [
+        f"{Path(path).parent.name}/{Path(path).name} at byte {offset} ({reason})"
+        for (path, offset), (reason, _n) in sorted(places.items())[:_SUMMARY_PLACES]
+    ]
+    more = frames - len(shown)
+    return (
+        f"skipped {frames} damaged frame{'s' if frames != 1 else ''} ({nbytes:,} bytes): "
+        + "; ".join(shown)
+        + (f"; and {more} more (`shriven wal check` lists them)" if more > 0 else "")
+    )
 
 
 class Frame(NamedTuple):
@@ -337,6 +336,28 @@ class WalReader:
             # decode, pymalloc hands out recycled blocks in an ever more scattered order and the
             # scan slowed from 0.55M to 0.27M records/s over 3M records.
             del batch
+
+    def batch(self, frame: Frame) -> tuple:
+        """A frame's records as wire tuples (``use_list=False``: what ``decode_wire``'s fast
+        paths take). A frame whose payload is not its records raises in a strict reader; a
+        tolerant one counts it as skipped and returns ``()``."""
+        gc_was_on = gc.isenabled()
+        gc.disable()  # see _unpack
+        try:
+            wires = unpack_batch(frame.payload)
+            if len(wires) != frame.count:
+                raise RecordDecodeError(
+                    f"frame says {frame.count} records, payload holds {len(wires)}"
+                )
+            return wires
+        except (ValueError, msgpack.UnpackException) as exc:
+            if self.strict:
+                raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
+            self.stats.skip(frame.path, frame.offset, frame.length, str(exc))
+            return ()
+        finally:
+            if gc_was_on:
+                gc.enable()
 
     def _unpack(self, frame: Frame, decode: bool = False) -> list | None:
         # A batch makes thousands of small containers at once; letting the cyclic GC run in the
