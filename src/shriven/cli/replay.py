@@ -31,8 +31,8 @@ from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
 
 replay_app = typer.Typer(
     help=(
-        "Replay recorded records of a time range (start inclusive, end exclusive), ordered by "
-        "receive time then per-stream sequence; or show a book at an instant (`replay book`)."
+        "Replay recorded records received in [--start, --end), ordered by receive time then "
+        "per-stream sequence; or show a book at an instant (`replay book`)."
     ),
     invoke_without_command=True,
 )
@@ -75,13 +75,15 @@ def replay(
         None,
         "--start",
         metavar="TIME",
-        help="First instant, inclusive (ISO 8601; no offset = market zone).",
+        help="Range start: [start, end) holds records received at or after it (ISO 8601; no "
+        "offset = market zone).",
     ),
     end: str | None = typer.Option(
         None,
         "--end",
         metavar="TIME",
-        help="Last instant, exclusive (ISO 8601; no offset = market zone).",
+        help="Range end: [start, end) holds records received before it (ISO 8601; no offset = "
+        "market zone).",
     ),
     symbol: list[str] = typer.Option(
         [],
