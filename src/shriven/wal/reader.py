@@ -7,6 +7,10 @@ A frame is yielded only after its CRC checks. What happens at a bad frame depend
 - anywhere else it is corruption: strict readers raise :class:`WalCorruptionError` naming the file
   and offset, tolerant readers skip to the next valid frame and count what they skipped.
 
+A frame whose CRC matches but that breaks another rule of docs/wal-format.md (flags, reserved
+bytes, ``raw_len``, bytes after the zstd frame, record count, records that do not decode) is
+corruption of all its bytes, wherever it is.
+
 Time ranges are half-open, ``start_ns <= recv_ns < end_ns``, on the records' ``recv_ns``.
 """
 
@@ -345,10 +349,7 @@ class WalReader:
         gc.disable()  # see _unpack
         try:
             wires = unpack_batch(frame.payload)
-            if len(wires) != frame.count:
-                raise RecordDecodeError(
-                    f"frame says {frame.count} records, payload holds {len(wires)}"
-                )
+            _check_count(frame, len(wires))
             return wires
         except (ValueError, msgpack.UnpackException) as exc:
             if self.strict:
@@ -387,9 +388,13 @@ def unpack_frame(frame: Frame, decode: bool = True) -> list:
         batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
         if not isinstance(batch, list):
             raise RecordDecodeError("frame payload is not a msgpack array")
-    if len(batch) != frame.count:
-        raise RecordDecodeError(f"frame says {frame.count} records, payload holds {len(batch)}")
+    _check_count(frame, len(batch))
     return batch
+
+
+def _check_count(frame: Frame, records: int) -> None:
+    if records != frame.count:
+        raise RecordDecodeError(f"frame says {frame.count} records, payload holds {records}")
 
 
 def read_records(
