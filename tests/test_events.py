@@ -209,3 +209,12 @@ def test_stream_and_instrument_keys():
     assert (stream_of(trade), instrument_key(trade)) == ("binance", "binance:BTCUSDT")
     status = Status(1, 1, "system", "started")
     assert stream_of(status) == "system"
+
+
+@pytest.mark.parametrize("mode", [3, -1])
+def test_kite_mode_outside_0_to_2_is_a_decode_error(mode):
+    fast = [*KITE_V1[:5], mode, *KITE_V1[6:]]
+    general = [*fast, 0, "a field from the future"]  # not the fast path's length
+    for wire in (fast, general):
+        with pytest.raises(RecordDecodeError, match="malformed record of type 1"):
+            decode_batch(msgpack.packb([wire]))

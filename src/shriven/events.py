@@ -55,6 +55,7 @@ KITE_SEGMENT_NCO: Final = 12
 
 KITE_MODES: Final = ("ltp", "quote", "full")
 _KITE_MODE_CODE: Final = {m: i for i, m in enumerate(KITE_MODES)}
+_KITE_MODE_NAME: Final = dict(enumerate(KITE_MODES))  # a dict: -1 is no mode (KITE_MODES[-1] is)
 
 
 def kite_price_divisor(instrument_token: int) -> int:
@@ -401,7 +402,7 @@ def _kite(w: list | tuple) -> KiteTick:
             and type(asks) is tuple
         ):
             return KiteTick(
-                w[2], w[3], w[4], KITE_MODES[w[5]], w[6], w[7], w[8], w[9], w[10], w[11],
+                w[2], w[3], w[4], _KITE_MODE_NAME[w[5]], w[6], w[7], w[8], w[9], w[10], w[11],
                 w[12], w[13], w[14], w[15], w[16], w[17], w[18], w[19], w[20],
                 cut_bids(bids), cut_asks(asks), w[23] if n == _KITE_WIRE_LEN else 0,
             )  # fmt: skip
@@ -410,7 +411,7 @@ def _kite(w: list | tuple) -> KiteTick:
         w[2],
         w[3],
         w[4],
-        KITE_MODES[w[5]],
+        _KITE_MODE_NAME[w[5]],
         *w[6:21],
         _group3(w[21]),
         _group3(w[22]),
@@ -455,9 +456,15 @@ _DECODERS: Final = {1: _kite, 2: _trade, 3: _depth, 4: _depth_snapshot, 5: _book
 
 def decode_wire(wire: list | tuple) -> Record:
     try:
-        return _DECODERS[wire[0]](wire)
+        decoder = _DECODERS[wire[0]]
     except KeyError:
         raise RecordDecodeError(f"unknown record type {wire[0]!r}") from None
+    except (IndexError, TypeError) as exc:
+        raise RecordDecodeError(f"malformed record: {exc}") from None
+    try:
+        return decoder(wire)
+    except KeyError as exc:
+        raise RecordDecodeError(f"malformed record of type {wire[0]!r}: no value {exc}") from None
     except (IndexError, TypeError, ValueError) as exc:
         raise RecordDecodeError(f"malformed record of type {wire[0]!r}: {exc}") from None
 
