@@ -17,6 +17,8 @@ same process, through:
 Times are CPU time of this process (time.process_time_ns), so other load on a shared machine
 does not count against anyone; contestants take turns within each repeat.
 
+Needs the peers: `pip install -e .[bench]` (python-binance and order-book; not runtime
+dependencies of shriven).
 Run:  PYTHONPATH=src python benchmarks/book_update.py [--changes N] [--repeats R]
 """
 

@@ -136,16 +136,57 @@ def test_binance_decimal_strings_come_back_unchanged():
     assert back.bids[0] == ("61685.99000000", "0.00000000")
 
 
-def test_record_from_a_later_version_with_extra_fields_still_decodes():
-    wire = [6, 2, 10, 1, "kite", "connected", "", "hello", "a field from the future"]
+def test_record_from_a_later_writer_with_extra_fields_still_decodes():
+    wire = [6, 1, 10, 1, "kite", "connected", "", "hello", "a field from the future"]
     (rec,) = decode_batch(msgpack.packb([wire]))
     assert rec == Status(10, 1, "kite", "connected", "", "hello")
 
 
-def test_kite_tick_from_an_older_writer_gets_defaults_for_missing_fields():
-    wire = [1, 1, 10, 3, 256265, 0, 2500005]  # an LTP-only record with no tail
-    (rec,) = decode_batch(msgpack.packb([wire]))
-    assert rec == KiteTick(10, 3, 256265, "ltp", 2500005)
+def test_record_of_an_unknown_layout_version_is_a_decode_error():
+    wire = [6, 2, 10, 1, "kite", "connected", "", "hello"]
+    with pytest.raises(RecordDecodeError, match="layout version 2"):
+        decode_batch(msgpack.packb([wire]))
+
+
+KITE_V1 = [1, 1, 10, 3, 256265, 1, 2500005, *([0] * 14), [], []]  # the 19 fields of layout 1
+
+
+def test_kite_tick_written_before_change_was_stored_reads_change_0():
+    for wire in (KITE_V1, [list(KITE_V1), KITE_V1]):  # fast (one record) and general paths
+        wires = wire if isinstance(wire[0], list) else [wire]
+        recs = decode_batch(msgpack.packb(wires))
+        assert recs[0] == KiteTick(10, 3, 256265, "quote", 2500005, close=0, change=0)
+
+
+def test_kite_index_change_round_trips_signed():
+    tick = KiteTick(10, 3, 256265, "quote", 2500005, close=2600000, change=-100000)
+    assert decode_batch(encode_batch([tick])) == [tick]
+
+
+@pytest.mark.parametrize("short", [7, 12, 22])
+def test_record_shorter_than_layout_1_is_a_decode_error(short):
+    with pytest.raises(RecordDecodeError, match="layout 1 requires 19"):
+        decode_batch(msgpack.packb([KITE_V1[:short]]))
+    status = [6, 1, 10, 1, "kite", "connected"]
+    with pytest.raises(RecordDecodeError, match="layout 1 requires 4"):
+        decode_batch(msgpack.packb([status]))
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        [6, 1, 10, 1, b"kite", "connected", "", ""],  # bin where a str belongs
+        [6, 1, 10, 1, "kite", "connected", None, ""],  # nil
+        [2, 1, 10, 1, "BTCUSDT", 5, b"1.0", "2.0", 1, 2, True],
+        [2, 1, 10, 1, "BTCUSDT", 5, "1.0", "2.0", 1, 2, 1],  # an int is not a boolean
+        [3, 1, 10, 1, "BTCUSDT", 1, 2, 3, [["1.0", None]], []],
+        [4, 1, 10, 1, "BTCUSDT", 1, [], [[b"1.0", b"2.0"]]],
+        [5, 1, 10, 1, "binance", None, 1, [], []],
+    ],
+)
+def test_strings_must_be_msgpack_str(wire):
+    with pytest.raises(RecordDecodeError, match=r"msgpack (str|boolean)"):
+        decode_batch(msgpack.packb([wire], use_bin_type=True))
 
 
 def test_unknown_record_type_is_a_decode_error():
@@ -168,3 +209,12 @@ def test_stream_and_instrument_keys():
     assert (stream_of(trade), instrument_key(trade)) == ("binance", "binance:BTCUSDT")
     status = Status(1, 1, "system", "started")
     assert stream_of(status) == "system"
+
+
+@pytest.mark.parametrize("mode", [3, -1])
+def test_kite_mode_outside_0_to_2_is_a_decode_error(mode):
+    fast = [*KITE_V1[:5], mode, *KITE_V1[6:]]
+    general = [*fast, 0, "a field from the future"]  # not the fast path's length
+    for wire in (fast, general):
+        with pytest.raises(RecordDecodeError, match="malformed record of type 1"):
+            decode_batch(msgpack.packb([wire]))

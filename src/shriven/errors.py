@@ -36,7 +36,8 @@ class WalCorruptionError(WalError):
         self.reason = reason
         super().__init__(
             f"corrupt WAL frame in {path} at byte {offset}: {reason}; "
-            "run `shriven wal check` to see the damage, or read with tolerant mode to skip it"
+            "run `shriven wal check` to see the damage, or rerun with --skip-damaged to read "
+            "past it (replay, replay book, wal verify-books; strict=False in Python)"
         )
 
 

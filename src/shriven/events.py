@@ -8,8 +8,11 @@ Venue values are kept exactly as the venue sent them: Kite prices are the intege
 the decimal strings from the JSON. Book snapshots are derived data and hold floats.
 
 Wire form of one record: a msgpack array ``[type, version, recv_ns, seq, field...]``. A frame
-payload is a msgpack array of such arrays. Decoders ignore trailing fields they do not know and
-fill defaults for fields an older writer did not write, so versions can add fields at the end.
+payload is a msgpack array of such arrays. Every field of layout 1 is required; a field added
+since (``KiteTick.change``) may be missing and reads as its default, so stores written before it
+stay readable. Decoders ignore trailing fields they do not know. A record whose layout version is
+not 1, that is shorter than layout 1, or whose strings are not msgpack ``str`` is refused
+(:class:`RecordDecodeError`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ KITE_SEGMENT_NCO: Final = 12
 
 KITE_MODES: Final = ("ltp", "quote", "full")
 _KITE_MODE_CODE: Final = {m: i for i, m in enumerate(KITE_MODES)}
+_KITE_MODE_NAME: Final = dict(enumerate(KITE_MODES))  # a dict: -1 is no mode (KITE_MODES[-1] is)
 
 
 def kite_price_divisor(instrument_token: int) -> int:
@@ -95,6 +99,10 @@ class KiteTick:
     exchange_timestamp: int = 0  # epoch seconds; 0 when the packet has none
     bids: tuple[Level3, ...] = ()  # best first
     asks: tuple[Level3, ...] = ()  # best first
+    # the index packets' signed `change` word (bytes 24..27 of the 28/32-byte packets), as sent;
+    # 0 for other packets and in records written before it was stored. kiteconnect does not read
+    # it: it yields a percent change computed from last_price and close instead.
+    change: int = 0
 
     TYPE: ClassVar[int] = 1
 
@@ -249,6 +257,7 @@ def _to_wire(r: Record) -> list:
             r.exchange_timestamp,
             _flat3(r.bids),
             _flat3(r.asks),
+            r.change,
         ]
     if t is BinanceDepth:
         return [
@@ -341,12 +350,47 @@ def _pairs(levels: list | tuple) -> tuple:
     return tuple((lvl[0], lvl[1]) for lvl in levels)
 
 
-_KITE_DEFAULTS: Final = (0,) * 14 + ((), ())
-_KITE_WIRE_LEN: Final = 23  # [type, version, recv_ns, seq] + 19 fields
+# Fields after [type, version, recv_ns, seq] that layout 1 requires, by type. Fields appended
+# since then are optional (docs/wal-format.md lists them with their defaults).
+REQUIRED_FIELDS: Final = {1: 19, 2: 7, 3: 6, 4: 4, 5: 5, 6: 4}
+_KITE_WIRE_LEN: Final = 24  # [type, version, recv_ns, seq] + 19 layout-1 fields + change
+
+
+class RecordDecodeError(ValueError):
+    """A payload that is valid msgpack but not a record this version understands."""
+
+
+def _check_layout(w: list | tuple) -> None:
+    if w[1] != WIRE_VERSION:
+        raise RecordDecodeError(
+            f"record layout version {w[1]!r} of type {w[0]!r} is not one this shriven reads "
+            f"({WIRE_VERSION})"
+        )
+    need = 4 + REQUIRED_FIELDS[w[0]]
+    if len(w) < need:
+        raise RecordDecodeError(
+            f"record of type {w[0]} has {len(w) - 4} fields, layout 1 requires "
+            f"{need - 4}: the record is damaged"
+        )
+
+
+def _strs(*values: object) -> None:
+    for v in values:
+        if type(v) is not str:
+            raise RecordDecodeError(f"expected a msgpack str, found {type(v).__name__} {v!r}")
+
+
+def _str_pairs(levels: list | tuple) -> tuple:
+    """Binance levels: ``[price, quantity]`` pairs of msgpack str, as tuples."""
+    for lvl in levels:
+        if len(lvl) != 2 or type(lvl[0]) is not str or type(lvl[1]) is not str:
+            raise RecordDecodeError(f"a Binance level must be two msgpack str, found {lvl!r}")
+    return _pairs(levels)
 
 
 def _kite(w: list | tuple) -> KiteTick:
-    if len(w) == _KITE_WIRE_LEN:
+    n = len(w)
+    if (n == _KITE_WIRE_LEN or n == _KITE_WIRE_LEN - 1) and w[1] == WIRE_VERSION:
         bids = w[21]
         asks = w[22]
         cut_bids = _SLICE3.get(len(bids))
@@ -358,56 +402,69 @@ def _kite(w: list | tuple) -> KiteTick:
             and type(asks) is tuple
         ):
             return KiteTick(
-                w[2], w[3], w[4], KITE_MODES[w[5]], w[6], w[7], w[8], w[9], w[10], w[11],
+                w[2], w[3], w[4], _KITE_MODE_NAME[w[5]], w[6], w[7], w[8], w[9], w[10], w[11],
                 w[12], w[13], w[14], w[15], w[16], w[17], w[18], w[19], w[20],
-                cut_bids(bids), cut_asks(asks),
+                cut_bids(bids), cut_asks(asks), w[23] if n == _KITE_WIRE_LEN else 0,
             )  # fmt: skip
-    fields = list(w[4:23])
-    if len(fields) < 19:  # written by an older version: fill the tail with defaults
-        fields.extend(_KITE_DEFAULTS[len(fields) - 3 :])
+    _check_layout(w)
     return KiteTick(
         w[2],
         w[3],
-        fields[0],
-        KITE_MODES[fields[1]],
-        *fields[2:17],
-        _group3(fields[17]),
-        _group3(fields[18]),
+        w[4],
+        _KITE_MODE_NAME[w[5]],
+        *w[6:21],
+        _group3(w[21]),
+        _group3(w[22]),
+        w[23] if len(w) > 23 else 0,  # change: added after layout 1
     )
 
 
 def _trade(w: list | tuple) -> BinanceTrade:
+    _check_layout(w)
+    _strs(w[4], w[6], w[7])
+    if type(w[10]) is not bool:
+        raise RecordDecodeError(f"buyer_is_maker must be a msgpack boolean, found {w[10]!r}")
     return BinanceTrade(*w[2:11])
 
 
 def _depth(w: list | tuple) -> BinanceDepth:
-    return BinanceDepth(w[2], w[3], w[4], w[5], w[6], w[7], _pairs(w[8]), _pairs(w[9]))
+    _check_layout(w)
+    _strs(w[4])
+    return BinanceDepth(w[2], w[3], w[4], w[5], w[6], w[7], _str_pairs(w[8]), _str_pairs(w[9]))
 
 
 def _depth_snapshot(w: list | tuple) -> BinanceDepthSnapshot:
-    return BinanceDepthSnapshot(w[2], w[3], w[4], w[5], _pairs(w[6]), _pairs(w[7]))
+    _check_layout(w)
+    _strs(w[4])
+    return BinanceDepthSnapshot(w[2], w[3], w[4], w[5], _str_pairs(w[6]), _str_pairs(w[7]))
 
 
 def _book(w: list | tuple) -> BookSnapshot:
+    _check_layout(w)
+    _strs(w[4], w[5])
     return BookSnapshot(w[2], w[3], w[4], w[5], w[6], _pairs(w[7]), _pairs(w[8]))
 
 
 def _status(w: list | tuple) -> Status:
+    _check_layout(w)
+    _strs(w[4], w[5], w[6], w[7])
     return Status(*w[2:8])
 
 
 _DECODERS: Final = {1: _kite, 2: _trade, 3: _depth, 4: _depth_snapshot, 5: _book, 6: _status}
 
 
-class RecordDecodeError(ValueError):
-    """A payload that is valid msgpack but not a record this version understands."""
-
-
 def decode_wire(wire: list | tuple) -> Record:
     try:
-        return _DECODERS[wire[0]](wire)
+        decoder = _DECODERS[wire[0]]
     except KeyError:
         raise RecordDecodeError(f"unknown record type {wire[0]!r}") from None
+    except (IndexError, TypeError) as exc:
+        raise RecordDecodeError(f"malformed record: {exc}") from None
+    try:
+        return decoder(wire)
+    except KeyError as exc:
+        raise RecordDecodeError(f"malformed record of type {wire[0]!r}: no value {exc}") from None
     except (IndexError, TypeError, ValueError) as exc:
         raise RecordDecodeError(f"malformed record of type {wire[0]!r}: {exc}") from None
 

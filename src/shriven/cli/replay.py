@@ -31,8 +31,8 @@ from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
 
 replay_app = typer.Typer(
     help=(
-        "Replay recorded records of a time range (start inclusive, end exclusive), ordered by "
-        "receive time then per-stream sequence; or show a book at an instant (`replay book`)."
+        "Replay recorded records received in [--start, --end), ordered by receive time then "
+        "per-stream sequence; or show a book at an instant (`replay book`)."
     ),
     invoke_without_command=True,
 )
@@ -40,6 +40,16 @@ app.add_typer(replay_app, name="replay")
 
 _DATA_DIR_HELP = "Store to read (default: the configured pipeline data_dir)."
 _TZ_HELP = "Zone for times without an offset and for output (default: SHRIVEN_MARKET_TZ)."
+_SKIP_HELP = (
+    "Read past damaged WAL frames instead of stopping at the first; one line on stderr says "
+    "how many frames and bytes were skipped and where."
+)
+
+
+def _report_skipped(store: Store, command: str) -> None:
+    line = store.skipped()
+    if line:
+        typer.echo(f"{command}: {line}", err=True)
 
 
 def _data_dir(value: Path | None) -> Path:
@@ -65,13 +75,15 @@ def replay(
         None,
         "--start",
         metavar="TIME",
-        help="First instant, inclusive (ISO 8601; no offset = market zone).",
+        help="Range start: [start, end) holds records received at or after it (ISO 8601; no "
+        "offset = market zone).",
     ),
     end: str | None = typer.Option(
         None,
         "--end",
         metavar="TIME",
-        help="Last instant, exclusive (ISO 8601; no offset = market zone).",
+        help="Range end: [start, end) holds records received before it (ISO 8601; no offset = "
+        "market zone).",
     ),
     symbol: list[str] = typer.Option(
         [],
@@ -105,6 +117,7 @@ def replay(
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress on stderr (default: on with --out)."
     ),
+    skip_damaged: bool = typer.Option(False, "--skip-damaged", help=_SKIP_HELP),
 ) -> None:
     """Replay recorded records of a time range, deterministically."""
     if ctx.invoked_subcommand is not None:
@@ -127,7 +140,7 @@ def replay(
     if symbol and not keys:
         raise ReplayError(f"--symbol {', '.join(symbol)} selected no instrument")
     selection = Selection(parse_kinds(kind), venue.lower() if venue else None, keys, described)
-    store = Store(_data_dir(data_dir))
+    store = Store(_data_dir(data_dir), strict=not skip_damaged)
     for line in described:
         typer.echo(f"replay: --symbol {line}", err=True)
     if note and any("not a Kite name" in d for d in described):
@@ -160,6 +173,7 @@ def replay(
     typer.echo(
         f"replay: {n:,} records in {span}{where}; times in {zone_label(zone, first)}", err=True
     )
+    _report_skipped(store, "replay")
     if n == 0 and (start_ns is not None or end_ns is not None):
         typer.echo(f"replay: {_store_span(store, zone)}", err=True)
     if store.order.late:
@@ -240,6 +254,7 @@ def book(
     depth: int = typer.Option(10, "--depth", metavar="N", min=1, help="Levels per side to print."),
     data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR", help=_DATA_DIR_HELP),
     tz: str | None = typer.Option(None, "--tz", metavar="ZONE", help=_TZ_HELP),
+    skip_damaged: bool = typer.Option(False, "--skip-damaged", help=_SKIP_HELP),
 ) -> None:
     """The book at an instant: nearest snapshot at or before it plus the recorded changes."""
     zone = load_zone(tz or settings().market_tz)
@@ -250,8 +265,10 @@ def book(
     if not text.isdigit() and not text.startswith(("kite:", "binance:")):
         instruments, note = instruments_for(settings().cache_dir, _data_dir(data_dir))
     key = resolve_book_key(text, instruments)
+    store = Store(_data_dir(data_dir), strict=not skip_damaged)
     with scan_gc():
-        result = book_at(Store(_data_dir(data_dir)), key, at_ns)
+        result = book_at(store, key, at_ns)
+    _report_skipped(store, "replay book")
     if result.snapshot is None and result.changes == 0:
         # Nothing at all to build from: an empty "book" would look like a real answer.
         raise ReplayError(
@@ -287,11 +304,12 @@ def verify_books_command(
         help="Seconds a record may have waited in the daemon's queue before being applied.",
     ),
     tz: str | None = typer.Option(None, "--tz", metavar="ZONE", help=_TZ_HELP),
+    skip_damaged: bool = typer.Option(False, "--skip-damaged", help=_SKIP_HELP),
 ) -> None:
     """Rebuild every book snapshot from the one before it plus the recorded changes; exit 1 on
     any difference."""
     zone = load_zone(tz or settings().market_tz)
-    store = Store(path)
+    store = Store(path, strict=not skip_damaged)
     progress = _verify_progress() if sys.stderr.isatty() else None
     with scan_gc():
         report = verify_books(
@@ -303,6 +321,7 @@ def verify_books_command(
         )
     if progress is not None:
         typer.echo("", err=True)
+    _report_skipped(store, "verify-books")
     for d in report.differences:
         later = format_ns(d.later.recv_ns, zone)
         base = (

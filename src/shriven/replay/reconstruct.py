@@ -162,7 +162,7 @@ def iter_lob_states(
     instruments: Sequence[InstrumentRow] | None = None,
     market_tz: str | None = None,
 ) -> Iterator[BookState]:
-    """Every state of ``symbol``'s book from ``start`` (inclusive) to ``end`` (exclusive).
+    """Every state of ``symbol``'s book, one per change received in ``[start, end)``.
 
     Times: ns since the epoch, ISO 8601 text or datetimes; no offset = the market zone."""
     tz = market_tz or _market_tz()

@@ -63,6 +63,7 @@ COLUMNS: Final[tuple[str, ...]] = (
     "oi_day_high",
     "oi_day_low",
     "exchange_timestamp",
+    "change",
     # Binance
     "symbol",
     "trade_id",
@@ -126,6 +127,7 @@ def record_row(record: Record, zone: ZoneInfo) -> dict[str, object]:
         row["oi_day_high"] = r.oi_day_high
         row["oi_day_low"] = r.oi_day_low
         row["exchange_timestamp"] = r.exchange_timestamp
+        row["change"] = r.change
         row["bids"] = [[kite_price(p, div), q, o] for p, q, o in r.bids]
         row["asks"] = [[kite_price(p, div), q, o] for p, q, o in r.asks]
     elif t is BinanceTrade:

@@ -3,18 +3,17 @@ WAL's sparse index, one instrument's records for books, the nearest book snapsho
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgpack
 
-from shriven.errors import ReplayError, WalCorruptionError
+from shriven.errors import ReplayError
 from shriven.events import BookSnapshot, Record, decode_wire
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, OrderStats, merge_ordered, reorder
 from shriven.replay.select import Selection
-from shriven.wal import Frame, WalReader, list_segments
+from shriven.wal import WalReader, list_segments, skipped_summary
 
 __all__ = ["Store", "wire_filter"]
 
@@ -24,12 +23,14 @@ _STARTED = msgpack.packb("started")
 
 @dataclass(slots=True)
 class Store:
-    """A data directory. ``ticks``/``lob`` readers accumulate what they opened and skipped."""
+    """A data directory. ``ticks``/``lob`` readers accumulate what they opened and skipped;
+    ``strict=False`` reads past damaged frames (``--skip-damaged``), see :meth:`skipped`."""
 
     data_dir: Path
     strict: bool = True
     ticks: WalReader = field(init=False)
     lob: WalReader = field(init=False)
+    _readers: list[WalReader] = field(init=False, default_factory=list)
     order: OrderStats = field(default_factory=OrderStats)
     frames_unpacked: int = 0  # by tick_records_for: frames that may hold the instrument
     frames_skipped: int = 0  # by tick_records_for: frames that cannot
@@ -45,6 +46,11 @@ class Store:
             )
         self.ticks = WalReader(ticks_dir, strict=self.strict)
         self.lob = WalReader(lob_dir, strict=self.strict)
+        self._readers = [self.ticks, self.lob]
+
+    def skipped(self) -> str:
+        """What the reads so far skipped as damaged, and where, as one line ("" if nothing)."""
+        return skipped_summary(*(r.stats for r in self._readers))
 
     # ------------------------------------------------------------ ranges
 
@@ -86,39 +92,22 @@ class Store:
                 continue
             self.frames_unpacked += 1
             inside = lo <= frame.min_ns and frame.max_ns < hi
-            for w in self._unpack(frame):
+            for w in self.ticks.batch(frame):
                 if keep(w) and (inside or lo <= w[2] < hi):
                     yield decode_wire(w)
-
-    def _unpack(self, frame: Frame) -> tuple:
-        gc_was_on = gc.isenabled()
-        gc.disable()  # as the WAL reader does: a GC pass amid a batch's containers costs 3x
-        try:
-            # tuples: what events.decode_wire's fast paths take (see events.unpack_batch)
-            batch = msgpack.unpackb(frame.payload, raw=False, use_list=False)
-        except (ValueError, msgpack.UnpackException) as exc:
-            batch = exc
-        finally:
-            if gc_was_on:
-                gc.enable()
-        if not isinstance(batch, tuple):
-            reason = str(batch) if isinstance(batch, Exception) else "payload is not an array"
-            if self.strict:
-                raise WalCorruptionError(str(frame.path), frame.offset, reason)
-            return ()
-        return batch
 
     def restart_times(self, start_ns: int | None = None, end_ns: int | None = None) -> list[int]:
         """Receive times of the daemon starts (``system``/``started`` status records) in the
         range, in write order. Frames without the word are not unpacked."""
         out: list[int] = []
         reader = WalReader(self.ticks.directory, strict=self.strict)
+        self._readers.append(reader)
         lo = -(1 << 63) if start_ns is None else start_ns
         hi = (1 << 63) if end_ns is None else end_ns
         for frame in reader.frames(start_ns, end_ns):
             if _STARTED not in frame.payload:
                 continue
-            for w in msgpack.unpackb(frame.payload, raw=False, use_list=True):
+            for w in reader.batch(frame):
                 if w[0] == 6 and w[4] == "system" and w[5] == "started" and lo <= w[2] < hi:
                     out.append(w[2])
         return out

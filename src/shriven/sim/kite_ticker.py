@@ -355,6 +355,7 @@ class KiteTickerSimulator:
         tick = KiteTick(0, 0, token, mode, ltp, open=s.open, high=s.high, low=s.low, close=s.close)
         if token & 0xFF == INDEX_SEGMENT:
             tick.exchange_timestamp = now if mode == "full" else 0
+            tick.change = max(-(2**31), min(2**31 - 1, ltp - s.close)) if s.close else 0
             return tick
         tick.last_traded_quantity = qty
         tick.average_traded_price = s.turnover // s.volume

@@ -4,7 +4,7 @@ in numbered segment files, with a sparse time index beside each. docs/wal-format
 
 from shriven.wal.format import FORMAT_VERSION, list_segments, segment_name
 from shriven.wal.index import IndexEntry, load_index
-from shriven.wal.reader import Frame, ReadStats, WalReader, read_records
+from shriven.wal.reader import Frame, ReadStats, WalReader, read_records, skipped_summary
 from shriven.wal.store import METADATA_FILE, MarketStore
 from shriven.wal.writer import FSYNC_POLICIES, RecoveryReport, WalWriter, recover
 
@@ -24,4 +24,5 @@ __all__ = [
     "read_records",
     "recover",
     "segment_name",
+    "skipped_summary",
 ]

@@ -16,7 +16,6 @@ import msgpack
 import zstandard
 
 from shriven.errors import WalError
-from shriven.events import RecordDecodeError, decode_wires, unpack_batch
 from shriven.wal.format import (
     CODEC_NAMES,
     FLAG_ZSTD,
@@ -27,7 +26,7 @@ from shriven.wal.format import (
     parse_segment_header,
 )
 from shriven.wal.index import covered_end, load_index
-from shriven.wal.reader import ReadStats, _scan_segment
+from shriven.wal.reader import ReadStats, _scan_segment, unpack_frame
 
 STORE_STREAMS = ("ticks", "lob")
 
@@ -96,10 +95,10 @@ def check_segment(
     stats = ReadStats()
     with open(path, "rb") as f:
         _check_frames(path, f.fileno(), report, stats, is_last, progress)
-    report.corrupt_frames += stats.corrupt_frames
+    report.corrupt_frames = stats.corrupt_frames
     report.corrupt_bytes = stats.corrupt_bytes
     report.torn_tail_bytes = stats.torn_tail_bytes
-    report.damage.extend((off, reason) for _p, off, reason in stats.damage)
+    report.damage = [(off, reason) for _p, off, reason, _n in stats.damage]
     report.damage.sort()
     return report
 
@@ -128,14 +127,9 @@ def _check_frames(
         try:
             # only the count is kept: a batch still alive while the next one decodes slows the
             # scan down frame by frame (see WalReader.records)
-            decoded = len(decode_wires(unpack_batch(frame.payload)))
-            if decoded != frame.count:
-                raise RecordDecodeError(
-                    f"frame says {frame.count} records, payload holds {decoded}"
-                )
+            len(unpack_frame(frame, decode=True))
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
-            report.corrupt_frames += 1
-            report.damage.append((frame.offset, f"records do not decode: {exc}"))
+            stats.skip(path, frame.offset, frame.length, f"records do not decode: {exc}")
             continue
         finally:
             if gc_was_on:

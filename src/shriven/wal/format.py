@@ -18,7 +18,7 @@ FORMAT_VERSION: Final = 1
 
 SEGMENT_MAGIC: Final = b"SHRVWAL\x00"
 # magic, format version, codec, reserved u8, segment number, created ns, reserved u32, header CRC
-SEGMENT_HEADER: Final = struct.Struct("<8sHBxIqI")
+SEGMENT_HEADER: Final = struct.Struct("<8sHBBIqI")
 SEGMENT_HEADER_CRC: Final = struct.Struct("<I")
 SEGMENT_HEADER_SIZE: Final = SEGMENT_HEADER.size + SEGMENT_HEADER_CRC.size  # 32
 
@@ -33,6 +33,8 @@ FRAME_CRC: Final = struct.Struct("<I")
 FRAME_HEADER: Final = struct.Struct("<4sIIIqqB3xI")
 FRAME_HEADER_SIZE: Final = FRAME_HEADER.size  # 40
 FLAG_ZSTD: Final = 0x01
+KNOWN_FLAGS: Final = FLAG_ZSTD
+FRAME_RESERVED: Final = slice(33, 36)  # frame header bytes that must be zero
 MAX_PAYLOAD: Final = 1 << 30  # a frame longer than this is treated as damage, not data
 
 INDEX_MAGIC: Final = b"SHRVIDX\x00"
@@ -67,6 +69,12 @@ def segment_name(number: int) -> str:
     return f"segment_{number:08d}.wal"
 
 
+def segment_number(path: Path) -> int | None:
+    """The ``N`` of a ``segment_N.wal`` file name (None for any other name)."""
+    m = _SEGMENT_NAME.match(path.name)
+    return int(m.group(1)) if m else None
+
+
 def index_path(segment: Path) -> Path:
     return segment.with_suffix(".idx")
 
@@ -85,23 +93,36 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
 
 
 def pack_segment_header(number: int, codec: int, created_ns: int) -> bytes:
-    head = SEGMENT_HEADER.pack(SEGMENT_MAGIC, FORMAT_VERSION, codec, number, created_ns, 0)
+    head = SEGMENT_HEADER.pack(SEGMENT_MAGIC, FORMAT_VERSION, codec, 0, number, created_ns, 0)
     return head + SEGMENT_HEADER_CRC.pack(zlib.crc32(head))
 
 
-def parse_segment_header(data: bytes) -> SegmentHeader:
-    """Raise ValueError saying what is wrong with a segment header."""
+def parse_segment_header(data: bytes, path: Path | None = None) -> SegmentHeader:
+    """Raise ValueError saying what is wrong with a segment header; with ``path``, the header's
+    segment number must also be the one in the file name."""
     if len(data) < SEGMENT_HEADER_SIZE:
         raise ValueError(f"segment header is {len(data)} bytes, expected {SEGMENT_HEADER_SIZE}")
     head = data[: SEGMENT_HEADER.size]
-    magic, version, codec, number, created_ns, _ = SEGMENT_HEADER.unpack(head)
+    magic, version, codec, reserved8, number, created_ns, reserved32 = SEGMENT_HEADER.unpack(head)
     if magic != SEGMENT_MAGIC:
         raise ValueError(f"bad segment magic {magic!r}")
     (crc,) = SEGMENT_HEADER_CRC.unpack_from(data, SEGMENT_HEADER.size)
     if crc != zlib.crc32(head):
         raise ValueError("segment header checksum mismatch")
-    if version > FORMAT_VERSION:
-        raise ValueError(f"segment format version {version} is newer than this shriven reads")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"segment format version {version} is not one this shriven reads ({FORMAT_VERSION})"
+        )
+    if reserved8 or reserved32:
+        raise ValueError("segment header reserved bytes are not zero")
+    if path is not None:
+        named = segment_number(path)
+        if named is not None and named != number:
+            raise ValueError(
+                f"segment header says segment {number}, the file name says {named}: the file "
+                f"was renamed or copied from elsewhere; rename it to {segment_name(number)} "
+                "if it belongs here"
+            )
     return SegmentHeader(version, codec, number, created_ns)
 
 

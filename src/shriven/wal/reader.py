@@ -7,6 +7,10 @@ A frame is yielded only after its CRC checks. What happens at a bad frame depend
 - anywhere else it is corruption: strict readers raise :class:`WalCorruptionError` naming the file
   and offset, tolerant readers skip to the next valid frame and count what they skipped.
 
+A frame whose CRC matches but that breaks another rule of docs/wal-format.md (flags, reserved
+bytes, ``raw_len``, bytes after the zstd frame, record count, records that do not decode) is
+corruption of all its bytes, wherever it is.
+
 Time ranges are half-open, ``start_ns <= recv_ns < end_ns``, on the records' ``recv_ns``.
 """
 
@@ -30,6 +34,8 @@ from shriven.wal.format import (
     FRAME_HEADER,
     FRAME_HEADER_SIZE,
     FRAME_MAGIC,
+    FRAME_RESERVED,
+    KNOWN_FLAGS,
     MAX_PAYLOAD,
     SEGMENT_HEADER_SIZE,
     list_segments,
@@ -39,6 +45,7 @@ from shriven.wal.index import covered_end, load_index
 
 _CHUNK = 1 << 20
 _MAX_DAMAGE_NOTES = 1000
+_SUMMARY_PLACES = 3
 _NO_START = -(1 << 63)
 _NO_END = 1 << 63
 
@@ -51,13 +58,40 @@ class ReadStats:
     frames_skipped: int = 0  # valid frames outside the time range, not decompressed
     records_read: int = 0
     corrupt_frames: int = 0  # damaged places skipped by a tolerant reader
-    corrupt_bytes: int = 0
+    corrupt_bytes: int = 0  # their bytes (a checksummed frame that does not decode: all of it)
     torn_tail_bytes: int = 0  # incomplete bytes at the end of the newest segment
-    damage: list[tuple[str, int, str]] = field(default_factory=list)  # (file, offset, reason)
+    # (file, offset, reason, bytes) of each damaged place, the first _MAX_DAMAGE_NOTES
+    damage: list[tuple[str, int, str, int]] = field(default_factory=list)
 
-    def note_damage(self, path: Path, offset: int, reason: str) -> None:
+    def skip(self, path: Path, offset: int, nbytes: int, reason: str) -> None:
+        """Count one damaged place of ``nbytes`` bytes a tolerant reader skipped."""
+        self.corrupt_frames += 1
+        self.corrupt_bytes += nbytes
         if len(self.damage) < _MAX_DAMAGE_NOTES:
-            self.damage.append((str(path), offset, reason))
+            self.damage.append((str(path), offset, reason, nbytes))
+
+
+def skipped_summary(*stats: ReadStats) -> str:
+    """One line saying what tolerant reads skipped and where, "" if nothing. Several readers of
+    one store may meet the same damaged frame: each place counts once."""
+    places: dict[tuple[str, int], tuple[str, int]] = {}
+    for st in stats:
+        for path, offset, reason, nbytes in st.damage:
+            places.setdefault((path, offset), (reason, nbytes))
+    frames = max([len(places), *(st.corrupt_frames for st in stats)])
+    if not frames:
+        return ""
+    nbytes = max([sum(n for _r, n in places.values()), *(st.corrupt_bytes for st in stats)])
+    shown = [
+        f"{Path(path).parent.name}/{Path(path).name} at byte {offset} ({reason})"
+        for (path, offset), (reason, _n) in sorted(places.items())[:_SUMMARY_PLACES]
+    ]
+    more = frames - len(shown)
+    return (
+        f"skipped {frames} damaged frame{'s' if frames != 1 else ''} ({nbytes:,} bytes): "
+        + "; ".join(shown)
+        + (f"; and {more} more (`shriven wal check` lists them)" if more > 0 else "")
+    )
 
 
 class Frame(NamedTuple):
@@ -68,6 +102,7 @@ class Frame(NamedTuple):
     max_ns: int
     flags: int
     payload: bytes  # decompressed msgpack batch
+    length: int = 0  # bytes of the frame in the segment, header included
 
 
 def _frame_ok(data: bytes | memoryview, pos: int, size: int) -> bool:
@@ -137,13 +172,11 @@ def _scan_segment(
             stats.torn_tail_bytes += len(head)  # a writer is creating it or crashed doing so
             return
         try:
-            parse_segment_header(head)
+            parse_segment_header(head, path)
         except ValueError as exc:
             if strict:
                 raise WalCorruptionError(str(path), 0, str(exc)) from None
-            stats.corrupt_frames += 1
-            stats.corrupt_bytes += size
-            stats.note_damage(path, 0, str(exc))
+            stats.skip(path, 0, size, str(exc))
             return
         scan = _SegmentScan(f, path, size, stats)
         pos = SEGMENT_HEADER_SIZE
@@ -166,29 +199,25 @@ def _scan_segment(
                         body = scan.get(pos + FRAME_HEADER_SIZE, plen, limit)
                         if zlib.crc32(body, zlib.crc32(hdr[:-4])) != crc:
                             reason = "checksum mismatch"
-                        elif mx < start_ns or mn >= end_ns:
-                            stats.frames_skipped += 1
-                            pos = end
-                            continue
                         else:
-                            try:
-                                payload = (
-                                    dctx.decompress(body, max_output_size=raw)
-                                    if flags & FLAG_ZSTD
-                                    else bytes(body)
-                                )
-                            except zstandard.ZstdError as exc:
+                            # A checksummed frame: whatever is wrong with it now was written so,
+                            # and it is damage (never a torn tail) of all its bytes.
+                            bad = _header_problem(flags, hdr, plen, raw)
+                            if not bad and (mx < start_ns or mn >= end_ns):
+                                stats.frames_skipped += 1
+                                pos = end
+                                continue
+                            payload = b""
+                            if not bad:
+                                payload, bad = _payload(body, flags, raw, dctx)
+                            if bad:
                                 if strict:
-                                    raise WalCorruptionError(
-                                        str(path), pos, f"payload does not decompress: {exc}"
-                                    ) from None
-                                stats.corrupt_frames += 1
-                                stats.corrupt_bytes += end - pos
-                                stats.note_damage(path, pos, f"payload does not decompress: {exc}")
+                                    raise WalCorruptionError(str(path), pos, bad)
+                                stats.skip(path, pos, end - pos, bad)
                                 pos = end
                                 continue
                             stats.frames_read += 1
-                            yield Frame(path, pos, count, mn, mx, flags, payload)
+                            yield Frame(path, pos, count, mn, mx, flags, payload, end - pos)
                             pos = end
                             continue
                 nxt = scan.next_valid(pos + 1)
@@ -197,13 +226,38 @@ def _scan_segment(
                     return
                 if strict:
                     raise WalCorruptionError(str(path), pos, reason)
-                stats.corrupt_frames += 1
-                stats.note_damage(path, pos, reason)
+                stats.skip(path, pos, (size if nxt is None else nxt) - pos, reason)
                 if nxt is None:
-                    stats.corrupt_bytes += size - pos
                     return
-                stats.corrupt_bytes += nxt - pos
                 pos = nxt
+
+
+def _header_problem(flags: int, hdr: memoryview, plen: int, raw: int) -> str:
+    """What a checksummed frame header breaks of the format's rules ("" if nothing)."""
+    if flags & ~KNOWN_FLAGS:
+        return f"unknown frame flag bits 0x{flags & ~KNOWN_FLAGS:02x}"
+    if hdr[FRAME_RESERVED] != b"\0\0\0":
+        return "frame header reserved bytes are not zero"
+    if not flags & FLAG_ZSTD and raw != plen:
+        return f"uncompressed frame says raw_len {raw}, payload is {plen} bytes"
+    return ""
+
+
+def _payload(
+    body: memoryview, flags: int, raw: int, dctx: zstandard.ZstdDecompressor
+) -> tuple[bytes, str]:
+    """The frame's msgpack bytes, or what is wrong with them."""
+    if not flags & FLAG_ZSTD:
+        return bytes(body), ""
+    try:
+        # max_output_size only bounds frames written without their content size;
+        # allow_extra_data=False refuses bytes after the zstd frame
+        payload = dctx.decompress(body, max_output_size=raw, allow_extra_data=False)
+    except zstandard.ZstdError as exc:
+        return b"", f"payload does not decompress: {exc}"
+    if len(payload) != raw:
+        return b"", f"payload decompresses to {len(payload)} bytes, raw_len says {raw}"
+    return payload, ""
 
 
 def _ranges(path: Path, size: int, start_ns: int, end_ns: int) -> list[tuple[int, int | None]]:
@@ -287,27 +341,60 @@ class WalReader:
             # scan slowed from 0.55M to 0.27M records/s over 3M records.
             del batch
 
+    def batch(self, frame: Frame) -> tuple:
+        """A frame's records as wire tuples (``use_list=False``: what ``decode_wire``'s fast
+        paths take). A frame whose payload is not its records raises in a strict reader; a
+        tolerant one counts it as skipped and returns ``()``."""
+        gc_was_on = gc.isenabled()
+        gc.disable()  # see _unpack
+        try:
+            wires = unpack_batch(frame.payload)
+            _check_count(frame, len(wires))
+            return wires
+        except (ValueError, msgpack.UnpackException) as exc:
+            if self.strict:
+                raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
+            self.stats.skip(frame.path, frame.offset, frame.length, str(exc))
+            return ()
+        finally:
+            if gc_was_on:
+                gc.enable()
+
     def _unpack(self, frame: Frame, decode: bool = False) -> list | None:
         # A batch makes thousands of small containers at once; letting the cyclic GC run in the
         # middle of that triples the cost (msgpack's own advice), and none of them form cycles.
         gc_was_on = gc.isenabled()
         gc.disable()
         try:
-            if decode:
-                return decode_wires(unpack_batch(frame.payload))
-            batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
-            if not isinstance(batch, list):
-                raise RecordDecodeError("frame payload is not a msgpack array")
-            return batch
+            return unpack_frame(frame, decode)
         except (ValueError, msgpack.UnpackException) as exc:  # RecordDecodeError is a ValueError
             if self.strict:
                 raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
-            self.stats.corrupt_frames += 1
-            self.stats.note_damage(frame.path, frame.offset, str(exc))
+            self.stats.skip(frame.path, frame.offset, frame.length, str(exc))
             return None
         finally:
             if gc_was_on:
                 gc.enable()
+
+
+def unpack_frame(frame: Frame, decode: bool = True) -> list:
+    """A frame's records (``decode``) or wire arrays (lists); raises ValueError (a
+    :class:`RecordDecodeError`) or ``msgpack.UnpackException`` when the payload is not the
+    records the frame header says: not a msgpack array, another record count, a record that does
+    not decode."""
+    if decode:
+        batch: list = decode_wires(unpack_batch(frame.payload))
+    else:
+        batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
+        if not isinstance(batch, list):
+            raise RecordDecodeError("frame payload is not a msgpack array")
+    _check_count(frame, len(batch))
+    return batch
+
+
+def _check_count(frame: Frame, records: int) -> None:
+    if records != frame.count:
+        raise RecordDecodeError(f"frame says {frame.count} records, payload holds {records}")
 
 
 def read_records(

@@ -316,10 +316,12 @@ class MarketStore:
                 wal: {seg: {k: list(c) for k, c in counts.items()} for seg, counts in per.items()}
                 for wal, per in self._streams.items()
             }
+        now = time.time_ns()
         return {
             "format": "shriven-wal",
             "format_version": FORMAT_VERSION,
-            "updated_ns": time.time_ns(),
+            "updated_ns": now,
+            "updated": iso_time(now),
             "streams": {
                 "ticks": stream_summary(self.data_dir / "ticks", self.ticks, streams.get("ticks")),
                 "lob": stream_summary(self.data_dir / "lob", self.lob, streams.get("lob")),

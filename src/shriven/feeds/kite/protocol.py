@@ -45,9 +45,9 @@ FULL_LEN: Final = 184
 
 _U16: Final = struct.Struct(">H")
 _LTP: Final = struct.Struct(">II")
-# token, ltp, high, low, open, close, change (not kept: derivable from ltp and close)
-_INDEX_QUOTE: Final = struct.Struct(">7I")
-_INDEX_FULL: Final = struct.Struct(">8I")  # ... and the exchange timestamp
+# token, ltp, high, low, open, close, change (signed, kept as sent in KiteTick.change)
+_INDEX_QUOTE: Final = struct.Struct(">6Ii")
+_INDEX_FULL: Final = struct.Struct(">6IiI")  # ... and the exchange timestamp
 # token, ltp, last qty, avg price, volume, buy qty, sell qty, open, high, low, close
 _QUOTE: Final = struct.Struct(">11I")
 # the quote words, last trade time, oi, oi day high, oi day low, exchange timestamp (16 words),
@@ -70,15 +70,18 @@ def _ltp(data: bytes, off: int, recv_ns: int, seq: int) -> KiteTick:
 
 
 def _index_quote(data: bytes, off: int, recv_ns: int, seq: int) -> KiteTick:
-    token, ltp, high, low, open_, close, _ = _INDEX_QUOTE.unpack_from(data, off)
-    return KiteTick(recv_ns, seq, token, "quote", ltp, 0, 0, 0, 0, 0, open_, high, low, close)
+    token, ltp, high, low, open_, close, change = _INDEX_QUOTE.unpack_from(data, off)
+    return KiteTick(
+        recv_ns, seq, token, "quote", ltp, 0, 0, 0, 0, 0, open_, high, low, close, change=change
+    )
 
 
 def _index_full(data: bytes, off: int, recv_ns: int, seq: int) -> KiteTick:
-    token, ltp, high, low, open_, close, _, ts = _INDEX_FULL.unpack_from(data, off)
+    token, ltp, high, low, open_, close, change, ts = _INDEX_FULL.unpack_from(data, off)
     return KiteTick(
-        recv_ns, seq, token, "full", ltp, 0, 0, 0, 0, 0, open_, high, low, close, 0, 0, 0, 0, ts
-    )
+        recv_ns, seq, token, "full", ltp, 0, 0, 0, 0, 0, open_, high, low, close, 0, 0, 0, 0, ts,
+        change=change,
+    )  # fmt: skip
 
 
 def _quote(data: bytes, off: int, recv_ns: int, seq: int) -> KiteTick:
@@ -202,9 +205,6 @@ def parse_text(text: str | bytes, recv_ns: int, seq: SeqCounter) -> Status:
 
 # ---------------------------------------------------------------- encoding (simulator, tests)
 
-_ENC_INDEX_QUOTE: Final = struct.Struct(">6Ii")  # change is signed on the wire
-_ENC_INDEX_FULL: Final = struct.Struct(">6IiI")
-
 
 def encode_packet(tick: KiteTick, *, index: bool = False) -> bytes:
     """The wire payload for ``tick`` in its mode; ``index`` selects the 28/32-byte index layout
@@ -213,11 +213,10 @@ def encode_packet(tick: KiteTick, *, index: bool = False) -> bytes:
     if t.mode == "ltp":
         return _LTP.pack(t.instrument_token, t.last_price)
     if index:
-        change = max(-(2**31), min(2**31 - 1, t.last_price - t.close)) if t.close else 0
-        head = (t.instrument_token, t.last_price, t.high, t.low, t.open, t.close, change)
+        head = (t.instrument_token, t.last_price, t.high, t.low, t.open, t.close, t.change)
         if t.mode == "quote":
-            return _ENC_INDEX_QUOTE.pack(*head)
-        return _ENC_INDEX_FULL.pack(*head, t.exchange_timestamp)
+            return _INDEX_QUOTE.pack(*head)
+        return _INDEX_FULL.pack(*head, t.exchange_timestamp)
     words = (
         t.instrument_token,
         t.last_price,

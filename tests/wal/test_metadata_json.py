@@ -1,0 +1,43 @@
+"""metadata.json: every ``*_ns`` number has its exact UTC text beside it (``first_ns`` ->
+``first``), because JSON readers that parse numbers as float64 (JavaScript's JSON.parse) round
+nanosecond times above 2^53."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shriven.config import PipelineConfig
+from shriven.samples import sample_records
+from shriven.wal import METADATA_FILE, MarketStore
+
+
+def ns_fields(doc: object, where: str = "") -> list[tuple[str, dict, str]]:
+    out = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key.endswith("_ns"):
+                out.append((where + key, doc, key))
+            out += ns_fields(value, f"{where}{key}.")
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            out += ns_fields(value, f"{where}{i}.")
+    return out
+
+
+def test_every_ns_time_has_its_iso_text_beside_it(tmp_path: Path) -> None:
+    with MarketStore(tmp_path, PipelineConfig(fsync_policy="never")) as store:
+        store.append_ticks(list(sample_records(200)))
+    doc = json.loads((tmp_path / METADATA_FILE).read_text())
+    fields = ns_fields(doc)
+    assert len(fields) > 6
+    for where, parent, key in fields:
+        ns = parent[key]
+        twin = parent.get(key.removesuffix("_ns"), "missing")
+        if ns is None:  # an empty WAL
+            assert twin is None, where
+            continue
+        assert isinstance(ns, int) and ns > 2**53, where  # why the text twin is needed
+        whole = datetime.fromtimestamp(ns // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        assert twin == f"{whole}.{ns % 10**9:09d}Z", where
