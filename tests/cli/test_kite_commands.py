@@ -142,7 +142,7 @@ def test_run_dry_run_prints_plans_and_connections(cli: Env) -> None:
 
 def test_run_dry_run_with_symbols_and_spots_needs_no_credentials(cli: Env) -> None:
     r = cli.run(
-        "run", "--dry-run", "--symbols", "NIFTY FIN SERVICE,NIFTY 50", "--spot",
+        "run", "--dry-run", "--venue", "kite", "--symbols", "NIFTY FIN SERVICE,NIFTY 50", "--spot",
         "NIFTY FIN SERVICE=24000", "--spot", "nifty 50=25000",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
