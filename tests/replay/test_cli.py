@@ -153,8 +153,8 @@ def test_replay_book_of_nothing_recorded_is_a_one_line_error(
     for symbol, at in (("DOGEUSDT", "2026-11-20T03:47:30Z"), ("BTCUSDT", "2026-11-19T03:47:30Z")):
         args = ["--symbol", symbol, "--at", at]
         result = runner.invoke(app, ["replay", "book", "--data-dir", str(data_dir), *args])
-        assert result.exit_code != 0
         assert isinstance(result.exception, ReplayError)
+        assert result.exception.exit_code == 1  # as the README says: the data lacks it
         assert f"no book of binance:{symbol} at or before" in str(result.exception)
 
 

@@ -75,10 +75,23 @@ def test_a_path_without_a_wal_is_a_one_line_error(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and "does not exist" in out.stderr
 
 
+@pytest.mark.parametrize("command", ["check", "stats"])
+def test_a_path_that_is_not_a_store_exits_2_not_the_damage_code(tmp_path, command):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    started = tmp_path / "started"  # a data dir a recorder claimed before writing any segment
+    started.mkdir()
+    (started / ".shriven.lock").write_text("123\n")
+    for path in (tmp_path / "nowhere", empty, started):
+        out = shriven("wal", command, str(path))
+        assert out.returncode == 2, (path, out.stderr)
+        assert out.stderr.startswith("shriven: error: ") and out.stderr.count("\n") == 1
+
+
 def test_a_segment_file_instead_of_a_directory_says_which_directory_to_give(store):
     segment = segments(store / "ticks")[0]
     out = shriven("wal", "stats", str(segment))
-    assert out.returncode == 1
+    assert out.returncode == 2
     said = f"shriven: error: {segment} is a file: give the directory holding it ({store / 'ticks'})"
     assert out.stderr.startswith(said) and out.stderr.count("\n") == 1
 

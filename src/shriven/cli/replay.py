@@ -16,7 +16,7 @@ import typer
 
 from shriven.cli.app import app, settings
 from shriven.cli.wal import wal_app
-from shriven.errors import ReplayError
+from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import Record
 from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, verify_books
@@ -254,7 +254,7 @@ def book(
         result = book_at(Store(_data_dir(data_dir)), key, at_ns)
     if result.snapshot is None and result.changes == 0:
         # Nothing at all to build from: an empty "book" would look like a real answer.
-        raise ReplayError(
+        raise NotRecordedError(
             f"no book of {key} at or before {format_ns(at_ns, zone)} in "
             f"{_data_dir(data_dir)}: nothing was recorded for it by then; check --symbol "
             "(`shriven replay --kind status` shows what was recorded and when) and --at"
