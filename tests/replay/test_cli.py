@@ -168,16 +168,52 @@ def test_a_full_disk_is_a_one_line_error(store: tuple[Path, list[Record], Sessio
 
 
 def test_an_export_that_fails_midway_leaves_no_file_that_looks_whole(tmp_path: Path) -> None:
-    from shriven.cli.replay import _file_out
+    from shriven.feeds.kite.files import atomic_output
 
     out = tmp_path / "day.jsonl"
-    with pytest.raises(KeyboardInterrupt), _file_out(out) as path:
-        path.write_text('{"half": ')
+    with pytest.raises(KeyboardInterrupt), atomic_output(out) as f:
+        f.write(b'{"half": ')
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
-    with _file_out(out) as path:
-        path.write_text("{}\n")
+    with atomic_output(out) as f:
+        f.write(b"{}\n")
     assert out.read_text() == "{}\n" and list(tmp_path.iterdir()) == [out]
+
+
+def test_out_inside_the_store_is_refused_and_the_store_stays_intact(
+    store: tuple[Path, list[Record], Session], tmp_path: Path
+) -> None:
+    data_dir, _, _ = store
+    segment = sorted((data_dir / "ticks").glob("segment_*.wal"))[0]
+    before = segment.read_bytes()
+    link = tmp_path / "link"
+    link.symlink_to(data_dir / "ticks")  # the same store through a symlink
+    for out in (segment, data_dir / "new.csv", link / "x.jsonl", data_dir):
+        result = _replay(data_dir, "--format", "csv", "--out", str(out), "--force")
+        assert isinstance(result.exception, ReplayError), (out, result.output)
+        assert result.exception.exit_code == 2
+        assert "inside the store being read" in str(result.exception)
+    assert segment.read_bytes() == before
+    assert not (data_dir / "new.csv").exists() and not (data_dir / "ticks" / "x.jsonl").exists()
+    check = runner.invoke(app, ["wal", "check", str(data_dir)])
+    assert check.exit_code == 0 and "result: ok" in check.stdout
+
+
+def test_out_does_not_replace_an_existing_file_without_force(
+    store: tuple[Path, list[Record], Session], tmp_path: Path
+) -> None:
+    data_dir, _, _ = store
+    out = tmp_path / "mine.jsonl"
+    out.write_text("precious\n")
+    args = ("--end", START, "--format", "jsonl", "--out", str(out), "--no-progress")
+    refused = _replay(data_dir, *args)
+    assert isinstance(refused.exception, ReplayError)
+    assert "exists: pass --force" in str(refused.exception)
+    assert out.read_text() == "precious\n"
+    replaced = _replay(data_dir, *args, "--force")
+    assert replaced.exit_code == 0, replaced.output
+    assert out.read_text().count("\n") > 100 and out.read_text().startswith('{"time"')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.jsonl"]  # no temporary left
 
 
 def test_an_empty_range_says_where_the_records_are(

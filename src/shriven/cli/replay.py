@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
+import io
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from shriven.cli.app import app, settings
 from shriven.cli.wal import wal_app
 from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import Record
+from shriven.feeds.kite.files import atomic_output
 from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, verify_books
 from shriven.replay.features_view import render_book
@@ -92,8 +92,12 @@ def replay(
         "table", "--format", metavar="FORMAT", help="table, jsonl, csv or parquet."
     ),
     out: Path | None = typer.Option(
-        None, "--out", metavar="FILE", help="Write to FILE instead of stdout."
+        None,
+        "--out",
+        metavar="FILE",
+        help="Write to FILE instead of stdout (never inside the store; complete or not at all).",
     ),
+    force: bool = typer.Option(False, "--force", help="Replace --out FILE if it exists."),
     speed: str = typer.Option(
         "max",
         "--speed",
@@ -120,6 +124,7 @@ def replay(
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise ReplayError("the range is empty: --end must be after --start")
     pace = _speed(speed)
+    atomic = export.check_out(out, _data_dir(data_dir), force) if out is not None else False
     instruments, note = (
         instruments_for(settings().cache_dir, _data_dir(data_dir)) if symbol else (None, "")
     )
@@ -143,7 +148,7 @@ def replay(
         )
     with scan_gc():
         try:
-            n = _write(records, fmt, out, zone, flush=pace is not None)
+            n = _write(records, fmt, out, zone, flush=pace is not None, atomic=atomic)
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `replay | head`: the reader left; click exits quietly
@@ -185,42 +190,33 @@ def _store_span(store: Store, zone: ZoneInfo) -> str:
 
 
 def _write(
-    records: Iterator[Record], fmt: str, out: Path | None, zone: ZoneInfo, flush: bool
+    records: Iterator[Record],
+    fmt: str,
+    out: Path | None,
+    zone: ZoneInfo,
+    flush: bool,
+    atomic: bool = True,
 ) -> int:
     if out is None:
         assert fmt != "parquet"
         n = _TEXT_WRITERS[fmt](records, sys.stdout, zone, flush)
         sys.stdout.flush()
         return n
-    with _file_out(out) as path:
+    # A file is written through a temporary file renamed over it when the export is complete,
+    # so an interrupted or failed export never leaves a file that looks whole.
+    with atomic_output(out, 0o644) if atomic else open(out, "wb") as f:
         if fmt == "parquet":
-            with open(path, "wb") as f:
-                return export.write_parquet(records, f, zone)
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            return _TEXT_WRITERS[fmt](records, f, zone, flush)
+            return export.write_parquet(records, f, zone)
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        try:
+            n = _TEXT_WRITERS[fmt](records, text, zone, flush)
+            text.flush()
+        finally:
+            text.detach()
+        return n
 
 
 _TEXT_WRITERS = {"table": export.write_table, "jsonl": export.write_jsonl, "csv": export.write_csv}
-
-
-@contextlib.contextmanager
-def _file_out(out: Path) -> Iterator[Path]:
-    """The path to write ``out`` through: a ``.partial`` file beside it, renamed over ``out`` only
-    when the export completes, so an interrupted or failed export never leaves a file that looks
-    whole. Special files (a FIFO, /dev/stdout) are written directly."""
-    if out.exists() and not out.is_file():
-        yield out
-        return
-    partial = out.with_name(out.name + ".partial")
-    try:
-        partial.open("wb").close()
-    except OSError as exc:
-        raise ReplayError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
-    try:
-        yield partial
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 @replay_app.command("book")

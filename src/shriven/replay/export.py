@@ -12,6 +12,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, Final
 from zoneinfo import ZoneInfo
 
@@ -29,9 +30,30 @@ from shriven.events import (
 )
 from shriven.replay.rows import COLUMNS, kite_price, record_row
 
-__all__ = ["FORMATS", "write_csv", "write_jsonl", "write_parquet", "write_table"]
+__all__ = ["FORMATS", "check_out", "write_csv", "write_jsonl", "write_parquet", "write_table"]
 
 FORMATS: Final = ("table", "jsonl", "csv", "parquet")
+
+
+def check_out(out: Path, store_dir: Path, force: bool) -> bool:
+    """Refuse an export path that would damage the store being read (anything inside it,
+    symlinks resolved) or replace an existing file without ``force``. True when ``out`` is to be
+    written through a temporary file and a rename; False for a special file (a FIFO,
+    /dev/stdout) that is written directly."""
+    target = out.resolve()
+    store = Path(store_dir).resolve()
+    if target == store or target.is_relative_to(store):
+        raise ReplayError(
+            f"--out {out} is inside the store being read ({store}): writing there would damage "
+            "it; choose a path outside the store"
+        )
+    if out.is_dir():
+        raise ReplayError(f"--out {out} is a directory: give a file name")
+    if out.exists() and not out.is_file():
+        return False
+    if out.exists() and not force:
+        raise ReplayError(f"--out {out} exists: pass --force to replace it, or choose another")
+    return True
 
 
 def write_jsonl(
