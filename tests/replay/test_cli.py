@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from shriven.cli import app
 from shriven.cli.app import settings
-from shriven.errors import ReplayError
+from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import Record
 
 from .synth import (
@@ -305,3 +305,46 @@ def test_spot_name_with_the_instruments_cache_selects_its_derivatives(
     assert len(one.stdout.splitlines()) == sum(
         1 for r in records if getattr(r, "instrument_token", None) == NIFTY_FUT
     )
+
+
+@pytest.mark.parametrize("typo", ["BTCUSD", "FOO", "999999999"])
+def test_a_symbol_the_store_never_recorded_is_exit_1_naming_the_closest(
+    store: tuple[Path, list[Record], Session], typo: str
+) -> None:
+    data_dir, _, _ = store
+    result = _replay(data_dir, "--symbol", typo)
+    assert isinstance(result.exception, NotRecordedError), result.output
+    assert result.exception.exit_code == 1
+    message = str(result.exception)
+    assert message.startswith(f"--symbol {typo}: no record of it in {data_dir}; ")
+    if typo == "BTCUSD":
+        assert "recorded instruments closest to it: BTCUSDT, ETHUSDT" in message
+    else:
+        assert "instruments recorded there is close (e.g. " in message
+    assert result.stdout == ""  # not even the table header
+
+
+def test_one_unrecorded_symbol_among_several_writes_no_file(
+    store: tuple[Path, list[Record], Session], tmp_path: Path
+) -> None:
+    data_dir, _, _ = store
+    out = tmp_path / "both.csv"
+    args = ("--symbol", "BTCUSDT", "--symbol", "ETHUSDX", "--format", "csv", "--out", str(out))
+    result = _replay(data_dir, *args)
+    assert isinstance(result.exception, NotRecordedError)
+    assert "--symbol ETHUSDX: no record of it" in str(result.exception)
+    assert "closest to it: ETHUSDT" in str(result.exception)
+    assert list(tmp_path.iterdir()) == []
+    in_range = _replay(data_dir, "--symbol", "BTCUSDT", "--end", START)
+    assert in_range.exit_code == 0, in_range.output
+
+
+def test_a_real_process_says_an_unrecorded_symbol_on_one_line_with_exit_1(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    cmd = [sys.executable, "-m", "shriven", "replay", "--data-dir", str(data_dir)]
+    done = subprocess.run([*cmd, "--symbol", "BTCUSD"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    errors = [line for line in done.stderr.splitlines() if line.startswith("shriven: error:")]
+    assert len(errors) == 1 and "BTCUSDT" in errors[0] and "Traceback" not in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import io
+import itertools
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.instruments import instruments_for
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
 from shriven.replay.reconstruct import book_at, resolve_book_key
-from shriven.replay.select import Selection, parse_kinds, resolve_symbols
+from shriven.replay.select import Selection, parse_kinds, require_recorded, resolve_each
 from shriven.replay.store import Store
 from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
 
@@ -128,17 +129,33 @@ def replay(
     instruments, note = (
         instruments_for(settings().cache_dir, _data_dir(data_dir)) if symbol else (None, "")
     )
-    keys, described = resolve_symbols(symbol, instruments)
+    wanted = resolve_each(symbol, instruments)
+    keys = frozenset(k for _text, ks, _what in wanted for k in ks)
+    described = [f"{text}: {what}" for text, _ks, what in wanted]
     if symbol and not keys:
         raise ReplayError(f"--symbol {', '.join(symbol)} selected no instrument")
-    selection = Selection(parse_kinds(kind), venue.lower() if venue else None, keys, described)
+    selection = Selection(
+        parse_kinds(kind), venue.lower() if venue else None, keys, described, seen=set()
+    )
     store = Store(_data_dir(data_dir))
     for line in described:
         typer.echo(f"replay: --symbol {line}", err=True)
     if note and any("not a Kite name" in d for d in described):
         typer.echo(f"replay: {note}", err=True)
+    span = (
+        f"[{format_ns(start_ns, zone) if start_ns is not None else 'start of store'}, "
+        f"{format_ns(end_ns, zone) if end_ns is not None else 'end of store'})"
+    )
 
     records: Iterator[Record] = store.records(selection, start_ns, end_ns, DEFAULT_WINDOW_NS)
+    if wanted:
+        where = f"{store.data_dir}" if start_ns is None and end_ns is None else span
+        records = require_recorded(records, wanted, selection, where, instruments)
+        # The first record decides whether every --symbol was recorded (see require_recorded):
+        # taken before anything is written, so a typo prints no header and creates no file.
+        first = next(records, None)
+        if first is not None:
+            records = itertools.chain((first,), records)
     if pace is not None:
         records = paced(records, pace)
     show_progress = progress if progress is not None else out is not None
@@ -157,10 +174,6 @@ def replay(
                 f"cannot write {target}: {exc.strerror or exc}; free space or choose another --out"
             ) from None
     first = start_ns if start_ns is not None else 0
-    span = (
-        f"[{format_ns(start_ns, zone) if start_ns is not None else 'start of store'}, "
-        f"{format_ns(end_ns, zone) if end_ns is not None else 'end of store'})"
-    )
     where = f" to {out}" if out is not None else ""
     typer.echo(
         f"replay: {n:,} records in {span}{where}; times in {zone_label(zone, first)}", err=True
