@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shriven.config import Settings
+from shriven.config import Settings, check_binance_symbols
 from shriven.errors import ConfigError, CredentialsError
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
@@ -25,7 +24,6 @@ from shriven.pipeline.daemon import Pipeline
 log = get_logger("shriven.pipeline.startup")
 
 Venue = Literal["kite", "binance", "all"]
-_BINANCE_SYMBOL = re.compile(r"^[A-Z0-9]{5,20}$")
 
 
 @dataclass(slots=True)
@@ -91,13 +89,10 @@ def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
         if options.venue == "kite":
             updates["spot_symbols"] = options.symbols
         else:
-            syms = [s.strip().upper() for s in options.symbols]
-            bad = [s for s in syms if not _BINANCE_SYMBOL.match(s)]
-            if bad:
-                raise ConfigError(
-                    f"bad Binance symbol {bad[0]!r}: use spot pairs like BTCUSDT,ETHUSDT"
-                )
-            top["binance_symbols"] = syms
+            try:
+                top["binance_symbols"] = check_binance_symbols(options.symbols)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
     if updates:
         top["pipeline"] = pipeline.model_copy(update=updates)
     return settings.model_copy(update=top) if top else settings
