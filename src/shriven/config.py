@@ -243,10 +243,10 @@ def _unknown_setting() -> str | None:
     reads, with the closest valid name: pydantic-settings ignores them, so a typo would
     silently leave the default in force."""
     config = _config_file()
-    if "SHRIVEN_CONFIG_FILE" in os.environ and not config.is_file():
+    if "SHRIVEN_CONFIG_FILE" in os.environ and not config.exists():
         return (
             f"SHRIVEN_CONFIG_FILE={str(config)!r} does not exist: give the path of a TOML file "
-            "(see config/shriven.example.toml) or unset it"
+            f"(see config/shriven.example.toml), {os.devnull} for none, or unset it"
         )
     names, prefixes = _variable_names()
     sources: list[tuple[str, dict[str, str | None]]] = [("the environment", dict(os.environ))]

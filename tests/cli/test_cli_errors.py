@@ -35,7 +35,7 @@ NOWHERE = {
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("SHRIVEN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("SHRIVEN_BINANCE_SYMBOLS", raising=False)
     for name, value in NOWHERE.items():
@@ -48,7 +48,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 
 def _process(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZERODHA_", "SHRIVEN_"))}
-    env.update(NOWHERE, SHRIVEN_CONFIG_FILE=str(tmp_path / "none.toml"))
+    env.update(NOWHERE, SHRIVEN_CONFIG_FILE=os.devnull)
     return subprocess.run(
         [str(SHRIVEN), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )

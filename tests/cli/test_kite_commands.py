@@ -35,7 +35,7 @@ class Env:
             SHRIVEN_KITE_API_ROOT=self.url,
             SHRIVEN_KITE_LOGIN_ROOT=self.url,
             SHRIVEN_CACHE_DIR=str(self.home / "cache"),
-            SHRIVEN_CONFIG_FILE=str(self.home / "none.toml"),
+            SHRIVEN_CONFIG_FILE=os.devnull,
             SHRIVEN_PIPELINE__DATA_DIR=str(self.home / "data"),
         )
         if creds:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,7 +47,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Record],
 def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SHRIVEN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SHRIVEN_MARKET_TZ", "Asia/Kolkata")
-    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", os.devnull)
     settings.cache_clear()
     yield
     settings.cache_clear()
@@ -348,3 +349,30 @@ def test_a_real_process_says_an_unrecorded_symbol_on_one_line_with_exit_1(
     assert done.returncode == 1 and done.stdout == ""
     errors = [line for line in done.stderr.splitlines() if line.startswith("shriven: error:")]
     assert len(errors) == 1 and "BTCUSDT" in errors[0] and "Traceback" not in done.stderr
+
+
+def test_tables_print_book_values_as_the_venue_writes_them(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    table = _replay(data_dir, "--kind", "snapshots", "--end", END)
+    assert table.exit_code == 0, table.output
+    rows = [line for line in table.stdout.splitlines() if "book_snapshot" in line]
+    kite = [r for r in rows if f" {NIFTY_FUT} " in r]
+    binance = [r for r in rows if " BTCUSDT " in r]
+    assert kite and binance
+    # Kite: rupees with the wire's 2 decimals, whole quantities; Binance: its 8 decimals
+    assert all(re.search(r"bid=\d+\.\d\dx\d+ ask=\d+\.\d\dx\d+ ", r) for r in kite), kite[0]
+    assert all(re.search(r"bid=\d+\.\d{8}x\d+\.\d{8} ask=", r) for r in binance), binance[0]
+    for symbol in ("BTCUSDT", str(NIFTY_FUT)):
+        at = ("--at", "2026-11-20T03:47:30Z")
+        book = runner.invoke(
+            app, ["replay", "book", "--data-dir", str(data_dir), "--symbol", symbol, *at]
+        )
+        assert book.exit_code == 0, book.output
+        levels = [line for line in book.stdout.splitlines() if " | " in line][1:]
+        assert levels and not any(re.search(r"\d\.0(?!\d)", line) for line in levels), levels
+        features = next(x for x in book.stdout.splitlines() if x.startswith("spread "))
+        pattern = r"spread -?[\d.]+  mid [\d.]+  microprice [\d.]+  imbalance .*"
+        assert re.fullmatch(pattern, features)
+        assert not re.search(r"\d\.\d{10}", features)  # no float noise

@@ -28,7 +28,7 @@ from shriven.events import (
     Status,
     kite_price_divisor,
 )
-from shriven.replay.rows import COLUMNS, kite_price, record_row
+from shriven.replay.rows import COLUMNS, book_price, book_quantity, kite_price, record_row
 
 __all__ = ["FORMATS", "check_out", "write_csv", "write_jsonl", "write_parquet", "write_table"]
 
@@ -152,12 +152,17 @@ def _details(record: Record) -> str:
         return f"rest snapshot lastUpdateId={s.last_update_id} {len(s.bids)}x{len(s.asks)} levels"
     if t is BookSnapshot:
         k: BookSnapshot = record  # type: ignore[assignment]
-        bid = f"{k.bids[0][0]!r}x{k.bids[0][1]!r}" if k.bids else "-"
-        ask = f"{k.asks[0][0]!r}x{k.asks[0][1]!r}" if k.asks else "-"
+        bid = _book_level(k, k.bids[0]) if k.bids else "-"
+        ask = _book_level(k, k.asks[0]) if k.asks else "-"
         return f"book update_id={k.update_id} bid={bid} ask={ask} {len(k.bids)}x{len(k.asks)}"
     st: Status = record  # type: ignore[assignment]
     # The venue first: "connected" alone does not say whether Kite or Binance connected.
     return f"{st.venue} {st.kind} {st.detail}".rstrip()
+
+
+def _book_level(k: BookSnapshot, level: tuple[float, float]) -> str:
+    price, quantity = level
+    return f"{book_price(k.venue, k.instrument, price)}x{book_quantity(k.venue, quantity)}"
 
 
 # ---------------------------------------------------------------- parquet
