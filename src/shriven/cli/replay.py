@@ -153,7 +153,8 @@ def replay(
         records = require_recorded(records, wanted, selection, where, instruments)
         # The first record decides whether every --symbol was recorded (see require_recorded):
         # taken before anything is written, so a typo prints no header and creates no file.
-        first = next(records, None)
+        with scan_gc():
+            first = next(records, None)
         if first is not None:
             records = itertools.chain((first,), records)
     if pace is not None:
