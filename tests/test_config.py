@@ -151,3 +151,64 @@ def test_cli_prints_one_line_for_a_bad_setting(tmp_path):
     assert len(lines) == 1
     assert "SHRIVEN_PIPELINE__SNAPSHOT_INTERVAL_SECS='0'" in lines[0]
     assert "greater than or equal to 1" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("SHRIVEN_PIPELINE__DATA_DRI", "(did you mean SHRIVEN_PIPELINE__DATA_DIR?)"),
+        ("SHRIVEN_PIPELINE_DATA_DIR", "(did you mean SHRIVEN_PIPELINE__DATA_DIR?)"),
+        ("SHRIVEN_BINANCE_SYMBOL", "(did you mean SHRIVEN_BINANCE_SYMBOLS?)"),
+        ("SHRIVEN_ZZZ", "nothing reads that name (.env.example lists every one)"),
+    ],
+)
+def test_an_unknown_variable_is_named_with_the_closest_setting(monkeypatch, name, says):
+    monkeypatch.setenv(name, "x")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value).startswith(f"unknown setting {name} in the environment")
+    assert says in str(err.value)
+
+
+def test_an_unknown_variable_in_dotenv_is_named_too(tmp_path):
+    (tmp_path / ".env").write_text("SHRIVEN_HEALTHPORT=9000\n")
+    with pytest.raises(
+        ConfigError, match=r"SHRIVEN_HEALTHPORT in \.env \(did you mean SHRIVEN_HEA"
+    ):
+        load_settings()
+
+
+def test_mapping_settings_take_their_keys_from_variable_names(monkeypatch):
+    monkeypatch.setenv("SHRIVEN_KITE_TICKER_CLASS_MODES__OPTION", "quote")
+    assert load_settings().kite_ticker_class_modes == {"option": "quote"}
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("binance_symbol = ['BTCUSDT']\n", "unknown key 'binance_symbol' in {f} (did you mean "
+         "'binance_symbols'?)"),
+        ("[pipeline]\ndata_dri = 'x'\n", "unknown key 'pipeline.data_dri' in {f} (did you mean "
+         "'pipeline.data_dir'?)"),
+    ],
+)  # fmt: skip
+def test_an_unknown_config_file_key_is_named_with_the_closest(tmp_path, monkeypatch, text, says):
+    config = tmp_path / "shriven.toml"
+    config.write_text(text)
+    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", str(config))
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert says.format(f=config) in str(err.value)
+
+
+def test_a_config_file_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", str(tmp_path / "typo.toml"))
+    with pytest.raises(ConfigError, match=r"typo\.toml' does not exist"):
+        load_settings()
+
+
+@pytest.mark.parametrize("value", ["BTC USDT", "BTCUSDT,ETH-USDT", '["BTC/USDT"]'])
+def test_binance_symbols_from_settings_are_checked_like_the_option(monkeypatch, value):
+    monkeypatch.setenv("SHRIVEN_BINANCE_SYMBOLS", value)
+    with pytest.raises(ConfigError, match=r"bad Binance symbol .*: use spot pairs like BTCUSDT"):
+        load_settings()

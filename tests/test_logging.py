@@ -69,7 +69,7 @@ def test_a_debug_run_logs_no_credential_or_token(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZERODHA_", "SHRIVEN_"))}
     env.update(
         SHRIVEN_CACHE_DIR=str(tmp_path / "cache"),
-        SHRIVEN_CONFIG_FILE=str(tmp_path / "none.toml"),
+        SHRIVEN_CONFIG_FILE=os.devnull,
         SHRIVEN_PIPELINE__SPOT_SYMBOLS="NIFTY 50",
         SHRIVEN_PIPELINE__OPTION_STRIKE_RANGE="1",
     )

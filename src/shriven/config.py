@@ -7,8 +7,10 @@ Our own settings use the ``SHRIVEN_`` prefix (nested ones with ``__``, e.g.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -28,6 +30,19 @@ from shriven.errors import ConfigError, CredentialsError
 
 MiB = 1024 * 1024
 DEFAULT_CONFIG_FILE = Path("config/shriven.toml")
+# A Binance spot pair as the streams and REST take it (upper case, letters and digits).
+BINANCE_SYMBOL = re.compile(r"^[A-Z0-9]{5,20}$")
+# SHRIVEN_* variables that are not settings but are still ours.
+_OTHER_VARIABLES = frozenset({"SHRIVEN_CONFIG_FILE", "SHRIVEN_FIXTURES"})  # FIXTURES: the tests'
+
+
+def check_binance_symbols(symbols: list[str]) -> list[str]:
+    """The symbols in upper case; ValueError naming the first that is not a Binance pair."""
+    upper = [str(s).strip().upper() for s in symbols]
+    for symbol in upper:
+        if not BINANCE_SYMBOL.match(symbol):
+            raise ValueError(f"bad Binance symbol {symbol!r}: use spot pairs like BTCUSDT,ETHUSDT")
+    return upper
 
 
 def _symbol_list(value: object) -> object:
@@ -137,7 +152,7 @@ class Settings(BaseSettings):
     @classmethod
     def _split_binance(cls, v: object) -> object:
         v = _symbol_list(v)
-        return [s.upper() for s in v] if isinstance(v, list) else v
+        return check_binance_symbols(v) if isinstance(v, list) else v
 
     @field_validator("kite_ticker_class_modes")
     @classmethod
@@ -187,6 +202,79 @@ def _config_file() -> Path:
     return Path(os.environ.get("SHRIVEN_CONFIG_FILE", DEFAULT_CONFIG_FILE))
 
 
+def _is_mapping(info: object) -> bool:
+    return getattr(getattr(info, "annotation", None), "__origin__", None) is dict
+
+
+def _variable_names() -> tuple[set[str], tuple[str, ...]]:
+    """Every SHRIVEN_* variable name a setting reads, and the prefixes under which any name is
+    valid (the keys of a mapping setting, e.g. SHRIVEN_KITE_TICKER_CLASS_MODES__OPTION)."""
+    names = set(_OTHER_VARIABLES)
+    prefixes: list[str] = []
+    for name, info in Settings.model_fields.items():
+        if isinstance(info.validation_alias, str):
+            continue  # ZERODHA_*: not under our prefix
+        env = f"SHRIVEN_{name.upper()}"
+        names.add(env)
+        if _is_mapping(info):
+            prefixes.append(env + "__")
+    for name, info in PipelineConfig.model_fields.items():
+        env = f"SHRIVEN_PIPELINE__{name.upper()}"
+        names.add(env)
+        if _is_mapping(info):
+            prefixes.append(env + "__")
+    return names, tuple(prefixes)
+
+
+def _suggest(name: str, valid: set[str], where: str, quote: str = "") -> str:
+    # Compared without the prefix every name shares, which would make any two look alike.
+    strip = "SHRIVEN_" if name.startswith("SHRIVEN_") else ""
+    bare = {v.removeprefix(strip): v for v in valid}
+    close = difflib.get_close_matches(name.removeprefix(strip), sorted(bare), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {quote}{bare[close[0]]}{quote}?): rename or remove it"
+    return f": nothing reads that name ({where} lists every one); remove it"
+
+
+def _unknown_setting() -> str | None:
+    """The first SHRIVEN_* variable (environment, then .env) or config file key that no setting
+    reads, with the closest valid name: pydantic-settings ignores them, so a typo would
+    silently leave the default in force."""
+    config = _config_file()
+    if "SHRIVEN_CONFIG_FILE" in os.environ and not config.exists():
+        return (
+            f"SHRIVEN_CONFIG_FILE={str(config)!r} does not exist: give the path of a TOML file "
+            f"(see config/shriven.example.toml), {os.devnull} for none, or unset it"
+        )
+    names, prefixes = _variable_names()
+    sources: list[tuple[str, dict[str, str | None]]] = [("the environment", dict(os.environ))]
+    with contextlib.suppress(OSError, ValueError):
+        sources.append((".env", dotenv_values(".env")))
+    for where, source in sources:
+        for raw in source:
+            name = raw.upper()
+            if name.startswith("SHRIVEN_") and name not in names and not name.startswith(prefixes):
+                return f"unknown setting {raw} in {where}" + _suggest(name, names, ".env.example")
+    try:
+        document = tomllib.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    except (OSError, ValueError):
+        return None  # reported with its reason when the settings are read
+    top = {n: info for n, info in Settings.model_fields.items()}
+    keys = set(top) | {a.lower() for i in top.values() if isinstance(a := i.validation_alias, str)}
+    nested = set(PipelineConfig.model_fields)
+    nested |= {f"pipeline.{n}" for n in nested}
+    example = "config/shriven.example.toml"
+    for key, value in document.items():
+        if key not in keys:
+            return f"unknown key '{key}' in {config}" + _suggest(key, keys, example, "'")
+        if key == "pipeline" and isinstance(value, dict):
+            for sub in value:
+                if sub not in nested:
+                    where = f"unknown key 'pipeline.{sub}' in {config}"
+                    return where + _suggest(f"pipeline.{sub}", nested, example, "'")
+    return None
+
+
 def _bad_json_variable() -> str | None:
     """The first SHRIVEN_* variable (environment, then .env) holding JSON that does not parse:
     pydantic-settings only names the top-level field ("pipeline") when that happens."""
@@ -222,6 +310,9 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
 
 def load_settings(**overrides: object) -> Settings:
     """Build Settings, turning validation failures into one-line ConfigErrors."""
+    unknown = _unknown_setting()
+    if unknown is not None:
+        raise ConfigError(unknown)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 class ShrivenError(Exception):
-    """Base class; the CLI prints ``str(error)`` as one line and exits with ``exit_code``."""
+    """Base class; the CLI prints ``str(error)`` as one line and exits with ``exit_code``:
+    2 for a request that cannot be served as asked (the default), 1 when the data is damaged or
+    does not hold what was asked (see docs/operations.md, "Exit status")."""
 
     exit_code = 2
 
@@ -21,6 +23,10 @@ class WalError(ShrivenError):
     """The WAL could not be written or read."""
 
     exit_code = 1
+
+
+class NotAStoreError(ShrivenError):
+    """A path given as a store or WAL that is not one (missing, a file, no segments yet)."""
 
 
 class StoreLockedError(ShrivenError):
@@ -67,3 +73,9 @@ class UniverseError(ShrivenError):
 
 class ReplayError(ShrivenError):
     """A replay request that cannot be served as asked (bad time, unknown symbol, bad format)."""
+
+
+class NotRecordedError(ReplayError):
+    """The store holds nothing of an instrument that was asked for (a typo, another store)."""
+
+    exit_code = 1

@@ -40,7 +40,7 @@ class Env:
             SHRIVEN_KITE_API_ROOT=self.url,
             SHRIVEN_KITE_LOGIN_ROOT=self.url,
             SHRIVEN_CACHE_DIR=str(self.home / "cache"),
-            SHRIVEN_CONFIG_FILE=str(self.home / "none.toml"),
+            SHRIVEN_CONFIG_FILE=os.devnull,
             SHRIVEN_PIPELINE__DATA_DIR=str(self.home / "data"),
         )
         env.update(extra)
@@ -148,7 +148,7 @@ def test_run_dry_run_prints_plans_and_connections(cli: Env) -> None:
 
 def test_run_dry_run_with_symbols_and_spots_needs_no_credentials(cli: Env) -> None:
     r = cli.run(
-        "run", "--dry-run", "--symbols", "NIFTY FIN SERVICE,NIFTY 50", "--spot",
+        "run", "--dry-run", "--venue", "kite", "--symbols", "NIFTY FIN SERVICE,NIFTY 50", "--spot",
         "NIFTY FIN SERVICE=24000", "--spot", "nifty 50=25000",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from shriven.cli import app
 from shriven.cli.app import settings
-from shriven.errors import ReplayError
+from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import Record
 
 from .synth import (
@@ -46,7 +47,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Record],
 def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SHRIVEN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SHRIVEN_MARKET_TZ", "Asia/Kolkata")
-    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", os.devnull)
     settings.cache_clear()
     yield
     settings.cache_clear()
@@ -153,8 +154,8 @@ def test_replay_book_of_nothing_recorded_is_a_one_line_error(
     for symbol, at in (("DOGEUSDT", "2026-11-20T03:47:30Z"), ("BTCUSDT", "2026-11-19T03:47:30Z")):
         args = ["--symbol", symbol, "--at", at]
         result = runner.invoke(app, ["replay", "book", "--data-dir", str(data_dir), *args])
-        assert result.exit_code != 0
         assert isinstance(result.exception, ReplayError)
+        assert result.exception.exit_code == 1  # as the README says: the data lacks it
         assert f"no book of binance:{symbol} at or before" in str(result.exception)
 
 
@@ -168,16 +169,52 @@ def test_a_full_disk_is_a_one_line_error(store: tuple[Path, list[Record], Sessio
 
 
 def test_an_export_that_fails_midway_leaves_no_file_that_looks_whole(tmp_path: Path) -> None:
-    from shriven.cli.replay import _file_out
+    from shriven.feeds.kite.files import atomic_output
 
     out = tmp_path / "day.jsonl"
-    with pytest.raises(KeyboardInterrupt), _file_out(out) as path:
-        path.write_text('{"half": ')
+    with pytest.raises(KeyboardInterrupt), atomic_output(out) as f:
+        f.write(b'{"half": ')
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
-    with _file_out(out) as path:
-        path.write_text("{}\n")
+    with atomic_output(out) as f:
+        f.write(b"{}\n")
     assert out.read_text() == "{}\n" and list(tmp_path.iterdir()) == [out]
+
+
+def test_out_inside_the_store_is_refused_and_the_store_stays_intact(
+    store: tuple[Path, list[Record], Session], tmp_path: Path
+) -> None:
+    data_dir, _, _ = store
+    segment = sorted((data_dir / "ticks").glob("segment_*.wal"))[0]
+    before = segment.read_bytes()
+    link = tmp_path / "link"
+    link.symlink_to(data_dir / "ticks")  # the same store through a symlink
+    for out in (segment, data_dir / "new.csv", link / "x.jsonl", data_dir):
+        result = _replay(data_dir, "--format", "csv", "--out", str(out), "--force")
+        assert isinstance(result.exception, ReplayError), (out, result.output)
+        assert result.exception.exit_code == 2
+        assert "inside the store being read" in str(result.exception)
+    assert segment.read_bytes() == before
+    assert not (data_dir / "new.csv").exists() and not (data_dir / "ticks" / "x.jsonl").exists()
+    check = runner.invoke(app, ["wal", "check", str(data_dir)])
+    assert check.exit_code == 0 and "result: ok" in check.stdout
+
+
+def test_out_does_not_replace_an_existing_file_without_force(
+    store: tuple[Path, list[Record], Session], tmp_path: Path
+) -> None:
+    data_dir, _, _ = store
+    out = tmp_path / "mine.jsonl"
+    out.write_text("precious\n")
+    args = ("--end", START, "--format", "jsonl", "--out", str(out), "--no-progress")
+    refused = _replay(data_dir, *args)
+    assert isinstance(refused.exception, ReplayError)
+    assert "exists: pass --force" in str(refused.exception)
+    assert out.read_text() == "precious\n"
+    replaced = _replay(data_dir, *args, "--force")
+    assert replaced.exit_code == 0, replaced.output
+    assert out.read_text().count("\n") > 100 and out.read_text().startswith('{"time"')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.jsonl"]  # no temporary left
 
 
 def test_an_empty_range_says_where_the_records_are(
@@ -269,3 +306,73 @@ def test_spot_name_with_the_instruments_cache_selects_its_derivatives(
     assert len(one.stdout.splitlines()) == sum(
         1 for r in records if getattr(r, "instrument_token", None) == NIFTY_FUT
     )
+
+
+@pytest.mark.parametrize("typo", ["BTCUSD", "FOO", "999999999"])
+def test_a_symbol_the_store_never_recorded_is_exit_1_naming_the_closest(
+    store: tuple[Path, list[Record], Session], typo: str
+) -> None:
+    data_dir, _, _ = store
+    result = _replay(data_dir, "--symbol", typo)
+    assert isinstance(result.exception, NotRecordedError), result.output
+    assert result.exception.exit_code == 1
+    message = str(result.exception)
+    assert message.startswith(f"--symbol {typo}: no record of it in {data_dir}; ")
+    if typo == "BTCUSD":
+        assert "recorded instruments closest to it: BTCUSDT, ETHUSDT" in message
+    else:
+        assert "instruments recorded there is close (e.g. " in message
+    assert result.stdout == ""  # not even the table header
+
+
+def test_one_unrecorded_symbol_among_several_writes_no_file(
+    store: tuple[Path, list[Record], Session], tmp_path: Path
+) -> None:
+    data_dir, _, _ = store
+    out = tmp_path / "both.csv"
+    args = ("--symbol", "BTCUSDT", "--symbol", "ETHUSDX", "--format", "csv", "--out", str(out))
+    result = _replay(data_dir, *args)
+    assert isinstance(result.exception, NotRecordedError)
+    assert "--symbol ETHUSDX: no record of it" in str(result.exception)
+    assert "closest to it: ETHUSDT" in str(result.exception)
+    assert list(tmp_path.iterdir()) == []
+    in_range = _replay(data_dir, "--symbol", "BTCUSDT", "--end", START)
+    assert in_range.exit_code == 0, in_range.output
+
+
+def test_a_real_process_says_an_unrecorded_symbol_on_one_line_with_exit_1(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    cmd = [sys.executable, "-m", "shriven", "replay", "--data-dir", str(data_dir)]
+    done = subprocess.run([*cmd, "--symbol", "BTCUSD"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    errors = [line for line in done.stderr.splitlines() if line.startswith("shriven: error:")]
+    assert len(errors) == 1 and "BTCUSDT" in errors[0] and "Traceback" not in done.stderr
+
+
+def test_tables_print_book_values_as_the_venue_writes_them(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    table = _replay(data_dir, "--kind", "snapshots", "--end", END)
+    assert table.exit_code == 0, table.output
+    rows = [line for line in table.stdout.splitlines() if "book_snapshot" in line]
+    kite = [r for r in rows if f" {NIFTY_FUT} " in r]
+    binance = [r for r in rows if " BTCUSDT " in r]
+    assert kite and binance
+    # Kite: rupees with the wire's 2 decimals, whole quantities; Binance: its 8 decimals
+    assert all(re.search(r"bid=\d+\.\d\dx\d+ ask=\d+\.\d\dx\d+ ", r) for r in kite), kite[0]
+    assert all(re.search(r"bid=\d+\.\d{8}x\d+\.\d{8} ask=", r) for r in binance), binance[0]
+    for symbol in ("BTCUSDT", str(NIFTY_FUT)):
+        at = ("--at", "2026-11-20T03:47:30Z")
+        book = runner.invoke(
+            app, ["replay", "book", "--data-dir", str(data_dir), "--symbol", symbol, *at]
+        )
+        assert book.exit_code == 0, book.output
+        levels = [line for line in book.stdout.splitlines() if " | " in line][1:]
+        assert levels and not any(re.search(r"\d\.0(?!\d)", line) for line in levels), levels
+        features = next(x for x in book.stdout.splitlines() if x.startswith("spread "))
+        pattern = r"spread -?[\d.]+  mid [\d.]+  microprice [\d.]+  imbalance .*"
+        assert re.fullmatch(pattern, features)
+        assert not re.search(r"\d\.\d{10}", features)  # no float noise

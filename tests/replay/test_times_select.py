@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -121,3 +122,16 @@ def test_selection_keeps_venue_wide_and_system_markers_of_selected_venues() -> N
     assert not venue_only.matches(Status(1, 1, "system", "started"))
     with pytest.raises(ReplayError, match="unknown venue"):
         Selection(parse_kinds(None), "nse")
+
+
+@pytest.mark.parametrize("offset", ["+24:00", "-25:00", "+99:00", "+05:60", "+2400"])
+def test_an_offset_beyond_a_day_is_refused(offset: str) -> None:
+    with pytest.raises(ReplayError, match="is not a UTC offset"):
+        parse_instant(f"2026-11-20T10:00:00{offset}", ZoneInfo("Asia/Kolkata"))
+
+
+def test_the_widest_offsets_are_read() -> None:
+    zone = ZoneInfo("UTC")
+    assert parse_instant("2026-11-20T23:59:00+23:59", zone) == parse_instant(
+        "2026-11-20T00:00:00Z", zone
+    )

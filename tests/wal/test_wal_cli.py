@@ -38,7 +38,7 @@ def test_check_on_a_good_store_prints_what_it_holds_and_exits_0(store):
     assert out.returncode == 0, out.stderr
     assert "ticks: " in out.stdout and "3000 records" in out.stdout
     assert "lob: 1 segments, 3 records" in out.stdout
-    assert "codec=zstd" in out.stdout and "2026-01-01T00:00:00" in out.stdout
+    assert "codec=zstd" in out.stdout and "2026-01-01T" in out.stdout
     assert out.stdout.strip().endswith("result: ok")
 
 
@@ -75,10 +75,23 @@ def test_a_path_without_a_wal_is_a_one_line_error(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and "does not exist" in out.stderr
 
 
+@pytest.mark.parametrize("command", ["check", "stats"])
+def test_a_path_that_is_not_a_store_exits_2_not_the_damage_code(tmp_path, command):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    started = tmp_path / "started"  # a data dir a recorder claimed before writing any segment
+    started.mkdir()
+    (started / ".shriven.lock").write_text("123\n")
+    for path in (tmp_path / "nowhere", empty, started):
+        out = shriven("wal", command, str(path))
+        assert out.returncode == 2, (path, out.stderr)
+        assert out.stderr.startswith("shriven: error: ") and out.stderr.count("\n") == 1
+
+
 def test_a_segment_file_instead_of_a_directory_says_which_directory_to_give(store):
     segment = segments(store / "ticks")[0]
     out = shriven("wal", "stats", str(segment))
-    assert out.returncode == 1
+    assert out.returncode == 2
     said = f"shriven: error: {segment} is a file: give the directory holding it ({store / 'ticks'})"
     assert out.stderr.startswith(said) and out.stderr.count("\n") == 1
 
@@ -137,3 +150,18 @@ def test_stats_shows_records_per_stream_from_metadata(store):
     assert (
         out.returncode == 0 and "per stream" not in out.stdout and "records     3000" in out.stdout
     )
+
+
+def test_check_and_stats_show_times_in_the_market_zone_with_the_offset(store):
+    env = {k: v for k, v in os.environ.items() if k != "SHRIVEN_MARKET_TZ"}
+    for command in ("check", "stats"):
+        ist = subprocess.run(
+            [sys.executable, "-m", "shriven", "wal", command, str(store)],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert ist.returncode == 0, ist.stderr
+        assert ist.stdout.startswith("# times in Asia/Kolkata (UTC+05:30)\n")
+        assert "2026-01-01T05:30:00" in ist.stdout and "+05:30" in ist.stdout
+        utc = shriven("wal", command, str(store), "--tz", "UTC")
+        assert utc.stdout.startswith("# times in UTC (UTC+00:00)\n")
+        assert "2026-01-01T00:00:00.000000000Z" in utc.stdout

@@ -24,3 +24,7 @@ def main() -> None:
     except KeyboardInterrupt:
         print("shriven: interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as exc:  # a path the command was given but cannot use: the request is bad
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"shriven: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
+import io
+import itertools
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +16,9 @@ import typer
 
 from shriven.cli.app import app, settings
 from shriven.cli.wal import wal_app
-from shriven.errors import ReplayError
+from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import Record
+from shriven.feeds.kite.files import atomic_output
 from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, verify_books
 from shriven.replay.features_view import render_book
@@ -25,7 +26,7 @@ from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.instruments import instruments_for
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
 from shriven.replay.reconstruct import book_at, resolve_book_key
-from shriven.replay.select import Selection, parse_kinds, resolve_symbols
+from shriven.replay.select import Selection, parse_kinds, require_recorded, resolve_each
 from shriven.replay.store import Store
 from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
 
@@ -104,8 +105,12 @@ def replay(
         "table", "--format", metavar="FORMAT", help="table, jsonl, csv or parquet."
     ),
     out: Path | None = typer.Option(
-        None, "--out", metavar="FILE", help="Write to FILE instead of stdout."
+        None,
+        "--out",
+        metavar="FILE",
+        help="Write to FILE instead of stdout (never inside the store; complete or not at all).",
     ),
+    force: bool = typer.Option(False, "--force", help="Replace --out FILE if it exists."),
     speed: str = typer.Option(
         "max",
         "--speed",
@@ -133,20 +138,38 @@ def replay(
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise ReplayError("the range is empty: --end must be after --start")
     pace = _speed(speed)
+    atomic = export.check_out(out, _data_dir(data_dir), force) if out is not None else False
     instruments, note = (
         instruments_for(settings().cache_dir, _data_dir(data_dir)) if symbol else (None, "")
     )
-    keys, described = resolve_symbols(symbol, instruments)
+    wanted = resolve_each(symbol, instruments)
+    keys = frozenset(k for _text, ks, _what in wanted for k in ks)
+    described = [f"{text}: {what}" for text, _ks, what in wanted]
     if symbol and not keys:
         raise ReplayError(f"--symbol {', '.join(symbol)} selected no instrument")
-    selection = Selection(parse_kinds(kind), venue.lower() if venue else None, keys, described)
+    selection = Selection(
+        parse_kinds(kind), venue.lower() if venue else None, keys, described, seen=set()
+    )
     store = Store(_data_dir(data_dir), strict=not skip_damaged)
     for line in described:
         typer.echo(f"replay: --symbol {line}", err=True)
     if note and any("not a Kite name" in d for d in described):
         typer.echo(f"replay: {note}", err=True)
+    span = (
+        f"[{format_ns(start_ns, zone) if start_ns is not None else 'start of store'}, "
+        f"{format_ns(end_ns, zone) if end_ns is not None else 'end of store'})"
+    )
 
     records: Iterator[Record] = store.records(selection, start_ns, end_ns, DEFAULT_WINDOW_NS)
+    if wanted:
+        where = f"{store.data_dir}" if start_ns is None and end_ns is None else span
+        records = require_recorded(records, wanted, selection, where, instruments)
+        # The first record decides whether every --symbol was recorded (see require_recorded):
+        # taken before anything is written, so a typo prints no header and creates no file.
+        with scan_gc():
+            first = next(records, None)
+        if first is not None:
+            records = itertools.chain((first,), records)
     if pace is not None:
         records = paced(records, pace)
     show_progress = progress if progress is not None else out is not None
@@ -156,7 +179,7 @@ def replay(
         )
     with scan_gc():
         try:
-            n = _write(records, fmt, out, zone, flush=pace is not None)
+            n = _write(records, fmt, out, zone, flush=pace is not None, atomic=atomic)
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `replay | head`: the reader left; click exits quietly
@@ -165,10 +188,6 @@ def replay(
                 f"cannot write {target}: {exc.strerror or exc}; free space or choose another --out"
             ) from None
     first = start_ns if start_ns is not None else 0
-    span = (
-        f"[{format_ns(start_ns, zone) if start_ns is not None else 'start of store'}, "
-        f"{format_ns(end_ns, zone) if end_ns is not None else 'end of store'})"
-    )
     where = f" to {out}" if out is not None else ""
     typer.echo(
         f"replay: {n:,} records in {span}{where}; times in {zone_label(zone, first)}", err=True
@@ -199,42 +218,33 @@ def _store_span(store: Store, zone: ZoneInfo) -> str:
 
 
 def _write(
-    records: Iterator[Record], fmt: str, out: Path | None, zone: ZoneInfo, flush: bool
+    records: Iterator[Record],
+    fmt: str,
+    out: Path | None,
+    zone: ZoneInfo,
+    flush: bool,
+    atomic: bool = True,
 ) -> int:
     if out is None:
         assert fmt != "parquet"
         n = _TEXT_WRITERS[fmt](records, sys.stdout, zone, flush)
         sys.stdout.flush()
         return n
-    with _file_out(out) as path:
+    # A file is written through a temporary file renamed over it when the export is complete,
+    # so an interrupted or failed export never leaves a file that looks whole.
+    with atomic_output(out, 0o644) if atomic else open(out, "wb") as f:
         if fmt == "parquet":
-            with open(path, "wb") as f:
-                return export.write_parquet(records, f, zone)
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            return _TEXT_WRITERS[fmt](records, f, zone, flush)
+            return export.write_parquet(records, f, zone)
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        try:
+            n = _TEXT_WRITERS[fmt](records, text, zone, flush)
+            text.flush()
+        finally:
+            text.detach()
+        return n
 
 
 _TEXT_WRITERS = {"table": export.write_table, "jsonl": export.write_jsonl, "csv": export.write_csv}
-
-
-@contextlib.contextmanager
-def _file_out(out: Path) -> Iterator[Path]:
-    """The path to write ``out`` through: a ``.partial`` file beside it, renamed over ``out`` only
-    when the export completes, so an interrupted or failed export never leaves a file that looks
-    whole. Special files (a FIFO, /dev/stdout) are written directly."""
-    if out.exists() and not out.is_file():
-        yield out
-        return
-    partial = out.with_name(out.name + ".partial")
-    try:
-        partial.open("wb").close()
-    except OSError as exc:
-        raise ReplayError(f"cannot write {out}: {exc.strerror}; choose another --out") from None
-    try:
-        yield partial
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 @replay_app.command("book")
@@ -271,7 +281,7 @@ def book(
     _report_skipped(store, "replay book")
     if result.snapshot is None and result.changes == 0:
         # Nothing at all to build from: an empty "book" would look like a real answer.
-        raise ReplayError(
+        raise NotRecordedError(
             f"no book of {key} at or before {format_ns(at_ns, zone)} in "
             f"{_data_dir(data_dir)}: nothing was recorded for it by then; check --symbol "
             "(`shriven replay --kind status` shows what was recorded and when) and --at"

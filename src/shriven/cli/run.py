@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from shriven.cli.app import app, settings
+
+if TYPE_CHECKING:
+    from shriven.pipeline.startup import RunOptions
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -20,8 +24,7 @@ def run_command(
         "--symbols",
         metavar="A,B",
         help='Repeat or comma-separate: Kite spot indices ("NIFTY 50,NIFTY BANK") with --venue '
-        "kite (and with --dry-run unless --venue binance), Binance pairs (BTCUSDT,ETHUSDT) with "
-        "--venue binance. Default: from config.",
+        "kite, Binance pairs (BTCUSDT,ETHUSDT) with --venue binance. Default: from config.",
     ),
     strike_range: int | None = typer.Option(
         None,
@@ -70,7 +73,7 @@ def run_command(
         None,
         "--sim-rate",
         metavar="N",
-        help="With --sim: Kite simulator ticks per second (default 2000).",
+        help="With --sim: Kite simulator ticks per second, more than 0 (default 2000).",
     ),
     health_port: int | None = typer.Option(
         None,
@@ -88,17 +91,16 @@ def run_command(
         raise typer.BadParameter("use kite, binance or all", param_hint="--venue")
     if duration is not None and duration <= 0:
         raise typer.BadParameter("must be more than 0", param_hint="--duration")
+    if sim_rate is not None and not sim_rate > 0:
+        raise typer.BadParameter("must be more than 0 ticks per second", param_hint="--sim-rate")
+    if health_port is not None and not -1 <= health_port <= 65535:
+        raise typer.BadParameter(
+            f"{health_port} is not a port: use 1-65535, 0 for a free one or -1 for no server",
+            param_hint="--health-port",
+        )
     from shriven.cli.kite import parse_spot_overrides
 
     spots = parse_spot_overrides(spot or [])
-    if dry_run:
-        if sim:
-            raise typer.BadParameter(
-                "--dry-run plans against the real venues; drop --sim (or run --sim --duration N)",
-                param_hint="--dry-run",
-            )
-        print(_dry_run(venue, _split(symbols), strike_range, spots))
-        return
     # Imported here so other commands start without loading the recorder.
     from shriven.pipeline.startup import RunOptions, run
 
@@ -114,32 +116,40 @@ def run_command(
         sim_rate=sim_rate,
         spots=spots,
     )
+    if dry_run:
+        if sim:
+            raise typer.BadParameter(
+                "--dry-run plans against the real venues; drop --sim (or run --sim --duration N)",
+                param_hint="--dry-run",
+            )
+        print(_dry_run(options))
+        return
     code = run(settings(), options)
     if code:
         raise typer.Exit(code)
 
 
-def _dry_run(
-    venue: str, symbols: list[str], strike_range: int | None, spots: dict[str, float]
-) -> str:
-    """Kite's plan (with --venue kite or all; --symbols are Kite spots unless --venue binance)
-    and the Binance connections (with --venue binance, or all when Binance symbols are set)."""
+def _dry_run(options: RunOptions) -> str:
+    """Kite's plan (with --venue kite or all) and the Binance connections (with --venue binance,
+    or all when Binance symbols are set), from the settings as `run` resolves them: what `run`
+    refuses, the dry run refuses too."""
     from shriven.cli.kite import dry_run_report
     from shriven.feeds.binance.feed import BinanceFeedParams, connection_report
+    from shriven.pipeline.startup import check_data_dir, resolve_settings
 
-    s = settings()
+    s = resolve_settings(settings(), options)
+    check_data_dir(Path(s.pipeline.data_dir), create=False)
+    venue = options.venue
     parts = []
     if venue in ("kite", "all"):
-        kite = dry_run_report(s, symbols=symbols or None, strike_range=strike_range, spots=spots)
+        kite = dry_run_report(s, strike_range=options.strike_range, spots=options.spots)
         parts.append(kite.removesuffix("\ndry run: nothing was connected or recorded"))
     if venue == "binance" or (venue == "all" and s.binance_symbols):
-        chosen = [x.upper() for x in symbols] if venue == "binance" and symbols else None
-        chosen = chosen or list(s.binance_symbols)
-        if not chosen:
+        if not s.binance_symbols:
             raise typer.BadParameter(
                 "no Binance symbols: pass --symbols BTCUSDT,ETHUSDT or set SHRIVEN_BINANCE_SYMBOLS",
                 param_hint="--symbols",
             )
-        parts.append(connection_report(BinanceFeedParams.from_settings(s), chosen))
+        parts.append(connection_report(BinanceFeedParams.from_settings(s), s.binance_symbols))
     parts.append("dry run: nothing was connected or recorded")
     return "\n\n".join(parts)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import typer
 
-from shriven.cli.app import app
+from shriven.cli.app import app, settings
+from shriven.replay.times import format_ns, load_zone, zone_label
 from shriven.wal.check import (
     STORE_STREAMS,
     SegmentCheck,
@@ -27,11 +28,21 @@ _PROGRESS_FROM_BYTES = 64 * 1024 * 1024
 _DAMAGE_SHOWN = 20
 
 
-def _when(ns: int | None) -> str:
-    if ns is None:
-        return "-"
-    stamp = datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{ns % 1_000_000_000:09d}Z"
+_TZ_HELP = "Zone for the times shown (default: SHRIVEN_MARKET_TZ, as replay)."
+
+
+def _zone(tz: str | None) -> ZoneInfo:
+    return load_zone(tz or settings().market_tz)
+
+
+def _when(ns: int | None, zone: ZoneInfo) -> str:
+    return "-" if ns is None else format_ns(ns, zone)
+
+
+def _times_in(zone: ZoneInfo, ns: int | None) -> str:
+    import time
+
+    return f"times in {zone_label(zone, ns if ns is not None else time.time_ns())}"
 
 
 def _size(n: int) -> str:
@@ -57,12 +68,15 @@ def check(
     path: Path = typer.Argument(
         ..., help="A store directory (ticks/, lob/) or one WAL directory.", metavar="PATH"
     ),
+    tz: str | None = typer.Option(None, "--tz", metavar="ZONE", help=_TZ_HELP),
 ) -> None:
     """Verify every frame of every segment: checksum, decompression, record decoding.
 
     Prints records, bytes, time range and codec per segment and every damaged frame. A torn tail
     (the newest segment ends inside a frame, as after a crash) is reported but is not corruption:
-    the next writer truncates it. Exit status 1 when any segment is corrupt."""
+    the next writer truncates it. Exit status 1 when any segment is corrupt, 2 when PATH is not
+    a store."""
+    zone = _zone(tz)
     wals = wal_directories(path)
     total = total_bytes(path)
     corrupt = False
@@ -74,6 +88,8 @@ def check(
     with bar as progress:
         advance = progress.update if progress is not None else None
         reports = [(name, check_wal(directory, advance)) for name, directory in wals]
+    starts = [s.first_ns for _n, segs in reports for s in segs if s.first_ns is not None]
+    typer.echo(f"# {_times_in(zone, min(starts, default=None))}")
     for (name, segments), (_name, directory) in zip(reports, wals, strict=True):
         records = sum(s.records for s in segments)
         size = sum(s.bytes for s in segments)
@@ -81,7 +97,7 @@ def check(
         lasts = [s.last_ns for s in segments if s.last_ns is not None]
         typer.echo(
             f"{name}: {len(segments)} segments, {records} records, {_size(size)}, "
-            f"{_when(min(firsts, default=None))} .. {_when(max(lasts, default=None))}"
+            f"{_when(min(firsts, default=None), zone)} .. {_when(max(lasts, default=None), zone)}"
         )
         for s in segments:
             if s.corrupt:
@@ -97,7 +113,7 @@ def check(
             typer.echo(
                 f"  {s.path.name}  codec={s.codec}{_compression(s)}  frames={s.frames}  "
                 f"records={s.records}  bytes={s.bytes}  "
-                f"{_when(s.first_ns)} .. {_when(s.last_ns)}  {state}"
+                f"{_when(s.first_ns, zone)} .. {_when(s.last_ns, zone)}  {state}"
             )
             for offset, reason in s.damage[:_DAMAGE_SHOWN]:
                 typer.echo(f"    at byte {offset}: {reason}")
@@ -123,6 +139,7 @@ def stats(
     path: Path = typer.Argument(
         ..., help="A store directory (ticks/, lob/) or one WAL directory.", metavar="PATH"
     ),
+    tz: str | None = typer.Option(None, "--tz", metavar="ZONE", help=_TZ_HELP),
 ) -> None:
     """Summarise a store from its segment indexes (fast; does not verify checksums), with the
     records per stream (kite, binance, system) that the store's metadata.json counted."""
@@ -130,8 +147,12 @@ def stats(
     if not meta.is_file() and path.name in STORE_STREAMS:  # one WAL of a store: its parent's
         meta = path.parent / "metadata.json"
     described = _read_metadata(meta)
-    for name, directory in wal_directories(path):
-        st = wal_stats(name, directory)
+    zone = _zone(tz)
+    found = [wal_stats(name, directory) for name, directory in wal_directories(path)]
+    starts = [st.first_ns for st in found if st.first_ns is not None]
+    typer.echo(f"# {_times_in(zone, min(starts, default=None))}")
+    for st in found:
+        name, directory = st.name, st.directory
         span_s = (
             (st.last_ns - st.first_ns) / 1e9
             if st.first_ns is not None and st.last_ns is not None
@@ -145,8 +166,8 @@ def stats(
         typer.echo(f"  frames      {st.frames}")
         typer.echo(f"  records     {st.records}")
         typer.echo(f"  bytes       {st.bytes} ({_size(st.bytes)})")
-        typer.echo(f"  first       {_when(st.first_ns)}")
-        typer.echo(f"  last        {_when(st.last_ns)}")
+        typer.echo(f"  first       {_when(st.first_ns, zone)}")
+        typer.echo(f"  last        {_when(st.last_ns, zone)}")
         typer.echo(f"  span        {span_s:.3f} s, {rate}")
         if st.unindexed_bytes:
             typer.echo(
@@ -159,11 +180,11 @@ def stats(
             for stream, c in by_stream.items():
                 typer.echo(
                     f"    {stream:<9} {c.get('records', 0):>12} records  "
-                    f"{_when(c.get('first_ns'))} .. {_when(c.get('last_ns'))}"
+                    f"{_when(c.get('first_ns'), zone)} .. {_when(c.get('last_ns'), zone)}"
                 )
     if meta.is_file():
         updated = described.get("", {}).get("updated_ns")
-        typer.echo(f"metadata: {meta}" + (f" (updated {_when(updated)})" if updated else ""))
+        typer.echo(f"metadata: {meta}" + (f" (updated {_when(updated, zone)})" if updated else ""))
 
 
 def _read_metadata(path: Path) -> dict[str, dict]:

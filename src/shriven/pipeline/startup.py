@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shriven.config import Settings
+from shriven.config import Settings, check_binance_symbols
 from shriven.errors import ConfigError, CredentialsError
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
@@ -24,7 +24,6 @@ from shriven.pipeline.daemon import Pipeline
 log = get_logger("shriven.pipeline.startup")
 
 Venue = Literal["kite", "binance", "all"]
-_BINANCE_SYMBOL = re.compile(r"^[A-Z0-9]{5,20}$")
 
 
 @dataclass(slots=True)
@@ -40,6 +39,27 @@ class RunOptions:
     status_every_s: float = 5.0
     sim_rate: float | None = None  # Kite simulator ticks per second
     spots: dict[str, float] = field(default_factory=dict)  # spot price overrides (Kite)
+
+
+def check_data_dir(path: Path, *, create: bool) -> None:
+    """Raise ConfigError when ``path`` cannot be recorded into: it or a parent is a file, it
+    cannot be created, or it is not writable. ``create`` makes it (``run``); without it nothing
+    is touched (``run --dry-run``)."""
+    fix = "give a writable directory with --data-dir or SHRIVEN_PIPELINE__DATA_DIR"
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"is inside {existing}, which is a file"
+        raise ConfigError(f"cannot record into {path}: it {what}; {fix}")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {path}: {exc.strerror}; {fix}") from None
+    target = path if path.is_dir() else existing
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot record into {path}: {target} is not writable; {fix}")
 
 
 def venues(option: Venue) -> tuple[str, ...]:
@@ -69,13 +89,10 @@ def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
         if options.venue == "kite":
             updates["spot_symbols"] = options.symbols
         else:
-            syms = [s.strip().upper() for s in options.symbols]
-            bad = [s for s in syms if not _BINANCE_SYMBOL.match(s)]
-            if bad:
-                raise ConfigError(
-                    f"bad Binance symbol {bad[0]!r}: use spot pairs like BTCUSDT,ETHUSDT"
-                )
-            top["binance_symbols"] = syms
+            try:
+                top["binance_symbols"] = check_binance_symbols(options.symbols)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
     if updates:
         top["pipeline"] = pipeline.model_copy(update=updates)
     return settings.model_copy(update=top) if top else settings
@@ -98,6 +115,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
                 )
             wanted = tuple(v for v in wanted if v != "binance")
             log.info("no Binance symbols configured; recording Kite only")
+        check_data_dir(Path(settings.pipeline.data_dir), create=True)
         port = settings.health_port if options.health_port is None else options.health_port
         pipeline = Pipeline(
             settings.pipeline,

@@ -12,6 +12,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, Final
 from zoneinfo import ZoneInfo
 
@@ -27,11 +28,32 @@ from shriven.events import (
     Status,
     kite_price_divisor,
 )
-from shriven.replay.rows import COLUMNS, kite_price, record_row
+from shriven.replay.rows import COLUMNS, book_price, book_quantity, kite_price, record_row
 
-__all__ = ["FORMATS", "write_csv", "write_jsonl", "write_parquet", "write_table"]
+__all__ = ["FORMATS", "check_out", "write_csv", "write_jsonl", "write_parquet", "write_table"]
 
 FORMATS: Final = ("table", "jsonl", "csv", "parquet")
+
+
+def check_out(out: Path, store_dir: Path, force: bool) -> bool:
+    """Refuse an export path that would damage the store being read (anything inside it,
+    symlinks resolved) or replace an existing file without ``force``. True when ``out`` is to be
+    written through a temporary file and a rename; False for a special file (a FIFO,
+    /dev/stdout) that is written directly."""
+    target = out.resolve()
+    store = Path(store_dir).resolve()
+    if target == store or target.is_relative_to(store):
+        raise ReplayError(
+            f"--out {out} is inside the store being read ({store}): writing there would damage "
+            "it; choose a path outside the store"
+        )
+    if out.is_dir():
+        raise ReplayError(f"--out {out} is a directory: give a file name")
+    if out.exists() and not out.is_file():
+        return False
+    if out.exists() and not force:
+        raise ReplayError(f"--out {out} exists: pass --force to replace it, or choose another")
+    return True
 
 
 def write_jsonl(
@@ -130,12 +152,17 @@ def _details(record: Record) -> str:
         return f"rest snapshot lastUpdateId={s.last_update_id} {len(s.bids)}x{len(s.asks)} levels"
     if t is BookSnapshot:
         k: BookSnapshot = record  # type: ignore[assignment]
-        bid = f"{k.bids[0][0]!r}x{k.bids[0][1]!r}" if k.bids else "-"
-        ask = f"{k.asks[0][0]!r}x{k.asks[0][1]!r}" if k.asks else "-"
+        bid = _book_level(k, k.bids[0]) if k.bids else "-"
+        ask = _book_level(k, k.asks[0]) if k.asks else "-"
         return f"book update_id={k.update_id} bid={bid} ask={ask} {len(k.bids)}x{len(k.asks)}"
     st: Status = record  # type: ignore[assignment]
     # The venue first: "connected" alone does not say whether Kite or Binance connected.
     return f"{st.venue} {st.kind} {st.detail}".rstrip()
+
+
+def _book_level(k: BookSnapshot, level: tuple[float, float]) -> str:
+    price, quantity = level
+    return f"{book_price(k.venue, k.instrument, price)}x{book_quantity(k.venue, quantity)}"
 
 
 # ---------------------------------------------------------------- parquet

@@ -5,31 +5,30 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from shriven.book import features
-from shriven.events import kite_price_divisor
 from shriven.replay.reconstruct import BookAt
+from shriven.replay.rows import book_price, book_quantity, price_decimals
 from shriven.replay.times import format_ns, zone_label
 
 __all__ = ["render_book"]
 
 
-def _price_format(key: str) -> str:
-    venue, _, instrument = key.partition(":")
-    if venue == "kite" and instrument.isdigit():
-        scale = len(str(kite_price_divisor(int(instrument)))) - 1
-        return f".{scale}f"
-    return ""
-
-
-def _num(x: float | None, spec: str = "") -> str:
-    """Book values are floats: show them rounded past float noise (8 decimals, Binance's)."""
-    if x is None:
-        return "-"
-    return format(x, spec) if spec else repr(round(x, 8))
+def _fixed(x: float | None, decimals: int) -> str:
+    return "-" if x is None else f"{x:.{decimals}f}"
 
 
 def render_book(result: BookAt, depth: int, zone: ZoneInfo) -> str:
     book = result.book
-    pf = _price_format(result.key)
+    venue, _, instrument = result.key.partition(":")
+    decimals = price_decimals(venue, instrument)
+    # mid and microprice can fall between ticks: one decimal more than the venue's prices
+    between = decimals + 1 if venue == "kite" else decimals
+
+    def price(x: float) -> str:
+        return book_price(venue, instrument, x)
+
+    def qty(x: float) -> str:
+        return book_quantity(venue, x)
+
     lines = [
         f"{result.key} at {format_ns(result.at_ns, zone)}; "
         f"times in {zone_label(zone, result.at_ns)}",
@@ -51,13 +50,14 @@ def render_book(result: BookAt, depth: int, zone: ZoneInfo) -> str:
     for i in range(max(len(bids), len(asks))):
         b = bids[i] if i < len(bids) else None
         a = asks[i] if i < len(asks) else None
-        left = f"{_num(b[1]):>16} {_num(b[0], pf):>14}" if b else " " * 31
-        right = f"{_num(a[0], pf):<14} {_num(a[1]):<16}" if a else ""
+        left = f"{qty(b[1]):>16} {price(b[0]):>14}" if b else " " * 31
+        right = f"{price(a[0]):<14} {qty(a[1]):<16}" if a else ""
         lines.append(f"{left} | {right}".rstrip())
     f = features(book, n=depth)
     lines.append(
-        f"spread {_num(f.spread, pf)}  mid {_num(f.mid)}  microprice {_num(f.microprice)}  "
-        f"imbalance {_num(f.imbalance)} (top), {_num(f.imbalance_n)} (top {depth} levels)"
+        f"spread {_fixed(f.spread, decimals)}  mid {_fixed(f.mid, between)}  "
+        f"microprice {_fixed(f.microprice, between)}  "
+        f"imbalance {_fixed(f.imbalance, 4)} (top), {_fixed(f.imbalance_n, 4)} (top {depth} levels)"
     )
     if f.crossed or f.locked:
         lines.append("the book is " + ("CROSSED" if f.crossed else "locked"))

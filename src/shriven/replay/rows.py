@@ -24,7 +24,18 @@ from shriven.events import (
 )
 from shriven.replay.times import format_ns
 
-__all__ = ["COLUMNS", "TYPE_NAMES", "kite_price", "record_row"]
+__all__ = [
+    "COLUMNS",
+    "TYPE_NAMES",
+    "book_price",
+    "book_quantity",
+    "kite_price",
+    "price_decimals",
+    "record_row",
+]
+
+# Binance spot sends every price and quantity with 8 decimals ("60000.01000000").
+BINANCE_DECIMALS: Final = 8
 
 TYPE_NAMES: Final[dict[type, str]] = {
     KiteTick: "kite_tick",
@@ -93,6 +104,27 @@ def kite_price(wire: int, divisor: int) -> str:
     sign = "-" if wire < 0 else ""
     whole, frac = divmod(abs(wire), divisor)
     return f"{sign}{whole}.{frac:0{scale}d}" if scale else f"{sign}{whole}"
+
+
+def price_decimals(venue: str, instrument: str) -> int:
+    """Decimals of the venue's price text for an instrument: a Kite token's wire divisor (2,
+    4 or 7), Binance's 8."""
+    if venue == "kite" and instrument.isdigit():
+        return len(str(kite_price_divisor(int(instrument)))) - 1
+    return BINANCE_DECIMALS
+
+
+def book_price(venue: str, instrument: str, price: float) -> str:
+    """A derived book's float price as the venue writes it (``24999.90``, ``60000.00000000``)."""
+    return f"{price:.{price_decimals(venue, instrument)}f}"
+
+
+def book_quantity(venue: str, quantity: float) -> str:
+    """A derived book's float quantity as the venue writes it: Kite's are whole (``1075``),
+    Binance's have 8 decimals."""
+    if venue == "kite" and float(quantity).is_integer():
+        return str(int(quantity))
+    return f"{quantity:.{BINANCE_DECIMALS}f}"
 
 
 def record_row(record: Record, zone: ZoneInfo) -> dict[str, object]:

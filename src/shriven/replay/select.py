@@ -14,12 +14,13 @@ space or a colon) is then an error that says how to get the table.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from shriven.errors import ReplayError
+from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import (
     BinanceDepth,
     BinanceDepthSnapshot,
@@ -36,6 +37,8 @@ __all__ = [
     "InstrumentRow",
     "Selection",
     "parse_kinds",
+    "require_recorded",
+    "resolve_each",
     "resolve_symbols",
 ]
 
@@ -100,6 +103,9 @@ class Selection:
     venue: str | None = None
     keys: frozenset[str] = frozenset()
     described: list[str] = field(default_factory=list)  # what each --symbol resolved to
+    # When a set: every instrument key among the records examined (of the selected kinds), so a
+    # --symbol that matched nothing can be answered with the closest instruments recorded.
+    seen: set[str] | None = None
     _types: frozenset[type] = frozenset()
     _venues: frozenset[str] = frozenset()
 
@@ -124,6 +130,8 @@ class Selection:
             return True
         key = instrument_key(record)
         venue, _, instrument = key.partition(":")
+        if self.seen is not None and instrument:
+            self.seen.add(key)
         if self.venue is not None and venue != self.venue:
             return False
         if not self.keys:
@@ -139,30 +147,36 @@ def resolve_symbols(
 ) -> tuple[frozenset[str], list[str]]:
     """Instrument keys (``kite:<token>``, ``binance:<SYMBOL>``) for the given --symbol values,
     and a line per symbol saying what it selected."""
-    if not symbols:
-        return frozenset(), []
+    each = resolve_each(symbols, instruments)
+    keys = frozenset(k for _text, ks, _what in each for k in ks)
+    return keys, [f"{text}: {what}" for text, _ks, what in each]
+
+
+def resolve_each(
+    symbols: Sequence[str], instruments: Iterable[InstrumentRow] | None
+) -> list[tuple[str, frozenset[str], str]]:
+    """Per --symbol value: the text, its instrument keys and what it selected."""
     index = _Index(instruments) if instruments is not None else None
-    keys: set[str] = set()
-    described: list[str] = []
+    out: list[tuple[str, frozenset[str], str]] = []
     for raw in symbols:
         text = raw.strip()
         if not text:
             continue
         if text.isdigit():
-            keys.add(f"kite:{int(text)}")
-            described.append(f"{text}: Kite instrument token {int(text)}")
+            out.append(
+                (text, frozenset({f"kite:{int(text)}"}), f"Kite instrument token {int(text)}")
+            )
             continue
         if index is not None:
             found = index.lookup(text)
             if found is not None:
                 tokens, what = found
-                keys.update(f"kite:{t}" for t in tokens)
-                described.append(f"{text}: {what}")
+                out.append((text, frozenset(f"kite:{t}" for t in tokens), what))
                 continue
         if _BINANCE_SYMBOL.match(text):
-            keys.add(f"binance:{text.upper()}")
             note = "" if index is not None else " (no Kite instruments table, so not a Kite name)"
-            described.append(f"{text}: Binance symbol {text.upper()}{note}")
+            keys = frozenset({f"binance:{text.upper()}"})
+            out.append((text, keys, f"Binance symbol {text.upper()}{note}"))
             continue
         if index is None:
             raise ReplayError(
@@ -173,7 +187,67 @@ def resolve_symbols(
             f"unknown symbol {text!r}: not a trading symbol or index in the instruments table, "
             "nor a Binance symbol; give e.g. 'NIFTY 50', NIFTY25AUGFUT, 256265 or BTCUSDT"
         )
-    return frozenset(keys), described
+    return out
+
+
+# Records held back while some --symbol has matched nothing yet, so that a symbol the store
+# never recorded prints nothing at all; past this many the output starts anyway (bounded memory)
+# and the error still comes at the end.
+_HOLD_BACK: Final = 10_000
+
+
+def require_recorded(
+    records: Iterable[Record],
+    wanted: Sequence[tuple[str, frozenset[str], str]],
+    selection: Selection,
+    where: str,
+    instruments: Iterable[InstrumentRow] | None = None,
+) -> Iterator[Record]:
+    """``records`` (selected by ``selection``, whose ``seen`` is a set), raising
+    NotRecordedError at the end when a --symbol of ``wanted`` matched no record: it names the
+    symbol and the recorded instruments closest to it. ``where`` says what was read."""
+    missing = {text: keys for text, keys, _what in wanted}
+    held: list[Record] | None = []
+    for record in records:
+        if missing:
+            key = instrument_key(record)
+            for text in [t for t, keys in missing.items() if key in keys]:
+                del missing[text]
+        if held is None:
+            yield record
+        elif missing and len(held) < _HOLD_BACK:
+            held.append(record)
+        else:
+            yield from held
+            held = None
+            yield record
+    if missing:
+        text = next(iter(missing))
+        raise NotRecordedError(
+            f"--symbol {text}: no record of it in {where}; {_closest(text, selection, instruments)}"
+        )
+    if held:
+        yield from held
+
+
+def _closest(text: str, selection: Selection, instruments: Iterable[InstrumentRow] | None) -> str:
+    seen = selection.seen or set()
+    if not seen:
+        return "nothing of the selected kinds was recorded there"
+    names = {f"kite:{r.instrument_token}": r.tradingsymbol for r in instruments or ()}
+    shown: dict[str, str] = {}  # a name to compare with -> how it is shown
+    for key in sorted(seen):
+        instrument = key.partition(":")[2]
+        name = names.get(key)
+        shown[instrument.upper()] = f"{name} ({instrument})" if name else instrument
+        if name:
+            shown[name.upper()] = shown[instrument.upper()]
+    close = difflib.get_close_matches(text.upper(), list(shown), n=5, cutoff=0.6)
+    picked = list(dict.fromkeys(shown[c] for c in close))[:3]
+    if picked:
+        return f"recorded instruments closest to it: {', '.join(picked)}"
+    sample = ", ".join(list(dict.fromkeys(shown.values()))[:3])
+    return f"none of the {len(seen)} instruments recorded there is close (e.g. {sample})"
 
 
 class _Index:

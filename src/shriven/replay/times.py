@@ -58,7 +58,13 @@ def parse_instant(text: str, zone: ZoneInfo) -> int:
     else:
         sign = 1 if tz[0] == "+" else -1
         digits = tz[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        hours, minutes = int(digits[:2]), int(digits[2:])
+        if hours > 23 or minutes > 59:  # as Python's and RFC 3339's offsets: within a day
+            raise ReplayError(
+                f"cannot read the time {text!r}: the offset {tz} is not a UTC offset; use "
+                "-23:59 to +23:59, e.g. +05:30, or Z"
+            )
+        offset = timedelta(hours=hours, minutes=minutes)
         aware = (naive - sign * offset).replace(tzinfo=UTC)
     seconds = int(aware.timestamp())  # whole seconds: exact, no float fraction involved
     frac = (m["frac"] or "").ljust(9, "0")

@@ -15,7 +15,7 @@ from pathlib import Path
 import msgpack
 import zstandard
 
-from shriven.errors import WalError
+from shriven.errors import NotAStoreError
 from shriven.wal.format import (
     CODEC_NAMES,
     FLAG_ZSTD,
@@ -57,9 +57,9 @@ class SegmentCheck:
 def wal_directories(path: Path) -> list[tuple[str, Path]]:
     """(name, directory) for each WAL under ``path``: a store (``ticks/``, ``lob/``) or one WAL."""
     if not path.exists():
-        raise WalError(f"{path} does not exist: give a store directory or a WAL directory")
+        raise NotAStoreError(f"{path} does not exist: give a store directory or a WAL directory")
     if path.is_file():
-        raise WalError(
+        raise NotAStoreError(
             f"{path} is a file: give the directory holding it ({path.parent}) or the store"
         )
     streams = [(name, path / name) for name in STORE_STREAMS if (path / name).is_dir()]
@@ -67,7 +67,7 @@ def wal_directories(path: Path) -> list[tuple[str, Path]]:
         return streams
     if list_segments(path):
         return [(path.name or str(path), path)]
-    raise WalError(
+    raise NotAStoreError(
         f"no WAL segments in {path}: give a store directory (holding ticks/ and lob/) "
         "or a directory of segment_*.wal files"
     )

@@ -241,7 +241,7 @@ def test_missing_credentials_are_named(monkeypatch, tmp_path: Path) -> None:
         monkeypatch.delenv(f"ZERODHA_{name}", raising=False)
     monkeypatch.setenv("ZERODHA_API_KEY", "k")
     monkeypatch.setenv("ZERODHA_USER_ID", "AB1234")
-    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", os.devnull)
     settings = load_settings()
     assert not has_credentials(settings)
     with pytest.raises(CredentialsError) as err:

@@ -405,3 +405,19 @@ async def test_changes_before_run_are_sent_on_connect(sim: KiteTickerSimulator) 
         (1, {"a": "mode", "v": ["ltp", [NFO]]}),
     ]
     assert sink.records[0].kind == StatusKind.SUBSCRIPTIONS_CHANGED  # type: ignore[union-attr]
+
+
+async def test_the_reconnect_log_line_rounds_its_wait_to_milliseconds(
+    sim: KiteTickerSimulator,
+) -> None:
+    from structlog.testing import capture_logs
+
+    sink = ListSink()
+    feed = make_feed(sim, sink, {NSE: "full"})
+    with capture_logs() as logs:
+        async with Running(feed):
+            await until(lambda: len(sink.ticks()) > 5)
+            await sim.drop_connections()
+            await until(lambda: sim.connections_opened == 2)
+    waits = [e["in_s"] for e in logs if e["event"] == "kite ticker reconnecting"]
+    assert waits and all(w == round(w, 3) for w in waits)

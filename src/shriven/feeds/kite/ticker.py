@@ -369,7 +369,9 @@ class KiteTickerFeed:
             self.stats.reconnects += 1
             delay = self._backoff(attempt)
             attempt += 1
-            log.info("kite ticker reconnecting", shard=shard.index, reason=reason, delay=delay)
+            log.info(
+                "kite ticker reconnecting", shard=shard.index, reason=reason, in_s=round(delay, 3)
+            )
             await asyncio.sleep(delay)
 
     async def _session(self, shard: _Shard, ws: ClientConnection) -> _Ended:
