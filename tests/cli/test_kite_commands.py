@@ -236,7 +236,14 @@ def test_a_short_side_of_the_chain_is_a_warning_line_in_the_plan(cli: Env) -> No
 def test_run_dry_run_resolves_symbols_and_spot_overrides_one_way(cli: Env) -> None:
     # --symbols and --spot spelled differently name one index: no LTP needed, no credentials.
     r = cli.run(
-        "run", "--dry-run", "--symbols", "NSE:NIFTY 50,NIFTY 50", "--spot", "nifty 50=25000"
+        "run",
+        "--dry-run",
+        "--venue",
+        "kite",
+        "--symbols",
+        "NSE:NIFTY 50,NIFTY 50",
+        "--spot",
+        "nifty 50=25000",
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("NSE:NIFTY 50 (underlying NIFTY): spot 25,000.00 from --spot") == 1
