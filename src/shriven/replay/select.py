@@ -15,7 +15,7 @@ space or a colon) is then an error that says how to get the table.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -30,10 +30,12 @@ from shriven.events import (
     Status,
     instrument_key,
 )
+from shriven.feeds.binance.parse import record_ok
 
 __all__ = [
     "KINDS",
     "InstrumentRow",
+    "RefusedFilter",
     "Selection",
     "parse_kinds",
     "resolve_symbols",
@@ -243,3 +245,18 @@ def _underlying_name(row: InstrumentRow) -> str:
         return row.name.upper()
     m = _DERIV_PREFIX.match(row.tradingsymbol.upper())
     return m.group(1) if m else row.tradingsymbol.upper()
+
+
+class RefusedFilter:
+    """Drops stored records that today's schema refuses (an older recorder wrote a price "abc"
+    or "NaN"), counting them in ``skipped`` so the caller can say so."""
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    def __call__(self, records: Iterable[Record]) -> Iterator[Record]:
+        for r in records:
+            if record_ok(r):
+                yield r
+            else:
+                self.skipped += 1
