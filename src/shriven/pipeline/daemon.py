@@ -20,6 +20,7 @@ from pathlib import Path
 
 from shriven.book import BookKeeper
 from shriven.config import PipelineConfig
+from shriven.errors import ShrivenError
 from shriven.events import Status, StatusKind
 from shriven.feeds.base import FeedAdapter, FeedStats, SeqCounter
 from shriven.logging import get_logger
@@ -35,6 +36,8 @@ from shriven.wal import MarketStore
 log = get_logger("shriven.pipeline")
 
 _ADAPTER_STOP_TIMEOUT_S = 10.0
+_FEED_RESTART_INITIAL_S = 1.0
+_FEED_RESTART_MAX_S = 30.0
 
 
 def default_store_factory(config: PipelineConfig) -> StoreFactory:
@@ -69,6 +72,7 @@ class Pipeline:
             config,
             self.metrics,
             self.stats,
+            self.system_seq,
         )
         self.feeds: list[FeedAdapter] = []
         self.queue.on_drop = self._on_drop
@@ -166,7 +170,7 @@ class Pipeline:
         for name, factory in self._extra:
             self._other_tasks.append(asyncio.create_task(_guard(name, factory), name=name))
         for feed in self.feeds:
-            task = asyncio.create_task(feed.run(), name=f"feed-{feed.venue}")
+            task = asyncio.create_task(self._supervise(feed), name=f"feed-{feed.venue}")
             task.add_done_callback(self._feed_done)
             self._feed_tasks.append(task)
         log.info(
@@ -190,6 +194,35 @@ class Pipeline:
             self.request_stop("duration elapsed" if duration is not None else "writer stopped")
         await self.shutdown()
         return self.exit_code
+
+    async def _supervise(self, feed: FeedAdapter) -> None:
+        """Run ``feed``; if it dies of an unexpected exception (a bug some input met), count it
+        where /health shows it and start it again after a back-off. A configuration error
+        ends it: restarting cannot fix that."""
+        delay = _FEED_RESTART_INITIAL_S
+        while True:
+            started = time.monotonic()
+            try:
+                await feed.run()
+                return
+            except ShrivenError:
+                raise
+            except Exception as exc:
+                if self._stop.is_set():
+                    raise
+                feed.stats.task_restarts += 1
+                feed.stats.connected = False
+                log.error(
+                    "feed task failed; restarting it",
+                    feed=feed.venue,
+                    error=repr(exc)[:200],
+                    restarts=feed.stats.task_restarts,
+                    in_s=delay,
+                )
+            if time.monotonic() - started > _FEED_RESTART_MAX_S:
+                delay = _FEED_RESTART_INITIAL_S
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _FEED_RESTART_MAX_S)
 
     def _feed_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
