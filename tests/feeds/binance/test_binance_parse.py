@@ -7,6 +7,7 @@ import pytest
 
 from shriven.events import BinanceDepth, BinanceTrade
 from shriven.feeds.binance.parse import (
+    ERROR_KINDS,
     BinanceMessageError,
     ServerShutdown,
     parse_depth_snapshot,
@@ -102,3 +103,75 @@ def test_snapshot_answer(binance_fixtures: Path) -> None:
         parse_depth_snapshot(b'{"lastUpdateId": 1}', "X", 0)
     with pytest.raises(BinanceMessageError, match="bad_snapshot"):
         parse_depth_snapshot(b"<html>", "X", 0)
+
+
+def _trade(**changes: object) -> str:
+    data = {"e": "trade", "E": 2, "s": "BTCUSDT", "t": 7, "p": "1.50", "q": "2", "T": 1, "m": True}
+    data.update(changes)
+    return json.dumps({"stream": "btcusdt@trade", "data": data})
+
+
+def _diff(stream: str = "btcusdt@depth@100ms", **changes: object) -> str:
+    data = {
+        "e": "depthUpdate",
+        "E": 2,
+        "s": "BTCUSDT",
+        "U": 1,
+        "u": 2,
+        "b": [["1.5", "2"]],
+        "a": [],
+    }
+    data.update(changes)
+    return json.dumps({"stream": stream, "data": data})
+
+
+# Each of these became a record before the schema (issue 12).
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (_trade(m="false"), "bad_trade"),
+        (_trade(t="1_001"), "bad_trade"),
+        (_trade(t="\uff11"), "bad_trade"),
+        (_trade(t=1.9), "bad_trade"),
+        (_trade(t=True), "bad_trade"),
+        (_trade(p=None), "bad_trade"),
+        (_trade(p="NaN"), "bad_trade"),
+        (_trade(p="-1"), "bad_trade"),
+        (_trade(p="inf"), "bad_trade"),
+        (_trade(p="\ud800"), "malformed_json"),
+        (_trade(E=2**64), "bad_trade"),
+        (_trade(s=["BTCUSDT"]), "bad_trade"),
+        (_trade().replace('"E": 2', '"E": 1e400'), "malformed_json"),
+        (_trade().replace('"t": 7', '"t": Infinity'), "malformed_json"),
+        (_diff(b=[["ab"]]), "bad_depthUpdate"),
+        (_diff(b=[["abc", "1"]]), "bad_depthUpdate"),
+        (_diff(b=[["1", "2", "3"]]), "bad_depthUpdate"),
+        (_diff(u=2**63), "bad_depthUpdate"),
+        (_diff(stream="ethusdt@trade"), "stream_mismatch"),
+        (_diff(stream="btcusdt@trade"), "stream_mismatch"),
+        (_diff(stream="ethusdt@depth@100ms", s="ETHUSDT"), "unknown_symbol"),
+        ("[" * 100_000 + "]" * 100_000, "malformed_json"),
+        (_trade(x="@").replace('"@"', "[" * 100_000 + "]" * 100_000), "malformed_json"),
+    ],
+)
+def test_values_outside_the_schema_are_refused_under_a_fixed_kind(raw: str, kind: str) -> None:
+    with pytest.raises(BinanceMessageError) as info:
+        parse_message(raw, 0, 0, frozenset({"BTCUSDT"}))
+    assert info.value.kind == kind and kind in ERROR_KINDS
+    assert len(info.value.sample) <= 4 * 200 + 3 and len(str(info.value)) < 1_000
+
+
+def test_genuine_shapes_still_parse_exactly() -> None:
+    trade = parse_message(_trade(m=False), 5, 0, frozenset({"BTCUSDT"}))
+    assert trade == BinanceTrade(5, 0, "BTCUSDT", 7, "1.50", "2", 1, 2, False)
+    diff = parse_message(_diff(stream="btcusdt@depth"), 5, 0, frozenset({"BTCUSDT"}))
+    assert type(diff) is BinanceDepth and diff.bids == (("1.5", "2"),)
+
+
+def test_error_kinds_never_come_from_the_message() -> None:
+    kinds = set()
+    for event in ("x" * 10_000, "bookTicker", "1", "", "depthUpdateX"):
+        with pytest.raises(BinanceMessageError) as info:
+            parse_message(json.dumps({"e": event}), 0)
+        kinds.add(info.value.kind)
+    assert kinds <= ERROR_KINDS and kinds == {"unexpected_event", "unexpected_bookTicker"}

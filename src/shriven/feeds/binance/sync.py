@@ -84,8 +84,13 @@ class DepthSync(Generic[T]):
             self._buffer(first_id, last_id, item)
             return BUFFERED
         last = self.last_update_id
-        if last_id < first_id or last_id - first_id > MAX_ID_JUMP or last - last_id > MAX_ID_JUMP:
-            self.live = False
+        if (
+            last_id < first_id
+            or last_id - first_id > MAX_ID_JUMP
+            or abs(first_id - last) > MAX_ID_JUMP
+            or last - last_id > MAX_ID_JUMP
+        ):
+            self.live = False  # not buffered: the next snapshot must not look older than it
             self.buffer.clear()
             return GAP
         if last_id <= last:
