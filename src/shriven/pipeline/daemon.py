@@ -57,8 +57,12 @@ class Pipeline:
         health_port: int | None = 0,
         quiet: bool = True,
         status_every_s: float = 5.0,
+        free_bytes: Callable[[], int] | None = None,
     ) -> None:
+        """``free_bytes`` reads the data disk's free space (default: the file system of
+        ``data_dir``); /health, /metrics and the console line all use it."""
         self.config = config
+        self._free_bytes = free_bytes
         self._lock = DataDirLock(Path(config.data_dir))
         self.system_seq = SeqCounter()
         self.queue = RecordQueue(config.max_queue_size, config.queue_full_policy, self.system_seq)
@@ -94,6 +98,7 @@ class Pipeline:
             data_dir=Path(config.data_dir),
             stale_secs=config.stale_feed_secs,
             started_ns=self.stats.started_ns,
+            free_bytes=self._disk_free,
         )
         self.metrics.attach(self.feed_stats, self.queue, self.stats, self._disk_free)
         self.health = (
@@ -117,6 +122,8 @@ class Pipeline:
         return [f.stats for f in self.feeds]
 
     def _disk_free(self) -> int:
+        if self._free_bytes is not None:
+            return self._free_bytes()
         return disk_free(Path(self.config.data_dir))
 
     def _writer_alive(self) -> bool:
