@@ -271,3 +271,35 @@ async def test_a_crossed_book_is_reported_and_clears_when_uncrossed(tmp_path: Pa
         assert data is not None and data["status"] == "ok", data
     finally:
         await p.shutdown()
+
+
+class CrashOnceFeed(ManualFeed):
+    """A feed adapter whose first run dies of a bug some input met."""
+
+    runs = 0
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.runs == 1:
+            raise RuntimeError("a bug met by some input")
+        self.stats.connected = True
+        await asyncio.Event().wait()
+
+
+async def test_a_feed_task_that_dies_is_restarted_and_health_reports_it(tmp_path: Path) -> None:
+    cfg = PipelineConfig(data_dir=tmp_path / "market")
+    p = Pipeline(cfg, health_port=0, free_bytes=lambda: 10 * GiB)
+    feed = CrashOnceFeed("binance", p)
+    p.add_feed(feed)
+    await p.start()
+    try:
+        await wait_for(lambda: feed.runs == 2 and feed.stats.connected)
+        _s, _b, data = await get(p.health_url + "/health")
+        assert data is not None and data["status"] == "degraded"
+        assert data["problems"] == ["binance feed task restarted after an internal error"]
+        assert data["feeds"]["binance"]["task_restarts"] == 1  # type: ignore[index]
+        _s, text, _d = await get(p.health_url + "/metrics")
+        assert 'shriven_feed_task_restarts_total{venue="binance"} 1.0' in text
+    finally:
+        await p.shutdown()
+    assert p.exit_code == 0

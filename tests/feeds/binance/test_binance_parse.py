@@ -175,3 +175,21 @@ def test_error_kinds_never_come_from_the_message() -> None:
             parse_message(json.dumps({"e": event}), 0)
         kinds.add(info.value.kind)
     assert kinds <= ERROR_KINDS and kinds == {"unexpected_event", "unexpected_bookTicker"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"lastUpdateId": 1, "bids": [["NaN", "1"]], "asks": []}',
+        b'{"lastUpdateId": 1, "bids": [["-1", "1"]], "asks": []}',
+        b'{"lastUpdateId": 1, "bids": [["1", "1", "1"]], "asks": []}',
+        b'{"lastUpdateId": 1.5, "bids": [], "asks": []}',
+        b'{"lastUpdateId": 18446744073709551616, "bids": [], "asks": []}',
+        b'{"lastUpdateId": "1", "bids": [], "asks": []}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+)
+def test_snapshot_answer_outside_the_schema_is_bad_snapshot(body: bytes) -> None:
+    with pytest.raises(BinanceMessageError) as info:
+        parse_depth_snapshot(body, "BTCUSDT", 0)
+    assert info.value.kind == "bad_snapshot"
