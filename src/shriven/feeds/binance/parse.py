@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 SAMPLE_BYTES: Final = 200
-SAMPLE_CHARS: Final = SAMPLE_BYTES  # old name
 INT64_MAX: Final = 2**63 - 1
 DECIMAL_PATTERN: Final = r"^[0-9]{1,20}(\.[0-9]{1,20})?$"
 
