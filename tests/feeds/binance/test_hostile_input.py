@@ -277,7 +277,7 @@ def _fields(r: Record | None) -> tuple[object, ...]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(
-    st.lists(st.tuples(st.integers(0, len(DIFFS) - 1), hostile), min_size=1, max_size=25),
+    st.lists(st.tuples(st.integers(0, len(DIFFS) - 1), hostile), min_size=5, max_size=30),
     st.integers(0, len(DIFFS) - 1),
 )
 def test_hostile_messages_never_escape_become_records_or_poison_the_book(
