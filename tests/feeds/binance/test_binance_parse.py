@@ -13,6 +13,7 @@ from shriven.feeds.binance.parse import (
     parse_depth_snapshot,
     parse_message,
 )
+from shriven.feeds.binance.rest import venue_message
 
 
 def test_wrapped_depth_update_keeps_the_exact_strings(binance_fixtures: Path) -> None:
@@ -193,3 +194,17 @@ def test_snapshot_answer_outside_the_schema_is_bad_snapshot(body: bytes) -> None
     with pytest.raises(BinanceMessageError) as info:
         parse_depth_snapshot(body, "BTCUSDT", 0)
     assert info.value.kind == "bad_snapshot"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"code": -1, "msg": "x" * 1_000_000}).encode(),
+        json.dumps({"code": "y" * 1_000, "msg": "z"}).encode(),
+        b"[" * 100_000 + b"]" * 100_000,
+        b"<html>" + b"x" * 100_000,
+    ],
+)
+def test_a_rest_error_answer_becomes_a_bounded_message(body: bytes) -> None:
+    text = venue_message(body)
+    assert 0 < len(text) <= 200
