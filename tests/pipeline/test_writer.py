@@ -207,8 +207,11 @@ async def test_records_the_wal_or_a_book_cannot_take_are_counted_marked_and_the_
     got = list(read_records(cfg.data_dir / "ticks"))
     assert unencodable not in got
     assert all(t in got for t in [*good, *later])
+    assert no_price in got  # the raw record is kept; only the books skipped it
     markers = [r for r in got if isinstance(r, Status) and r.kind == StatusKind.REJECTED]
-    assert len(markers) == 1 and "BinanceTrade" in markers[0].detail
+    assert len(markers) == 2
+    assert "cannot encode (BinanceTrade" in markers[0].detail
+    assert "books could not apply a KiteTick" in markers[1].detail
     assert p.stats.recorder_errors == {"wal_encode": 1, "books": 1}
     text = p.metrics.render()
     assert b'shriven_recorder_errors_total{stage="wal_encode"} 1.0' in text

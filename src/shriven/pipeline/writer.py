@@ -246,6 +246,22 @@ class Writer:
         )
         return kept
 
+    def _book_failed(self, exc: Exception, record: Record) -> None:
+        """A book raised on ``record`` (already on its way to the WAL): count it, and mark it in
+        the stream with a ``rejected`` status queued behind the batch."""
+        n = self._count_recorder_error("books", exc, record)
+        self.queue.put_nowait(
+            Status(
+                record.recv_ns,
+                self.system_seq.next(),
+                "system",
+                StatusKind.REJECTED,
+                "",
+                f"books could not apply a {type(record).__name__} ({type(exc).__name__}; "
+                f"{n} such failures so far); the record is kept, the books skipped it",
+            )
+        )
+
     def _count_recorder_error(self, stage: str, exc: BaseException, record: Record) -> int:
         errors = self.stats.recorder_errors
         n = errors[stage] = errors.get(stage, 0) + 1
@@ -315,12 +331,12 @@ class Writer:
                         )
                 break
             except Exception as exc:
-                self._count_recorder_error("books", exc, r)  # type: ignore[arg-type]
+                self._book_failed(exc, r)  # type: ignore[arg-type]
         for r in latest.values():
             try:
                 apply(r)
             except Exception as exc:
-                self._count_recorder_error("books", exc, r)
+                self._book_failed(exc, r)
         if kite:
             by_stream["kite"] = by_stream.get("kite", 0) + kite
             stats.last_data_ns["kite"] = kite_last
