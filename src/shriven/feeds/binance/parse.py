@@ -3,8 +3,8 @@
 Every message is checked against a typed schema (msgspec Structs, decoded in C) before anything
 is built from it: integers are JSON integers within 0..2**63-1 (never bools, floats or strings),
 ``m`` is a JSON boolean, prices and quantities are decimal strings in the venue's format
-(``^[0-9]+(\\.[0-9]+)?$``, ASCII digits only, at most 40 characters, so finite and not
-negative), levels are pairs. A combined-stream wrapper (``{"stream": "btcusdt@trade",
+(``[0-9]{1,20}(\\.[0-9]{1,20})?``: ASCII digits, no sign or exponent, so finite and
+not negative), levels are pairs. A combined-stream wrapper (``{"stream": "btcusdt@trade",
 "data": {...}}``) must name the payload's event type and symbol, and the symbol must be one we
 subscribed (when the caller says which).
 
@@ -139,7 +139,9 @@ class BinanceMessageError(ValueError):
     def __init__(self, kind: str, sample: str, reason: str = "") -> None:
         self.kind = kind if kind in ERROR_KINDS else "unexpected_message"
         self.sample = sample
-        super().__init__(f"{self.kind}: {reason} (message starts {sample})" if reason else kind)
+        super().__init__(
+            f"{self.kind}: {reason} (message starts {sample})" if reason else self.kind
+        )
 
 
 class ServerShutdown(BinanceMessageError):
