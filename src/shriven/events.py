@@ -177,6 +177,7 @@ class StatusKind:
     VENUE_MESSAGE: Final = "venue_message"
     STARTED: Final = "started"
     STOPPED: Final = "stopped"
+    REJECTED: Final = "rejected"  # records the recorder dropped (detail says how many, why)
 
 
 @dataclass(slots=True)
@@ -301,8 +302,19 @@ def _to_wire(r: Record) -> list:
             r.asks,
         ]
     if t is Status:
-        return [6, WIRE_VERSION, r.recv_ns, r.seq, r.venue, r.kind, r.instrument, r.detail]
+        # detail may quote venue text; a lone surrogate there must not make the frame fail.
+        return [6, WIRE_VERSION, r.recv_ns, r.seq, r.venue, r.kind, r.instrument, _utf8(r.detail)]
     raise TypeError(f"not a shriven record: {t.__name__}")
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    except AttributeError:
+        return str(text)
+    return text
 
 
 _packer = msgpack.Packer(use_bin_type=True, autoreset=True)

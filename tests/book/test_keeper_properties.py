@@ -82,3 +82,21 @@ def test_a_valid_book_is_always_the_true_book_at_its_update_id(story: tuple) -> 
         )
         asks = sorted((float(p), float(q)) for (s, p), q in truth.items() if s == "a")
         assert book.levels() == (bids, asks)
+    # A snapshot at the venue's current id always brings the book back: the property is then
+    # checked on at least one valid state per story, never vacuously.
+    now = max(books)
+    keeper.apply(
+        BinanceDepthSnapshot(
+            0,
+            0,
+            "T",
+            now,
+            tuple((str(p), str(q)) for (s, p), q in books[now].items() if s == "b"),
+            tuple((str(p), str(q)) for (s, p), q in books[now].items() if s == "a"),
+        )
+    )
+    assert keeper.is_valid(KEY) and keeper.book(KEY).update_id == now
+    truth = books[now]
+    bids = sorted(((float(p), float(q)) for (s, p), q in truth.items() if s == "b"), reverse=True)
+    asks = sorted((float(p), float(q)) for (s, p), q in truth.items() if s == "a")
+    assert keeper.book(KEY).levels() == (bids, asks)

@@ -135,6 +135,14 @@ def test_without_spot_uses_kite_ltp_when_credentials_exist(cli: Env) -> None:
     assert oct(cache.stat().st_mode & 0o777) == "0o600"
 
 
+@pytest.mark.parametrize("price", ["24810.4", float("nan"), True])
+def test_kite_ltp_answer_that_is_not_a_finite_number_is_no_price(cli: Env, price: object) -> None:
+    cli.sim.prices[256265] = price  # type: ignore[assignment]
+    r = cli.run("show-subscriptions", "NIFTY 50", "--strike-range", "1", creds=True)
+    assert r.returncode == 2 and "returned no price for NSE:NIFTY 50; pass --spot PRICE" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_run_dry_run_prints_plans_and_connections(cli: Env) -> None:
     r = cli.run("run", "--dry-run", "--strike-range", "5", creds=True)
     assert r.returncode == 0, r.stderr

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiohttp
 
 from shriven.config import PipelineConfig
-from shriven.events import BinanceTrade, Record
+from shriven.events import BinanceDepth, BinanceDepthSnapshot, BinanceTrade, Record
 from shriven.feeds.base import FeedStats, SeqCounter
 from shriven.pipeline.daemon import Pipeline
+from shriven.pipeline.health import evaluate
 from shriven.pipeline.writer import wal_config
 from shriven.wal import MarketStore, read_records
 
@@ -63,12 +64,15 @@ async def wait_for(cond, timeout: float = 20.0) -> None:  # type: ignore[no-unty
         await asyncio.sleep(0.02)
 
 
-def make(tmp_path: Path, **kw: object) -> tuple[Pipeline, ManualFeed, PipelineConfig]:
+def make(
+    tmp_path: Path, free_bytes: Callable[[], int] | None = None, **kw: object
+) -> tuple[Pipeline, ManualFeed, PipelineConfig]:
     cfg = PipelineConfig(data_dir=tmp_path / "market", **kw)  # type: ignore[arg-type]
     p = Pipeline(
         cfg,
         open_store=lambda: FlakyDiskStore(cfg.data_dir, wal_config(cfg)),
         health_port=0,
+        free_bytes=free_bytes,
     )
     feed = ManualFeed("binance", p)
     p.add_feed(feed)
@@ -195,3 +199,107 @@ async def test_the_console_status_line_sums_up_state_feeds_queue_and_disk(tmp_pa
     assert "queue 0/100000" in parts
     assert any(x.startswith("written 2 (") for x in parts)
     assert parts[-1].startswith("disk ") and parts[-1].endswith(" free")
+
+
+GiB = 1024**3
+MiB = 1024**2
+
+
+async def test_disk_thresholds_free_below_2_gib_is_degraded_below_256_mib_failing(
+    tmp_path: Path,
+) -> None:
+    free = [10 * GiB]
+    cfg = PipelineConfig(data_dir=tmp_path / "market")
+    p = Pipeline(cfg, health_port=0, free_bytes=lambda: free[0])
+    feed = ManualFeed("binance", p)
+    p.add_feed(feed)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        expected = [
+            (10 * GiB, 200, "ok", None),
+            (2 * GiB, 200, "ok", None),
+            (2 * GiB - 1, 200, "degraded", "disk space low"),
+            (256 * MiB, 200, "degraded", "disk space low"),
+            (256 * MiB - 1, 503, "failing", "disk nearly full"),
+        ]
+        for value, code, state, problem in expected:
+            free[0] = value
+            status, _body, data = await get(p.health_url + "/health")
+            assert data is not None
+            assert (status, data["status"]) == (code, state), value
+            assert data["problems"] == ([problem] if problem else []), value
+            assert data["wal"]["disk_free_bytes"] == value  # type: ignore[index]
+        _s, text, _d = await get(p.health_url + "/metrics")
+        assert "shriven_disk_free_bytes 2.68435455e+08" in text, text[-400:]
+    finally:
+        await p.shutdown()
+
+
+def test_a_queue_more_than_80_percent_full_is_degraded(tmp_path: Path) -> None:
+    cfg = PipelineConfig(data_dir=tmp_path / "market", max_queue_size=10)
+    p = Pipeline(cfg, health_port=None, free_bytes=lambda: 10 * GiB)
+    feed = ManualFeed("binance", p)
+    feed.stats.connected = True
+    p.add_feed(feed)
+    for i in range(9):
+        rec = BinanceTrade(time.time_ns(), i + 1, "BTCUSDT", i, "1", "1", 1, 1, False)
+        p.queue.put_nowait(rec)
+        report = evaluate(p.sources)
+        # 8 of 10 is not above 80%; 9 is
+        assert ("queue nearly full" in report["problems"]) == (i + 1 > 8), i  # type: ignore[operator]
+    assert report["status"] == "degraded"
+
+
+async def test_a_crossed_book_is_reported_and_clears_when_uncrossed(tmp_path: Path) -> None:
+    p, feed, _cfg = make(tmp_path, free_bytes=lambda: 10 * GiB)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        now = time.time_ns()
+        crossed = BinanceDepthSnapshot(now, 1, "BTCUSDT", 10, (("11.0", "1"),), (("10.0", "1"),))
+        await feed.sink.put(crossed)
+        await wait_for(lambda: p.stats.crossed_now == 1)
+        _s, _b, data = await get(p.health_url + "/health")
+        assert data is not None and data["status"] == "degraded"
+        assert data["problems"] == ["1 book(s) crossed"]
+        assert data["books"]["crossed_now"] == 1  # type: ignore[index]
+        # a diff removing the crossing bid: no longer crossed, health ok again
+        await feed.sink.put(BinanceDepth(now + 1, 2, "BTCUSDT", 11, 11, 0, (("11.0", "0"),), ()))
+        await wait_for(lambda: p.stats.crossed_now == 0)
+        _s, _b, data = await get(p.health_url + "/health")
+        assert data is not None and data["status"] == "ok", data
+    finally:
+        await p.shutdown()
+
+
+class CrashOnceFeed(ManualFeed):
+    """A feed adapter whose first run dies of a bug some input met."""
+
+    runs = 0
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.runs == 1:
+            raise RuntimeError("a bug met by some input")
+        self.stats.connected = True
+        await asyncio.Event().wait()
+
+
+async def test_a_feed_task_that_dies_is_restarted_and_health_reports_it(tmp_path: Path) -> None:
+    cfg = PipelineConfig(data_dir=tmp_path / "market")
+    p = Pipeline(cfg, health_port=0, free_bytes=lambda: 10 * GiB)
+    feed = CrashOnceFeed("binance", p)
+    p.add_feed(feed)
+    await p.start()
+    try:
+        await wait_for(lambda: feed.runs == 2 and feed.stats.connected)
+        _s, _b, data = await get(p.health_url + "/health")
+        assert data is not None and data["status"] == "degraded"
+        assert data["problems"] == ["binance feed task restarted after an internal error"]
+        assert data["feeds"]["binance"]["task_restarts"] == 1  # type: ignore[index]
+        _s, text, _d = await get(p.health_url + "/metrics")
+        assert 'shriven_feed_task_restarts_total{venue="binance"} 1.0' in text
+    finally:
+        await p.shutdown()
+    assert p.exit_code == 0

@@ -12,6 +12,7 @@ from shriven.config import PipelineConfig
 from shriven.events import (
     BinanceDepth,
     BinanceDepthSnapshot,
+    BinanceTrade,
     BookSnapshot,
     KiteTick,
     Record,
@@ -113,8 +114,10 @@ async def test_snapshots_are_aligned_to_the_interval_and_hold_the_books_at_that_
 ) -> None:
     cfg = config(tmp_path, snapshot_interval_secs=1)
     p = Pipeline(cfg, health_port=None)
-    # A Binance book that changes every 100 ms over ~2.5 s of record times around now.
-    t0 = time.time_ns()
+    # A Binance book that changes every 100 ms over ~2.5 s of record times from soon, three of
+    # the diffs stamped exactly on a snapshot boundary.
+    base = (time.time_ns() // 1_000_000_000 + 2) * 1_000_000_000
+    t0 = base - 500_000_000
     recs: list[Record] = [
         BinanceDepthSnapshot(t0, 1, "BTCUSDT", 100, (("10.0", "1"),), (("11.0", "1"),))
     ]
@@ -150,6 +153,8 @@ async def test_snapshots_are_aligned_to_the_interval_and_hold_the_books_at_that_
     snaps = [r for r in read_records(cfg.data_dir / "lob") if isinstance(r, BookSnapshot)]
     aligned = [s for s in snaps if s.recv_ns % 1_000_000_000 == 0]
     assert len(aligned) >= 2
+    on_boundary = {r.recv_ns for r in recs} & {s.recv_ns for s in aligned}
+    assert on_boundary, "no diff was stamped exactly on a snapshot boundary"
     for s in aligned:
         # The book at boundary B holds exactly the diffs stamped at or before B.
         applied = [r for r in recs[1:] if r.recv_ns <= s.recv_ns]
@@ -181,3 +186,33 @@ async def test_a_slow_disk_fills_the_queue_and_feeds_wait_without_losing_records
     assert p.queue.stats.dropped == 0
     assert b"shriven_queue_full_waits_total" in p.metrics.render()
     assert p.queue.stats.high_water <= 200
+
+
+async def test_records_the_wal_or_a_book_cannot_take_are_counted_marked_and_the_recorder_goes_on(
+    tmp_path: Path,
+) -> None:
+    cfg = config(tmp_path)
+    t0 = time.time_ns()
+    good = kite_ticks(10, t0)
+    # Past the schema only through a bug: an id beyond 64 bits the WAL cannot encode, and a Kite
+    # level with no price that the book cannot divide.
+    unencodable = BinanceTrade(t0 + 5, 1, "BTCUSDT", 2**64, "1", "1", 1, 1, True)
+    no_price = KiteTick(t0 + 6, 99, 12_345_602, "full", 5, bids=((None, 1, 1),))  # type: ignore[arg-type]
+    later = kite_ticks(10, t0 + 10**6)
+    p = Pipeline(cfg, health_port=None)
+    feed = ListFeed(p, [*good, unencodable, no_price, *later])
+    p.add_feed(feed)
+    await run_until(p, feed)
+    assert p.exit_code == 0
+    got = list(read_records(cfg.data_dir / "ticks"))
+    assert unencodable not in got
+    assert all(t in got for t in [*good, *later])
+    assert no_price in got  # the raw record is kept; only the books skipped it
+    markers = [r for r in got if isinstance(r, Status) and r.kind == StatusKind.REJECTED]
+    assert len(markers) == 2
+    assert "cannot encode (BinanceTrade" in markers[0].detail
+    assert "books could not apply a KiteTick" in markers[1].detail
+    assert p.stats.recorder_errors == {"wal_encode": 1, "books": 1}
+    text = p.metrics.render()
+    assert b'shriven_recorder_errors_total{stage="wal_encode"} 1.0' in text
+    assert b'shriven_recorder_errors_total{stage="books"} 1.0' in text

@@ -20,6 +20,7 @@ from shriven.events import (
     Record,
     Status,
     StatusKind,
+    kite_price_divisor,
 )
 from shriven.wal import MarketStore
 
@@ -295,3 +296,89 @@ def live_book_at(records: list[Record], key: str, at_ns: int) -> tuple[object, b
             continue
         keeper.apply(r)
     return keeper.book(key), keeper.is_valid(key)
+
+
+def reference_book_at(
+    records: list[Record], key: str, at_ns: int
+) -> tuple[tuple[list[tuple[float, float]], list[tuple[float, float]]] | None, bool]:
+    """``key``'s book at ``at_ns`` (bids and asks best first) and whether it is in sync, by an
+    independent oracle on plain dicts that shares nothing with shriven.book: Binance's
+    documented local-book procedure (buffer diffs; a snapshot is used if it is not older than
+    the first buffered diff; drop u <= lastUpdateId; the first applied diff straddles it; then
+    each U is the previous u + 1, else the book is lost until the next snapshot; a gap marker
+    loses it too), and for Kite the five levels of the latest full tick. A daemon start begins
+    again from nothing."""
+    venue, _, name = key.partition(":")
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    seen = False
+    live = False
+    last = 0
+    first = False
+    buffer: list[BinanceDepth] = []
+
+    def apply(d: BinanceDepth) -> None:
+        for side, levels in ((bids, d.bids), (asks, d.asks)):
+            for p, q in levels:
+                if float(q) == 0:
+                    side.pop(float(p), None)
+                else:
+                    side[float(p)] = float(q)
+
+    def on_diff(d: BinanceDepth) -> None:
+        nonlocal live, last, first
+        if not live:
+            buffer.append(d)
+            return
+        if d.last_update_id <= last:
+            return
+        if d.first_update_id == last + 1 or (first and d.first_update_id <= last + 1):
+            apply(d)
+            last, first = d.last_update_id, False
+            return
+        live = False
+        buffer[:] = [d]
+
+    for r in records:
+        if r.recv_ns > at_ns:
+            if type(r) is Status and r.venue == "system":
+                break
+            continue
+        t = type(r)
+        if t is Status and r.venue == "system" and r.kind == StatusKind.STARTED:  # type: ignore[union-attr]
+            bids, asks, seen, live, last, first, buffer = {}, {}, False, False, 0, False, []
+        elif venue == "binance" and t is BinanceDepth and r.symbol == name:  # type: ignore[union-attr]
+            seen = True
+            on_diff(r)  # type: ignore[arg-type]
+        elif venue == "binance" and t is BinanceDepthSnapshot and r.symbol == name:  # type: ignore[union-attr]
+            seen = True
+            snap_id = r.last_update_id  # type: ignore[union-attr]
+            pending = [d for d in buffer if d.last_update_id > snap_id]
+            if pending and pending[0].first_update_id > snap_id + 1:
+                continue  # older than the buffered diffs: Binance says fetch another
+            bids = {float(p): float(q) for p, q in r.bids}  # type: ignore[union-attr]
+            asks = {float(p): float(q) for p, q in r.asks}  # type: ignore[union-attr]
+            live, last, first = True, snap_id, True
+            buffer.clear()
+            for d in pending:
+                on_diff(d)
+        elif (
+            venue == "binance"
+            and t is Status
+            and r.venue == "binance"  # type: ignore[union-attr]
+            and r.kind == StatusKind.GAP  # type: ignore[union-attr]
+            and r.instrument == name  # type: ignore[union-attr]
+            and live
+        ):
+            live = False
+            buffer.clear()
+        elif venue == "kite" and t is KiteTick and str(r.instrument_token) == name:  # type: ignore[union-attr]
+            if r.mode != "full" or r.instrument_token & 0xFF == 9:  # type: ignore[union-attr]
+                continue
+            div = kite_price_divisor(r.instrument_token)  # type: ignore[union-attr]
+            bids = {p / div: float(q) for p, q, _o in r.bids if p and q}  # type: ignore[union-attr]
+            asks = {p / div: float(q) for p, q, _o in r.asks if p and q}  # type: ignore[union-attr]
+            seen = live = True
+    if not seen:
+        return None, False
+    return (sorted(bids.items(), reverse=True), sorted(asks.items())), live

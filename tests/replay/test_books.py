@@ -25,6 +25,7 @@ from .synth import (
     generate,
     live_book_at,
     record_store,
+    reference_book_at,
     store_without,
 )
 
@@ -98,7 +99,7 @@ def test_book_at_random_instants_equals_the_live_book(
     instants = [rng.randrange(T0, end) for _ in range(12)]
     for s in session.snapshots[::9]:  # right at, just before and just after snapshot times
         instants += [s.recv_ns - 1, s.recv_ns, s.recv_ns + 1]
-    checked = 0
+    checked = independent = 0
     for at in instants:
         key = rng.choice(KEYS)
         got = book_at(store, key, at)
@@ -109,8 +110,14 @@ def test_book_at_random_instants_equals_the_live_book(
         assert got.book == live, (key, format_ns(at, load_zone("UTC")))
         assert got.valid == valid
         assert got.book.update_id == live.update_id  # type: ignore[attr-defined]
+        # and against an oracle that is not a BookKeeper
+        ref, ref_valid = reference_book_at(records, key, at)
+        assert got.valid == ref_valid, key
+        if ref_valid:
+            assert got.book.levels() == ref, key
+            independent += 1
         checked += 1
-    assert checked > 20
+    assert checked > 20 and independent > 10
 
 
 def test_reconstruct_api_with_iso_times(eventful: tuple[Path, list[Record], Session]) -> None:

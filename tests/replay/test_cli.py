@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,6 +132,30 @@ def test_speed_paces_the_output(store: tuple[Path, list[Record], Session]) -> No
     paced = _replay(data_dir, "--start", START, "--end", end, "--format", "jsonl", "--speed", "20")
     assert paced.exit_code == 0, paced.output
     assert paced.stdout == fast.stdout
+
+
+def test_speed_takes_the_recorded_span_divided_by_the_factor(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    end = "2026-11-20T09:16:03"
+    args = ["--start", START, "--end", end, "--format", "jsonl", "--kind", "ticks,trades,depth"]
+    t0 = time.monotonic()
+    fast = _replay(data_dir, *args)
+    fast_s = time.monotonic() - t0
+    rows = [json.loads(line) for line in fast.stdout.splitlines()]
+    times = sorted(r["recv_ns"] for r in rows)
+    span_s = (times[-1] - times[0]) / 1e9
+    assert span_s > 2.0, span_s  # the range holds about 3 s of records
+    t0 = time.monotonic()
+    paced = _replay(data_dir, *args, "--speed", "4")
+    paced_s = time.monotonic() - t0
+    assert paced.stdout == fast.stdout
+    # Generous bounds (a loaded machine only makes it slower): at least 80% of span/4, and
+    # clearly slower than the unpaced run; at most span/4 plus a wide margin.
+    assert paced_s >= 0.8 * span_s / 4, (paced_s, span_s)
+    assert paced_s >= fast_s + 0.3 * span_s / 4, (paced_s, fast_s)
+    assert paced_s <= span_s / 4 + fast_s + 10.0, (paced_s, span_s)
 
 
 def test_replay_book_prints_levels_and_features(store: tuple[Path, list[Record], Session]) -> None:

@@ -1,6 +1,5 @@
 """The whole Kite loop on loopback: login, instruments, a plan, the ticker websocket mounted in
-the REST simulator, a re-centring applied live, and a fresh login after the tokens expire.
-Runs once the ticker (feeds/kite/ticker.py, sim/kite_ticker.py) is merged beside this code."""
+the REST simulator, a re-centring applied live, and a fresh login after the tokens expire."""
 
 from __future__ import annotations
 
@@ -9,16 +8,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from shriven.events import KiteTick, Record, Status
+from shriven.feeds.kite import ticker as ticker_feed
 from shriven.feeds.kite.auth import KiteAuth, KiteCredentials
 from shriven.feeds.kite.instruments import load_instruments
+from shriven.sim import kite_ticker as ticker_sim
 from shriven.sim.kite import KiteSimulator
 from shriven.universe import InstrumentTable, build_plan, update_plan
-
-ticker_sim = pytest.importorskip("shriven.sim.kite_ticker", reason="ticker not merged yet")
-ticker_feed = pytest.importorskip("shriven.feeds.kite.ticker", reason="ticker not merged yet")
 
 
 class ListSink:

@@ -39,14 +39,32 @@ class KeeperStats:
     crossed: int = 0  # updates after which a book's best bid was above its best ask
     locked: int = 0  # updates after which best bid equalled best ask
     ignored: int = 0  # records that do not change a book
+    # Records an older recorder stored that today's schema refuses (a price "abc", "NaN", "-1"):
+    # skipped, so a book is never built from them and applying them never raises.
+    rejected: int = 0
 
 
 def _kite_side(levels: tuple[tuple[int, int, int], ...], divisor: int) -> list[tuple[float, float]]:
     return [(price / divisor, float(qty)) for price, qty, _orders in levels if qty and price]
 
 
+_INF = float("inf")
+
+
 def _floats(levels: tuple[tuple[str, str], ...]) -> list[tuple[float, float]]:
     return [(float(p), float(q)) for p, q in levels]
+
+
+def _checked_floats(levels: tuple[tuple[str, str], ...]) -> list[tuple[float, float]] | None:
+    """The levels as floats, or None if any is not a finite, non-negative number."""
+    try:
+        out = [(float(p), float(q)) for p, q in levels]
+    except (ValueError, TypeError):
+        return None
+    for p, q in out:
+        if not (0.0 <= p < _INF and 0.0 <= q < _INF):  # False for NaN too
+            return None
+    return out
 
 
 class BookKeeper:
@@ -153,11 +171,16 @@ class BookKeeper:
         return key, book, self.syncs[key]
 
     def _depth(self, d: BinanceDepth) -> None:
+        bids = _checked_floats(d.bids)
+        asks = _checked_floats(d.asks)
+        stats = self.stats
+        if bids is None or asks is None:
+            stats.rejected += 1
+            return
         key, book, sync = self._binance(d.symbol)
         outcome = sync.on_diff(d.first_update_id, d.last_update_id, d)
-        stats = self.stats
         if outcome == APPLY:
-            self._apply_diff(key, book, d)
+            self._apply_diff(key, book, d, bids, asks)
         elif outcome == STALE:
             stats.stale += 1
         elif outcome == GAP:
@@ -167,14 +190,28 @@ class BookKeeper:
         else:
             stats.buffered += 1
 
-    def _apply_diff(self, key: str, book: OrderBook, d: BinanceDepth) -> None:
+    def _apply_diff(
+        self,
+        key: str,
+        book: OrderBook,
+        d: BinanceDepth,
+        bids: list[tuple[float, float]] | None = None,
+        asks: list[tuple[float, float]] | None = None,
+    ) -> None:
         stats = self.stats
-        stats.levels += book.apply(_floats(d.bids), _floats(d.asks))
+        if bids is None or asks is None:  # a buffered diff, checked when it arrived
+            bids, asks = _floats(d.bids), _floats(d.asks)
+        stats.levels += book.apply(bids, asks)
         stats.applied += 1
         book.update_id = d.last_update_id
         self._check_crossed(key, book)
 
     def _snapshot(self, s: BinanceDepthSnapshot) -> None:
+        bids = _checked_floats(s.bids)
+        asks = _checked_floats(s.asks)
+        if bids is None or asks is None:
+            self.stats.rejected += 1
+            return
         key, book, sync = self._binance(s.symbol)
         result = sync.on_snapshot(s.last_update_id)
         stats = self.stats
@@ -183,7 +220,7 @@ class BookKeeper:
             stats.stale_snapshots += 1
             return
         stats.snapshots += 1
-        book.replace(_floats(s.bids), _floats(s.asks), s.last_update_id)
+        book.replace(bids, asks, s.last_update_id)
         self._check_crossed(key, book)
         for d in result.apply:
             self._apply_diff(key, book, d)

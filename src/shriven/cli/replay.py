@@ -26,7 +26,13 @@ from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.instruments import instruments_for
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
 from shriven.replay.reconstruct import book_at, resolve_book_key
-from shriven.replay.select import Selection, parse_kinds, require_recorded, resolve_each
+from shriven.replay.select import (
+    RefusedFilter,
+    Selection,
+    parse_kinds,
+    require_recorded,
+    resolve_each,
+)
 from shriven.replay.store import Store
 from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
 
@@ -160,7 +166,10 @@ def replay(
         f"{format_ns(end_ns, zone) if end_ns is not None else 'end of store'})"
     )
 
-    records: Iterator[Record] = store.records(selection, start_ns, end_ns, DEFAULT_WINDOW_NS)
+    refused = RefusedFilter()
+    records: Iterator[Record] = refused(
+        store.records(selection, start_ns, end_ns, DEFAULT_WINDOW_NS)
+    )
     if wanted:
         where = f"{store.data_dir}" if start_ns is None and end_ns is None else span
         records = require_recorded(records, wanted, selection, where, instruments)
@@ -193,6 +202,12 @@ def replay(
         f"replay: {n:,} records in {span}{where}; times in {zone_label(zone, first)}", err=True
     )
     _report_skipped(store, "replay")
+    if refused.skipped:
+        typer.echo(
+            f"replay: note: skipped {refused.skipped:,} stored records with values the schema "
+            "refuses (written by an older recorder)",
+            err=True,
+        )
     if n == 0 and (start_ns is not None or end_ns is not None):
         typer.echo(f"replay: {_store_span(store, zone)}", err=True)
     if store.order.late:
@@ -347,6 +362,11 @@ def verify_books_command(
         typer.echo(
             f"note: {missing} sequence numbers missing in the {stream} stream (records lost "
             "before the WAL, or a feed with several counters)"
+        )
+    if report.rejected:
+        typer.echo(
+            f"note: skipped {report.rejected} stored records with values the schema refuses "
+            "(written by an older recorder); the books were rebuilt without them"
         )
     typer.echo(
         f"{path}: {report.snapshots} snapshots of {len(report.books)} books, "

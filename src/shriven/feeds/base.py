@@ -33,6 +33,7 @@ class FeedStats:
     resyncs: int = 0
     reconnects: int = 0
     last_message_ns: int = 0
+    task_restarts: int = 0  # connection tasks restarted after an unexpected exception
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
     def count_error(self, kind: str) -> int:

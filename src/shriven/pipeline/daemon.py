@@ -20,6 +20,7 @@ from pathlib import Path
 
 from shriven.book import BookKeeper
 from shriven.config import PipelineConfig
+from shriven.errors import ShrivenError
 from shriven.events import Status, StatusKind
 from shriven.feeds.base import FeedAdapter, FeedStats, SeqCounter
 from shriven.logging import get_logger
@@ -35,6 +36,8 @@ from shriven.wal import MarketStore
 log = get_logger("shriven.pipeline")
 
 _ADAPTER_STOP_TIMEOUT_S = 10.0
+_FEED_RESTART_INITIAL_S = 1.0
+_FEED_RESTART_MAX_S = 30.0
 
 
 def default_store_factory(config: PipelineConfig) -> StoreFactory:
@@ -54,8 +57,12 @@ class Pipeline:
         health_port: int | None = 0,
         quiet: bool = True,
         status_every_s: float = 5.0,
+        free_bytes: Callable[[], int] | None = None,
     ) -> None:
+        """``free_bytes`` reads the data disk's free space (default: the file system of
+        ``data_dir``); /health, /metrics and the console line all use it."""
         self.config = config
+        self._free_bytes = free_bytes
         self._lock = DataDirLock(Path(config.data_dir))
         self.system_seq = SeqCounter()
         self.queue = RecordQueue(config.max_queue_size, config.queue_full_policy, self.system_seq)
@@ -69,6 +76,7 @@ class Pipeline:
             config,
             self.metrics,
             self.stats,
+            self.system_seq,
         )
         self.feeds: list[FeedAdapter] = []
         self.queue.on_drop = self._on_drop
@@ -90,6 +98,7 @@ class Pipeline:
             data_dir=Path(config.data_dir),
             stale_secs=config.stale_feed_secs,
             started_ns=self.stats.started_ns,
+            free_bytes=self._disk_free,
         )
         self.metrics.attach(self.feed_stats, self.queue, self.stats, self._disk_free)
         self.health = (
@@ -113,6 +122,8 @@ class Pipeline:
         return [f.stats for f in self.feeds]
 
     def _disk_free(self) -> int:
+        if self._free_bytes is not None:
+            return self._free_bytes()
         return disk_free(Path(self.config.data_dir))
 
     def _writer_alive(self) -> bool:
@@ -166,7 +177,7 @@ class Pipeline:
         for name, factory in self._extra:
             self._other_tasks.append(asyncio.create_task(_guard(name, factory), name=name))
         for feed in self.feeds:
-            task = asyncio.create_task(feed.run(), name=f"feed-{feed.venue}")
+            task = asyncio.create_task(self._supervise(feed), name=f"feed-{feed.venue}")
             task.add_done_callback(self._feed_done)
             self._feed_tasks.append(task)
         log.info(
@@ -190,6 +201,35 @@ class Pipeline:
             self.request_stop("duration elapsed" if duration is not None else "writer stopped")
         await self.shutdown()
         return self.exit_code
+
+    async def _supervise(self, feed: FeedAdapter) -> None:
+        """Run ``feed``; if it dies of an unexpected exception (a bug some input met), count it
+        where /health shows it and start it again after a back-off. A configuration error
+        ends it: restarting cannot fix that."""
+        delay = _FEED_RESTART_INITIAL_S
+        while True:
+            started = time.monotonic()
+            try:
+                await feed.run()
+                return
+            except ShrivenError:
+                raise
+            except Exception as exc:
+                if self._stop.is_set():
+                    raise
+                feed.stats.task_restarts += 1
+                feed.stats.connected = False
+                log.error(
+                    "feed task failed; restarting it",
+                    feed=feed.venue,
+                    error=repr(exc)[:200],
+                    restarts=feed.stats.task_restarts,
+                    in_s=delay,
+                )
+            if time.monotonic() - started > _FEED_RESTART_MAX_S:
+                delay = _FEED_RESTART_INITIAL_S
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _FEED_RESTART_MAX_S)
 
     def _feed_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

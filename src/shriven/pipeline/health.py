@@ -5,8 +5,8 @@ Overall state (HTTP status):
 - ``failing`` (503): the tick WAL cannot be written, the writer task has stopped, free disk is below
   ``MIN_FREE_BYTES``, or no feed has been connected for ``stale_feed_secs`` since start.
 - ``degraded`` (200): a feed is disconnected or stale while its market is open, records were
-  dropped, the queue is more than 80% full, free disk is below ``LOW_FREE_BYTES``, or a book is
-  crossed right now.
+  dropped, the queue is more than 80% full, free disk is below ``LOW_FREE_BYTES``, a book is
+  crossed right now, or a feed task was restarted after an unexpected exception.
 - ``ok`` (200): none of the above.
 """
 
@@ -69,6 +69,8 @@ class HealthSources:
     data_dir: Path
     stale_secs: float
     started_ns: int
+    # Free bytes on the data disk; None = measure data_dir (the seam tests use to fake a disk).
+    free_bytes: Callable[[], int] | None = None
 
 
 def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]:
@@ -97,7 +99,10 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
             "reconnects": f.reconnects,
             "parse_errors": f.parse_errors,
             "gaps": f.gaps,
+            "task_restarts": f.task_restarts,
         }
+        if f.task_restarts:
+            problems.append(f"{f.venue} feed task restarted after an internal error")
         if not f.connected and is_open:
             problems.append(f"{f.venue} disconnected")
         if stale:
@@ -106,7 +111,7 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
     if feeds and not any_connected and since_start > src.stale_secs:
         failing.append("no feed connected")
 
-    free = disk_free(src.data_dir)
+    free = src.free_bytes() if src.free_bytes is not None else disk_free(src.data_dir)
     wal_ok = src.wal_ok()
     writer_alive = src.writer_alive()
     if not wal_ok:
@@ -162,6 +167,7 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
             "invalid_records": dict(s.invalid_by_kind),
             "gaps": dict(s.gaps_by_venue),
             "stale_episodes": dict(s.stale_episodes),
+            "recorder_errors": dict(s.recorder_errors),
         },
     }
 

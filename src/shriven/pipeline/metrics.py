@@ -106,6 +106,7 @@ class _StateCollector(Collector):
             "gaps": "Sequence gaps detected by the feed",
             "resyncs": "Book resynchronisations",
             "reconnects": "Reconnections after a drop",
+            "task_restarts": "Connection tasks restarted after an unexpected exception",
         }
         for attr, doc in counters.items():
             fam = CounterMetricFamily(f"shriven_feed_{attr}", doc, labels=["venue"])
@@ -174,6 +175,12 @@ class _StateCollector(Collector):
         )
         yield CounterMetricFamily("shriven_wal_frames_written", "Tick WAL frames", s.frames_written)
         yield CounterMetricFamily("shriven_wal_errors", "WAL writes that failed", s.wal_errors)
+        yield _per_label(
+            "shriven_recorder_errors",
+            "Exceptions the recorder loop caught and survived, by stage",
+            "stage",
+            s.recorder_errors,
+        )
         yield CounterMetricFamily(
             "shriven_snapshots_written", "Book snapshots", s.snapshots_written
         )

@@ -90,7 +90,9 @@ class Monitor:
         s = self._src.stats
         parts.append(f"written {s.records_written:,} ({_human_bytes(s.bytes_written)})")
         parts.append(f"books {s.books}")
-        parts.append(f"disk {_human_bytes(disk_free(self._src.data_dir))} free")
+        src = self._src
+        free = src.free_bytes() if src.free_bytes is not None else disk_free(src.data_dir)
+        parts.append(f"disk {_human_bytes(free)} free")
         problems = report["problems"]
         if problems:
             parts.append("; ".join(problems))  # type: ignore[arg-type]

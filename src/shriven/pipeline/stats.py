@@ -27,6 +27,9 @@ class PipelineStats:
     stale_episodes: dict[str, int] = field(default_factory=dict)
     wal_errors: int = 0
     wal_error: str = ""
+    # Exceptions raised downstream of the schema (by stage: "books", "wal_encode"); each record
+    # involved is skipped (books) or dropped with a status marker (WAL), and the recorder goes on.
+    recorder_errors: dict[str, int] = field(default_factory=dict)
     started_ns: int = 0
 
     def count_invalid(self, kind: str) -> int:

@@ -34,8 +34,10 @@ from shriven.events import (
     Record,
     Status,
     StatusKind,
+    encode_record,
     stream_of,
 )
+from shriven.feeds.base import SeqCounter
 from shriven.logging import get_logger
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.queue import RecordQueue
@@ -73,6 +75,7 @@ class Writer:
         config: PipelineConfig,
         metrics: PipelineMetrics,
         stats: PipelineStats,
+        system_seq: SeqCounter | None = None,
     ) -> None:
         self.queue = queue
         self.books = books
@@ -87,6 +90,8 @@ class Writer:
         self._unsynced_oldest_ns = 0  # oldest recv_ns appended but not yet durable
         self._last_sync = time.monotonic()
         self._sync_interval_s = config.fsync_interval_ms / 1000.0
+        # The system stream's counter, for the status markers this writer adds.
+        self.system_seq = system_seq if system_seq is not None else SeqCounter()
         # Spot prices the universe re-centring watches (instrument token -> last wire price).
         self.watch_tokens: set[int] = set()
         self.last_prices: dict[int, int] = {}
@@ -183,7 +188,13 @@ class Writer:
                 return result
             except Exception as exc:
                 if not (isinstance(exc, OSError) or _is_wal_error(exc)):
-                    raise
+                    # Not the disk: some record cannot be encoded. Nothing was written; drop
+                    # those records (with a status marker in their place) and write the rest.
+                    batch[:] = self._without_unencodable(batch, exc)
+                    fut = asyncio.get_running_loop().run_in_executor(
+                        self._pool, self._append_ticks, batch
+                    )
+                    continue
                 failures += 1
                 if self.queue.finished and failures >= _SHUTDOWN_WAL_ATTEMPTS:
                     raise WalError(
@@ -215,6 +226,55 @@ class Writer:
         except Exception as reopen_exc:
             stats.wal_error = str(reopen_exc)
 
+    def _without_unencodable(self, batch: list[Record], exc: Exception) -> list[Record]:
+        bad = [r for r in batch if not _encodes(r)]
+        if not bad:  # the batch failed but no record alone does: do not loop on it
+            bad = list(batch)
+        n = self._count_recorder_error("wal_encode", exc, bad[0])
+        kept = [r for r in batch if all(r is not b for b in bad)]
+        names = sorted({type(r).__name__ for r in bad})
+        kept.append(
+            Status(
+                bad[0].recv_ns,
+                self.system_seq.next(),
+                "system",
+                StatusKind.REJECTED,
+                "",
+                f"dropped {len(bad)} records the WAL cannot encode ({', '.join(names)}; "
+                f"{type(exc).__name__}; {n} such failures so far)",
+            )
+        )
+        return kept
+
+    def _book_failed(self, exc: Exception, record: Record) -> None:
+        """A book raised on ``record`` (already on its way to the WAL): count it, and mark it in
+        the stream with a ``rejected`` status queued behind the batch."""
+        n = self._count_recorder_error("books", exc, record)
+        self.queue.put_nowait(
+            Status(
+                record.recv_ns,
+                self.system_seq.next(),
+                "system",
+                StatusKind.REJECTED,
+                "",
+                f"books could not apply a {type(record).__name__} ({type(exc).__name__}; "
+                f"{n} such failures so far); the record is kept, the books skipped it",
+            )
+        )
+
+    def _count_recorder_error(self, stage: str, exc: BaseException, record: Record) -> int:
+        errors = self.stats.recorder_errors
+        n = errors[stage] = errors.get(stage, 0) + 1
+        if n == 1 or n % 1000 == 0:
+            log.error(
+                "recorder caught an exception and carries on (a bug: please report it)",
+                stage=stage,
+                error=repr(exc)[:200],
+                record=repr(record)[:200],
+                count=n,
+            )
+        return n
+
     def _append_ticks(self, batch: Sequence[Record]) -> tuple[int, float]:
         store = self._store
         if store is None:
@@ -238,33 +298,45 @@ class Writer:
         latest: dict[int, Record] = {}
         kite = 0
         kite_last = binance_last = 0
-        for r in batch:
-            t = type(r)
-            if t is KiteTick:
-                kite += 1
-                kite_last = r.recv_ns
-                token = r.instrument_token  # type: ignore[union-attr]
-                if r.mode == "full":  # type: ignore[union-attr]
-                    latest[token] = r
-                if watch and token in watch:
-                    prices[token] = r.last_price  # type: ignore[union-attr]
-            else:
-                apply(r)
-                if t is BinanceDepth or t is BinanceTrade:
-                    binance_last = r.recv_ns
-                s = stream_of(r)
-                by_stream[s] = by_stream.get(s, 0) + 1
-                if t is Status:
-                    self._on_status(r)  # type: ignore[arg-type]
-            problem = check_record(r)
-            if problem is not None and stats.count_invalid(problem) == 1:
-                log.warning(
-                    "nonsense values in a record (kept as received)",
-                    kind=problem,
-                    record=repr(r)[:300],
-                )
+        # Defence in depth: an exception from a book (a bug, or input the schema let through)
+        # skips that record and the loop resumes with the next one: the iterator is shared.
+        it = iter(batch)
+        r: Record | None = None
+        while True:
+            try:
+                for r in it:
+                    t = type(r)
+                    if t is KiteTick:
+                        kite += 1
+                        kite_last = r.recv_ns
+                        token = r.instrument_token  # type: ignore[union-attr]
+                        if r.mode == "full":  # type: ignore[union-attr]
+                            latest[token] = r
+                        if watch and token in watch:
+                            prices[token] = r.last_price  # type: ignore[union-attr]
+                    else:
+                        apply(r)
+                        if t is BinanceDepth or t is BinanceTrade:
+                            binance_last = r.recv_ns
+                        s = stream_of(r)
+                        by_stream[s] = by_stream.get(s, 0) + 1
+                        if t is Status:
+                            self._on_status(r)  # type: ignore[arg-type]
+                    problem = check_record(r)
+                    if problem is not None and stats.count_invalid(problem) == 1:
+                        log.warning(
+                            "nonsense values in a record (kept as received)",
+                            kind=problem,
+                            record=repr(r)[:300],
+                        )
+                break
+            except Exception as exc:
+                self._book_failed(exc, r)  # type: ignore[arg-type]
         for r in latest.values():
-            apply(r)
+            try:
+                apply(r)
+            except Exception as exc:
+                self._book_failed(exc, r)
         if kite:
             by_stream["kite"] = by_stream.get("kite", 0) + kite
             stats.last_data_ns["kite"] = kite_last
@@ -384,6 +456,14 @@ def _first_after(batch: list[Record], t_ns: int) -> int:
         if r.recv_ns > t_ns:
             return i
     return len(batch)
+
+
+def _encodes(record: Record) -> bool:
+    try:
+        encode_record(record)
+    except Exception:
+        return False
+    return True
 
 
 def _is_wal_error(exc: BaseException) -> bool:

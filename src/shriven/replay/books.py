@@ -102,9 +102,16 @@ class Rebuilder:
         self.pending: dict[str, BookSnapshot] = {}  # seeds waiting for their first later record
         self.floor: dict[str, BookSnapshot] = {}  # seeded books: skip records not after these
         self.restarts = 0
+        self._rejected_before = 0  # rejected by keepers of earlier runs
+
+    @property
+    def rejected(self) -> int:
+        """Stored records skipped because today's schema refuses them (see KeeperStats)."""
+        return self._rejected_before + self.keeper.stats.rejected
 
     def restart(self) -> None:
         """A daemon restart: every book starts from empty; pending seeds were of the old run."""
+        self._rejected_before += self.keeper.stats.rejected
         self.keeper = BookKeeper()
         self.pending.clear()
         self.floor.clear()
@@ -201,6 +208,7 @@ class VerifyReport:
     snapshots: int = 0
     restarts: int = 0
     seq_gaps: dict[str, int] = field(default_factory=dict)  # stream -> missing sequence numbers
+    rejected: int = 0  # stored records the schema now refuses: skipped, not applied
 
     @property
     def ok(self) -> bool:
@@ -296,6 +304,7 @@ def verify_books(
         take(next_snap)
         next_snap = _next_snapshot(snap_iter)
     resolve_before(1 << 63)
+    report.rejected = reb.rejected
     return report
 
 

@@ -31,10 +31,12 @@ from shriven.events import (
     Status,
     instrument_key,
 )
+from shriven.feeds.binance.parse import record_ok
 
 __all__ = [
     "KINDS",
     "InstrumentRow",
+    "RefusedFilter",
     "Selection",
     "parse_kinds",
     "require_recorded",
@@ -317,3 +319,18 @@ def _underlying_name(row: InstrumentRow) -> str:
         return row.name.upper()
     m = _DERIV_PREFIX.match(row.tradingsymbol.upper())
     return m.group(1) if m else row.tradingsymbol.upper()
+
+
+class RefusedFilter:
+    """Drops stored records that today's schema refuses (an older recorder wrote a price "abc"
+    or "NaN"), counting them in ``skipped`` so the caller can say so."""
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    def __call__(self, records: Iterable[Record]) -> Iterator[Record]:
+        for r in records:
+            if record_ok(r):
+                yield r
+            else:
+                self.skipped += 1

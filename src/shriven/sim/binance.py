@@ -198,6 +198,7 @@ class BinanceSimulator:
         self._withhold: dict[str, int] = {}
         self._malformed = 0
         self._unknown = 0
+        self._raw: deque[str] = deque()
         self._rest_failures: list[tuple[int, float]] = []
         self._stale_snapshots: list[int] = []
         self._runner: web.AppRunner | None = None
@@ -309,6 +310,11 @@ class BinanceSimulator:
     def send_unknown(self, count: int = 1) -> None:
         """Send an event kind nobody subscribed to (a bookTicker)."""
         self._unknown += count
+
+    def send_raw(self, texts: Sequence[str]) -> None:
+        """Send each of ``texts`` as it is (hostile input: anything at all) to every open
+        connection, one per step, ahead of that step's genuine messages."""
+        self._raw.extend(texts)
 
     def fail_rest(self, count: int = 1, status: int = 429, retry_after: float = 0.1) -> None:
         """Answer the next ``count`` depth requests with ``status`` (429, 418 or 5xx)."""
@@ -447,6 +453,8 @@ class BinanceSimulator:
             sym = next(iter(self.books))
             ticker = {"stream": f"{sym.lower()}@bookTicker", "data": {"u": 1, "s": sym}}
             extra.append(("*", "unknown", json.dumps(ticker)))
+        if self._raw:
+            extra.append(("*", "raw", self._raw.popleft()))
         for stream, kind, text in [*extra, *messages]:
             if kind == "depth":
                 sym = stream.partition("@")[0].upper()
@@ -465,7 +473,13 @@ class BinanceSimulator:
                 if c.ws.closed:
                     continue
                 try:
-                    await c.ws.send_str(wrapped)
+                    if kind == "raw" and not wrapped.isascii():
+                        # Text that is not valid UTF-8 (a lone surrogate) cannot be a text frame:
+                        # its bytes go as a binary frame, as a broken proxy might send them.
+                        data = wrapped.encode("utf-8", "surrogatepass")
+                        await c.ws.send_bytes(data)
+                    else:
+                        await c.ws.send_str(wrapped)
                 except (ConnectionError, RuntimeError):
                     continue
                 self.ledger.append(LedgerEntry(now, c.number, kind, wrapped))

@@ -167,6 +167,15 @@ class KiteTickerSimulator:
             if transport is not None:
                 transport.close()
 
+    def move_price(self, token: int, rupees: float) -> None:
+        """Jump ``token``'s price to ``rupees`` (a spot move); its random walk goes on from
+        there, so the ticks that follow carry it to whoever is subscribed."""
+        s = self._instrument(token)
+        price = max(s.step, int(rupees * kite_price_divisor(token)) // s.step * s.step)
+        s.last_price = price
+        s.high = max(s.high, price)
+        s.low = min(s.low, price)
+
     def stall(self) -> None:
         """Stop sending anything, heartbeats included, on every connection until resume()."""
         self._stalled.clear()

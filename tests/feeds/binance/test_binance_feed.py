@@ -320,3 +320,37 @@ async def test_the_simulator_closes_a_connection_that_sends_too_fast() -> None:
     finally:
         await sim.stop()
     assert sim.rate_limited == 1
+
+
+class FailOnceSink(ListSink):
+    """A consumer that raises once, on the first trade (a bug downstream of the feed, met on
+    the receive path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def put(self, record: Record) -> None:
+        if type(record) is BinanceTrade and not self.failed:
+            self.failed = True
+            raise RuntimeError("a bug downstream")
+        await super().put(record)
+
+
+async def test_an_unexpected_exception_restarts_the_connection_not_the_feed() -> None:
+    sim = BinanceSimulator(SYMBOLS, seed=4, interval_ms=20)
+    await sim.start()
+    sink = FailOnceSink()
+    feed = BinanceFeed(fast_params(sim), SYMBOLS, sink, rng=random.Random(1))
+    task = asyncio.create_task(feed.run())
+    try:
+        await wait_for(lambda: feed.stats.task_restarts == 1, "the restart")
+        await wait_for(lambda: feed.stats.connections >= 3, "the reconnect")
+        await caught_up(sim, sink, "books after the restart")
+        assert not task.done()
+        assert feed.stats.errors_by_kind.get("internal_error") == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sim.stop()
+    assert_books_equal_truth(sim, sink.records)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from shriven.feeds.binance.sync import APPLY, BUFFERED, GAP, STALE, DepthSync
 
 
@@ -58,3 +60,36 @@ def test_buffer_is_bounded() -> None:
     for i in range(5):
         s.on_diff(i, i, i)
     assert [x for _, _, x in s.buffer] == [2, 3, 4] and s.buffer_dropped == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        (11, 2**62),  # in sequence, but would freeze the book at an id no diff ever reaches
+        (11, 11 + 10**9 + 1),  # spans more ids than any diff can
+        (15, 12),  # last id below the first
+        (2**62, 2**62),  # implausibly far ahead
+    ],
+)
+def test_impossible_ids_are_a_gap_not_a_frozen_book(first: int, last: int) -> None:
+    s: DepthSync[str] = DepthSync()
+    s.on_snapshot(10)
+    assert s.on_diff(first, last, "bad") == GAP
+    assert not s.live and not s.buffer  # the nonsense is not kept to spoil the next snapshot
+    r = s.on_snapshot(20)
+    assert r.usable
+    assert s.on_diff(21, 22, "next") == APPLY and s.last_update_id == 22
+
+
+def test_a_snapshot_with_an_absurd_id_does_not_freeze_the_book() -> None:
+    s: DepthSync[str] = DepthSync()
+    s.on_snapshot(2**62)
+    assert s.on_diff(100, 105, "genuine") == GAP  # not "stale" forever
+
+
+def test_an_absurd_id_at_the_head_of_the_buffer_does_not_make_every_snapshot_stale() -> None:
+    s: DepthSync[str] = DepthSync()
+    s.on_diff(2**62, 2**62, "absurd")
+    s.on_diff(11, 12, "genuine")
+    r = s.on_snapshot(11)
+    assert r.usable and r.apply == ["genuine"]

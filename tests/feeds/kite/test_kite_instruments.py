@@ -92,6 +92,14 @@ def test_cut_short_dump_is_rejected_naming_the_line(generated: list[Instrument])
         ("instrument_token,tradingsymbol\n1,X\n", "no column"),
         (",".join(COLUMNS) + "\nabc,1,X,X,0,,0,0.05,1,EQ,NSE,NSE\n", "line 2"),
         (",".join(COLUMNS) + "\n1,1,X,X,0,2026-13-01,0,0.05,1,FUT,NFO-FUT,NFO\n", "line 2"),
+        # Values int() and float() take but the venue's format does not have:
+        (",".join(COLUMNS) + "\n1_000,1,X,X,0,,0,0.05,1,EQ,NSE,NSE\n", "line 2.*'1_000'"),
+        (",".join(COLUMNS) + "\n\uff11,1,X,X,0,,0,0.05,1,EQ,NSE,NSE\n", "line 2"),
+        (",".join(COLUMNS) + "\n4294967296,1,X,X,0,,0,0.05,1,EQ,NSE,NSE\n", "line 2"),
+        (",".join(COLUMNS) + "\n1,1,X,X,0,,nan,0.05,1,CE,NFO-OPT,NFO\n", "line 2.*'nan'"),
+        (",".join(COLUMNS) + "\n1,1,X,X,inf,,0,0.05,1,EQ,NSE,NSE\n", "line 2.*'inf'"),
+        (",".join(COLUMNS) + "\n1,1,X,X,0,,-50,0.05,1,CE,NFO-OPT,NFO\n", "line 2.*'-50'"),
+        (",".join(COLUMNS) + "\n1,1,X,X,0,,0,0.05,-1,EQ,NSE,NSE\n", "line 2.*'-1'"),
     ],
 )
 def test_bad_dumps_are_refused(text: str, match: str) -> None:

@@ -6,6 +6,7 @@ import json
 import random
 import struct
 
+import pytest
 import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,13 +97,43 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     assert all(isinstance(t, KiteTick) for t in ticks)
 
 
-@settings(max_examples=200, deadline=None)
+def _structure_bytes(message: bytes) -> set[int]:
+    """Offsets of the packet count and of each packet's length field."""
+    out = {0, 1}
+    off = 2
+    for _ in range(struct.unpack_from(">H", message)[0]):
+        out |= {off, off + 1}
+        off += 2 + struct.unpack_from(">H", message, off)[0]
+    return out
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(st.integers(0, 2**32), st.integers(0, 400))
 def test_corrupting_one_byte_of_a_good_message_never_raises(seed: int, cut: int) -> None:
     rng = random.Random(seed)
-    message = bytearray(encode_message(GOOD * 3))
-    message[rng.randrange(len(message))] = rng.randrange(256)
-    parse_message(bytes(message[: len(message) - cut]), 1, SeqCounter(), FeedStats("kite"))
+    good = encode_message(GOOD * 3)
+    originals = parse_message(good, 1, SeqCounter())
+    message = bytearray(good)
+    at = rng.randrange(len(message))
+    message[at] = (message[at] + 1 + rng.randrange(255)) % 256  # always a different byte
+    kept = bytes(message[: len(message) - cut])
+    stats = FeedStats("kite")
+    ticks = parse_message(kept, 1, SeqCounter(), stats)
+    assert all(isinstance(t, KiteTick) for t in ticks)
+    if at in _structure_bytes(good):
+        return  # a count or length field: anything may follow, as long as nothing raised
+    # Payload byte: packet boundaries hold, so every complete packet comes back in order and
+    # all but the corrupted one unchanged; a cut is counted.
+    ends = []
+    off = 2
+    for _ in originals:
+        off += 2 + struct.unpack_from(">H", good, off)[0]
+        ends.append(off)
+    complete = sum(1 for end in ends if end <= len(kept))
+    assert len(ticks) == complete
+    differing = [i for i, (a, b) in enumerate(zip(ticks, originals, strict=False)) if a != b]
+    assert len(differing) <= 1
+    assert stats.parse_errors == (1 if cut else 0)  # fewer packets than counted, or part of one
 
 
 def test_text_messages_become_venue_message_status_records() -> None:
@@ -114,5 +145,39 @@ def test_text_messages_become_venue_message_status_records() -> None:
     assert (status.recv_ns, status.seq) == (5, 11)
     error = parse_text(b'{"type": "error", "data": "bad mode"}', 6, seq)
     assert json.loads(error.detail)["type"] == "error"
-    junk = parse_text("not json {", 7, seq)
-    assert json.loads(junk.detail) == {"type": "unparsed", "data": "not json {"}
+    assert seq.value == 12
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("not json {", "kite_text_malformed"),
+        (b"\xff\xfe", "kite_text_malformed"),
+        ("[" * 30_000 + "]" * 30_000, "kite_text_malformed"),
+        ('{"type": "order", "data": ' + "[" * 100_000 + "]" * 100_000 + "}", "kite_text_too_large"),
+        ('{"type": "message", "data": "' + "x" * 70_000 + '"}', "kite_text_too_large"),
+        ("[1, 2]", "kite_text_unexpected"),
+        ('{"type": "order", "data": "not an object"}', "kite_text_unexpected"),
+        ('{"type": "error", "data": {"x": 1}}', "kite_text_unexpected"),
+        ('{"type": "' + "z" * 500 + '", "data": "x"}', "kite_text_unexpected"),
+        ('{"type": "order", "data": {"price": NaN}}', "kite_text_unexpected"),
+    ],
+)
+def test_text_message_outside_the_schema_is_counted_under_a_fixed_kind_and_dropped(
+    text: str | bytes, kind: str
+) -> None:
+    stats = FeedStats("kite")
+    seq = SeqCounter()
+    with structlog.testing.capture_logs() as logs:
+        assert parse_text(text, 1, seq, stats) is None
+        assert parse_text(text, 2, seq, stats) is None
+    assert stats.errors_by_kind == {kind: 2}
+    assert seq.value == 0  # no sequence number used: nothing was recorded
+    assert len(logs) == 1 and len(logs[0]["hex_sample"]) <= 128
+
+
+def test_text_message_with_a_lone_surrogate_is_stored_as_ascii() -> None:
+    status = parse_text('{"type": "message", "data": "\\ud800 hi"}', 1, SeqCounter())
+    assert status is not None
+    status.detail.encode("ascii")  # the WAL encoder can always carry it
+    assert json.loads(status.detail)["data"] == "\ud800 hi"

@@ -49,6 +49,7 @@ log = get_logger("shriven.binance")
 
 VENUE: Final = "binance"
 STREAMS_PER_SYMBOL: Final = 2  # <symbol>@depth@<interval> and <symbol>@trade
+_HTTP_KINDS: Final = frozenset({400, 401, 403, 404, 408, 418, 429, 500, 502, 503, 504})
 
 
 @dataclass(slots=True)
@@ -252,6 +253,13 @@ class BinanceFeed:
                 reason = f"connection closed: {exc}"
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 reason = f"connection failed: {exc!r}"
+            except Exception as exc:
+                # A bug met by some input must not end the feed: count it, reconnect (which
+                # resyncs any book that missed something) and let /health show it.
+                self.stats.task_restarts += 1
+                self.stats.count_error("internal_error")
+                log.exception("Binance connection task failed, restarting it", shard=index)
+                reason = f"internal error: {type(exc).__name__}"
             await self._disconnected(index, symbols, reason)
             delay = backoff * (0.5 + self._rng.random() / 2)
             log.info("reconnecting", venue=VENUE, shard=index, in_s=round(delay, 3), reason=reason)
@@ -287,10 +295,11 @@ class BinanceFeed:
 
     async def _message(self, raw: str | bytes, recv_ns: int) -> None:
         try:
-            record = parse_message(raw, recv_ns)
+            record = parse_message(raw, recv_ns, symbols=self.syncs)
         except ServerShutdown as exc:
             raise _Reconnect("venue announced server shutdown") from exc
         except BinanceMessageError as exc:
+            # kind is one of parse.ERROR_KINDS and the sample is bounded and escaped.
             if self.stats.count_error(exc.kind) == 1:
                 log.warning("skipping unexpected Binance message", kind=exc.kind, error=str(exc))
             return
@@ -298,11 +307,7 @@ class BinanceFeed:
             return
         async with self._order:
             if type(record) is BinanceDepth:
-                sync = self.syncs.get(record.symbol)
-                if sync is None:
-                    if self.stats.count_error("unknown_symbol") == 1:
-                        log.warning("diff for a symbol not subscribed", symbol=record.symbol)
-                    return
+                sync = self.syncs[record.symbol]
                 await self._put(record)
                 expected = sync.last_update_id + 1
                 outcome = sync.on_diff(record.first_update_id, record.last_update_id, None)
@@ -440,7 +445,8 @@ class BinanceFeed:
 
     def _venue_error(self, symbol: str, status: int, message: str) -> None:
         # Called from the REST client (no awaiting there); recorded at the next chance.
-        self.stats.count_error(f"http_{status}")
+        # A fixed set of kinds: the status is a number the venue chose.
+        self.stats.count_error(f"http_{status}" if status in _HTTP_KINDS else "http_other")
         self._pending_venue_msgs.append(
             self._status(StatusKind.VENUE_MESSAGE, symbol, f"HTTP {status}: {message}")
         )

@@ -20,15 +20,19 @@ log = get_logger("shriven.binance.rest")
 RETRY_STATUSES = frozenset({418, 429, 500, 502, 503, 504})
 
 
+MESSAGE_CHARS = 200
+
+
 def venue_message(body: bytes) -> str:
-    """Binance's ``{"code": -1003, "msg": "..."}`` error text, or the start of the body."""
+    """Binance's ``{"code": -1003, "msg": "..."}`` error text, or the start of the body; at most
+    200 characters either way (it goes into logs and a status record)."""
     try:
         data = json.loads(body)
         if isinstance(data, dict) and "msg" in data:
-            return f"code {data.get('code')}: {data['msg']}"
-    except ValueError:
+            return f"code {data.get('code')!s:.20}: {data['msg']!s}"[:MESSAGE_CHARS]
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to be an answer
         pass
-    return body[:200].decode("utf-8", "replace")
+    return body[:MESSAGE_CHARS].decode("utf-8", "replace")
 
 
 class SnapshotClient:

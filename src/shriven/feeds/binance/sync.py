@@ -34,6 +34,11 @@ BUFFERED: Final = 2  # no usable snapshot yet: kept until one arrives
 GAP: Final = 3  # out of sequence: the book is invalid, the event was buffered, fetch a snapshot
 
 DEFAULT_MAX_BUFFER: Final = 10_000
+# Update ids move by at most a few thousand per 100 ms diff on the busiest symbols. A diff whose
+# ids are further than this from the book's (either way) or that spans more than this cannot be
+# genuine: it is a gap and a resync, never applied (one u of 2**62 would freeze the book, every
+# later diff being "stale"), never kept at the head of the buffer.
+MAX_ID_JUMP: Final = 10**9
 
 
 @dataclass(slots=True)
@@ -69,9 +74,25 @@ class DepthSync(Generic[T]):
     def on_diff(self, first_id: int, last_id: int, item: T) -> int:
         """Decide about one diff event (``U`` = first_id, ``u`` = last_id)."""
         if not self.live:
+            if last_id < first_id or last_id - first_id > MAX_ID_JUMP:
+                return BUFFERED  # nonsense ids: not kept, a genuine diff follows
+            buf = self.buffer
+            # One implausibly far from the previous buffered diff starts the buffer again, so a
+            # stray id at its head cannot make every snapshot look older than the buffer.
+            if buf and abs(first_id - buf[-1][1]) > MAX_ID_JUMP:
+                buf.clear()
             self._buffer(first_id, last_id, item)
             return BUFFERED
         last = self.last_update_id
+        if (
+            last_id < first_id
+            or last_id - first_id > MAX_ID_JUMP
+            or abs(first_id - last) > MAX_ID_JUMP
+            or last - last_id > MAX_ID_JUMP
+        ):
+            self.live = False  # not buffered: the next snapshot must not look older than it
+            self.buffer.clear()
+            return GAP
         if last_id <= last:
             return STALE
         if first_id == last + 1 or (self._first and first_id <= last + 1):

@@ -17,11 +17,13 @@ import csv
 import hashlib
 import io
 import json
+import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 import requests
@@ -129,15 +131,15 @@ def parse_instruments_csv(text: str) -> list[Instrument]:
                 expiry = expiry_cache[exp] = date.fromisoformat(exp)
             out.append(
                 Instrument(
-                    int(values[0]),
-                    int(values[1]),
+                    _uint(values[0], _TOKEN_MAX),
+                    _uint(values[1], _TOKEN_MAX),
                     values[2],
                     values[3],
-                    float(values[4] or 0),
+                    _price(values[4], -math.inf),  # MCX crude settled below 0 in 2020
                     expiry,
-                    float(values[6] or 0),
-                    float(values[7] or 0),
-                    int(values[8] or 0),
+                    _price(values[6]),
+                    _price(values[7]),
+                    _uint(values[8] or "0", _INT64_MAX),
                     values[9],
                     values[10],
                     values[11],
@@ -150,6 +152,26 @@ def parse_instruments_csv(text: str) -> list[Instrument]:
             "the instrument dump has a header but no rows; run `shriven instruments fetch --force`"
         )
     return out
+
+
+_TOKEN_MAX: Final = 2**32 - 1  # instrument tokens are 4 bytes on the ticker's wire
+_INT64_MAX: Final = 2**63 - 1
+_DIGITS: Final = re.compile(r"[0-9]{1,19}")
+
+
+def _uint(text: str, most: int) -> int:
+    """ASCII digits within 0..most (int() would also take "1_000", fullwidth digits, "+1")."""
+    if _DIGITS.fullmatch(text) is None or int(text) > most:
+        raise ValueError(f"{text[:40]!r} is not a whole number from 0 to {most}")
+    return int(text)
+
+
+def _price(text: str, lowest: float = 0.0) -> float:
+    """A finite number not below ``lowest``; empty is 0 (float() also takes "nan", "inf")."""
+    value = float(text) if text else 0.0
+    if not (math.isfinite(value) and value >= lowest):
+        raise ValueError(f"{text[:40]!r} is not a finite number from {lowest:g}")
+    return value
 
 
 def _bad_row(line_no: int, why: str) -> None:

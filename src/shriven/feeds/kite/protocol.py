@@ -190,16 +190,41 @@ def parse_message(
     return ticks
 
 
-def parse_text(text: str | bytes, recv_ns: int, seq: SeqCounter) -> Status:
-    """A ticker text message (order update, error, message) as a VENUE_MESSAGE status record.
+# Kite's documented text messages: {"type": "order", "data": {...}} (an order update), and
+# {"type": "error" | "message", "data": "text"}. Anything bigger than this is not one of them.
+TEXT_MAX_BYTES: Final = 64 * 1024
+_TEXT_DATA_TYPES: Final = {"order": dict, "error": str, "message": str}
 
-    The detail is the message itself when it is JSON (re-serialised compactly), else the
-    text wrapped as ``{"type": "unparsed", "data": text}``; never dropped."""
-    raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+
+def parse_text(
+    text: str | bytes, recv_ns: int, seq: SeqCounter, errors: FeedStats | None = None
+) -> Status | None:
+    """A ticker text message (order update, error, message) as a VENUE_MESSAGE status record,
+    its detail the message re-serialised compactly (ASCII, keys sorted).
+
+    A message that is not one of Kite's documented text messages (not JSON, nested too deep,
+    over ``TEXT_MAX_BYTES``, an unknown ``type`` or a ``data`` of the wrong type) is counted in
+    ``errors`` under a fixed kind, logged once per kind with a bounded sample, and dropped
+    (None): it never becomes a record."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if len(data) > TEXT_MAX_BYTES:
+        _bad(errors, "kite_text_too_large", data, f"{len(data)} bytes")
+        return None
     try:
-        detail = json.dumps(json.loads(raw), separators=(",", ":"), sort_keys=True)
-    except ValueError:
-        detail = json.dumps({"type": "unparsed", "data": raw}, separators=(",", ":"))
+        msg = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        _bad(errors, "kite_text_malformed", data, "not JSON")
+        return None
+    kind = msg.get("type") if isinstance(msg, dict) else None
+    expected = _TEXT_DATA_TYPES.get(kind) if isinstance(kind, str) else None
+    if expected is None or not isinstance(msg.get("data"), expected):
+        _bad(errors, "kite_text_unexpected", data, "not an order update, error or message")
+        return None
+    try:
+        detail = json.dumps(msg, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):  # NaN, Infinity; keys of mixed types
+        _bad(errors, "kite_text_unexpected", data, "values JSON cannot carry")
+        return None
     return Status(recv_ns, seq.next(), "kite", StatusKind.VENUE_MESSAGE, "", detail)
 
 

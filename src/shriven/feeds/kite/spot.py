@@ -3,6 +3,7 @@ set, else the last tick recorded in the WAL, else an error saying what to pass."
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -23,9 +24,11 @@ def kite_ltp(auth: KiteAuth, spot: Instrument) -> float:
     key = f"{spot.exchange}:{spot.tradingsymbol}"
     answer = auth.call(lambda kite: kite.ltp([key]))
     row = answer.get(key) if isinstance(answer, dict) else None
-    if not row or not row.get("last_price"):
+    price = row.get("last_price") if isinstance(row, dict) else None
+    # A number (not a bool, not text), finite and positive: anything else is no answer.
+    if type(price) not in (int, float) or not 0 < price < math.inf:
         raise UniverseError(f"Kite's LTP API returned no price for {key}; pass --spot PRICE")
-    return float(row["last_price"])
+    return float(price)
 
 
 def last_recorded_tick(

@@ -424,8 +424,10 @@ class KiteTickerFeed:
             stats.bytes += len(data)
             stats.last_message_ns = recv_ns
             if isinstance(data, str):
-                await sink.put(parse_text(data, recv_ns, seq))
-                stats.records += 1
+                status = parse_text(data, recv_ns, seq, stats)
+                if status is not None:
+                    await sink.put(status)
+                    stats.records += 1
                 continue
             ticks = parse_message(data, recv_ns, seq, stats)
             for tick in ticks:
