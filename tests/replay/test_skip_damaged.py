@@ -5,6 +5,7 @@ line says how many frames and bytes were skipped and where."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Recor
 def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SHRIVEN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SHRIVEN_MARKET_TZ", "Asia/Kolkata")
-    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", os.devnull)
     settings.cache_clear()
     yield
     settings.cache_clear()
