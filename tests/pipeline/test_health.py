@@ -116,6 +116,37 @@ async def test_a_disconnected_feed_is_degraded_and_no_feed_at_all_is_failing(
         await p.shutdown()
 
 
+async def test_a_short_reconnect_after_the_start_window_is_degraded_never_failing(
+    tmp_path: Path,
+) -> None:
+    """Polls landing inside sub-second reconnects, long after start: the venue cut the
+    connection every few seconds while data flowed. Only a feed-less stretch longer than
+    stale_feed_secs is failing."""
+    p, feed, _cfg = make(tmp_path, stale_feed_secs=0.5)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        await asyncio.sleep(0.7)  # uptime now beyond stale_feed_secs
+        statuses = []
+        for _ in range(10):
+            feed.stats.connected = False  # the venue cut it; reconnecting
+            await feed.trade()
+            status, _body, data = await get(p.health_url + "/health")
+            assert data is not None
+            statuses.append((status, data["status"], data["problems"]))
+            feed.stats.connected = True
+            await asyncio.sleep(0.05)
+        assert all(s == 200 and state == "degraded" for s, state, _ in statuses), statuses
+        assert not any("no feed connected" in problems for *_, problems in statuses)
+        feed.stats.connected = False
+        await asyncio.sleep(0.7)  # now down for longer than stale_feed_secs
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 503 and data is not None
+        assert "no feed connected" in data["problems"]  # type: ignore[operator]
+    finally:
+        await p.shutdown()
+
+
 async def test_a_full_disk_is_failing_then_recovers_without_losing_the_held_records(
     tmp_path: Path,
 ) -> None:

@@ -3,7 +3,9 @@
 Overall state (HTTP status):
 
 - ``failing`` (503): the tick WAL cannot be written, the writer task has stopped, free disk is below
-  ``MIN_FREE_BYTES``, or no feed has been connected for ``stale_feed_secs`` since start.
+  ``MIN_FREE_BYTES``, or no feed has been connected for ``stale_feed_secs`` continuously (since
+  start if none ever connected; since the last one went down otherwise). A reconnect shorter than
+  that is ``degraded`` at most.
 - ``degraded`` (200): a feed is disconnected or stale while its market is open, records were
   dropped, the queue is more than 80% full, free disk is below ``LOW_FREE_BYTES``, or a book is
   crossed right now.
@@ -103,8 +105,10 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
         if stale:
             problems.append(f"{f.venue} stale")
     since_start = (now - src.started_ns) / 1e9
-    if feeds and not any_connected and since_start > src.stale_secs:
-        failing.append("no feed connected")
+    if feeds and not any_connected:
+        all_down_ns = max(f.down_since_ns or src.started_ns for f in feeds)
+        if (now - all_down_ns) / 1e9 > src.stale_secs:
+            failing.append("no feed connected")
 
     free = disk_free(src.data_dir)
     wal_ok = src.wal_ok()
