@@ -28,7 +28,7 @@ from shriven.feeds.kite.auth import (
     token_cache_path,
     token_expiry,
 )
-from shriven.logging import configure_logging
+from shriven.logging import configure_logging, get_logger
 from shriven.sim.background import simulator_thread
 from shriven.sim.kite import KiteSimulator
 
@@ -275,3 +275,35 @@ def test_token_refused_even_after_a_fresh_login_is_a_one_line_error(sim, tmp_pat
 
     with pytest.raises(ShrivenError, match="NetworkException"):
         auth.call(kite_down)
+
+
+@pytest.mark.parametrize("json_logs", [False, True], ids=["console", "json"])
+def test_a_traceback_on_the_login_path_shows_no_secret_or_token(
+    sim, tmp_path: Path, capsys, json_logs: bool
+) -> None:
+    """Tracebacks are logged without the frames' locals (rich, installed with typer, prints them
+    all by default) and scrubbed like log fields."""
+    s, url = sim
+    configure_logging("info", json=json_logs)
+    log = get_logger("test")
+    bad_totp = "NOTBASE32SECRET!"
+    with pytest.raises(LoginError):  # raised inside the TOTP step, whose locals hold the secret
+        try:
+            make_auth(s, url, tmp_path, totp_secret=bad_totp).session()
+        except LoginError:
+            log.exception("kite login failed")
+            raise
+    auth = make_auth(s, url, tmp_path)
+    auth.cache_path.mkdir(parents=True)  # the token cache cannot be written: a directory there
+    with pytest.raises(OSError):  # raised after the session exchange, the token in its frames
+        try:
+            auth.session()
+        except OSError:
+            log.exception("kite login failed", note="access_token=leaked-in-a-message")
+            raise
+    err = capsys.readouterr().err
+    assert err.count("Traceback (most recent call last)") == 2, err[-3000:]
+    assert "IsADirectoryError" in err and "not a valid TOTP secret" in err
+    (token,) = s._state.access_tokens
+    for secret in (token, s.account.password, bad_totp, s.account.api_secret, "leaked-in"):
+        assert secret not in err, secret
