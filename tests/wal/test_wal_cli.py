@@ -137,3 +137,14 @@ def test_stats_shows_records_per_stream_from_metadata(store):
     assert (
         out.returncode == 0 and "per stream" not in out.stdout and "records     3000" in out.stdout
     )
+
+
+def test_check_reports_a_segment_that_is_a_symbolic_link(store, tmp_path):
+    segment = segments(store / "ticks")[0]
+    moved = tmp_path / "moved.wal"
+    segment.rename(moved)
+    segment.symlink_to(moved)
+    out = shriven("wal", "check", str(store))
+    assert out.returncode == 1
+    assert f"at byte 0: the segment is a symbolic link to {moved}" in out.stdout
+    assert out.stdout.strip().endswith("result: CORRUPT")
