@@ -307,3 +307,40 @@ def test_a_traceback_on_the_login_path_shows_no_secret_or_token(
     (token,) = s._state.access_tokens
     for secret in (token, s.account.password, bad_totp, s.account.api_secret, "leaked-in"):
         assert secret not in err, secret
+
+
+@pytest.mark.parametrize("fault", ["reject_password", "reject_totp"])
+def test_a_refused_login_is_not_posted_again_until_the_backoff_or_a_change(
+    sim, tmp_path: Path, fault: str
+) -> None:
+    """A supervisor restarting us (each start a new KiteAuth) must not lock the account."""
+    s, url = sim
+    setattr(s, fault, True)
+    clock = Clock(datetime(2026, 3, 2, 9, 0, tzinfo=IST))
+    first = make_auth(s, url, tmp_path, clock)
+    with pytest.raises(LoginError, match=r"not be tried again before 2026-03-02 09:15:00 IST"):
+        first.session()
+    assert s.count("/api/login") == 1
+    record = first.refusal_path
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600
+    kept = record.read_text()
+    for secret in (*first.creds.secrets(), s.account.password, s.account.totp_secret):
+        assert secret not in kept
+    clock.now += timedelta(minutes=14)
+    with pytest.raises(LoginError, match=r"not posting the same credentials again before 2026-"):
+        make_auth(s, url, tmp_path, clock).session()  # the next start
+    assert s.count("/api/login") == 1  # nothing was posted
+    changed = {"password": "new password"} if fault == "reject_password" else {}
+    changed = changed or {"totp_secret": "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"}
+    with pytest.raises(LoginError, match="will not be tried again"):
+        make_auth(s, url, tmp_path, clock, **changed).session()  # changed: tried at once
+    assert s.count("/api/login") == 2
+    forced = make_auth(s, url, tmp_path, clock, **changed)
+    forced.force_login = True
+    with pytest.raises(LoginError, match="will not be tried again"):
+        forced.session()
+    assert s.count("/api/login") == 3
+    setattr(s, fault, False)
+    clock.now += timedelta(minutes=16)  # the backoff of the last refusal is over
+    assert make_auth(s, url, tmp_path, clock).session().access_token
+    assert not record.exists()  # a login that works forgets the refusal
