@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import time
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import pytest
 
 import aiohttp
 
@@ -172,6 +175,65 @@ async def test_a_full_disk_is_failing_then_recovers_without_losing_the_held_reco
         await p.shutdown()
     trades = [r for r in read_records(cfg.data_dir / "ticks") if isinstance(r, BinanceTrade)]
     assert [t.seq for t in trades] == [1, 2, 3, 4, 5]
+
+
+def full_disk_under(monkeypatch: pytest.MonkeyPatch, root: Path) -> Callable[[bool], None]:
+    """While set full, every os.write/os.writev to a file under ``root`` fails with ENOSPC after
+    writing nothing, as the WAL writer's system calls see a full disk (other files are spared)."""
+    full = [False]
+    real_write, real_writev = os.write, os.writev
+
+    def on_store(fd: int) -> bool:
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}").startswith(str(root))
+        except OSError:
+            return False
+
+    def write(fd: int, data: bytes) -> int:
+        if full[0] and on_store(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    def writev(fd: int, buffers: Sequence[bytes]) -> int:
+        if full[0] and on_store(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_writev(fd, buffers)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "writev", writev)
+    return lambda value: full.__setitem__(0, value)
+
+
+async def test_a_full_disk_keeps_naming_its_root_cause_until_a_write_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = PipelineConfig(data_dir=tmp_path / "market")  # type: ignore[call-arg]
+    p = Pipeline(cfg, health_port=0)
+    feed = ManualFeed("binance", p)
+    p.add_feed(feed)
+    set_full = full_disk_under(monkeypatch, tmp_path)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        await wait_for(lambda: p.stats.records_written >= 1)
+        set_full(True)
+        await feed.trade()
+        # the write fails, then reopening the store fails too (no room for a new segment), and
+        # every later retry finds no open WAL: the cause stays the first failure
+        await wait_for(lambda: p.stats.wal_errors >= 3)
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 503 and data is not None
+        error = str(data["wal"]["error"])  # type: ignore[index]
+        assert "the disk is full" in error and "segment_" in error and "at byte" in error, error
+        assert "not open" in str(data["wal"]["last_error"])  # type: ignore[index]
+        set_full(False)
+        await wait_for(lambda: p.writer.wal_ok and p.stats.records_written >= 2)
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 200 and data is not None
+        assert data["wal"]["error"] is None  # type: ignore[index]
+    finally:
+        set_full(False)
+        await p.shutdown()
 
 
 async def test_metrics_are_prometheus_text_with_the_pipeline_and_feed_series(

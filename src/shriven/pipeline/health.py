@@ -148,7 +148,8 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
         },
         "wal": {
             "writable": wal_ok and writer_alive,
-            "error": s.wal_error or None,
+            "error": s.wal_error or None,  # the root cause, kept until a write succeeds
+            "last_error": s.wal_last_error or None,
             "disk_free_bytes": free,
             "records_written": s.records_written,
             "bytes_written": s.bytes_written,
