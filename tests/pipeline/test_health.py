@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import time
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import pytest
-
 import aiohttp
+import pytest
 
 from shriven.config import PipelineConfig
 from shriven.events import BinanceTrade, Record
