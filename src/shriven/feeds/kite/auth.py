@@ -299,7 +299,7 @@ class KiteAuth:
             f"the last Kite login for user {self.creds.user_id} was refused at {_ist(refused_at)} "
             f"({reason}); not posting the same credentials again before {_ist(retry_at)} so the "
             "account is not locked: fix ZERODHA_PASSWORD or ZERODHA_TOTP_SECRET (a change is "
-            "tried at once), or pass --force-login"
+            "tried at once), or pass `shriven run --force-login` (SHRIVEN_KITE_FORCE_LOGIN=true)"
         )
 
     def _remember_refusal(self, now: datetime, exc: LoginRefusedError) -> str:
