@@ -117,14 +117,18 @@ def token_expiry(login_time: datetime) -> datetime:
     return expiry.astimezone(UTC)
 
 
-def token_cache_path(cache_dir: Path, user_id: str) -> Path:
+def _user_file(cache_dir: Path, kind: str, user_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", user_id)
-    return Path(cache_dir) / "zerodha" / f"zerodha_token_{safe}.json"
+    return Path(cache_dir) / "zerodha" / f"zerodha_{kind}_{safe}.json"
+
+
+def token_cache_path(cache_dir: Path, user_id: str) -> Path:
+    return _user_file(cache_dir, "token", user_id)
 
 
 def refusal_path(cache_dir: Path, user_id: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", user_id)
-    return Path(cache_dir) / "zerodha" / f"zerodha_login_refused_{safe}.json"
+    """Where a refused login is remembered (see the module docstring)."""
+    return _user_file(cache_dir, "login_refused", user_id)
 
 
 def _ist(t: datetime) -> str:
