@@ -97,8 +97,8 @@ class Simulators:
         from shriven.sim.binance import BinanceSimulator
 
         # What the simulator keeps for tests (every message sent, every diff for the true book)
-        # grew `run --sim` by about 26 kB/s, 2.6 MB per million records at --sim-rate 10000,
-        # for hours before its caps: a recorder run needs neither.
+        # grew `run --sim` by about 6 kB/s (tracemalloc), for hours before its caps of 100k
+        # messages and 200k diffs per symbol: a recorder run needs neither.
         retention = {} if keep_ledger else {"ledger_size": 256, "max_history": 1_024}
         self.binance = BinanceSimulator(symbols=symbols, seed=self.seed, **retention)
         base = await self.binance.start()
