@@ -218,3 +218,18 @@ def test_kite_mode_outside_0_to_2_is_a_decode_error(mode):
     for wire in (fast, general):
         with pytest.raises(RecordDecodeError, match="malformed record of type 1"):
             decode_batch(msgpack.packb([wire]))
+
+
+def test_an_older_stores_plain_text_status_detail_stays_readable(tmp_path):
+    from shriven.events import Status, status_detail, status_detail_fields
+    from shriven.wal import WalWriter, read_records
+
+    old = Status(1, 1, "binance", "disconnected", "", "shard 0: connection closed")
+    new = Status(2, 2, "binance", "disconnected", "", status_detail(shard=0, reason="stopped"))
+    with WalWriter(tmp_path, fsync_policy="never") as w:
+        w.append([old, new])
+    back = list(read_records(tmp_path, strict=True))
+    assert back == [old, new]
+    assert status_detail_fields(back[0].detail) == {"text": "shard 0: connection closed"}
+    assert status_detail_fields(back[1].detail) == {"reason": "stopped", "shard": 0}
+    assert status_detail_fields("") == {}

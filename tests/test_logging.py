@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 import structlog
 
 from shriven.errors import ConfigError
@@ -110,3 +111,23 @@ def test_log_json_renders_library_records_as_json_too(capsys):
     assert docs[0]["event"] == '"GET /instruments HTTP/1.1" 200 5'
     assert docs[0]["logger"] == "urllib3.connectionpool" and docs[0]["level"] == "debug"
     assert docs[1]["event"] == "instruments fetched" and docs[1]["rows"] == 5
+
+
+@pytest.mark.parametrize("json_logs", [False, True], ids=["console", "json"])
+def test_traceback_text_is_scrubbed_like_log_fields(capsys, json_logs: bool):
+    """requests puts the URL, query string and all, in its error messages."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once we leave: connection refused
+    configure_logging("info", json=json_logs)
+    try:
+        requests.get(
+            f"http://127.0.0.1:{port}/quote?api_key=KEY123&access_token=TOKEN456", timeout=5
+        )
+    except requests.ConnectionError:
+        get_logger("t").exception("ltp failed")
+    err = capsys.readouterr().err
+    assert "ConnectionError" in err and "access_token=***" in err
+    assert "TOKEN456" not in err and "KEY123" not in err

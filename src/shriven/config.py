@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     kite_reconnect_min_secs: float = Field(0.5, gt=0)
     kite_reconnect_max_secs: float = Field(30.0, gt=0)
     kite_heartbeat_timeout_secs: float = Field(10.0, gt=0)
+    # After Zerodha rejects the password or TOTP, the same credentials are not posted again for
+    # this long (a supervisor restarting us must not lock the account); --force-login overrides.
+    kite_login_retry_secs: float = Field(900.0, ge=0)
+    kite_force_login: bool = False
 
     binance_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
     binance_depth_limit: int = Field(1000, ge=5, le=5000)

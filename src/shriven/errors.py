@@ -67,6 +67,15 @@ class LoginError(CredentialsError):
     """The Kite login flow was refused; the message names the step and the fix."""
 
 
+class LoginRefusedError(LoginError):
+    """Zerodha rejected the password or the TOTP code: posting the same ones again can lock the
+    account, so the refusal is remembered (feeds.kite.auth). ``what``: "password" or "TOTP code"."""
+
+    def __init__(self, message: str, what: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
 class UniverseError(ShrivenError):
     """The instruments do not allow the requested subscription plan."""
 

@@ -17,6 +17,7 @@ not 1, that is shorter than layout 1, or whose strings are not msgpack ``str`` i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
@@ -184,8 +185,9 @@ class StatusKind:
 class Status:
     """A marker in the stream: connection changes, gaps, resyncs, subscription changes.
 
-    ``detail`` is human-readable text or a JSON object as text (for subscription changes:
-    ``{"subscribe": [...], "unsubscribe": [...]}``)."""
+    ``detail`` is one JSON object as text, for every venue (:func:`status_detail`; the keys of
+    each kind are in docs/wal-format.md). Stores written before that hold plain text for Binance
+    and system records: :func:`status_detail_fields` reads both."""
 
     recv_ns: int
     seq: int
@@ -195,6 +197,23 @@ class Status:
     detail: str = ""
 
     TYPE: ClassVar[int] = 6
+
+
+def status_detail(**fields: object) -> str:
+    """A Status ``detail``: the fields as one compact JSON object, keys sorted."""
+    return json.dumps(fields, separators=(",", ":"), sort_keys=True)
+
+
+def status_detail_fields(detail: str) -> dict[str, object]:
+    """A Status ``detail`` as a dict: the JSON object; an older store's plain text (or any
+    detail that is not a JSON object) as ``{"text": detail}``; an empty detail as ``{}``."""
+    if not detail:
+        return {}
+    try:
+        doc = json.loads(detail)
+    except ValueError:
+        return {"text": detail}
+    return doc if isinstance(doc, dict) else {"text": detail}
 
 
 Record = KiteTick | BinanceTrade | BinanceDepth | BinanceDepthSnapshot | BookSnapshot | Status

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -59,6 +60,18 @@ def _redact_secrets(
     return event_dict
 
 
+def format_traceback(exc_info: structlog.typing.ExcInfo) -> str:
+    """The standard library's traceback text (source lines and messages, never the frames'
+    local variables), scrubbed like log fields. structlog's default console formatter, rich or
+    better-exceptions when installed, prints every local of every frame: on the login path that
+    is the password, the TOTP secret and the tokens in clear."""
+    return scrub("".join(traceback.format_exception(*exc_info)))
+
+
+def _console_traceback(sio: TextIO, exc_info: structlog.typing.ExcInfo) -> None:
+    sio.write("\n" + format_traceback(exc_info))
+
+
 def configure_logging(level: str = "info", json: bool = False) -> None:
     if level.lower() not in LEVELS:
         raise ConfigError(f"bad --log-level {level!r}: use {', '.join(LEVELS)}")
@@ -71,8 +84,12 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
     renderer = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=_console_traceback
+        )
     )
+    # JSON lines carry the traceback as the "exception" field, in the same scrubbed text.
+    tracebacks: list = [structlog.processors.ExceptionRenderer(format_traceback)] if json else []
     # Libraries (websockets, urllib3, aiohttp) log through the standard library: render their
     # records like ours, so --log-json output is JSON on every line.
     handler = logging.StreamHandler(sys.stderr)
@@ -80,17 +97,18 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *tracebacks,
+                renderer,
+            ],
         )
     )
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
     # websockets logs every frame at debug (thousands a second of market data); shriven's own
     # debug events are what --log-level debug is for
     logging.getLogger("websockets").setLevel(max(numeric, logging.INFO))
-    processors: list = [structlog.contextvars.merge_contextvars, *common]
-    if json:
-        processors.append(structlog.processors.format_exc_info)
-    processors.append(renderer)
+    processors: list = [structlog.contextvars.merge_contextvars, *common, *tracebacks, renderer]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -299,3 +299,21 @@ def test_sensex_plans_bse_weekly_options(desk_cli: Env) -> None:
     assert r.returncode == 0, r.stderr
     assert "BSE:SENSEX (underlying SENSEX)" in r.stdout
     assert chain_strikes(r.stdout) == [81_900.0, 82_000.0, 82_100.0]
+
+
+def test_run_after_a_refused_password_does_not_post_it_again_unless_forced(cli: Env) -> None:
+    cli.sim.reject_password = True
+    args = ("run", "--venue", "kite", "--health-port", "-1", "--duration", "1", "--quiet")
+    first = cli.run(*args, creds=True)
+    assert first.returncode == 2, first.stderr[-2000:]
+    assert "will not be tried again before" in first.stderr
+    assert cli.sim.count("/api/login") == 1
+    second = cli.run(*args, creds=True)  # the supervisor's restart
+    assert second.returncode == 2
+    said = [line for line in second.stderr.splitlines() if "not posting the same" in line]
+    assert len(said) == 1 and "--force-login" in said[0], second.stderr[-2000:]
+    assert "Traceback" not in second.stderr
+    assert cli.sim.count("/api/login") == 1
+    forced = cli.run(*args, "--force-login", creds=True)
+    assert forced.returncode == 2
+    assert cli.sim.count("/api/login") == 2

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from shriven.config import PipelineConfig
 from shriven.events import BinanceDepth, BinanceDepthSnapshot, BinanceTrade, Record
@@ -120,6 +122,37 @@ async def test_a_disconnected_feed_is_degraded_and_no_feed_at_all_is_failing(
         await p.shutdown()
 
 
+async def test_a_short_reconnect_after_the_start_window_is_degraded_never_failing(
+    tmp_path: Path,
+) -> None:
+    """Polls landing inside sub-second reconnects, long after start: the venue cut the
+    connection every few seconds while data flowed. Only a feed-less stretch longer than
+    stale_feed_secs is failing."""
+    p, feed, _cfg = make(tmp_path, stale_feed_secs=0.5)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        await asyncio.sleep(0.7)  # uptime now beyond stale_feed_secs
+        statuses = []
+        for _ in range(10):
+            feed.stats.connected = False  # the venue cut it; reconnecting
+            await feed.trade()
+            status, _body, data = await get(p.health_url + "/health")
+            assert data is not None
+            statuses.append((status, data["status"], data["problems"]))
+            feed.stats.connected = True
+            await asyncio.sleep(0.05)
+        assert all(s == 200 and state == "degraded" for s, state, _ in statuses), statuses
+        assert not any("no feed connected" in problems for *_, problems in statuses)
+        feed.stats.connected = False
+        await asyncio.sleep(0.7)  # now down for longer than stale_feed_secs
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 503 and data is not None
+        assert "no feed connected" in data["problems"]  # type: ignore[operator]
+    finally:
+        await p.shutdown()
+
+
 async def test_a_full_disk_is_failing_then_recovers_without_losing_the_held_records(
     tmp_path: Path,
 ) -> None:
@@ -145,6 +178,65 @@ async def test_a_full_disk_is_failing_then_recovers_without_losing_the_held_reco
         await p.shutdown()
     trades = [r for r in read_records(cfg.data_dir / "ticks") if isinstance(r, BinanceTrade)]
     assert [t.seq for t in trades] == [1, 2, 3, 4, 5]
+
+
+def full_disk_under(monkeypatch: pytest.MonkeyPatch, root: Path) -> Callable[[bool], None]:
+    """While set full, every os.write/os.writev to a file under ``root`` fails with ENOSPC after
+    writing nothing, as the WAL writer's system calls see a full disk (other files are spared)."""
+    full = [False]
+    real_write, real_writev = os.write, os.writev
+
+    def on_store(fd: int) -> bool:
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}").startswith(str(root))
+        except OSError:
+            return False
+
+    def write(fd: int, data: bytes) -> int:
+        if full[0] and on_store(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    def writev(fd: int, buffers: Sequence[bytes]) -> int:
+        if full[0] and on_store(fd):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_writev(fd, buffers)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "writev", writev)
+    return lambda value: full.__setitem__(0, value)
+
+
+async def test_a_full_disk_keeps_naming_its_root_cause_until_a_write_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = PipelineConfig(data_dir=tmp_path / "market")  # type: ignore[call-arg]
+    p = Pipeline(cfg, health_port=0)
+    feed = ManualFeed("binance", p)
+    p.add_feed(feed)
+    set_full = full_disk_under(monkeypatch, tmp_path)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        await wait_for(lambda: p.stats.records_written >= 1)
+        set_full(True)
+        await feed.trade()
+        # the write fails, then reopening the store fails too (no room for a new segment), and
+        # every later retry finds no open WAL: the cause stays the first failure
+        await wait_for(lambda: p.stats.wal_errors >= 3)
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 503 and data is not None
+        error = str(data["wal"]["error"])  # type: ignore[index]
+        assert "the disk is full" in error and "segment_" in error and "at byte" in error, error
+        assert "not open" in str(data["wal"]["last_error"])  # type: ignore[index]
+        set_full(False)
+        await wait_for(lambda: p.writer.wal_ok and p.stats.records_written >= 2)
+        status, _body, data = await get(p.health_url + "/health")
+        assert status == 200 and data is not None
+        assert data["wal"]["error"] is None  # type: ignore[index]
+    finally:
+        set_full(False)
+        await p.shutdown()
 
 
 async def test_metrics_are_prometheus_text_with_the_pipeline_and_feed_series(

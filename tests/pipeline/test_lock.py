@@ -74,3 +74,14 @@ async def test_a_health_port_in_use_stops_the_start_before_the_store_is_touched(
     again = Pipeline(cfg, health_port=None)  # and the lock was let go
     await again.start()
     await again.shutdown()
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_left_alone(tmp_path: Path) -> None:
+    data_dir = tmp_path / "market"
+    data_dir.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("do not truncate me\n")
+    (data_dir / ".shriven.lock").symlink_to(target)
+    with pytest.raises(StoreLockedError, match=r"\.shriven\.lock is a symbolic link.*remove"):
+        DataDirLock(data_dir).acquire()
+    assert target.read_text() == "do not truncate me\n"

@@ -92,3 +92,17 @@ def test_kite_names_resolve_from_the_store_alone(recorded: Path, tmp_path: Path)
     assert "spot NIFTY 50 (token 256265) with 2 futures and" in done.stderr
     tokens = {json.loads(line)["instrument_token"] for line in done.stdout.splitlines()}
     assert 256265 in tokens and len(tokens) >= 2 + 2 * 5  # spot, futures, +-2 strikes CE/PE
+
+
+def test_every_status_detail_is_one_json_object_for_every_venue(recorded: Path) -> None:
+    from shriven.events import Status
+
+    statuses = [r for r in Store(recorded).ticks.records() if type(r) is Status]
+    kinds = {(s.venue, s.kind) for s in statuses}
+    assert {("kite", "connected"), ("binance", "connected"), ("binance", "resynced")} <= kinds
+    assert {("system", "started"), ("system", "stopped"), ("binance", "disconnected")} <= kinds
+    for s in statuses:
+        assert isinstance(json.loads(s.detail), dict), (s.venue, s.kind, s.detail)
+    binance = [json.loads(s.detail) for s in statuses if s.venue == "binance"]
+    assert all(isinstance(d["shard"], int) for d in binance if "symbols" in d)
+    assert any(isinstance(d.get("last_update_id"), int) for d in binance)

@@ -165,3 +165,31 @@ def test_check_and_stats_show_times_in_the_market_zone_with_the_offset(store):
         utc = shriven("wal", command, str(store), "--tz", "UTC")
         assert utc.stdout.startswith("# times in UTC (UTC+00:00)\n")
         assert "2026-01-01T00:00:00.000000000Z" in utc.stdout
+
+
+def test_check_reports_a_segment_that_is_a_symbolic_link(store, tmp_path):
+    segment = segments(store / "ticks")[0]
+    moved = tmp_path / "moved.wal"
+    segment.rename(moved)
+    segment.symlink_to(moved)
+    out = shriven("wal", "check", str(store))
+    assert out.returncode == 1
+    assert f"at byte 0: the segment is a symbolic link to {moved}" in out.stdout
+    assert out.stdout.strip().endswith("result: CORRUPT")
+
+
+def test_stats_per_stream_counts_only_the_segments_left_after_front_deletion(store):
+    from collections import Counter
+
+    from shriven.events import stream_of
+    from shriven.wal import read_records
+
+    first = segments(store / "ticks")[0]
+    first.unlink()  # operations.md: old segments are deleted or archived from the front
+    first.with_suffix(".idx").unlink()
+    left = Counter(stream_of(r) for r in read_records(store / "ticks"))
+    assert 0 < sum(left.values()) < 3_000
+    out = shriven("wal", "stats", str(store))
+    assert out.returncode == 0, out.stderr
+    for stream, n in left.items():
+        assert f"    {stream:<9} {n:>12} records  2026-01-01T" in out.stdout, out.stdout

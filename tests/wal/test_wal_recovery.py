@@ -93,3 +93,20 @@ def test_interval_policy_syncs_in_the_background(tmp_path):
         while w.records_synced < 10 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert w.records_synced == 10
+
+
+def test_a_symlinked_segment_is_refused_by_recovery_and_its_target_left_alone(tmp_path):
+    from shriven.errors import WalError
+
+    wal = tmp_path / "wal"
+    write(wal, [records(50)])
+    (segment,) = segments(wal)
+    elsewhere = tmp_path / "elsewhere.wal"
+    data = segment.read_bytes() + b"torn tail bytes"  # recovery would truncate these
+    elsewhere.write_bytes(data)
+    segment.unlink()
+    segment.symlink_to(elsewhere)
+    with pytest.raises(WalError, match=rf"{segment.name} is a symbolic link to .*elsewhere\.wal"):
+        WalWriter(wal, fsync_policy="never")
+    assert elsewhere.read_bytes() == data
+    assert segments(wal) == [segment]  # no new segment either

@@ -82,6 +82,12 @@ def run_command(
         help="Port for /health and /metrics on 127.0.0.1 (default SHRIVEN_HEALTH_PORT; "
         "0 picks a free one, -1 turns the server off).",
     ),
+    force_login: bool = typer.Option(
+        False,
+        "--force-login",
+        help="Log in to Kite even though Zerodha refused these credentials less than "
+        "SHRIVEN_KITE_LOGIN_RETRY_SECS ago (each refused attempt risks locking the account).",
+    ),
 ) -> None:
     """Record market data to the WAL, keep order books and write book snapshots.
 
@@ -124,7 +130,10 @@ def run_command(
             )
         print(_dry_run(options))
         return
-    code = run(settings(), options)
+    s = settings()
+    if force_login:
+        s = s.model_copy(update={"kite_force_login": True})
+    code = run(s, options)
     if code:
         raise typer.Exit(code)
 

@@ -20,6 +20,7 @@ from shriven.wal.check import (
     wal_directories,
     wal_stats,
 )
+from shriven.wal.store import store_stream_counts
 
 wal_app = typer.Typer(help="Inspect and verify WAL stores.", no_args_is_help=True)
 app.add_typer(wal_app, name="wal")
@@ -148,6 +149,8 @@ def stats(
         meta = path.parent / "metadata.json"
     described = _read_metadata(meta)
     zone = _zone(tz)
+    # metadata.json's totals are stale once front segments are deleted: recount what is on disk
+    recounted = store_stream_counts(meta.parent) if meta.is_file() else {}
     found = [wal_stats(name, directory) for name, directory in wal_directories(path)]
     starts = [st.first_ns for st in found if st.first_ns is not None]
     typer.echo(f"# {_times_in(zone, min(starts, default=None))}")
@@ -174,13 +177,12 @@ def stats(
                 f"  unindexed   {st.unindexed_bytes} bytes (a writer is active, it crashed, or an "
                 "index is missing; not counted above; `shriven wal check` reads them)"
             )
-        by_stream = described.get(name, {}).get("by_stream")
-        if isinstance(by_stream, dict) and by_stream:
-            typer.echo("  per stream  (from metadata.json)")
-            for stream, c in by_stream.items():
+        by_stream = recounted.get(name)
+        if by_stream:
+            typer.echo("  per stream  (from metadata.json, for the segments on disk)")
+            for stream, (n, first, last) in sorted(by_stream.items()):
                 typer.echo(
-                    f"    {stream:<9} {c.get('records', 0):>12} records  "
-                    f"{_when(c.get('first_ns'), zone)} .. {_when(c.get('last_ns'), zone)}"
+                    f"    {stream:<9} {n:>12} records  {_when(first, zone)} .. {_when(last, zone)}"
                 )
     if meta.is_file():
         updated = described.get("", {}).get("updated_ns")

@@ -22,8 +22,11 @@ class RecordSink(Protocol):
 
 @dataclass(slots=True)
 class FeedStats:
+    """Counters of one feed. ``connected`` is a property so that every adapter's plain
+    ``stats.connected = ...`` also records when the feed went down (/health needs how long no
+    feed has been connected, not how long since start)."""
+
     venue: str
-    connected: bool = False
     connections: int = 0
     messages: int = 0
     bytes: int = 0
@@ -35,6 +38,18 @@ class FeedStats:
     last_message_ns: int = 0
     task_restarts: int = 0  # connection tasks restarted after an unexpected exception
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    down_since_ns: int = 0  # when ``connected`` last turned false; 0 = never connected yet
+    _up: bool = field(default=False, repr=False)
+
+    @property
+    def connected(self) -> bool:
+        return self._up
+
+    @connected.setter
+    def connected(self, value: bool) -> None:
+        if self._up and not value:
+            self.down_since_ns = time.time_ns()
+        self._up = value
 
     def count_error(self, kind: str) -> int:
         """Count one bad input of ``kind``; returns how many of that kind so far (1 = first)."""

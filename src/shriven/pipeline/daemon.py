@@ -21,7 +21,7 @@ from pathlib import Path
 from shriven.book import BookKeeper
 from shriven.config import PipelineConfig
 from shriven.errors import ShrivenError
-from shriven.events import Status, StatusKind
+from shriven.events import Status, StatusKind, status_detail
 from shriven.feeds.base import FeedAdapter, FeedStats, SeqCounter
 from shriven.logging import get_logger
 from shriven.pipeline.health import HealthServer, HealthSources, disk_free
@@ -171,7 +171,9 @@ class Pipeline:
                 await self.health.stop()
             self._lock.release()
             raise
-        self.queue.put_nowait(self._system(StatusKind.STARTED, detail=f"pid {os.getpid()}"))
+        self.queue.put_nowait(
+            self._system(StatusKind.STARTED, detail=status_detail(pid=os.getpid()))
+        )
         self._writer_task = asyncio.create_task(self.writer.run(), name="shriven-writer")
         self._other_tasks.append(asyncio.create_task(self.monitor.run(), name="shriven-monitor"))
         for name, factory in self._extra:
@@ -255,7 +257,9 @@ class Pipeline:
             _done, still = await asyncio.wait(pending, timeout=_ADAPTER_STOP_TIMEOUT_S)
             if still:
                 log.warning("feeds did not stop in time", feeds=[t.get_name() for t in still])
-        q.put_nowait(self._system(StatusKind.STOPPED, detail=self._stop_reason))
+        q.put_nowait(
+            self._system(StatusKind.STOPPED, detail=status_detail(reason=self._stop_reason))
+        )
         q.finish()
         writer_task = self._writer_task
         if writer_task is not None:

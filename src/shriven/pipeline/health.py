@@ -3,7 +3,9 @@
 Overall state (HTTP status):
 
 - ``failing`` (503): the tick WAL cannot be written, the writer task has stopped, free disk is below
-  ``MIN_FREE_BYTES``, or no feed has been connected for ``stale_feed_secs`` since start.
+  ``MIN_FREE_BYTES``, or no feed has been connected for ``stale_feed_secs`` continuously (since
+  start if none ever connected; since the last one went down otherwise). A reconnect shorter than
+  that is ``degraded`` at most.
 - ``degraded`` (200): a feed is disconnected or stale while its market is open, records were
   dropped, the queue is more than 80% full, free disk is below ``LOW_FREE_BYTES``, a book is
   crossed right now, or a feed task was restarted after an unexpected exception.
@@ -108,8 +110,10 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
         if stale:
             problems.append(f"{f.venue} stale")
     since_start = (now - src.started_ns) / 1e9
-    if feeds and not any_connected and since_start > src.stale_secs:
-        failing.append("no feed connected")
+    if feeds and not any_connected:
+        all_down_ns = max(f.down_since_ns or src.started_ns for f in feeds)
+        if (now - all_down_ns) / 1e9 > src.stale_secs:
+            failing.append("no feed connected")
 
     free = src.free_bytes() if src.free_bytes is not None else disk_free(src.data_dir)
     wal_ok = src.wal_ok()
@@ -149,7 +153,8 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
         },
         "wal": {
             "writable": wal_ok and writer_alive,
-            "error": s.wal_error or None,
+            "error": s.wal_error or None,  # the root cause, kept until a write succeeds
+            "last_error": s.wal_last_error or None,
             "disk_free_bytes": free,
             "records_written": s.records_written,
             "bytes_written": s.bytes_written,

@@ -4,11 +4,15 @@ Two daemons writing one store would each "recover" the other's live segment (tru
 is still writing), race for segment numbers and overwrite each other's ``metadata.json``. The
 lock is held for the whole run and released by the kernel however the process ends (Ctrl-C,
 SIGKILL, a crash), so a stale lock file never blocks the next start. Readers take no lock.
+
+The lock file is opened with ``O_NOFOLLOW``: a symlink there is refused, never followed (its
+target would be truncated and overwritten with our pid).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -29,7 +33,15 @@ class DataDirLock:
         if self._fd is not None:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise StoreLockedError(
+                f"{self.path} is a symbolic link; shriven will not follow it (it would overwrite "
+                "the file it points to): remove the link and start again"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -16,14 +16,20 @@ When the queue is full the policy decides:
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shriven.events import BinanceDepthSnapshot, Record, Status, StatusKind, stream_of
+from shriven.events import (
+    BinanceDepthSnapshot,
+    Record,
+    Status,
+    StatusKind,
+    status_detail,
+    stream_of,
+)
 from shriven.feeds.base import SeqCounter, now_ns
 from shriven.logging import get_logger
 
@@ -203,15 +209,13 @@ class RecordQueue:
 
     def _flush_drop_markers(self) -> None:
         for stream, run in self._drops.items():
-            detail = json.dumps(
-                {
-                    "stream": stream,
-                    "dropped": run.count,
-                    "first_seq": run.first_seq,
-                    "last_seq": run.last_seq,
-                    "first_recv_ns": run.first_ns,
-                    "last_recv_ns": run.last_ns,
-                }
+            detail = status_detail(
+                stream=stream,
+                dropped=run.count,
+                first_seq=run.first_seq,
+                last_seq=run.last_seq,
+                first_recv_ns=run.first_ns,
+                last_recv_ns=run.last_ns,
             )
             marker = Status(
                 now_ns(), self._system_seq.next(), "system", StatusKind.DROPPED, stream, detail

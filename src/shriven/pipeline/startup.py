@@ -20,6 +20,7 @@ from shriven.config import Settings, check_binance_symbols
 from shriven.errors import ConfigError, CredentialsError
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
+from shriven.pipeline.memory import fix_mmap_threshold
 
 log = get_logger("shriven.pipeline.startup")
 
@@ -100,6 +101,7 @@ def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
 
 async def run_recorder(settings: Settings, options: RunOptions) -> int:
     """Run ``shriven run`` to completion; returns the exit code."""
+    fix_mmap_threshold()
     async with contextlib.AsyncExitStack() as stack:
         if options.sim:
             from shriven.pipeline.simulators import start_simulators

@@ -26,11 +26,23 @@ class PipelineStats:
     books: int = 0
     stale_episodes: dict[str, int] = field(default_factory=dict)
     wal_errors: int = 0
+    # The first WAL failure since the last successful write (the root cause, e.g. the disk is
+    # full at file X byte N), and the latest one (e.g. "the tick WAL is not open" while retrying).
     wal_error: str = ""
     # Exceptions raised downstream of the schema (by stage: "books", "wal_encode"); each record
     # involved is skipped (books) or dropped with a status marker (WAL), and the recorder goes on.
     recorder_errors: dict[str, int] = field(default_factory=dict)
+    wal_last_error: str = ""
     started_ns: int = 0
+
+    def wal_failed(self, error: str) -> None:
+        self.wal_errors += 1
+        self.wal_last_error = error
+        if not self.wal_error:
+            self.wal_error = error
+
+    def wal_written(self) -> None:
+        self.wal_error = self.wal_last_error = ""
 
     def count_invalid(self, kind: str) -> int:
         n = self.invalid_by_kind.get(kind, 0) + 1

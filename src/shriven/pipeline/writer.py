@@ -185,6 +185,8 @@ class Writer:
                 if not self.wal_ok:
                     log.warning("WAL writable again", records=len(batch))
                     self.wal_ok = True
+                if self.stats.wal_error:
+                    self.stats.wal_written()
                 return result
             except Exception as exc:
                 if not (isinstance(exc, OSError) or _is_wal_error(exc)):
@@ -205,13 +207,13 @@ class Writer:
 
     async def _wal_failed(self, exc: BaseException) -> None:
         stats = self.stats
-        stats.wal_errors += 1
-        stats.wal_error = str(exc)
+        stats.wal_failed(str(exc))
         if self.wal_ok or stats.wal_errors % 60 == 1:
             log.error(
                 "cannot write the WAL; holding records and retrying (feeds will wait once the "
                 "queue is full): free disk space or fix permissions",
-                error=str(exc),
+                error=stats.wal_error,
+                latest=stats.wal_last_error,
             )
         self.wal_ok = False
         await asyncio.sleep(_WAL_RETRY_S)
@@ -224,7 +226,7 @@ class Writer:
         try:
             self._store = await self._in_pool(self._open_store)
         except Exception as reopen_exc:
-            stats.wal_error = str(reopen_exc)
+            stats.wal_last_error = str(reopen_exc)
 
     def _without_unencodable(self, batch: list[Record], exc: Exception) -> list[Record]:
         bad = [r for r in batch if not _encodes(r)]
@@ -435,8 +437,7 @@ class Writer:
         except Exception as exc:
             if not (isinstance(exc, OSError) or _is_wal_error(exc)):
                 raise
-            self.stats.wal_errors += 1
-            self.stats.wal_error = str(exc)
+            self.stats.wal_failed(str(exc))
             log.error("cannot write book snapshots; will retry next round", error=str(exc))
             return
         self.stats.snapshots_written += len(snaps)

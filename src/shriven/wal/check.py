@@ -47,11 +47,12 @@ class SegmentCheck:
     corrupt_bytes: int = 0
     torn_tail_bytes: int = 0
     index_complete: bool = True
+    symlink: bool = False  # writers refuse a store holding one (wal.writer.recover)
     damage: list[tuple[int, str]] = field(default_factory=list)  # (offset, reason)
 
     @property
     def corrupt(self) -> bool:
-        return self.corrupt_frames > 0
+        return self.corrupt_frames > 0 or self.symlink
 
 
 def wal_directories(path: Path) -> list[tuple[str, Path]]:
@@ -100,7 +101,17 @@ def check_segment(
     report.torn_tail_bytes = stats.torn_tail_bytes
     report.damage = [(off, reason) for _p, off, reason, _n in stats.damage]
     report.damage.sort()
+    if path.is_symlink():
+        report.symlink = True
+        report.damage.insert(0, (0, symlink_segment_reason(path)))
     return report
+
+
+def symlink_segment_reason(path: Path) -> str:
+    return (
+        f"the segment is a symbolic link to {os.readlink(path)}: writers refuse to open this WAL; "
+        "replace the link with the file itself"
+    )
 
 
 def _check_frames(

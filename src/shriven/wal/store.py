@@ -216,6 +216,50 @@ def stream_summary(
     return out
 
 
+def segment_stream_counts(
+    directory: Path, known: dict[str, dict[str, object]], skip: Path | None = None
+) -> dict[str, StreamCounts]:
+    """Segment file name -> per-stream counts, for the segments in ``directory`` now: carried
+    from ``known`` (an earlier metadata.json's entries) where it still describes the segment
+    (same bytes and records), else counted by reading the segment once."""
+    per_segment: dict[str, StreamCounts] = {}
+    for _n, path in list_segments(directory):
+        if path == skip:
+            continue
+        size = path.stat().st_size
+        records = sum(e.records for e in load_index(path, size))
+        old = known.get(path.name)
+        carried = (
+            _counts_from_json(old.get("by_stream"))
+            if old is not None and (old.get("bytes"), old.get("records")) == (size, records)
+            else None
+        )
+        if carried is not None:
+            per_segment[path.name] = carried
+        else:
+            log.info("wal_counting_streams", path=str(path), bytes=size)
+            per_segment[path.name] = scan_stream_counts(path)
+    return per_segment
+
+
+def store_stream_counts(data_dir: Path) -> dict[str, StreamCounts]:
+    """WAL name -> per-stream totals of the segments on disk now (without opening the store for
+    writing). metadata.json's totals go stale as soon as old segments are deleted or archived
+    from the front; its per-segment entries do not, so the totals are recounted from them (a
+    segment they do not describe, such as the one a writer is filling, is read once). {} when
+    metadata.json is missing or unreadable: reading every segment is `wal check`'s job."""
+    previous = _previous_segments(Path(data_dir) / METADATA_FILE)
+    out: dict[str, StreamCounts] = {}
+    if not previous:
+        return out
+    for name in STREAMS:
+        totals: StreamCounts = {}
+        for counts in segment_stream_counts(Path(data_dir) / name, previous.get(name, {})).values():
+            _merge(totals, counts)
+        out[name] = totals
+    return out
+
+
 def write_json_atomically(path: Path, document: dict[str, object]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -262,25 +306,10 @@ class MarketStore:
         previous = _previous_segments(self.data_dir / METADATA_FILE)
         out: dict[str, dict[str, StreamCounts]] = {}
         for name, writer in (("ticks", self.ticks), ("lob", self.lob)):
-            known = previous.get(name, {})
-            per_segment: dict[str, StreamCounts] = {}
-            for _n, path in list_segments(self.data_dir / name):
-                if path == writer.segment_path:
-                    continue  # new and empty
-                size = path.stat().st_size
-                records = sum(e.records for e in load_index(path, size))
-                old = known.get(path.name)
-                carried = (
-                    _counts_from_json(old.get("by_stream"))
-                    if old is not None and (old.get("bytes"), old.get("records")) == (size, records)
-                    else None
-                )
-                if carried is not None:
-                    per_segment[path.name] = carried
-                else:
-                    log.info("wal_counting_streams", path=str(path), bytes=size)
-                    per_segment[path.name] = scan_stream_counts(path)
-            per_segment[writer.segment_path.name] = {}
+            per_segment = segment_stream_counts(
+                self.data_dir / name, previous.get(name, {}), skip=writer.segment_path
+            )
+            per_segment[writer.segment_path.name] = {}  # new and empty
             out[name] = per_segment
         return out
 

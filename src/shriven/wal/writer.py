@@ -86,6 +86,14 @@ def recover(directory: Path, index_interval: int = DEFAULT_INDEX_INTERVAL) -> Re
     for readers to report, never destroyed), and make sure every segment has a current index."""
     report = RecoveryReport()
     segments = list_segments(directory)
+    for _n, path in segments:
+        if path.is_symlink():
+            # recovery truncates and the writer appends: through a link that is someone else's file
+            raise WalError(
+                f"cannot open WAL {directory}: {path.name} is a symbolic link to "
+                f"{os.readlink(path)}; replace the link with the file itself (or move it out of "
+                "the store), then start again"
+            )
     if segments:
         report.segment = segments[-1][1]
         _recover_newest(segments[-1][1], report)

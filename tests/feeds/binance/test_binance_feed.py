@@ -124,7 +124,10 @@ async def test_books_equal_the_true_books_after_gaps_disconnects_and_bad_input()
         await wait_for(lambda: len(sink.statuses(StatusKind.RESYNCED)) >= 4, "resync after gap")
         await caught_up(sim, sink, "sync after gap")
         gaps = sink.statuses(StatusKind.GAP)
-        assert any(g.instrument == "ETHUSDT" and g.detail.startswith("sequence") for g in gaps)
+        assert any(
+            g.instrument == "ETHUSDT" and json.loads(g.detail)["reason"].startswith("sequence")
+            for g in gaps
+        )
 
         # Bad input on the stream.
         sim.send_malformed()
@@ -168,10 +171,14 @@ async def test_books_equal_the_true_books_after_gaps_disconnects_and_bad_input()
     assert stats.errors_by_kind["malformed_json"] >= 1
     assert stats.reconnects >= 6 and stats.gaps >= 1 + len(SYMBOLS)
     assert stats.records == len(records)
-    assert sink.statuses(StatusKind.VENUE_MESSAGE)[0].detail.startswith("HTTP 429: code -1003")
+    refusal = json.loads(sink.statuses(StatusKind.VENUE_MESSAGE)[0].detail)
+    assert refusal["type"] == "http_error" and refusal["status"] == 429
+    assert refusal["message"].startswith("code -1003")
     assert len(sink.statuses(StatusKind.DISCONNECTED)) >= 6
     # Stopping the feed closes each shard's stream in the data too.
-    stopped = [s for s in sink.statuses(StatusKind.DISCONNECTED) if s.detail.endswith(": stopped")]
+    closed = [json.loads(s.detail) for s in sink.statuses(StatusKind.DISCONNECTED)]
+    stopped = [d for d in closed if d["reason"] == "stopped"]
+    assert sorted(d["shard"] for d in stopped) == list(range(len(feed.shards)))
     assert len(stopped) == len(feed.shards)
     assert all(type(r) is Status for r in records[-len(feed.shards) :])
     # Trades reach the sink once each, and only trades the simulator sent.
@@ -210,7 +217,11 @@ async def test_quiet_symbol_gets_a_book_and_a_requested_resync_restarts_one() ->
     assert xrp.levels() == sim.true_book("XRPUSDT", xrp.update_id)
     btc = sink.keeper.book("binance:BTCUSDT")
     assert btc.levels() == sim.true_book("BTCUSDT", btc.update_id)
-    requested = [g for g in sink.statuses(StatusKind.GAP) if g.detail == "queue dropped records"]
+    requested = [
+        g
+        for g in sink.statuses(StatusKind.GAP)
+        if json.loads(g.detail) == {"reason": "queue dropped records"}
+    ]
     assert [g.instrument for g in requested] == ["BTCUSDT"]
 
 

@@ -28,7 +28,7 @@ from shriven.feeds.kite.auth import (
     token_cache_path,
     token_expiry,
 )
-from shriven.logging import configure_logging
+from shriven.logging import configure_logging, get_logger
 from shriven.sim.background import simulator_thread
 from shriven.sim.kite import KiteSimulator
 
@@ -275,3 +275,72 @@ def test_token_refused_even_after_a_fresh_login_is_a_one_line_error(sim, tmp_pat
 
     with pytest.raises(ShrivenError, match="NetworkException"):
         auth.call(kite_down)
+
+
+@pytest.mark.parametrize("json_logs", [False, True], ids=["console", "json"])
+def test_a_traceback_on_the_login_path_shows_no_secret_or_token(
+    sim, tmp_path: Path, capsys, json_logs: bool
+) -> None:
+    """Tracebacks are logged without the frames' locals (rich, installed with typer, prints them
+    all by default) and scrubbed like log fields."""
+    s, url = sim
+    configure_logging("info", json=json_logs)
+    log = get_logger("test")
+    bad_totp = "NOTBASE32SECRET!"
+    with pytest.raises(LoginError):  # raised inside the TOTP step, whose locals hold the secret
+        try:
+            make_auth(s, url, tmp_path, totp_secret=bad_totp).session()
+        except LoginError:
+            log.exception("kite login failed")
+            raise
+    auth = make_auth(s, url, tmp_path)
+    auth.cache_path.mkdir(parents=True)  # the token cache cannot be written: a directory there
+    with pytest.raises(OSError):  # raised after the session exchange, the token in its frames
+        try:
+            auth.session()
+        except OSError:
+            log.exception("kite login failed", note="access_token=leaked-in-a-message")
+            raise
+    err = capsys.readouterr().err
+    assert err.count("Traceback (most recent call last)") == 2, err[-3000:]
+    assert "IsADirectoryError" in err and "not a valid TOTP secret" in err
+    (token,) = s._state.access_tokens
+    for secret in (token, s.account.password, bad_totp, s.account.api_secret, "leaked-in"):
+        assert secret not in err, secret
+
+
+@pytest.mark.parametrize("fault", ["reject_password", "reject_totp"])
+def test_a_refused_login_is_not_posted_again_until_the_backoff_or_a_change(
+    sim, tmp_path: Path, fault: str
+) -> None:
+    """A supervisor restarting us (each start a new KiteAuth) must not lock the account."""
+    s, url = sim
+    setattr(s, fault, True)
+    clock = Clock(datetime(2026, 3, 2, 9, 0, tzinfo=IST))
+    first = make_auth(s, url, tmp_path, clock)
+    with pytest.raises(LoginError, match=r"not be tried again before 2026-03-02 09:15:00 IST"):
+        first.session()
+    assert s.count("/api/login") == 1
+    record = first.refusal_path
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600
+    kept = record.read_text()
+    for secret in (*first.creds.secrets(), s.account.password, s.account.totp_secret):
+        assert secret not in kept
+    clock.now += timedelta(minutes=14)
+    with pytest.raises(LoginError, match=r"not posting the same credentials again before 2026-"):
+        make_auth(s, url, tmp_path, clock).session()  # the next start
+    assert s.count("/api/login") == 1  # nothing was posted
+    changed = {"password": "new password"} if fault == "reject_password" else {}
+    changed = changed or {"totp_secret": "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"}
+    with pytest.raises(LoginError, match="will not be tried again"):
+        make_auth(s, url, tmp_path, clock, **changed).session()  # changed: tried at once
+    assert s.count("/api/login") == 2
+    forced = make_auth(s, url, tmp_path, clock, **changed)
+    forced.force_login = True
+    with pytest.raises(LoginError, match="will not be tried again"):
+        forced.session()
+    assert s.count("/api/login") == 3
+    setattr(s, fault, False)
+    clock.now += timedelta(minutes=16)  # the backoff of the last refusal is over
+    assert make_auth(s, url, tmp_path, clock).session().access_token
+    assert not record.exists()  # a login that works forgets the refusal

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from shriven.config import Settings
 from shriven.errors import ConfigError
-from shriven.events import BinanceDepth, Record, Status, StatusKind
+from shriven.events import BinanceDepth, Record, Status, StatusKind, status_detail
 from shriven.feeds.base import FeedStats, RecordSink, SeqCounter, now_ns
 from shriven.feeds.binance.parse import (
     BinanceMessageError,
@@ -333,7 +333,7 @@ class BinanceFeed:
     async def _gap(self, symbol: str, detail: str) -> None:
         self.stats.gaps += 1
         log.warning("gap in depth stream, resyncing", symbol=symbol, detail=detail)
-        await self._put(self._status(StatusKind.GAP, symbol, detail))
+        await self._put(self._status(StatusKind.GAP, symbol, status_detail(reason=detail)))
         self._ensure_resync(symbol)
 
     # ------------------------------------------------------------ connection events
@@ -345,7 +345,9 @@ class BinanceFeed:
         log.info("connected", venue=VENUE, shard=index, symbols=len(symbols))
         async with self._order:
             await self._put(
-                self._status(StatusKind.CONNECTED, "", f"shard {index}: {','.join(symbols)}")
+                self._status(
+                    StatusKind.CONNECTED, "", status_detail(shard=index, symbols=list(symbols))
+                )
             )
         if self._quiet_task is None or self._quiet_task.done():
             self._quiet_task = asyncio.create_task(self._snapshot_quiet_symbols())
@@ -366,7 +368,9 @@ class BinanceFeed:
         async with self._order:
             if sync.invalidate():
                 self.stats.gaps += 1
-                await self._put(self._status(StatusKind.GAP, symbol.upper(), reason))
+                await self._put(
+                    self._status(StatusKind.GAP, symbol.upper(), status_detail(reason=reason))
+                )
         self._ensure_resync(symbol.upper())
 
     async def _disconnected(self, index: int, symbols: list[str], reason: str) -> None:
@@ -383,7 +387,9 @@ class BinanceFeed:
         # The books stay: update ids are contiguous per symbol, so if anything was missed while
         # disconnected the first diff after reconnecting shows the hole and resyncs that symbol.
         async with self._order:
-            await self._put(self._status(StatusKind.DISCONNECTED, "", f"shard {index}: {reason}"))
+            await self._put(
+                self._status(StatusKind.DISCONNECTED, "", status_detail(shard=index, reason=reason))
+            )
 
     # ------------------------------------------------------------ snapshots
 
@@ -423,15 +429,20 @@ class BinanceFeed:
                         self._status(
                             StatusKind.RESYNCED,
                             symbol,
-                            f"lastUpdateId={snap.last_update_id}, "
-                            f"applied {len(result.apply)} buffered diffs",
+                            status_detail(
+                                last_update_id=snap.last_update_id, applied=len(result.apply)
+                            ),
                         )
                     )
                     if not result.gap:
                         return
                     self.stats.gaps += 1
                     await self._put(
-                        self._status(StatusKind.GAP, symbol, "sequence: hole in buffered diffs")
+                        self._status(
+                            StatusKind.GAP,
+                            symbol,
+                            status_detail(reason="sequence: hole in buffered diffs"),
+                        )
                     )
                 else:
                     self.stats.count_error("stale_snapshot")
@@ -448,7 +459,11 @@ class BinanceFeed:
         # A fixed set of kinds: the status is a number the venue chose.
         self.stats.count_error(f"http_{status}" if status in _HTTP_KINDS else "http_other")
         self._pending_venue_msgs.append(
-            self._status(StatusKind.VENUE_MESSAGE, symbol, f"HTTP {status}: {message}")
+            self._status(
+                StatusKind.VENUE_MESSAGE,
+                symbol,
+                status_detail(type="http_error", status=status, message=message),
+            )
         )
 
     async def _flush_venue_messages(self) -> None:

@@ -7,6 +7,12 @@ The token is cached at ``{cache_dir}/zerodha/zerodha_token_<user_id>.json`` (mod
 atomically) and reused until it expires, about 06:00 IST the next morning. When the API answers
 that a token is invalid (kiteconnect's ``TokenException``) we log in again once.
 
+When Zerodha rejects the password or the TOTP code, the refusal is remembered in
+``{cache_dir}/zerodha/zerodha_login_refused_<user_id>.json`` (mode 0600: when, why, and a salted
+slow hash of the credentials, never the credentials) and the same credentials are not posted
+again for ``retry_after`` (SHRIVEN_KITE_LOGIN_RETRY_SECS): a supervisor restarting us every few
+seconds would otherwise lock the account. Changed credentials or ``force_login`` try at once.
+
 Secrets and tokens never reach logs or exception messages.
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -29,7 +36,7 @@ from kiteconnect import KiteConnect
 from kiteconnect import exceptions as kex
 
 from shriven.config import Settings
-from shriven.errors import CredentialsError, LoginError, VenueError
+from shriven.errors import CredentialsError, LoginError, LoginRefusedError, VenueError
 from shriven.feeds.kite.files import atomic_write
 from shriven.feeds.kite.login import (
     CREDENTIAL_FIELDS,
@@ -110,9 +117,22 @@ def token_expiry(login_time: datetime) -> datetime:
     return expiry.astimezone(UTC)
 
 
-def token_cache_path(cache_dir: Path, user_id: str) -> Path:
+def _user_file(cache_dir: Path, kind: str, user_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", user_id)
-    return Path(cache_dir) / "zerodha" / f"zerodha_token_{safe}.json"
+    return Path(cache_dir) / "zerodha" / f"zerodha_{kind}_{safe}.json"
+
+
+def token_cache_path(cache_dir: Path, user_id: str) -> Path:
+    return _user_file(cache_dir, "token", user_id)
+
+
+def refusal_path(cache_dir: Path, user_id: str) -> Path:
+    """Where a refused login is remembered (see the module docstring)."""
+    return _user_file(cache_dir, "login_refused", user_id)
+
+
+def _ist(t: datetime) -> str:
+    return t.astimezone(IST).strftime("%Y-%m-%d %H:%M:%S IST")
 
 
 # ---------------------------------------------------------------- token manager
@@ -130,11 +150,16 @@ class KiteAuth:
         cache_dir: Path,
         clock: Clock | None = None,
         timeout: float = 15.0,
+        retry_after: timedelta = timedelta(minutes=15),
+        force_login: bool = False,
     ) -> None:
         self.creds = creds
         self.login_root = login_root
         self.api_root = api_root
         self.cache_path = token_cache_path(cache_dir, creds.user_id)
+        self.refusal_path = refusal_path(cache_dir, creds.user_id)
+        self.retry_after = retry_after
+        self.force_login = force_login
         self._clock = clock or (lambda: datetime.now(UTC))
         self._timeout = timeout
         self._session: KiteSession | None = None
@@ -150,6 +175,8 @@ class KiteAuth:
             api_root=settings.kite_api_root,
             cache_dir=settings.cache_dir,
             clock=clock,
+            retry_after=timedelta(seconds=settings.kite_login_retry_secs),
+            force_login=settings.kite_force_login,
         )
 
     def session(self, *, force: bool = False) -> KiteSession:
@@ -255,9 +282,55 @@ class KiteAuth:
             log.warning("kite token cache unreadable, logging in again", path=str(self.cache_path))
             return None
 
+    def _check_refusal(self, now: datetime) -> None:
+        """Raise LoginError if these very credentials were refused less than retry_after ago."""
+        try:
+            doc = json.loads(self.refusal_path.read_bytes())
+            refused_at = _aware(datetime.fromisoformat(doc["refused_at"]))
+            same = self.creds.fingerprint(bytes.fromhex(doc["salt"])) == doc["fingerprint"]
+            reason = str(doc.get("reason", ""))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning(
+                "kite login refusal record unreadable, ignored", path=str(self.refusal_path)
+            )
+            return
+        retry_at = refused_at + self.retry_after
+        if not same or now >= retry_at or self.force_login:
+            return
+        raise LoginError(
+            f"the last Kite login for user {self.creds.user_id} was refused at {_ist(refused_at)} "
+            f"({reason}); not posting the same credentials again before {_ist(retry_at)} so the "
+            "account is not locked: fix ZERODHA_PASSWORD or ZERODHA_TOTP_SECRET (a change is "
+            "tried at once), or pass `shriven run --force-login` (SHRIVEN_KITE_FORCE_LOGIN=true)"
+        )
+
+    def _remember_refusal(self, now: datetime, exc: LoginRefusedError) -> str:
+        """Write the refusal record; returns the line that says when we will try again."""
+        salt = os.urandom(16)
+        doc = {
+            "user_id": self.creds.user_id,
+            "refused_at": now.isoformat(),
+            "reason": f"Zerodha rejected the {exc.what}",
+            "salt": salt.hex(),
+            "fingerprint": self.creds.fingerprint(salt),
+        }
+        self.refusal_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(self.refusal_path, json.dumps(doc, indent=2).encode() + b"\n", mode=0o600)
+        return (
+            f"; the same credentials will not be tried again before {_ist(now + self.retry_after)}"
+            " (SHRIVEN_KITE_LOGIN_RETRY_SECS) unless they change or --force-login is given"
+        )
+
     def _login(self, now: datetime) -> KiteSession:
+        self._check_refusal(now)
         log.info("kite login", user=self.creds.user_id, login_root=self.login_root)
-        request_token = web_login(self.creds, self.login_root, timeout=self._timeout)
+        try:
+            request_token = web_login(self.creds, self.login_root, timeout=self._timeout)
+        except LoginRefusedError as exc:
+            raise LoginRefusedError(str(exc) + self._remember_refusal(now, exc), exc.what) from None
+        self.refusal_path.unlink(missing_ok=True)
         access_token = exchange_request_token(
             self.creds, request_token, self.api_root, timeout=self._timeout
         )

@@ -15,6 +15,7 @@ secrets before it is shown.
 from __future__ import annotations
 
 import binascii
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from kiteconnect import exceptions as kex
 from pydantic import SecretStr
 
 from shriven.config import Settings
-from shriven.errors import LoginError, VenueError
+from shriven.errors import LoginError, LoginRefusedError, VenueError
 
 MAX_REDIRECTS = 10
 UNKNOWN_API_KEY = (
@@ -69,6 +70,14 @@ class KiteCredentials:
 
     def secrets(self) -> tuple[str, ...]:
         return (self.api_secret, self.password, self.totp_secret)
+
+    def fingerprint(self, salt: bytes) -> str:
+        """A salted, slow hash of every credential: tells whether they changed since a refusal
+        without keeping them (or a fast hash a stolen file could be brute-forced from)."""
+        blob = "\0".join(
+            (self.user_id, self.api_key, self.api_secret, self.password, self.totp_secret)
+        )
+        return hashlib.pbkdf2_hmac("sha256", blob.encode(), salt, 100_000).hex()
 
 
 class _Scrubber:
@@ -130,11 +139,12 @@ def _password_step(
     doc = _json(resp)
     data = doc.get("data")
     if resp.status_code != 200 or doc.get("status") != "success" or not isinstance(data, dict):
-        raise LoginError(
+        raise LoginRefusedError(
             f"Zerodha refused the login for user {creds.user_id} "
             f"(HTTP {resp.status_code}: {scrub(doc.get('message', 'no message'))}): check "
             "ZERODHA_USER_ID and ZERODHA_PASSWORD (log in once at kite.zerodha.com if the "
-            "account may be locked)"
+            "account may be locked)",
+            "password",
         )
     twofa_type = str(data.get("twofa_type", "totp"))
     if twofa_type != "totp":
@@ -188,11 +198,12 @@ def _totp_step(
     )
     doc = _json(resp)
     if resp.status_code != 200 or doc.get("status") != "success":
-        raise LoginError(
+        raise LoginRefusedError(
             f"Zerodha rejected the TOTP code (HTTP {resp.status_code}: "
             f"{scrub(doc.get('message', 'no message'))}): check that ZERODHA_TOTP_SECRET is the "
             "secret of the account's external TOTP and that this machine's clock is correct "
-            "(codes last 30 s; sync it with NTP)"
+            "(codes last 30 s; sync it with NTP)",
+            "TOTP code",
         )
 
 

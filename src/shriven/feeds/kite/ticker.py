@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from shriven.errors import CredentialsError, TickerLimitError
-from shriven.events import KITE_MODES, Status, StatusKind
+from shriven.events import KITE_MODES, Status, StatusKind, status_detail
 from shriven.feeds.base import FeedStats, RecordSink, SeqCounter, now_ns
 from shriven.feeds.kite.instruments import INSTRUMENT_CLASSES, instrument_class
 from shriven.feeds.kite.protocol import (
@@ -232,7 +232,7 @@ class KiteTickerFeed:
             "modes": {m: sorted(ts) for m, ts in _by_mode(subs).items()},
             "shards": [len(s.modes) for s in self._shards],
         }
-        await self._status(StatusKind.SUBSCRIPTIONS_CHANGED, json.dumps(detail))
+        await self._status(StatusKind.SUBSCRIPTIONS_CHANGED, status_detail(**detail))
 
     async def update_subscriptions(
         self,
@@ -259,7 +259,7 @@ class KiteTickerFeed:
             "modes": {m: sorted(ts) for m, ts in _by_mode(subscribe).items()},
             "shards": [len(s.modes) for s in self._shards],
         }
-        await self._status(StatusKind.SUBSCRIPTIONS_CHANGED, json.dumps(detail))
+        await self._status(StatusKind.SUBSCRIPTIONS_CHANGED, status_detail(**detail))
         for shard in self._shards:
             if shard in created or shard.ws is None:
                 continue  # its (re)connect sends its whole state
@@ -389,7 +389,7 @@ class KiteTickerFeed:
             self._set_connected()
             log.info("kite ticker connected", shard=shard.index, tokens=len(modes))
             await self._status(
-                StatusKind.CONNECTED, json.dumps({"shard": shard.index, "tokens": len(modes)})
+                StatusKind.CONNECTED, status_detail(shard=shard.index, tokens=len(modes))
             )
             await self._read(ws, ended)
         except ConnectionClosed as exc:
@@ -403,7 +403,7 @@ class KiteTickerFeed:
             await asyncio.shield(
                 self._status(
                     StatusKind.DISCONNECTED,
-                    json.dumps({"shard": shard.index, "reason": ended.reason}),
+                    status_detail(shard=shard.index, reason=ended.reason),
                 )
             )
         return ended

@@ -1,0 +1,141 @@
+"""Soak: does the recorder's memory stay flat while it records? Target: RSS growth after warm-up
+under 0.2 MB per million records written.
+
+Runs the real daemon, ``shriven run --sim --sim-rate RATE`` (loopback Kite and Binance
+simulators in the same process, as a user runs it), for ``--seconds``; every ``--every`` seconds
+reads the process's RSS (/proc/PID/status VmRSS) and the records written (/health). Samples
+taken during ``--warmup`` (allocator arenas, book depth, instruments, caches filling) are dropped;
+the growth is the least-squares slope of RSS against records written over the rest.
+
+    .venv/bin/python benchmarks/soak_rss.py [--seconds 240] [--rate 10000] [--warmup 60]
+
+RSS moves in steps of a megabyte or two as the allocator settles; two minutes after warm-up is
+about the shortest run whose slope means something (300 s: 0.23 MB per million records).
+
+Linux only (reads /proc). Prints one line per sample and the result line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+TARGET_MB_PER_MILLION = 0.2
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def health(port: int) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+            doc = json.load(resp)
+    except urllib.error.HTTPError as exc:  # 503 still carries the report
+        doc = json.load(exc)
+    except OSError:
+        return None
+    return doc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=240.0, help="how long to record")
+    ap.add_argument("--rate", type=float, default=10_000.0, help="Kite simulator ticks/s")
+    ap.add_argument("--warmup", type=float, default=60.0, help="seconds of samples to drop")
+    ap.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    args = ap.parse_args()
+    if args.warmup + 4 * args.every >= args.seconds:
+        ap.error("--seconds must leave at least four samples after --warmup")
+
+    with tempfile.TemporaryDirectory(prefix="shriven-soak-") as tmp:
+        home = Path(tmp)
+        (home / "shriven.toml").write_text("")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZERODHA_", "SHRIVEN_"))}
+        env.update(
+            SHRIVEN_CACHE_DIR=str(home / "cache"),
+            SHRIVEN_CONFIG_FILE=str(home / "shriven.toml"),
+            # book snapshot rounds every 10 s rather than each minute: every sample window
+            # after warm-up holds the same share of them
+            SHRIVEN_PIPELINE__SNAPSHOT_INTERVAL_SECS="10",
+        )
+        port = free_port()
+        cmd = [sys.executable, "-m", "shriven", "run", "--sim", "--quiet"]
+        cmd += ["--sim-rate", f"{args.rate:g}", "--health-port", str(port)]
+        cmd += ["--data-dir", str(home / "data"), "--duration", f"{args.seconds:g}"]
+        log = open(os.environ.get("SOAK_LOG", home / "run.log"), "wb")  # noqa: SIM115 - closed below, after the process
+        proc = subprocess.Popen(cmd, cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        samples: list[tuple[float, int, float]] = []  # (seconds, records, RSS MB)
+        try:
+            while proc.poll() is None:
+                time.sleep(args.every)
+                t = time.monotonic() - started
+                doc = health(port)
+                if doc is None or proc.poll() is not None:
+                    continue
+                n, books = int(doc["wal"]["records_written"]), doc["books"]["count"]
+                high = doc["queue"]["high_water"]
+                mb = rss_mb(proc.pid)
+                samples.append((t, n, mb))
+                print(
+                    f"{t:6.1f} s  {n:>11,} records  {books:>5} books  queue high water "
+                    f"{high:>6,}  RSS {mb:7.1f} MB",
+                    flush=True,
+                )
+                if t > args.seconds - args.every:
+                    break
+            proc.wait(timeout=args.seconds + 120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            log.close()
+        if proc.returncode != 0:
+            print((home / "run.log").read_text()[-3000:], file=sys.stderr)
+            print(f"shriven run exited {proc.returncode}", file=sys.stderr)
+            return 1
+
+    kept = [s for s in samples if s[0] >= args.warmup]
+    if len(kept) < 4:
+        print("too few samples after warm-up; raise --seconds", file=sys.stderr)
+        return 1
+    records = [s[1] / 1e6 for s in kept]
+    growth = slope(records, [s[2] for s in kept])
+    span = kept[-1][1] - kept[0][1]
+    rate = span / (kept[-1][0] - kept[0][0])
+    verdict = "meets" if growth < TARGET_MB_PER_MILLION else "MISSES"
+    print(
+        f"RSS growth after {args.warmup:g} s warm-up: {growth:.3f} MB per million records "
+        f"({kept[0][2]:.1f} -> {kept[-1][2]:.1f} MB over {span:,} records, {rate:,.0f} records/s); "
+        f"{verdict} the target of < {TARGET_MB_PER_MILLION} MB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
