@@ -17,7 +17,7 @@ from shriven.events import (
     Record,
     Status,
 )
-from shriven.samples import sample_records
+from shriven.sim.samples import sample_records
 
 TYPES = {
     cls.__name__: cls

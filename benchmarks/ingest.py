@@ -29,14 +29,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shriven.config import PipelineConfig
-from shriven.events import BinanceDepthSnapshot, KiteTick, Record
-from shriven.feeds.base import SeqCounter
+from shriven.events import BinanceDepthSnapshot, KiteTick, Record, SeqCounter
 from shriven.feeds.binance.parse import parse_message as parse_binance
 from shriven.feeds.kite.protocol import encode_message, encode_packet
 from shriven.feeds.kite.protocol import parse_message as parse_kite
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.writer import wal_config
-from shriven.wal import MarketStore
+from shriven.pipeline.recorder import wal_config
+from shriven.wal import StoreWriter
 
 TARGET = 100_000
 KITE_INSTRUMENTS = 90  # about two indices' universes
@@ -47,7 +46,7 @@ BINANCE_LEVELS_PER_SIDE = 10
 Parse = Callable[[bytes, int, SeqCounter], list[Record]]
 
 
-class TimedStore(MarketStore):
+class TimedStore(StoreWriter):
     """A real store that notes when each record became durable (the end of the covering fsync)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -165,7 +164,7 @@ async def ingest(
     )
     holder: list[TimedStore] = []
 
-    def open_store() -> MarketStore:
+    def open_store() -> StoreWriter:
         store = TimedStore(data_dir, wal_config(cfg))
         holder.append(store)
         return store

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from kiteconnect import KiteTicker
 
-from shriven.events import KiteTick
-from shriven.feeds.base import FeedStats, SeqCounter
+from shriven.events import KiteTick, SeqCounter
+from shriven.feeds.base import FeedStats
 from shriven.feeds.kite.protocol import encode_message, encode_packet, parse_message
 
 PACKETS_PER_MESSAGE = 100

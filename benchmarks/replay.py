@@ -6,7 +6,7 @@ Binance depth diffs over three symbols (each starting from a 1,000-level REST sn
 sequence), 10% Binance trades, 25% Kite full ticks over 20 instruments.
 
 Figures:
-- scan: every record decoded into record objects (``Store.ticks.records()``), and the msgpack
+- scan: every record decoded into record objects (``StoreReader.ticks.records()``), and the msgpack
   arrays alone (``wire()``);
 - reconstruction: one symbol's book rebuilt over the whole store through the replay path
   (``book_states``: other instruments are dropped before decoding), and every book rebuilt by
@@ -45,7 +45,7 @@ from shriven.events import (
 from shriven.replay.books import Rebuilder
 from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.reconstruct import book_states
-from shriven.replay.store import Store
+from shriven.replay.store import StoreReader
 from shriven.wal import WalWriter
 
 BATCH = 5_000
@@ -167,7 +167,7 @@ def to_json_line(r: Record) -> str:
 def in_memory(root: Path, jsonl: Path) -> tuple[float, int, int, int]:
     """Every book rebuilt from the first million records, already decoded (the book work alone,
     what verify-books does per record); writes the pandas sample from the same records."""
-    sample = list(_first(Store(root).ticks.records(), 1_000_000))
+    sample = list(_first(StoreReader(root).ticks.records(), 1_000_000))
     keeper = BookKeeper()
     mem_s, _ = timed(lambda: deque(map(keeper.apply, sample), maxlen=0))
     st = keeper.stats
@@ -191,13 +191,13 @@ def main() -> None:
         print("every figure below runs with replay's scan GC setting (gc_tuning.scan_gc)")
         gc_ctx = scan_gc()
         gc_ctx.__enter__()
-        store = Store(root)
+        store = StoreReader(root)
         scan_s, scanned = timed(lambda: drain(store.ticks.records()))
-        wire_s, _ = timed(lambda: deque(Store(root).ticks.wire(), maxlen=0))
+        wire_s, _ = timed(lambda: deque(StoreReader(root).ticks.wire(), maxlen=0))
 
         reb = Rebuilder()
         one_s, states = timed(
-            lambda: drain(book_states(Store(root), "binance:BTCUSDT", None, None, reb))
+            lambda: drain(book_states(StoreReader(root), "binance:BTCUSDT", None, None, reb))
         )
         one_levels = reb.keeper.stats.levels
         mem_s, mem_changes, mem_levels, mem_n = in_memory(root, root / "sample.jsonl")

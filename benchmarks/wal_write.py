@@ -1,7 +1,7 @@
 """WAL write throughput, compression off and on, against a JSON-lines writer of the same records.
 
 Targets: >= 50 MB/s of record data and >= 300k records/s. Records: Kite full ticks with 5+5 depth,
-Binance depth diffs with a few levels, trades (shriven.samples). Frames of 1,000 records, the
+Binance depth diffs with a few levels, trades (shriven.sim.samples). Frames of 1,000 records, the
 default fsync policy (interval, 200 ms). Usage: python benchmarks/wal_write.py [records]
 """
 

@@ -16,7 +16,7 @@ import structlog
 
 from shriven.errors import ConfigError
 from shriven.logging import configure_logging, get_logger
-from shriven.sim.kite import SimAccount
+from shriven.sim.kite_rest import SimAccount
 
 
 @pytest.fixture(autouse=True)

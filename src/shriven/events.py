@@ -18,6 +18,7 @@ not 1, that is shorter than layout 1, or whose strings are not msgpack ``str`` i
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
@@ -32,12 +33,14 @@ __all__ = [
     "BookSnapshot",
     "KiteTick",
     "Record",
+    "SeqCounter",
     "Status",
     "StatusKind",
     "decode_batch",
     "encode_batch",
     "instrument_key",
     "kite_price_divisor",
+    "now_ns",
     "stream_of",
 ]
 
@@ -73,6 +76,23 @@ def kite_price_divisor(instrument_token: int) -> int:
 Level3 = tuple[int, int, int]  # Kite depth level: (price, quantity, orders), price in wire units
 StrLevel = tuple[str, str]  # Binance level: (price, quantity) exactly as sent
 FloatLevel = tuple[float, float]  # derived book level: (price, quantity)
+
+
+class SeqCounter:
+    """Per-stream sequence numbers: one counter per stream, starting at 1."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, start: int = 0) -> None:
+        self.value = start
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+
+# The receive clock every record is stamped with: wall-clock ns since the epoch.
+now_ns = time.time_ns
 
 
 @dataclass(slots=True)

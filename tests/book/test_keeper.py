@@ -7,10 +7,10 @@ from shriven.events import (
     BinanceTrade,
     BookSnapshot,
     KiteTick,
+    SeqCounter,
     Status,
     StatusKind,
 )
-from shriven.feeds.base import SeqCounter
 
 SYM = "BTCUSDT"
 KEY = "binance:BTCUSDT"

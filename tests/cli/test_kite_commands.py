@@ -19,8 +19,8 @@ import pytest
 
 from shriven.events import KiteTick
 from shriven.sim.background import simulator_thread
-from shriven.sim.kite import KiteSimulator
 from shriven.sim.kite_instruments import DESK_SPECS, generate_instruments
+from shriven.sim.kite_rest import KiteSimulator
 from shriven.universe import build_plan
 from shriven.wal import WalWriter
 

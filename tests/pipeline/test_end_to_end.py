@@ -12,6 +12,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from shriven.app.kite_universe import KiteUniverse, add_kite
+from shriven.app.simulators import Simulators
+from shriven.app.startup import add_binance
 from shriven.config import Settings
 from shriven.events import (
     BinanceDepth,
@@ -24,14 +27,11 @@ from shriven.events import (
     kite_price_divisor,
 )
 from shriven.feeds.kite.instruments import Instrument
-from shriven.feeds.kite.recorded import load_recorded
 from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.kite import KiteUniverse, add_kite
-from shriven.pipeline.simulators import Simulators
-from shriven.pipeline.startup import add_binance
-from shriven.pipeline.writer import wal_config
-from shriven.wal import MarketStore, read_records
+from shriven.pipeline.recorder import wal_config
+from shriven.universe.recorded import load_recorded
+from shriven.wal import StoreWriter, read_records
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -66,7 +66,7 @@ async def wait_for(
 
 async def start_recorder(
     tmp_path: Path,
-    store: type[MarketStore] = MarketStore,
+    store: type[StoreWriter] = StoreWriter,
     top: dict[str, object] | None = None,
     *,
     spots: dict[str, float] | None = None,
@@ -243,7 +243,7 @@ def kite_recorded(records: list[Record]) -> dict[int, list[KiteTick]]:
     return by_token
 
 
-class SlowDiskStore(MarketStore):
+class SlowDiskStore(StoreWriter):
     """A real store on a slow disk: every tick frame takes 30 ms more."""
 
     def append_ticks(self, records: Sequence[Record]) -> int:

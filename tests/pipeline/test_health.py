@@ -13,12 +13,12 @@ import aiohttp
 import pytest
 
 from shriven.config import PipelineConfig
-from shriven.events import BinanceDepth, BinanceDepthSnapshot, BinanceTrade, Record
-from shriven.feeds.base import FeedStats, SeqCounter
+from shriven.events import BinanceDepth, BinanceDepthSnapshot, BinanceTrade, Record, SeqCounter
+from shriven.feeds.base import FeedStats
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.health import evaluate
-from shriven.pipeline.writer import wal_config
-from shriven.wal import MarketStore, read_records
+from shriven.pipeline.recorder import wal_config
+from shriven.wal import StoreWriter, read_records
 
 
 class ManualFeed:
@@ -41,7 +41,7 @@ class ManualFeed:
         await self.sink.put(r)
 
 
-class FlakyDiskStore(MarketStore):
+class FlakyDiskStore(StoreWriter):
     """A real store on a disk that is 'full' while ``FULL`` is set."""
 
     FULL = False

@@ -7,9 +7,9 @@ import platform
 
 import pytest
 
+from shriven.app.simulators import Simulators
 from shriven.config import load_settings
 from shriven.pipeline.memory import fix_mmap_threshold
-from shriven.pipeline.simulators import Simulators
 
 
 async def test_run_sim_keeps_a_bounded_binance_ledger_and_diff_history(tmp_path, monkeypatch):

@@ -16,13 +16,14 @@ from shriven.events import (
     BookSnapshot,
     KiteTick,
     Record,
+    SeqCounter,
     Status,
     StatusKind,
 )
-from shriven.feeds.base import FeedStats, SeqCounter
+from shriven.feeds.base import FeedStats
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.writer import wal_config
-from shriven.wal import MarketStore, read_records
+from shriven.pipeline.recorder import wal_config
+from shriven.wal import StoreWriter, read_records
 
 
 class ListFeed:
@@ -163,7 +164,7 @@ async def test_snapshots_are_aligned_to_the_interval_and_hold_the_books_at_that_
         assert len(s.bids) == 1 + len(applied)
 
 
-class SlowStore(MarketStore):
+class SlowStore(StoreWriter):
     """A real store whose tick appends take a while, as on a slow or busy disk."""
 
     def append_ticks(self, records: Sequence[Record]) -> int:

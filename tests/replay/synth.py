@@ -1,5 +1,5 @@
 """Recorded sessions for replay tests: realistic record streams written through the real
-MarketStore the way the daemon writes them (tick batches; book snapshots on minute boundaries
+StoreWriter the way the daemon writes them (tick batches; book snapshots on minute boundaries
 from a BookKeeper fed in write order)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from shriven.events import (
     StatusKind,
     kite_price_divisor,
 )
-from shriven.wal import MarketStore
+from shriven.wal import StoreWriter
 
 NS = 1_000_000_000
 # 2026-11-20T09:15:00+05:30
@@ -225,7 +225,7 @@ def record_store(
 ) -> Session:
     """Write ``records`` as the daemon does: tick batches applied to a BookKeeper in write
     order, and at each ``interval_s`` boundary every valid book to the LOB WAL. A system
-    ``started`` record starts a new MarketStore (a daemon restart) with a new keeper."""
+    ``started`` record starts a new StoreWriter (a daemon restart) with a new keeper."""
     config = PipelineConfig(
         data_dir=data_dir,
         wal_segment_size=segment_size,
@@ -243,11 +243,11 @@ def record_store(
         runs[-1].append(r)
     for run in runs:
         keeper = BookKeeper()
-        store = MarketStore(data_dir, config)
+        store = StoreWriter(data_dir, config)
         next_snap = (run[0].recv_ns // interval + 1) * interval
         pending: list[Record] = []
 
-        def flush(store: MarketStore = store, pending: list[Record] = pending) -> None:
+        def flush(store: StoreWriter = store, pending: list[Record] = pending) -> None:
             if pending:
                 store.append_ticks(list(pending))
                 pending.clear()

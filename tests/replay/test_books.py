@@ -12,7 +12,7 @@ from shriven.events import BinanceDepth, KiteTick, Record
 from shriven.replay import iter_lob_states, reconstruct_lob_from_ticks
 from shriven.replay.books import is_restart, verify_books
 from shriven.replay.reconstruct import book_at
-from shriven.replay.store import Store
+from shriven.replay.store import StoreReader
 from shriven.replay.times import format_ns, load_zone
 
 from .synth import (
@@ -49,7 +49,7 @@ def eventful(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Recor
 
 
 def _verify(data_dir: Path):  # type: ignore[no-untyped-def]
-    store = Store(data_dir)
+    store = StoreReader(data_dir)
     return verify_books(store.ticks.records(), store.snapshots(), store.restart_times())
 
 
@@ -94,7 +94,7 @@ def test_book_at_random_instants_equals_the_live_book(
 ) -> None:
     data_dir, records, session = eventful
     rng = random.Random(5)
-    store = Store(data_dir)
+    store = StoreReader(data_dir)
     end = records[-1].recv_ns
     instants = [rng.randrange(T0, end) for _ in range(12)]
     for s in session.snapshots[::9]:  # right at, just before and just after snapshot times
@@ -150,7 +150,7 @@ def test_before_the_first_snapshot_the_book_is_rebuilt_from_the_start(
 ) -> None:
     data_dir, records, session = eventful
     at = session.snapshots[0].recv_ns - 1
-    got = book_at(Store(data_dir), "binance:ETHUSDT", at)
+    got = book_at(StoreReader(data_dir), "binance:ETHUSDT", at)
     assert got.snapshot is None
     assert got.book == live_book_at(records, "binance:ETHUSDT", at)[0]
 
@@ -160,7 +160,7 @@ def test_book_at_a_late_instant_reads_only_the_end_of_the_store(
 ) -> None:
     data_dir, records, _session = eventful
     segments = list((data_dir / "ticks").glob("*.wal"))
-    store = Store(data_dir)
+    store = StoreReader(data_dir)
     at = records[-1].recv_ns
     got = book_at(store, "binance:BTCUSDT", at)
     assert got.snapshot is not None and got.snapshot.recv_ns > at - 61 * NS
@@ -178,7 +178,7 @@ def test_changes_are_counted_from_the_snapshot_in_its_own_daemon_run(
         s for s in session.snapshots if s.recv_ns > restart and s.instrument == str(NIFTY_FUT)
     )
     at = snap.recv_ns + 5 * NS
-    got = book_at(Store(data_dir), key, at)
+    got = book_at(StoreReader(data_dir), key, at)
     assert got.snapshot == snap
     want = sum(
         1
@@ -195,7 +195,7 @@ def test_changes_are_counted_from_the_snapshot_in_its_own_daemon_run(
 def test_frames_without_the_instrument_are_not_unpacked(tmp_path: Path) -> None:
     records = generate(seed=9, seconds=120, rate_hz=20)
     record_store(tmp_path, records, batch=4)  # small frames, as a busy daemon's 5 ms batches
-    store = Store(tmp_path)
+    store = StoreReader(tmp_path)
     key = f"kite:{BANK_FUT}"
     at = records[-1].recv_ns
     got = book_at(store, key, at)

@@ -194,7 +194,7 @@ def test_a_full_disk_is_a_one_line_error(store: tuple[Path, list[Record], Sessio
 
 
 def test_an_export_that_fails_midway_leaves_no_file_that_looks_whole(tmp_path: Path) -> None:
-    from shriven.feeds.kite.files import atomic_output
+    from shriven.files import atomic_output
 
     out = tmp_path / "day.jsonl"
     with pytest.raises(KeyboardInterrupt), atomic_output(out) as f:

@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shriven.events import KiteTick
-from shriven.feeds.base import SeqCounter
+from shriven.events import KiteTick, SeqCounter
 from shriven.feeds.kite.protocol import encode_message, encode_packet, parse_message
 from shriven.replay import export
 from shriven.wal import WalWriter, read_records

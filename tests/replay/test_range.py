@@ -26,7 +26,7 @@ from shriven.events import (
 from shriven.replay import export
 from shriven.replay.ordering import order_key
 from shriven.replay.select import Selection, parse_kinds
-from shriven.replay.store import Store
+from shriven.replay.store import StoreReader
 from shriven.replay.times import load_zone, parse_instant
 
 from .synth import NS, T0, Session, generate, record_store
@@ -53,7 +53,7 @@ def _expected(session: Session, sel: Selection, start: int | None, end: int | No
 
 def test_whole_store_in_receive_then_sequence_order(recorded: tuple[Path, Session]) -> None:
     data_dir, session = recorded
-    got = list(Store(data_dir).records(Selection(ALL), None, None))
+    got = list(StoreReader(data_dir).records(Selection(ALL), None, None))
     assert got == _expected(session, Selection(ALL), None, None)
     assert len(got) == len(session.ticks) + len(session.snapshots)
     keys = [order_key(r) for r in got]
@@ -66,14 +66,14 @@ def test_start_is_inclusive_and_end_exclusive(recorded: tuple[Path, Session]) ->
     data_dir, session = recorded
     start = session.ticks[1000].recv_ns
     end = session.ticks[3000].recv_ns
-    got = list(Store(data_dir).records(Selection(ALL), start, end))
+    got = list(StoreReader(data_dir).records(Selection(ALL), start, end))
     assert got == _expected(session, Selection(ALL), start, end)
     assert any(r.recv_ns == start for r in got)
     assert all(start <= r.recv_ns < end for r in got)
     assert not any(r.recv_ns == end for r in got)
     # adjacent ranges partition the records: nothing twice, nothing lost
     mid = session.ticks[2000].recv_ns
-    store = Store(data_dir)
+    store = StoreReader(data_dir)
     halves = list(store.records(Selection(ALL), start, mid)) + list(
         store.records(Selection(ALL), mid, end)
     )
@@ -86,7 +86,7 @@ def test_a_late_range_seeks_with_the_index(recorded: tuple[Path, Session]) -> No
     total_bytes = sum(p.stat().st_size for p in segments)
     assert len(segments) >= 8
     start = session.ticks[-600].recv_ns
-    store = Store(data_dir)
+    store = StoreReader(data_dir)
     got = list(store.records(Selection(ALL), start, None))
     assert got == _expected(session, Selection(ALL), start, None)
     stats = store.ticks.stats
@@ -97,12 +97,12 @@ def test_a_late_range_seeks_with_the_index(recorded: tuple[Path, Session]) -> No
 def test_symbol_venue_and_kind_selection(recorded: tuple[Path, Session]) -> None:
     data_dir, session = recorded
     sel = Selection(parse_kinds(["depth,status"]), None, frozenset({"binance:BTCUSDT"}))
-    got = list(Store(data_dir).records(sel, None, None))
+    got = list(StoreReader(data_dir).records(sel, None, None))
     assert got == _expected(session, sel, None, None)
     assert {type(r) for r in got} == {BinanceDepth, BinanceDepthSnapshot, Status}
     assert {r.symbol for r in got if type(r) is not Status} == {"BTCUSDT"}
     kite = Selection(parse_kinds(["ticks"]), "kite")
-    got = list(Store(data_dir).records(kite, None, None))
+    got = list(StoreReader(data_dir).records(kite, None, None))
     assert got and all(type(r) is KiteTick for r in got)
 
 
@@ -232,7 +232,7 @@ def row_to_record(row: dict) -> Record:
 
 def _records(data_dir: Path) -> list[Record]:
     """Two and a half minutes: every record type, two rounds of book snapshots."""
-    return list(Store(data_dir).records(Selection(ALL), T0, T0 + 150 * NS))
+    return list(StoreReader(data_dir).records(Selection(ALL), T0, T0 + 150 * NS))
 
 
 def test_jsonl_parses_back_into_the_records(recorded: tuple[Path, Session]) -> None:
@@ -298,7 +298,7 @@ def test_table_states_the_zone(recorded: tuple[Path, Session]) -> None:
     data_dir, _ = recorded
     buf = io.StringIO()
     sel = Selection(parse_kinds(None), None)
-    n = export.write_table(Store(data_dir).records(sel, T0, T0 + 5 * NS), buf, IST)
+    n = export.write_table(StoreReader(data_dir).records(sel, T0, T0 + 5 * NS), buf, IST)
     lines = buf.getvalue().splitlines()
     assert lines[0] == "# times in Asia/Kolkata, each with its UTC offset"
     assert len(lines) == n + 2
@@ -315,10 +315,10 @@ def test_two_exports_of_the_same_range_are_byte_identical(
     outputs = []
     for i in range(2):
         buf = io.StringIO()
-        export.write_jsonl(Store(data_dir).records(Selection(ALL), start, end), buf, IST)
+        export.write_jsonl(StoreReader(data_dir).records(Selection(ALL), start, end), buf, IST)
         path = tmp_path / f"{i}.parquet"
         with open(path, "wb") as f:
-            export.write_parquet(Store(data_dir).records(Selection(ALL), start, end), f, IST)
+            export.write_parquet(StoreReader(data_dir).records(Selection(ALL), start, end), f, IST)
         outputs.append((buf.getvalue(), path.read_bytes()))
     assert outputs[0] == outputs[1]
 

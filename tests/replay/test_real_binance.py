@@ -15,7 +15,7 @@ from shriven.events import BinanceDepth, Record, Status, StatusKind
 from shriven.feeds.binance.parse import parse_depth_snapshot, parse_message
 from shriven.replay.books import verify_books
 from shriven.replay.reconstruct import book_at
-from shriven.replay.store import Store
+from shriven.replay.store import StoreReader
 
 from .synth import live_book_at, record_store, reference_book_at
 
@@ -60,7 +60,7 @@ def real(binance_fixtures: Path, tmp_path_factory: pytest.TempPathFactory):  # t
 
 def test_verify_books_passes_on_the_real_recording(real) -> None:  # type: ignore[no-untyped-def]
     data_dir, _records, session, _ = real
-    store = Store(data_dir)
+    store = StoreReader(data_dir)
     report = verify_books(store.ticks.records(), store.snapshots(), store.restart_times())
     assert len(session.snapshots) >= 4
     assert report.ok and report.pairs == len(session.snapshots) - 1, report.differences
@@ -71,7 +71,7 @@ def test_replayed_top_of_book_matches_the_venues_book_ticker(real) -> None:  # t
     recv_of_u = {r.last_update_id: r.recv_ns for r in records if type(r) is BinanceDepth}
     matches = [t for t in tickers if t["u"] in recv_of_u]
     assert len(matches) >= 10
-    store = Store(data_dir)
+    store = StoreReader(data_dir)
     for t in matches:
         got = book_at(store, KEY, recv_of_u[t["u"]])
         assert got.valid and got.book.update_id == t["u"]
@@ -81,7 +81,7 @@ def test_replayed_top_of_book_matches_the_venues_book_ticker(real) -> None:  # t
 
 def test_book_at_random_instants_equals_the_live_keeper(real) -> None:  # type: ignore[no-untyped-def]
     data_dir, records, _session, _ = real
-    store = Store(data_dir)
+    store = StoreReader(data_dir)
     rng = random.Random(2)
     independent = 0
     for i in range(25):

@@ -16,7 +16,7 @@ import shriven.pipeline  # noqa: F401  (a broken daemon import must fail here, n
 from shriven.events import BookSnapshot
 from shriven.replay.books import verify_books
 from shriven.replay.reconstruct import book_at
-from shriven.replay.store import Store
+from shriven.replay.store import StoreReader
 
 
 def _run_sim(tmp_path: Path, data: Path, seconds: float) -> None:
@@ -41,7 +41,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_verify_books_passes_on_a_store_the_daemon_recorded(recorded: Path) -> None:
-    store = Store(recorded)
+    store = StoreReader(recorded)
     report = verify_books(store.ticks.records(), store.snapshots(), store.restart_times())
     assert report.ok, report.differences[:3]
     assert report.restarts == 2
@@ -51,13 +51,13 @@ def test_verify_books_passes_on_a_store_the_daemon_recorded(recorded: Path) -> N
 
 
 def test_books_at_the_daemons_snapshot_times_equal_its_snapshots(recorded: Path) -> None:
-    store = Store(recorded)
+    store = StoreReader(recorded)
     snaps = [s for s in store.snapshots() if type(s) is BookSnapshot]
     compared = equal = 0
     for snap in snaps[::2]:
         key = f"{snap.venue}:{snap.instrument}"
         # Just before the snapshot's instant, so replay starts from the snapshot before it.
-        got = book_at(Store(recorded), key, snap.recv_ns - 1)
+        got = book_at(StoreReader(recorded), key, snap.recv_ns - 1)
         if got.snapshot is None:
             continue
         compared += 1
@@ -97,7 +97,7 @@ def test_kite_names_resolve_from_the_store_alone(recorded: Path, tmp_path: Path)
 def test_every_status_detail_is_one_json_object_for_every_venue(recorded: Path) -> None:
     from shriven.events import Status
 
-    statuses = [r for r in Store(recorded).ticks.records() if type(r) is Status]
+    statuses = [r for r in StoreReader(recorded).ticks.records() if type(r) is Status]
     kinds = {(s.venue, s.kind) for s in statuses}
     assert {("kite", "connected"), ("binance", "connected"), ("binance", "resynced")} <= kinds
     assert {("system", "started"), ("system", "stopped"), ("binance", "disconnected")} <= kinds

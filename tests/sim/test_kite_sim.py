@@ -18,8 +18,8 @@ from kiteconnect import exceptions as kex
 
 from shriven.feeds.kite.instruments import parse_instruments_csv
 from shriven.sim.background import simulator_thread
-from shriven.sim.kite import KiteSimulator
 from shriven.sim.kite_instruments import generate_instruments
+from shriven.sim.kite_rest import KiteSimulator
 
 
 @pytest.fixture()

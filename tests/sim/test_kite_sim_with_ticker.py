@@ -13,7 +13,7 @@ from shriven.feeds.kite import ticker as ticker_feed
 from shriven.feeds.kite.auth import KiteAuth, KiteCredentials
 from shriven.feeds.kite.instruments import load_instruments
 from shriven.sim import kite_ticker as ticker_sim
-from shriven.sim.kite import KiteSimulator
+from shriven.sim.kite_rest import KiteSimulator
 from shriven.universe import InstrumentTable, build_plan, update_plan
 
 

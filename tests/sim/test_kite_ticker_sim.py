@@ -13,8 +13,8 @@ from kiteconnect import KiteTicker
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
-from shriven.events import KiteTick
-from shriven.feeds.base import FeedStats, SeqCounter
+from shriven.events import KiteTick, SeqCounter
+from shriven.feeds.base import FeedStats
 from shriven.feeds.kite.protocol import parse_message
 from shriven.sim.kite_ticker import KiteTickerSimulator
 

@@ -6,7 +6,7 @@ from walcases import batches, records
 
 from shriven.config import PipelineConfig
 from shriven.events import BookSnapshot, stream_of
-from shriven.wal import MarketStore, read_records
+from shriven.wal import StoreWriter, read_records
 from shriven.wal.store import iso_time
 
 
@@ -17,7 +17,7 @@ def _book(i: int) -> BookSnapshot:
 def test_store_writes_ticks_and_lob_and_describes_them_in_metadata(tmp_path):
     recs = records(2_000)
     cfg = PipelineConfig(wal_segment_size=64 * 1024, fsync_policy="never")
-    with MarketStore(tmp_path, cfg) as store:
+    with StoreWriter(tmp_path, cfg) as store:
         for b in batches(recs, 100):
             store.append_ticks(b)
         store.append_lob([_book(1), _book(2)])
@@ -35,7 +35,7 @@ def test_store_writes_ticks_and_lob_and_describes_them_in_metadata(tmp_path):
 
 
 def test_metadata_is_current_while_the_store_is_open(tmp_path):
-    with MarketStore(tmp_path, PipelineConfig(fsync_policy="never")) as store:
+    with StoreWriter(tmp_path, PipelineConfig(fsync_policy="never")) as store:
         store.append_ticks(records(10))
         store.write_metadata()
         meta = json.loads((tmp_path / "metadata.json").read_text())
@@ -44,9 +44,9 @@ def test_metadata_is_current_while_the_store_is_open(tmp_path):
 
 def test_reopening_a_store_keeps_counting(tmp_path):
     cfg = PipelineConfig(enable_compression=False, fsync_policy="never")
-    with MarketStore(tmp_path, cfg) as store:
+    with StoreWriter(tmp_path, cfg) as store:
         store.append_ticks(records(10, seed=1))
-    with MarketStore(tmp_path, cfg) as store:
+    with StoreWriter(tmp_path, cfg) as store:
         store.append_ticks(records(5, seed=2))
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["streams"]["ticks"]["records"] == 15
@@ -70,7 +70,7 @@ def _by_stream(wal):
 def test_metadata_counts_records_and_first_last_time_per_stream(tmp_path):
     recs = records(2_000)
     cfg = PipelineConfig(wal_segment_size=64 * 1024, fsync_policy="never")
-    with MarketStore(tmp_path, cfg) as store:
+    with StoreWriter(tmp_path, cfg) as store:
         for b in batches(recs, 100):
             store.append_ticks(b)
         store.append_lob([_book(1), _book(2)])
@@ -91,18 +91,18 @@ def test_metadata_counts_records_and_first_last_time_per_stream(tmp_path):
 def test_per_stream_counts_survive_reopening_and_a_crash(tmp_path):
     cfg = PipelineConfig(wal_segment_size=64 * 1024, fsync_policy="never")
     first, second, third = records(700, seed=1), records(600, seed=2), records(500, seed=3)
-    with MarketStore(tmp_path, cfg) as store:
+    with StoreWriter(tmp_path, cfg) as store:
         for b in batches(first, 100):
             store.append_ticks(b)
-    with MarketStore(tmp_path, cfg) as store:  # counts of earlier segments carried over
+    with StoreWriter(tmp_path, cfg) as store:  # counts of earlier segments carried over
         for b in batches(second, 100):
             store.append_ticks(b)
-    crashed = MarketStore(tmp_path, cfg)
+    crashed = StoreWriter(tmp_path, cfg)
     for b in batches(third, 100):
         crashed.append_ticks(b)
     crashed.ticks.close()  # the process dies: metadata.json still says what the store held
     crashed.lob.close()  # when this run opened it; the next open counts what it cannot trust
-    with MarketStore(tmp_path, cfg):
+    with StoreWriter(tmp_path, cfg):
         pass
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert _by_stream(meta["streams"]["ticks"]) == _truth(first + second + third)
@@ -112,7 +112,7 @@ def test_per_stream_counts_survive_reopening_and_a_crash(tmp_path):
 def test_segments_archived_while_the_store_is_open_leave_the_totals(tmp_path):
     cfg = PipelineConfig(wal_segment_size=64 * 1024, fsync_policy="never")
     recs = records(2_000)
-    with MarketStore(tmp_path / "store", cfg) as store:
+    with StoreWriter(tmp_path / "store", cfg) as store:
         for b in batches(recs, 100):
             store.append_ticks(b)
         first = sorted((tmp_path / "store" / "ticks").glob("segment_*.wal"))[0]

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shriven.config import PipelineConfig
-from shriven.samples import sample_records
-from shriven.wal import METADATA_FILE, MarketStore
+from shriven.sim.samples import sample_records
+from shriven.wal import METADATA_FILE, StoreWriter
 
 
 def ns_fields(doc: object, where: str = "") -> list[tuple[str, dict, str]]:
@@ -27,7 +27,7 @@ def ns_fields(doc: object, where: str = "") -> list[tuple[str, dict, str]]:
 
 
 def test_every_ns_time_has_its_iso_text_beside_it(tmp_path: Path) -> None:
-    with MarketStore(tmp_path, PipelineConfig(fsync_policy="never")) as store:
+    with StoreWriter(tmp_path, PipelineConfig(fsync_policy="never")) as store:
         store.append_ticks(list(sample_records(200)))
     doc = json.loads((tmp_path / METADATA_FILE).read_text())
     fields = ns_fields(doc)

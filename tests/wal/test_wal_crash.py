@@ -12,12 +12,12 @@ import time
 import pytest
 from walcases import status
 
-from shriven.samples import sample_records
+from shriven.sim.samples import sample_records
 from shriven.wal import WalWriter, read_records
 
 WRITER = """
 import itertools, sys
-from shriven.samples import sample_records
+from shriven.sim.samples import sample_records
 from shriven.wal import WalWriter
 directory, compression = sys.argv[1], sys.argv[2] == "1"
 recs = sample_records(200_000, seed=11)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shriven.events import Record
-from shriven.wal import MarketStore, read_records
+from shriven.wal import StoreWriter, read_records
 from shriven.wal.check import check_wal
 
 
@@ -52,6 +52,6 @@ def test_old_store_checks_clean_and_takes_new_appends(wal_fixture: Path, tmp_pat
         assert [r.corrupt_frames for r in reports] == [0]
         assert sum(r.records for r in reports) > 0
     old = list(read_records(store / "ticks"))
-    with MarketStore(store) as s:
+    with StoreWriter(store) as s:
         s.append_ticks(old[:2])
     assert list(read_records(store / "ticks")) == old + old[:2]

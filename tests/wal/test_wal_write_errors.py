@@ -17,7 +17,7 @@ from shriven.wal import WalWriter, read_records
 FILE_SIZE_LIMITED_WRITER = """
 import json, resource, signal, sys
 from shriven.errors import WalError
-from shriven.samples import sample_records
+from shriven.sim.samples import sample_records
 from shriven.wal import WalWriter
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
 resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, resource.RLIM_INFINITY))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shriven.events import Record, Status
-from shriven.samples import sample_records
+from shriven.sim.samples import sample_records
 from shriven.wal import WalWriter, list_segments
 from shriven.wal.format import FRAME_HEADER, FRAME_HEADER_SIZE, SEGMENT_HEADER_SIZE
 

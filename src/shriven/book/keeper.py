@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shriven.book.depth_sync import APPLY, GAP, STALE, DepthSync
 from shriven.book.orderbook import OrderBook
 from shriven.events import (
     KITE_SEGMENT_INDICES,
@@ -16,12 +17,11 @@ from shriven.events import (
     BookSnapshot,
     KiteTick,
     Record,
+    SeqCounter,
     Status,
     StatusKind,
     kite_price_divisor,
 )
-from shriven.feeds.base import SeqCounter
-from shriven.feeds.binance.sync import APPLY, GAP, STALE, DepthSync
 
 __all__ = ["BookKeeper", "KeeperStats"]
 

@@ -18,7 +18,7 @@ from shriven.cli.app import app, settings
 from shriven.cli.wal import wal_app
 from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import Record
-from shriven.feeds.kite.files import atomic_output
+from shriven.files import atomic_output
 from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, verify_books
 from shriven.replay.features_view import render_book
@@ -33,7 +33,7 @@ from shriven.replay.select import (
     require_recorded,
     resolve_each,
 )
-from shriven.replay.store import Store
+from shriven.replay.store import StoreReader
 from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
 
 replay_app = typer.Typer(
@@ -53,7 +53,7 @@ _SKIP_HELP = (
 )
 
 
-def _report_skipped(store: Store, command: str) -> None:
+def _report_skipped(store: StoreReader, command: str) -> None:
     line = store.skipped()
     if line:
         typer.echo(f"{command}: {line}", err=True)
@@ -156,7 +156,7 @@ def replay(
     selection = Selection(
         parse_kinds(kind), venue.lower() if venue else None, keys, described, seen=set()
     )
-    store = Store(_data_dir(data_dir), strict=not skip_damaged)
+    store = StoreReader(_data_dir(data_dir), strict=not skip_damaged)
     for line in described:
         typer.echo(f"replay: --symbol {line}", err=True)
     if note and any("not a Kite name" in d for d in described):
@@ -219,7 +219,7 @@ def replay(
         )
 
 
-def _store_span(store: Store, zone: ZoneInfo) -> str:
+def _store_span(store: StoreReader, zone: ZoneInfo) -> str:
     """Where the store's records are, for a range that found none (wrong date or zone?)."""
     from shriven.wal.check import wal_stats
 
@@ -290,7 +290,7 @@ def book(
     if not text.isdigit() and not text.startswith(("kite:", "binance:")):
         instruments, note = instruments_for(settings().cache_dir, _data_dir(data_dir))
     key = resolve_book_key(text, instruments)
-    store = Store(_data_dir(data_dir), strict=not skip_damaged)
+    store = StoreReader(_data_dir(data_dir), strict=not skip_damaged)
     with scan_gc():
         result = book_at(store, key, at_ns)
     _report_skipped(store, "replay book")
@@ -334,7 +334,7 @@ def verify_books_command(
     """Rebuild every book snapshot from the one before it plus the recorded changes; exit 1 on
     any difference."""
     zone = load_zone(tz or settings().market_tz)
-    store = Store(path, strict=not skip_damaged)
+    store = StoreReader(path, strict=not skip_damaged)
     progress = _verify_progress() if sys.stderr.isatty() else None
     with scan_gc():
         report = verify_books(

@@ -10,7 +10,7 @@ import typer
 from shriven.cli.app import app, settings
 
 if TYPE_CHECKING:
-    from shriven.pipeline.startup import RunOptions
+    from shriven.app.startup import RunOptions
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -104,11 +104,11 @@ def run_command(
             f"{health_port} is not a port: use 1-65535, 0 for a free one or -1 for no server",
             param_hint="--health-port",
         )
-    from shriven.cli.kite import parse_spot_overrides
+    from shriven.cli.kite_commands import parse_spot_overrides
 
     spots = parse_spot_overrides(spot or [])
     # Imported here so other commands start without loading the recorder.
-    from shriven.pipeline.startup import RunOptions, run
+    from shriven.app.startup import RunOptions, run
 
     options = RunOptions(
         venue=venue,  # type: ignore[arg-type]
@@ -142,9 +142,9 @@ def _dry_run(options: RunOptions) -> str:
     """Kite's plan (with --venue kite or all) and the Binance connections (with --venue binance,
     or all when Binance symbols are set), from the settings as `run` resolves them: what `run`
     refuses, the dry run refuses too."""
-    from shriven.cli.kite import dry_run_report
+    from shriven.app.startup import check_data_dir, resolve_settings
+    from shriven.cli.kite_commands import dry_run_report
     from shriven.feeds.binance.feed import BinanceFeedParams, connection_report
-    from shriven.pipeline.startup import check_data_dir, resolve_settings
 
     s = resolve_settings(settings(), options)
     check_data_dir(Path(s.pipeline.data_dir), create=False)

@@ -66,19 +66,3 @@ class FeedAdapter(Protocol):
     async def run(self) -> None:
         """Connect, stream into the sink and reconnect on failure until cancelled."""
         ...
-
-
-class SeqCounter:
-    """Per-stream sequence numbers: one counter per venue feed, starting at 1."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, start: int = 0) -> None:
-        self.value = start
-
-    def next(self) -> int:
-        self.value += 1
-        return self.value
-
-
-now_ns = time.time_ns

@@ -21,17 +21,17 @@ from pathlib import Path
 from shriven.book import BookKeeper
 from shriven.config import PipelineConfig
 from shriven.errors import ShrivenError
-from shriven.events import Status, StatusKind, status_detail
-from shriven.feeds.base import FeedAdapter, FeedStats, SeqCounter
+from shriven.events import SeqCounter, Status, StatusKind, status_detail
+from shriven.feeds.base import FeedAdapter, FeedStats
 from shriven.logging import get_logger
 from shriven.pipeline.health import HealthServer, HealthSources, disk_free
 from shriven.pipeline.lock import DataDirLock
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.monitor import Monitor
 from shriven.pipeline.queue import RecordQueue
+from shriven.pipeline.recorder import RecorderLoop, StoreFactory, wal_config
 from shriven.pipeline.stats import PipelineStats
-from shriven.pipeline.writer import StoreFactory, Writer, wal_config
-from shriven.wal import MarketStore
+from shriven.wal import StoreWriter
 
 log = get_logger("shriven.pipeline")
 
@@ -42,7 +42,7 @@ _FEED_RESTART_MAX_S = 30.0
 
 def default_store_factory(config: PipelineConfig) -> StoreFactory:
     """Open ``config.data_dir`` (recovering it); see writer.py for who fsyncs when."""
-    return lambda: MarketStore(Path(config.data_dir), wal_config(config))
+    return lambda: StoreWriter(Path(config.data_dir), wal_config(config))
 
 
 class Pipeline:
@@ -69,7 +69,7 @@ class Pipeline:
         self.stats = PipelineStats(started_ns=time.time_ns())
         self.metrics = PipelineMetrics()
         self.books = BookKeeper()
-        self.writer = Writer(
+        self.writer = RecorderLoop(
             self.queue,
             open_store or default_store_factory(config),
             self.books,

@@ -25,12 +25,13 @@ from typing import Literal
 from shriven.events import (
     BinanceDepthSnapshot,
     Record,
+    SeqCounter,
     Status,
     StatusKind,
+    now_ns,
     status_detail,
     stream_of,
 )
-from shriven.feeds.base import SeqCounter, now_ns
 from shriven.logging import get_logger
 
 log = get_logger("shriven.pipeline.queue")

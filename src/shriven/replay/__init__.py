@@ -14,13 +14,13 @@ from shriven.replay.reconstruct import (
     reconstruct_lob_from_ticks,
 )
 from shriven.replay.select import Selection, parse_kinds, resolve_symbols
-from shriven.replay.store import Store
+from shriven.replay.store import StoreReader
 
 __all__ = [
     "BookAt",
     "BookState",
     "Selection",
-    "Store",
+    "StoreReader",
     "VerifyReport",
     "book_at",
     "book_states",

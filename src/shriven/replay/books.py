@@ -226,7 +226,7 @@ def verify_books(
     recorded changes in between (or from the daemon's start when it is the first of a run).
 
     ``ticks`` are the tick WAL's records and ``snapshots`` the LOB WAL's, both in write order;
-    ``restarts`` the receive times of the daemon starts in ``ticks`` (Store.restart_times): a
+    ``restarts`` the receive times of the daemon starts in ``ticks`` (StoreReader.restart_times): a
     snapshot belongs to the run that started last before it, and only records of that run can
     be after it (an earlier run's Kite sequence numbers are unrelated)."""
     report = VerifyReport()

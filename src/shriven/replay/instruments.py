@@ -31,7 +31,7 @@ def instruments_for(cache_dir: Path, data_dir: Path) -> tuple[Sequence[Instrumen
     """The cached table plus the instruments the store itself recorded (``instruments.json``,
     which keeps contracts that have since expired out of Kite's dump). None and why when there
     is neither."""
-    from shriven.feeds.kite.recorded import load_recorded
+    from shriven.universe.recorded import load_recorded
 
     cached, note = cached_instruments(cache_dir)
     recorded = load_recorded(Path(data_dir))

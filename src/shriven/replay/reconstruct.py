@@ -18,7 +18,7 @@ from shriven.events import BookSnapshot
 from shriven.replay.books import DEFAULT_MARGIN_NS, BookState, Rebuilder, is_after, is_restart
 from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.select import InstrumentRow, resolve_symbols
-from shriven.replay.store import Store
+from shriven.replay.store import StoreReader
 from shriven.replay.times import load_zone, parse_instant
 
 __all__ = [
@@ -66,7 +66,7 @@ def resolve_book_key(symbol: str | int, instruments: Sequence[InstrumentRow] | N
 
 
 def book_states(
-    store: Store,
+    store: StoreReader,
     key: str,
     start_ns: int | None,
     end_ns: int | None,
@@ -123,7 +123,7 @@ class BookAt:
     changes: int  # recorded changes applied after the snapshot
 
 
-def book_at(store: Store, key: str, at_ns: int, margin_ns: int = DEFAULT_MARGIN_NS) -> BookAt:
+def book_at(store: StoreReader, key: str, at_ns: int, margin_ns: int = DEFAULT_MARGIN_NS) -> BookAt:
     """``key``'s book as it was at ``at_ns``: every change received at or before it."""
     reb = Rebuilder()
     seed = store.snapshot_before(key, at_ns)
@@ -166,7 +166,7 @@ def iter_lob_states(
 
     Times: ns since the epoch, ISO 8601 text or datetimes; no offset = the market zone."""
     tz = market_tz or _market_tz()
-    store = Store(Path(data_dir) if data_dir is not None else _default_data_dir())
+    store = StoreReader(Path(data_dir) if data_dir is not None else _default_data_dir())
     key = resolve_book_key(symbol, instruments)
     return book_states(store, key, to_ns(start, tz), to_ns(end, tz))
 
@@ -184,7 +184,7 @@ def reconstruct_lob_from_ticks(
     book snapshot at or before ``start`` plus the recorded changes. For every state in between
     use :func:`iter_lob_states` with the same arguments."""
     tz = market_tz or _market_tz()
-    store = Store(Path(data_dir) if data_dir is not None else _default_data_dir())
+    store = StoreReader(Path(data_dir) if data_dir is not None else _default_data_dir())
     key = resolve_book_key(symbol, instruments)
     start_ns, end_ns = to_ns(start, tz), to_ns(end, tz)
     if end_ns < start_ns:

@@ -15,14 +15,14 @@ from shriven.replay.ordering import DEFAULT_WINDOW_NS, OrderStats, merge_ordered
 from shriven.replay.select import Selection
 from shriven.wal import WalReader, list_segments, skipped_summary
 
-__all__ = ["Store", "wire_filter"]
+__all__ = ["StoreReader", "wire_filter"]
 
 _HOUR_NS = 3600 * 1_000_000_000
 _STARTED = msgpack.packb("started")
 
 
 @dataclass(slots=True)
-class Store:
+class StoreReader:
     """A data directory. ``ticks``/``lob`` readers accumulate what they opened and skipped;
     ``strict=False`` reads past damaged frames (``--skip-damaged``), see :meth:`skipped`."""
 

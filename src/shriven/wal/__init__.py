@@ -5,7 +5,7 @@ in numbered segment files, with a sparse time index beside each. docs/wal-format
 from shriven.wal.format import FORMAT_VERSION, list_segments, segment_name
 from shriven.wal.index import IndexEntry, load_index
 from shriven.wal.reader import Frame, ReadStats, WalReader, read_records, skipped_summary
-from shriven.wal.store import METADATA_FILE, MarketStore
+from shriven.wal.store import METADATA_FILE, StoreWriter
 from shriven.wal.writer import FSYNC_POLICIES, RecoveryReport, WalWriter, recover
 
 __all__ = [
@@ -14,9 +14,9 @@ __all__ = [
     "METADATA_FILE",
     "Frame",
     "IndexEntry",
-    "MarketStore",
     "ReadStats",
     "RecoveryReport",
+    "StoreWriter",
     "WalReader",
     "WalWriter",
     "list_segments",

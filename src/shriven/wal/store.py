@@ -1,4 +1,4 @@
-"""``MarketStore``: the two WALs of a data directory and its ``metadata.json``.
+"""``StoreWriter``: the two WALs of a data directory and its ``metadata.json``.
 
 ``data_dir/ticks/`` holds every record received; ``data_dir/lob/`` holds book snapshots.
 ``metadata.json`` is rewritten atomically (temp file, fsync, rename, fsync of the directory) when
@@ -271,7 +271,7 @@ def write_json_atomically(path: Path, document: dict[str, object]) -> None:
     _fsync_dir(path.parent)
 
 
-class MarketStore:
+class StoreWriter:
     """Opens ``ticks`` and ``lob`` writers under ``data_dir`` with the pipeline's WAL settings."""
 
     def __init__(self, data_dir: str | os.PathLike[str], config: PipelineConfig | None = None):
@@ -367,7 +367,7 @@ class MarketStore:
         finally:
             self.write_metadata()
 
-    def __enter__(self) -> MarketStore:
+    def __enter__(self) -> StoreWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

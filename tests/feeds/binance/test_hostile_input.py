@@ -20,6 +20,8 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from shriven.app.simulators import Simulators
+from shriven.app.startup import add_binance
 from shriven.book import BookKeeper
 from shriven.config import Settings
 from shriven.events import (
@@ -41,10 +43,8 @@ from shriven.feeds.binance.parse import (
     record_ok,
 )
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.simulators import Simulators
-from shriven.pipeline.startup import add_binance
-from shriven.pipeline.writer import wal_config
-from shriven.wal import MarketStore, read_records
+from shriven.pipeline.recorder import wal_config
+from shriven.wal import StoreWriter, read_records
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "binance"
 BTC = FIX / "hftbacktest_spot_btcusdt_20240808"
@@ -349,7 +349,7 @@ async def _record_with_hostile_input(tmp: Path, texts: list[str]) -> None:
     assert sim is not None
     sim.interval = 0.01
     cfg = cfg_settings.pipeline
-    p = Pipeline(cfg, open_store=lambda: MarketStore(cfg.data_dir, wal_config(cfg)), health_port=0)
+    p = Pipeline(cfg, open_store=lambda: StoreWriter(cfg.data_dir, wal_config(cfg)), health_port=0)
     add_binance(p, cfg_settings)
     await p.start()
     feed = p.feeds[0]

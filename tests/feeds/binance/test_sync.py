@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shriven.feeds.binance.sync import APPLY, BUFFERED, GAP, STALE, DepthSync
+from shriven.book.depth_sync import APPLY, BUFFERED, GAP, STALE, DepthSync
 
 
 def test_official_algorithm_buffer_snapshot_first_event_then_strict_sequence() -> None:

@@ -30,7 +30,7 @@ from shriven.feeds.kite.auth import (
 )
 from shriven.logging import configure_logging, get_logger
 from shriven.sim.background import simulator_thread
-from shriven.sim.kite import KiteSimulator
+from shriven.sim.kite_rest import KiteSimulator
 
 IST = ZoneInfo("Asia/Kolkata")
 

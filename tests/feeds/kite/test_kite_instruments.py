@@ -32,8 +32,8 @@ from shriven.feeds.kite.instruments import (
     to_csv,
 )
 from shriven.sim.background import simulator_thread
-from shriven.sim.kite import KiteSimulator
 from shriven.sim.kite_instruments import generate_instruments
+from shriven.sim.kite_rest import KiteSimulator
 
 IST = ZoneInfo("Asia/Kolkata")
 TODAY = date(2026, 11, 27)

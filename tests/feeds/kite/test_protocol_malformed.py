@@ -11,8 +11,8 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shriven.events import KiteTick, StatusKind
-from shriven.feeds.base import FeedStats, SeqCounter
+from shriven.events import KiteTick, SeqCounter, StatusKind
+from shriven.feeds.base import FeedStats
 from shriven.feeds.kite.protocol import (
     encode_message,
     encode_packet,

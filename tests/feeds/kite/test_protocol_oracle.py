@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from kiteconnect import KiteTicker
 
-from shriven.events import KiteTick, kite_price_divisor
-from shriven.feeds.base import FeedStats, SeqCounter
+from shriven.events import KiteTick, SeqCounter, kite_price_divisor
+from shriven.feeds.base import FeedStats
 from shriven.feeds.kite.protocol import encode_message, encode_packet, parse_message
 
 # Segment codes from kiteconnect's own map, so a change there shows up here.

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from shriven.feeds.kite.instruments import Instrument
-from shriven.feeds.kite.recorded import RECORDED_FILE, load_recorded, record_instruments
+from shriven.universe.recorded import RECORDED_FILE, load_recorded, record_instruments
 
 
 def row(token: int, symbol: str, expiry: date | None = None) -> Instrument:

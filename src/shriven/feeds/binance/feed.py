@@ -20,10 +20,19 @@ from typing import Final
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from shriven.book.depth_sync import BUFFERED, GAP, DepthSync
 from shriven.config import Settings
 from shriven.errors import ConfigError
-from shriven.events import BinanceDepth, Record, Status, StatusKind, status_detail
-from shriven.feeds.base import FeedStats, RecordSink, SeqCounter, now_ns
+from shriven.events import (
+    BinanceDepth,
+    Record,
+    SeqCounter,
+    Status,
+    StatusKind,
+    now_ns,
+    status_detail,
+)
+from shriven.feeds.base import FeedStats, RecordSink
 from shriven.feeds.binance.parse import (
     BinanceMessageError,
     ServerShutdown,
@@ -31,7 +40,6 @@ from shriven.feeds.binance.parse import (
     parse_message,
 )
 from shriven.feeds.binance.rest import SnapshotClient
-from shriven.feeds.binance.sync import BUFFERED, GAP, DepthSync
 from shriven.logging import get_logger
 
 __all__ = [

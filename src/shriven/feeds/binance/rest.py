@@ -10,7 +10,7 @@ from collections.abc import Callable
 import aiohttp
 
 from shriven.errors import VenueError
-from shriven.feeds.base import now_ns
+from shriven.events import now_ns
 from shriven.logging import get_logger
 
 __all__ = ["SnapshotClient", "venue_message"]

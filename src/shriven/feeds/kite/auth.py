@@ -37,13 +37,13 @@ from kiteconnect import exceptions as kex
 
 from shriven.config import Settings
 from shriven.errors import CredentialsError, LoginError, LoginRefusedError, VenueError
-from shriven.feeds.kite.files import atomic_write
 from shriven.feeds.kite.login import (
     CREDENTIAL_FIELDS,
     KiteCredentials,
     exchange_request_token,
     web_login,
 )
+from shriven.files import atomic_write
 from shriven.logging import get_logger
 
 __all__ = [

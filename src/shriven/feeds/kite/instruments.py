@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import requests
 
 from shriven.errors import InstrumentsError
-from shriven.feeds.kite.files import atomic_write
+from shriven.files import atomic_write
 from shriven.logging import get_logger
 
 log = get_logger(__name__)

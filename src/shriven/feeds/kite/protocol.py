@@ -17,8 +17,8 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from shriven.events import KiteTick, Status, StatusKind
-from shriven.feeds.base import FeedStats, SeqCounter
+from shriven.events import KiteTick, SeqCounter, Status, StatusKind
+from shriven.feeds.base import FeedStats
 from shriven.logging import get_logger
 
 __all__ = [

@@ -29,8 +29,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from shriven.errors import CredentialsError, TickerLimitError
-from shriven.events import KITE_MODES, Status, StatusKind, status_detail
-from shriven.feeds.base import FeedStats, RecordSink, SeqCounter, now_ns
+from shriven.events import KITE_MODES, SeqCounter, Status, StatusKind, now_ns, status_detail
+from shriven.feeds.base import FeedStats, RecordSink
 from shriven.feeds.kite.instruments import INSTRUMENT_CLASSES, instrument_class
 from shriven.feeds.kite.protocol import (
     MAX_CONNECTIONS_PER_KEY,

@@ -21,7 +21,6 @@ from shriven.errors import ShrivenError
 from shriven.events import kite_price_divisor
 from shriven.feeds.kite.auth import KiteAuth, require_credentials
 from shriven.feeds.kite.instruments import load_instruments, next_refresh_at
-from shriven.feeds.kite.recorded import record_instruments
 from shriven.feeds.kite.spot import kite_ltp
 from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.logging import get_logger
@@ -33,8 +32,9 @@ from shriven.universe import (
     qualified_symbol,
     update_plan,
 )
+from shriven.universe.recorded import record_instruments
 
-log = get_logger("shriven.pipeline.kite")
+log = get_logger("shriven.app.kite_universe")
 
 _CHECK_EVERY_S = 2.0
 _REFRESH_RETRY_S = 300.0

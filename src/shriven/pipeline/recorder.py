@@ -32,27 +32,27 @@ from shriven.events import (
     BinanceTrade,
     KiteTick,
     Record,
+    SeqCounter,
     Status,
     StatusKind,
     encode_record,
     stream_of,
 )
-from shriven.feeds.base import SeqCounter
 from shriven.logging import get_logger
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.queue import RecordQueue
 from shriven.pipeline.stats import PipelineStats
 from shriven.pipeline.validate import check_record
-from shriven.wal import MarketStore
+from shriven.wal import StoreWriter
 
-log = get_logger("shriven.pipeline.writer")
+log = get_logger("shriven.pipeline.recorder")
 
 _SNAPSHOT_GRACE_S = 0.25  # wait this long past a boundary for records stamped before it
 _IDLE_TICK_S = 0.5
 _WAL_RETRY_S = 1.0
 _SHUTDOWN_WAL_ATTEMPTS = 5
 
-StoreFactory = Callable[[], MarketStore]
+StoreFactory = Callable[[], StoreWriter]
 _WAL_TIMER_OFF_MS = 24 * 3600 * 1000
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ def wal_config(config: PipelineConfig) -> PipelineConfig:
     )
 
 
-class Writer:
+class RecorderLoop:
     def __init__(
         self,
         queue: RecordQueue,
@@ -83,7 +83,7 @@ class Writer:
         self.metrics = metrics
         self.stats = stats
         self._open_store = open_store
-        self._store: MarketStore | None = None
+        self._store: StoreWriter | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shriven-wal")
         self._interval_ns = config.snapshot_interval_secs * 1_000_000_000
         self._next_snapshot_ns = 0

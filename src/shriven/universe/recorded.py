@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from shriven.feeds.kite.files import atomic_write
 from shriven.feeds.kite.instruments import COLUMNS, Instrument
+from shriven.files import atomic_write
 
 __all__ = ["RECORDED_FILE", "load_recorded", "record_instruments"]
 

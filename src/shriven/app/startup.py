@@ -22,7 +22,7 @@ from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.memory import fix_mmap_threshold
 
-log = get_logger("shriven.pipeline.startup")
+log = get_logger("shriven.app.startup")
 
 Venue = Literal["kite", "binance", "all"]
 
@@ -104,7 +104,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
     fix_mmap_threshold()
     async with contextlib.AsyncExitStack() as stack:
         if options.sim:
-            from shriven.pipeline.simulators import start_simulators
+            from shriven.app.simulators import start_simulators
 
             settings = await start_simulators(stack, settings, options)
         settings = resolve_settings(settings, options)
@@ -128,7 +128,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         )
         pipeline.lock_store()  # before logging in: a second recorder fails at once
         if "kite" in wanted:
-            from shriven.pipeline.kite import add_kite
+            from shriven.app.kite_universe import add_kite
 
             try:
                 await add_kite(pipeline, settings, options.spots)
@@ -145,7 +145,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
 
 
 def add_binance(pipeline: Pipeline, settings: Settings) -> None:
-    from shriven.feeds.binance import BinanceFeed
+    from shriven.feeds.binance.feed import BinanceFeed
 
     feed = BinanceFeed(settings, settings.binance_symbols, pipeline.queue)
     pipeline.add_feed(feed)

@@ -18,9 +18,9 @@ from shriven.config import Settings
 from shriven.logging import get_logger
 
 if TYPE_CHECKING:
-    from shriven.pipeline.startup import RunOptions
+    from shriven.app.startup import RunOptions
     from shriven.sim.binance import BinanceSimulator
-    from shriven.sim.kite import KiteSimulator
+    from shriven.sim.kite_rest import KiteSimulator
     from shriven.sim.kite_ticker import KiteTickerSimulator
 
 log = get_logger("shriven.pipeline.sim")
@@ -65,7 +65,7 @@ class Simulators:
         await self._stack.aclose()
 
     async def _start_kite(self, rate: float, keep_ledger: bool) -> dict[str, object]:
-        from shriven.sim.kite import KiteSimulator, SimAccount
+        from shriven.sim.kite_rest import KiteSimulator, SimAccount
         from shriven.sim.kite_ticker import KiteTickerSimulator
 
         account = SimAccount()
@@ -145,7 +145,7 @@ async def start_simulators(
     stack: contextlib.AsyncExitStack, settings: Settings, options: RunOptions
 ) -> Settings:
     """Start the simulators the chosen venues need (stopped when ``stack`` closes)."""
-    from shriven.pipeline.startup import venues
+    from shriven.app.startup import venues
 
     sims = Simulators()
     stack.push_async_callback(sims.stop)
