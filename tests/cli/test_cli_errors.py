@@ -97,6 +97,19 @@ def test_a_data_dir_inside_a_file_is_refused_before_anything_starts(tmp_path: Pa
         assert "which is a file" in str(result.exception) or "it is a file" in str(result.exception)
 
 
+def test_a_wal_directory_that_is_a_file_is_refused_like_the_data_dir(tmp_path: Path) -> None:
+    market = tmp_path / "market"
+    market.mkdir()
+    (market / "ticks").write_text("not a directory")
+    for args in ([*BINANCE, "--data-dir", str(market)], ["run", *SIM, "--data-dir", str(market)]):
+        done = _process(tmp_path, *args)
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()[-1:]
+        assert line.startswith(f"shriven: error: cannot record into {market}: ")
+        assert f"{market / 'ticks'} is a file" in line and "Errno" not in line, line
+    assert (market / "ticks").read_text() == "not a directory"
+
+
 def test_dry_run_refuses_the_data_dir_run_refuses(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     args = ["run", "--dry-run", "--venue", "binance", "--symbols", "BTCUSDT"]

@@ -239,6 +239,35 @@ async def test_a_full_disk_keeps_naming_its_root_cause_until_a_write_succeeds(
         await p.shutdown()
 
 
+async def test_a_disk_still_full_at_shutdown_names_the_disk_in_the_exit_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Giving up at shutdown names the root cause (the full disk), not the last retry's
+    'the tick WAL is not open'."""
+    from structlog.testing import capture_logs
+
+    cfg = PipelineConfig(data_dir=tmp_path / "market")  # type: ignore[call-arg]
+    p = Pipeline(cfg, health_port=0)
+    feed = ManualFeed("binance", p)
+    p.add_feed(feed)
+    set_full = full_disk_under(monkeypatch, tmp_path)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        await wait_for(lambda: p.stats.records_written >= 1)
+        set_full(True)
+        await feed.trade()
+        await wait_for(lambda: p.stats.wal_errors >= 3)
+        with capture_logs() as logs:
+            await p.shutdown()
+    finally:
+        set_full(False)
+    assert p.exit_code == 1
+    (failed,) = [e for e in logs if e["event"] == "writer failed"]
+    assert "gave up writing" in failed["error"], failed
+    assert "the disk is full" in failed["error"] and "at byte" in failed["error"], failed
+
+
 async def test_metrics_are_prometheus_text_with_the_pipeline_and_feed_series(
     tmp_path: Path,
 ) -> None:

@@ -88,6 +88,19 @@ def test_a_path_that_is_not_a_store_exits_2_not_the_damage_code(tmp_path, comman
         assert out.stderr.startswith("shriven: error: ") and out.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("command", ["check", "stats"])
+def test_a_store_whose_wal_directories_hold_no_segment_exits_2_not_ok(store, command):
+    # every segment archived from the front, or a start that failed before the first segment
+    for directory in (store / "ticks", store / "lob"):
+        for path in segments(directory):
+            path.unlink()
+        for index in directory.glob("*.idx"):
+            index.unlink()
+    out = shriven("wal", command, str(store))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.startswith("shriven: error: no WAL segments") and out.stderr.count("\n") == 1
+
+
 def test_a_segment_file_instead_of_a_directory_says_which_directory_to_give(store):
     segment = segments(store / "ticks")[0]
     out = shriven("wal", "stats", str(segment))

@@ -61,6 +61,12 @@ def check_data_dir(path: Path, *, create: bool) -> None:
     target = path if path.is_dir() else existing
     if not os.access(target, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot record into {path}: {target} is not writable; {fix}")
+    for name in ("ticks", "lob"):  # the WAL directories a writer opens (wal.store)
+        wal_dir = path / name
+        if wal_dir.exists() and not wal_dir.is_dir():
+            raise ConfigError(f"cannot record into {path}: {wal_dir} is a file; {fix}")
+        if wal_dir.is_dir() and not os.access(wal_dir, os.W_OK | os.X_OK):
+            raise ConfigError(f"cannot record into {path}: {wal_dir} is not writable; {fix}")
 
 
 def venues(option: Venue) -> tuple[str, ...]:

@@ -199,8 +199,11 @@ class RecorderLoop:
                     continue
                 failures += 1
                 if self.queue.finished and failures >= _SHUTDOWN_WAL_ATTEMPTS:
+                    # the root cause (a full disk), not the last retry's "WAL is not open"
+                    cause = self.stats.wal_error or str(exc)
                     raise WalError(
-                        f"gave up writing {len(batch) + len(self.queue)} records at shutdown: {exc}"
+                        f"gave up writing {len(batch) + len(self.queue)} records at shutdown: "
+                        f"{cause}"
                     ) from exc
                 await self._wal_failed(exc)
             fut = asyncio.get_running_loop().run_in_executor(self._pool, self._append_ticks, batch)

@@ -64,8 +64,13 @@ def wal_directories(path: Path) -> list[tuple[str, Path]]:
             f"{path} is a file: give the directory holding it ({path.parent}) or the store"
         )
     streams = [(name, path / name) for name in STORE_STREAMS if (path / name).is_dir()]
-    if streams:
+    if streams and any(list_segments(d) or any(d.glob("*.wal.damaged")) for _name, d in streams):
         return streams
+    if streams:  # ticks/ and lob/ but no segment: nothing recorded yet, or all archived
+        raise NotAStoreError(
+            f"no WAL segments in {', '.join(str(d) for _n, d in streams)} yet: nothing to check; "
+            "give a store the recorder has written to"
+        )
     if list_segments(path):
         return [(path.name or str(path), path)]
     raise NotAStoreError(

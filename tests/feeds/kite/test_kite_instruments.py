@@ -125,6 +125,17 @@ def test_cache_round_trip_with_metadata(tmp_path: Path, generated) -> None:
     ]  # no temporary files left behind
 
 
+def test_cache_files_are_mode_0644_whatever_the_umask(tmp_path: Path, generated) -> None:
+    """README: public market data other accounts (a replay user) may read; tokens stay 0600."""
+    old = os.umask(0o077)
+    try:
+        save_cache(tmp_path, generated, "src", datetime.now(UTC))
+    finally:
+        os.umask(old)
+    for path in cache_paths(tmp_path):
+        assert oct(path.stat().st_mode & 0o777) == "0o644", path
+
+
 def test_corrupt_cache_is_detected(tmp_path: Path, generated) -> None:
     save_cache(tmp_path, generated, "src", datetime.now(UTC))
     data_path, _ = cache_paths(tmp_path)
