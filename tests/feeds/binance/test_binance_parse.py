@@ -208,3 +208,11 @@ def test_snapshot_answer_outside_the_schema_is_bad_snapshot(body: bytes) -> None
 def test_a_rest_error_answer_becomes_a_bounded_message(body: bytes) -> None:
     text = venue_message(body)
     assert 0 < len(text) <= 200
+
+
+# Python's "$" also matches before a final newline: "1.0\n" passed msgspec's pattern check.
+@pytest.mark.parametrize("raw", [_trade(p="1.0\n"), _trade(q="2\n"), _trade(s="BTCUSDT\n")])
+def test_a_trailing_newline_is_not_part_of_a_decimal_or_symbol(raw: str) -> None:
+    with pytest.raises(BinanceMessageError) as info:
+        parse_message(raw, 0, 0)
+    assert info.value.kind == "bad_trade"
