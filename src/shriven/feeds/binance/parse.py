@@ -74,6 +74,7 @@ ERROR_KINDS: Final = frozenset(
 )
 
 _DECIMAL_RE: Final = re.compile(DECIMAL_PATTERN)
+_DEPTH_SUFFIXES: Final = frozenset({"@depth@100ms", "@depth@1000ms"})  # the documented speeds
 
 Int64 = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 Decimal = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
@@ -229,7 +230,9 @@ def parse_message(
         stream = msg.stream
         low = data.s.lower()
         if type(data) is _Depth:
-            ok = stream == low + "@depth" or stream.startswith(low + "@depth@")
+            ok = stream == low + "@depth" or (
+                stream.startswith(low) and stream[len(low) :] in _DEPTH_SUFFIXES
+            )
         else:
             ok = stream == low + "@trade"
         if not ok:
