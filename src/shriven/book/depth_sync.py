@@ -41,8 +41,9 @@ DEFAULT_MAX_BUFFER: Final = 10_000
 MAX_ID_JUMP: Final = 10**9
 # A live book whose diffs keep arriving "stale" (u <= its update id) had its id pushed ahead of
 # the stream (a diff or snapshot with ids within MAX_ID_JUMP but not genuine): it would stay
-# valid and frozen until the stream caught up, hours at BTCUSDT's rate. A genuine stream is only
-# stale while it lags behind a fresh snapshot (reader backlog): this many in a row is a gap.
+# valid and frozen until the stream caught up, hours at BTCUSDT's rate. Once a diff continued
+# the book a genuine stream is never stale: this many in a row is a gap. Right after a snapshot
+# the reader's backlog is stale, so there the limit is 100 times this.
 MAX_STALE_RUN: Final = 100
 
 
@@ -109,7 +110,9 @@ class DepthSync(Generic[T]):
             return GAP
         if last_id <= last:
             self._stale_run += 1
-            if self._stale_run < MAX_STALE_RUN:
+            # Before a diff has continued a fresh snapshot, stale diffs are the reader's backlog
+            # (the snapshot was taken ahead of it): allow far more of them.
+            if self._stale_run < (MAX_STALE_RUN * 100 if self._first else MAX_STALE_RUN):
                 return STALE
             self.live = False
             self.buffer.clear()
