@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from shriven.book import BookKeeper, OrderBook
+from shriven.book.depth_sync import MAX_STALE_RUN
 from shriven.events import (
     BinanceDepth,
     BinanceDepthSnapshot,
@@ -171,3 +174,32 @@ def test_restore_from_a_saved_snapshot_continues_like_the_live_keeper() -> None:
     kite = BookSnapshot(5, 1, "kite", "256265", 9, ((100.5, 3.0),), ((101.0, 2.0),))
     replay.restore(kite)
     assert replay.book("kite:256265").levels() == ([(100.5, 3.0)], [(101.0, 2.0)])
+
+
+# A diff or snapshot whose ids ran ahead of the stream (yet within MAX_ID_JUMP) left the book
+# valid and frozen: every genuine diff after it was "stale", for hours at BTCUSDT's id rate.
+@pytest.mark.parametrize("how", ["diff", "snapshot"])
+def test_a_book_whose_id_ran_ahead_of_the_stream_resyncs_instead_of_freezing(how: str) -> None:
+    k = BookKeeper()
+    k.apply(snap(10))
+    k.apply(diff(11, 11))
+    ahead = 5 * 10**8
+    k.apply(diff(12, ahead) if how == "diff" else snap(ahead))
+    assert k.is_valid(KEY)  # nothing yet tells it from a genuine message
+    run = MAX_STALE_RUN if how == "diff" else MAX_STALE_RUN * 100  # a snapshot may lead
+    for u in range(12, 12 + run):  # the genuine stream goes on
+        k.apply(diff(u, u))
+    assert not k.is_valid(KEY) and k.stats.gaps == 1
+    k.apply(snap(12 + run))
+    k.apply(diff(13 + run, 13 + run, bids=[("99.0", "1")]))
+    assert k.is_valid(KEY) and k.book(KEY).bids[99.0] == 1.0
+
+
+def test_a_stream_lagging_behind_its_snapshot_is_not_a_gap() -> None:
+    k = BookKeeper()
+    lag = MAX_STALE_RUN * 100 - 1
+    k.apply(snap(20_000))
+    for u in range(20_001 - lag, 20_001):  # read late, older than the snapshot
+        k.apply(diff(u, u))
+    k.apply(diff(20_001, 20_001))
+    assert k.is_valid(KEY) and k.stats.gaps == 0 and k.stats.stale == lag

@@ -100,3 +100,8 @@ def test_a_valid_book_is_always_the_true_book_at_its_update_id(story: tuple) -> 
     bids = sorted(((float(p), float(q)) for (s, p), q in truth.items() if s == "b"), reverse=True)
     asks = sorted((float(p), float(q)) for (s, p), q in truth.items() if s == "a")
     assert keeper.book(KEY).levels() == (bids, asks)
+    # And the diff that continues it keeps it valid and applied: a keeper that dropped every
+    # book on its next diff would otherwise pass, its states after diffs all invalid.
+    keeper.apply(BinanceDepth(0, 0, "T", now + 1, now + 1, 0, (("9", "7"),), ()))
+    assert keeper.is_valid(KEY) and keeper.book(KEY).update_id == now + 1
+    assert keeper.book(KEY).levels() == (sorted([*bids, (9.0, 7.0)], reverse=True), asks)

@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from shriven.config import PipelineConfig
 from shriven.events import (
     BinanceDepth,
@@ -110,8 +112,11 @@ async def test_every_record_reaches_the_wal_once_in_order_between_start_and_stop
     assert (cfg.data_dir / "metadata.json").is_file()
 
 
+# paced: each record arrives at its stamp, so the one on boundary B comes alone; backlog: all at
+# once, so one batch spans B and the recorder must split it after, not before, the record at B.
+@pytest.mark.parametrize("paced", [True, False], ids=["paced", "backlog"])
 async def test_snapshots_are_aligned_to_the_interval_and_hold_the_books_at_that_instant(
-    tmp_path: Path,
+    tmp_path: Path, paced: bool
 ) -> None:
     cfg = config(tmp_path, snapshot_interval_secs=1)
     p = Pipeline(cfg, health_port=None)
@@ -148,7 +153,7 @@ async def test_snapshots_are_aligned_to_the_interval_and_hold_the_books_at_that_
             self.done.set()
             await asyncio.Event().wait()
 
-    feed = PacedFeed(p, recs)
+    feed = PacedFeed(p, recs) if paced else ListFeed(p, recs)
     p.add_feed(feed)
     await run_until(p, feed, extra_s=0.5)
     snaps = [r for r in read_records(cfg.data_dir / "lob") if isinstance(r, BookSnapshot)]

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from shriven.cli import app
 from shriven.cli.app import settings
 from shriven.errors import NotRecordedError, ReplayError
-from shriven.events import Record
+from shriven.events import Record, Status
+from shriven.replay.ordering import paced
 
 from .synth import (
     BANK_FUT,
@@ -132,6 +133,23 @@ def test_speed_paces_the_output(store: tuple[Path, list[Record], Session]) -> No
     paced = _replay(data_dir, "--start", START, "--end", end, "--format", "jsonl", "--speed", "20")
     assert paced.exit_code == 0, paced.output
     assert paced.stdout == fast.stdout
+
+
+def test_paced_emits_each_record_at_its_recorded_offset_divided_by_the_speed() -> None:
+    # The CLI test above can only bound the time loosely; here the clock is exact.
+    now = [100.0]
+    emitted: list[tuple[int, float]] = []
+
+    def sleep(s: float) -> None:
+        assert s > 0
+        now[0] += s
+
+    recs = [Status(t * 10**9, i, "system", "started", "", "{}") for i, t in enumerate([0, 1, 1, 4])]
+    for r in paced(recs, 2.0, clock=lambda: now[0], sleep=sleep):
+        emitted.append((r.seq, now[0]))
+        now[0] += 0.1  # the consumer's own time counts towards the wait
+    assert [seq for seq, _ in emitted] == [0, 1, 2, 3]
+    assert [t for _, t in emitted] == pytest.approx([100.0, 100.5, 100.6, 102.0])
 
 
 def test_speed_takes_the_recorded_span_divided_by_the_factor(

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
-__all__ = ["APPLY", "BUFFERED", "GAP", "STALE", "DepthSync", "SnapshotResult"]
+__all__ = ["APPLY", "BUFFERED", "GAP", "MAX_STALE_RUN", "STALE", "DepthSync", "SnapshotResult"]
 
 T = TypeVar("T")
 
@@ -39,6 +39,12 @@ DEFAULT_MAX_BUFFER: Final = 10_000
 # genuine: it is a gap and a resync, never applied (one u of 2**62 would freeze the book, every
 # later diff being "stale"), never kept at the head of the buffer.
 MAX_ID_JUMP: Final = 10**9
+# A live book whose diffs keep arriving "stale" (u <= its update id) had its id pushed ahead of
+# the stream (a diff or snapshot with ids within MAX_ID_JUMP but not genuine): it would stay
+# valid and frozen until the stream caught up, hours at BTCUSDT's rate. Once a diff continued
+# the book a genuine stream is never stale: this many in a row is a gap. Right after a snapshot
+# the reader's backlog is stale, so there the limit is 100 times this.
+MAX_STALE_RUN: Final = 100
 
 
 @dataclass(slots=True)
@@ -56,12 +62,21 @@ class SnapshotResult(Generic[T]):
 class DepthSync(Generic[T]):
     """One symbol's synchronisation state (``live`` True once a snapshot has been accepted)."""
 
-    __slots__ = ("_first", "buffer", "buffer_dropped", "last_update_id", "live", "max_buffer")
+    __slots__ = (
+        "_first",
+        "_stale_run",
+        "buffer",
+        "buffer_dropped",
+        "last_update_id",
+        "live",
+        "max_buffer",
+    )
 
     def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.live = False
         self.last_update_id = 0
         self._first = False  # next applied event is the first after a snapshot
+        self._stale_run = 0  # stale diffs in a row while live
         self.buffer: deque[tuple[int, int, T]] = deque()
         self.max_buffer = max_buffer
         self.buffer_dropped = 0  # oldest buffered events evicted because the buffer was full
@@ -94,7 +109,16 @@ class DepthSync(Generic[T]):
             self.buffer.clear()
             return GAP
         if last_id <= last:
-            return STALE
+            self._stale_run += 1
+            # Before a diff has continued a fresh snapshot, stale diffs are the reader's backlog
+            # (the snapshot was taken ahead of it): allow far more of them.
+            if self._stale_run < (MAX_STALE_RUN * 100 if self._first else MAX_STALE_RUN):
+                return STALE
+            self.live = False
+            self.buffer.clear()
+            self._buffer(first_id, last_id, item)
+            return GAP
+        self._stale_run = 0
         if first_id == last + 1 or (self._first and first_id <= last + 1):
             self.last_update_id = last_id
             self._first = False
@@ -116,6 +140,7 @@ class DepthSync(Generic[T]):
         self.live = True
         self.last_update_id = last_update_id
         self._first = True
+        self._stale_run = 0
         pending = list(buf)
         buf.clear()
         result: SnapshotResult[T] = SnapshotResult(True, dropped=dropped)
@@ -136,6 +161,7 @@ class DepthSync(Generic[T]):
         self.live = True
         self.last_update_id = last_update_id
         self._first = True
+        self._stale_run = 0
         self.buffer.clear()
 
     def invalidate(self) -> bool:

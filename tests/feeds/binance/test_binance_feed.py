@@ -23,6 +23,7 @@ from shriven.events import (
     encode_batch,
 )
 from shriven.feeds.binance.feed import (
+    MAX_MESSAGE_BYTES,
     BinanceFeed,
     BinanceFeedParams,
     build_binance_feed,
@@ -360,6 +361,28 @@ async def test_an_unexpected_exception_restarts_the_connection_not_the_feed() ->
         await caught_up(sim, sink, "books after the restart")
         assert not task.done()
         assert feed.stats.errors_by_kind.get("internal_error") == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sim.stop()
+    assert_books_equal_truth(sim, sink.records)
+
+
+async def test_a_frame_over_the_size_limit_is_a_reconnect_not_unbounded_memory() -> None:
+    # max_size=None let one frame of any size be buffered whole: a broken proxy could send GBs.
+    sim = BinanceSimulator(SYMBOLS, seed=6, interval_ms=20)
+    await sim.start()
+    sink = ListSink()
+    feed = BinanceFeed(fast_params(sim), SYMBOLS, sink, rng=random.Random(1))
+    task = asyncio.create_task(feed.run())
+    try:
+        await caught_up(sim, sink, "initial books")
+        connections = feed.stats.connections
+        sim.send_raw(['{"x":"' + "a" * MAX_MESSAGE_BYTES + '"}'])
+        await wait_for(lambda: feed.stats.connections > connections, "the reconnect")
+        await caught_up(sim, sink, "books after the reconnect")
+        assert feed.stats.errors_by_kind.get("message_too_large", 0) >= 1
+        assert not task.done()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

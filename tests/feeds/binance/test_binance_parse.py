@@ -208,3 +208,25 @@ def test_snapshot_answer_outside_the_schema_is_bad_snapshot(body: bytes) -> None
 def test_a_rest_error_answer_becomes_a_bounded_message(body: bytes) -> None:
     text = venue_message(body)
     assert 0 < len(text) <= 200
+
+
+# Python's "$" also matches before a final newline: "1.0\n" passed msgspec's pattern check.
+@pytest.mark.parametrize("raw", [_trade(p="1.0\n"), _trade(q="2\n"), _trade(s="BTCUSDT\n")])
+def test_a_trailing_newline_is_not_part_of_a_decimal_or_symbol(raw: str) -> None:
+    with pytest.raises(BinanceMessageError) as info:
+        parse_message(raw, 0, 0)
+    assert info.value.kind == "bad_trade"
+
+
+# Binance's diff streams are <symbol>@depth and <symbol>@depth@100ms (or @1000ms): anything
+# after "@depth@" was taken as a depth stream.
+@pytest.mark.parametrize("stream", ["btcusdt@depth@zzz", "btcusdt@depth@", "btcusdt@depth@1s@x"])
+def test_a_depth_stream_name_with_an_unknown_speed_is_a_mismatch(stream: str) -> None:
+    with pytest.raises(BinanceMessageError) as info:
+        parse_message(_diff(stream=stream), 0, 0, frozenset({"BTCUSDT"}))
+    assert info.value.kind == "stream_mismatch"
+
+
+def test_the_documented_depth_stream_names_parse() -> None:
+    for stream in ("btcusdt@depth", "btcusdt@depth@100ms", "btcusdt@depth@1000ms"):
+        assert type(parse_message(_diff(stream=stream), 0, 0)) is BinanceDepth

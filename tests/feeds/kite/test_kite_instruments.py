@@ -299,3 +299,25 @@ def test_a_cache_from_another_api_is_neither_fresh_nor_a_fallback(tmp_path: Path
         other.truncate_dump = True  # the refresh fails: the other API's cache is no fallback
         with pytest.raises(InstrumentsError, match="cut short"):
             load_instruments(tmp_path, other_url)
+
+
+# csv refuses a field over 128 KiB with csv.Error, which is not an InstrumentsError: it escaped
+# the refresh job's handler (so no retry within minutes) and `instruments fetch` (a traceback).
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 10_000_000 + "\n1\n",  # a header that is one huge field
+        ",".join(COLUMNS) + '\n1,2,"' + "y" * 200_000 + '",n,0,,0,0.05,1,EQ,NSE,NSE\n',
+        ",".join(COLUMNS) + '\n1,2,"unterminated' + "z" * 200_000,
+    ],
+)
+def test_a_dump_with_a_huge_field_is_refused_with_one_bounded_line(text: str) -> None:
+    with pytest.raises(InstrumentsError) as info:
+        parse_instruments_csv(text)
+    assert len(str(info.value)) < 500 and "shriven instruments fetch --force" in str(info.value)
+
+
+def test_a_header_without_the_columns_is_named_within_bounds() -> None:
+    with pytest.raises(InstrumentsError) as info:
+        parse_instruments_csv(",".join(["h" * 1000] * 100) + "\n1\n")
+    assert len(str(info.value)) < 800

@@ -19,6 +19,7 @@ from typing import Final
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import CloseCode
 
 from shriven.book.depth_sync import BUFFERED, GAP, DepthSync
 from shriven.config import Settings
@@ -58,6 +59,9 @@ log = get_logger("shriven.binance")
 VENUE: Final = "binance"
 STREAMS_PER_SYMBOL: Final = 2  # <symbol>@depth@<interval> and <symbol>@trade
 _HTTP_KINDS: Final = frozenset({400, 401, 403, 404, 408, 418, 429, 500, 502, 503, 504})
+# A genuine diff or trade is a few kB (a 100 ms diff of the busiest book well under 1 MiB). A
+# bigger frame closes the connection (1009) and we reconnect, rather than buffer it whole.
+MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -242,7 +246,10 @@ class BinanceFeed:
             reason = "closed"
             try:
                 async with connect(
-                    url, open_timeout=p.open_timeout_secs, max_size=None, compression=None
+                    url,
+                    open_timeout=p.open_timeout_secs,
+                    max_size=MAX_MESSAGE_BYTES,
+                    compression=None,
                 ) as ws:
                     await self._connected(index, symbols)
                     backoff = p.reconnect_initial_secs
@@ -259,6 +266,8 @@ class BinanceFeed:
                 reason = str(exc)
             except websockets.ConnectionClosed as exc:
                 reason = f"connection closed: {exc}"
+                if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                    self.stats.count_error("message_too_large")
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 reason = f"connection failed: {exc!r}"
             except Exception as exc:

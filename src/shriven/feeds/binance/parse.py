@@ -35,7 +35,8 @@ __all__ = [
 
 SAMPLE_BYTES: Final = 200
 INT64_MAX: Final = 2**63 - 1
-DECIMAL_PATTERN: Final = r"^[0-9]{1,20}(\.[0-9]{1,20})?$"
+# \Z, not $: in Python "$" also matches before a final "\n", so "1.0\n" would pass.
+DECIMAL_PATTERN: Final = r"^[0-9]{1,20}(\.[0-9]{1,20})?\Z"
 
 # Events Binance documents that we subscribe to nothing of, or do not record: a name each.
 _KNOWN_UNHANDLED: Final = frozenset(
@@ -73,10 +74,11 @@ ERROR_KINDS: Final = frozenset(
 )
 
 _DECIMAL_RE: Final = re.compile(DECIMAL_PATTERN)
+_DEPTH_SUFFIXES: Final = frozenset({"@depth@100ms", "@depth@1000ms"})  # the documented speeds
 
 Int64 = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 Decimal = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
-Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,32}$")]
+Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,32}\Z")]
 
 
 # Level arrays are checked as raw JSON by one regex, then decoded without per-string checks:
@@ -228,7 +230,9 @@ def parse_message(
         stream = msg.stream
         low = data.s.lower()
         if type(data) is _Depth:
-            ok = stream == low + "@depth" or stream.startswith(low + "@depth@")
+            ok = stream == low + "@depth" or (
+                stream.startswith(low) and stream[len(low) :] in _DEPTH_SUFFIXES
+            )
         else:
             ok = stream == low + "@trade"
         if not ok:

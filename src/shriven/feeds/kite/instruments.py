@@ -19,7 +19,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -102,7 +102,16 @@ class CacheMetadata:
 def parse_instruments_csv(text: str) -> list[Instrument]:
     """Parse a whole dump; any malformed row rejects the dump (a cut-short download shows up as
     a short or unparsable last row)."""
-    reader = csv.reader(io.StringIO(text))
+    try:
+        return _parse_rows(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # a field over csv's 128 KiB limit: no genuine dump has one
+        raise InstrumentsError(
+            f"the instrument dump is malformed ({str(exc)[:100]}); the download was probably "
+            "damaged: run `shriven instruments fetch --force`"
+        ) from None
+
+
+def _parse_rows(reader: Iterator[list[str]]) -> list[Instrument]:
     header = next(reader, None)
     if not header:
         raise InstrumentsError(
@@ -110,8 +119,9 @@ def parse_instruments_csv(text: str) -> list[Instrument]:
         )
     missing = [c for c in COLUMNS if c not in header]
     if missing:
+        shown = ",".join(header)[:200]  # the header is the venue's text: bounded
         raise InstrumentsError(
-            f"the instrument dump has no column {', '.join(missing)} (header: {','.join(header)}); "
+            f"the instrument dump has no column {', '.join(missing)} (header: {shown}); "
             "check SHRIVEN_KITE_API_ROOT points at the Kite API"
         )
     index = [header.index(c) for c in COLUMNS]
