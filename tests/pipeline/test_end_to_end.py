@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shriven.app.kite_universe import KiteUniverse, add_kite
 from shriven.app.simulators import Simulators
-from shriven.app.startup import add_binance
+from shriven.app.startup import add_binance, wal_options
 from shriven.config import Settings
 from shriven.events import (
     BinanceDepth,
@@ -29,7 +29,6 @@ from shriven.events import (
 from shriven.feeds.kite.instruments import Instrument
 from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.recorder import wal_config
 from shriven.universe.recorded import load_recorded
 from shriven.wal import StoreWriter, read_records
 
@@ -86,7 +85,7 @@ async def start_recorder(
     if prepare is not None:
         prepare(sims)
     cfg = settings.pipeline
-    p = Pipeline(cfg, open_store=lambda: store(cfg.data_dir, wal_config(cfg)), health_port=0)
+    p = Pipeline(cfg, open_store=lambda: store(cfg.data_dir, wal_options(cfg)), health_port=0)
     universe = await add_kite(p, settings, spots)
     add_binance(p, settings)
     await p.start()

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shriven.config import Settings, check_binance_symbols
+from shriven.config import PipelineConfig, Settings, check_binance_symbols
 from shriven.errors import ConfigError, CredentialsError
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.memory import fix_mmap_threshold
+from shriven.wal import WalOptions
 
 log = get_logger("shriven.app.startup")
 
@@ -61,6 +62,18 @@ def check_data_dir(path: Path, *, create: bool) -> None:
     target = path if path.is_dir() else existing
     if not os.access(target, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot record into {path}: {target} is not writable; {fix}")
+
+
+def wal_options(config: PipelineConfig) -> WalOptions:
+    """The WAL options a recording opens its store with. The recorder loop times the fsyncs
+    itself (``config.fsync_policy``, see pipeline/recorder.py), so the WAL's policy is
+    ``caller``; with ``never`` nothing is fsynced before shutdown."""
+    return WalOptions(
+        segment_size=config.wal_segment_size,
+        compression=config.enable_compression,
+        fsync_policy="never" if config.fsync_policy == "never" else "caller",
+        fsync_interval_ms=config.fsync_interval_ms,
+    )
 
 
 def venues(option: Venue) -> tuple[str, ...]:
@@ -121,6 +134,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         port = settings.health_port if options.health_port is None else options.health_port
         pipeline = Pipeline(
             settings.pipeline,
+            wal=wal_options(settings.pipeline),
             health_host=settings.health_host,
             health_port=None if port < 0 else port,
             quiet=options.quiet,
