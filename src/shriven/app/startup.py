@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from shriven.config import PipelineConfig, Settings, check_binance_symbols
 from shriven.errors import ConfigError, CredentialsError
+from shriven.feeds.kite.instruments import ProgressFn
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.memory import fix_mmap_threshold
@@ -164,6 +166,39 @@ def add_binance(pipeline: Pipeline, settings: Settings) -> None:
     feed = BinanceFeed(settings, settings.binance_symbols, pipeline.queue)
     pipeline.add_feed(feed)
     log.info("binance feed", symbols=settings.binance_symbols, ws=settings.binance_ws_url)
+
+
+def dry_run(
+    settings: Settings,
+    options: RunOptions,
+    *,
+    warn: Callable[[str], None] = lambda line: None,
+    progress: ProgressFn | None = None,
+) -> str:
+    """What `shriven run --dry-run` prints: Kite's plan (with --venue kite or all) and the
+    Binance connections (with --venue binance, or all when Binance symbols are set), from the
+    settings as `run` resolves them: what `run` refuses, the dry run refuses too. Connects to
+    nothing but Kite's REST API (instruments, LTP); ``warn`` gets each warning line."""
+    from shriven.app.kite_plans import dry_run_report
+    from shriven.feeds.binance.feed import BinanceFeedParams, connection_report
+
+    s = resolve_settings(settings, options)
+    check_data_dir(Path(s.pipeline.data_dir), create=False)
+    venue = options.venue
+    parts = []
+    if venue in ("kite", "all"):
+        kite = dry_run_report(
+            s, strike_range=options.strike_range, spots=options.spots, warn=warn, progress=progress
+        )
+        parts.append(kite.removesuffix("\ndry run: nothing was connected or recorded"))
+    if venue == "binance" or (venue == "all" and s.binance_symbols):
+        if not s.binance_symbols:
+            raise ConfigError(
+                "no Binance symbols: pass --symbols BTCUSDT,ETHUSDT or set SHRIVEN_BINANCE_SYMBOLS"
+            )
+        parts.append(connection_report(BinanceFeedParams.from_settings(s), s.binance_symbols))
+    parts.append("dry run: nothing was connected or recorded")
+    return "\n\n".join(parts)
 
 
 def run(settings: Settings, options: RunOptions) -> int:
