@@ -20,6 +20,7 @@ the *process* alone never loses a frame ``append`` returned for):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import gc
 import os
@@ -258,15 +259,7 @@ class WalWriter:
     @classmethod
     def open(cls, directory: str | os.PathLike[str], options: WalOptions) -> WalWriter:
         """A writer for ``directory`` with ``options``."""
-        return cls(
-            directory,
-            segment_size=options.segment_size,
-            compression=options.compression,
-            compression_level=options.compression_level,
-            fsync_policy=options.fsync_policy,
-            fsync_interval_ms=options.fsync_interval_ms,
-            index_interval=options.index_interval,
-        )
+        return cls(directory, **dataclasses.asdict(options))
 
     # ------------------------------------------------------------ segments
 
