@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from shriven.app.startup import wal_options
 from shriven.config import PipelineConfig
 from shriven.events import BinanceDepthSnapshot, KiteTick, Record, SeqCounter
 from shriven.feeds.binance.parse import parse_message as parse_binance
 from shriven.feeds.kite.protocol import encode_message, encode_packet
 from shriven.feeds.kite.protocol import parse_message as parse_kite
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.recorder import wal_config
 from shriven.wal import StoreWriter
 
 TARGET = 100_000
@@ -165,7 +165,7 @@ async def ingest(
     holder: list[TimedStore] = []
 
     def open_store() -> StoreWriter:
-        store = TimedStore(data_dir, wal_config(cfg))
+        store = TimedStore(data_dir, wal_options(cfg))
         holder.append(store)
         return store
 

@@ -7,11 +7,12 @@ import re
 import sys
 import traceback
 from collections.abc import MutableMapping
-from typing import Any, TextIO
-
-import structlog
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from shriven.errors import ConfigError
+
+if TYPE_CHECKING:
+    import structlog
 
 _SECRET_KEY = re.compile(
     r"(secret|password|passwd|token|totp|api_key|authorization|enctoken)", re.I
@@ -73,6 +74,8 @@ def _console_traceback(sio: TextIO, exc_info: structlog.typing.ExcInfo) -> None:
 
 
 def configure_logging(level: str = "info", json: bool = False) -> None:
+    import structlog
+
     if level.lower() not in LEVELS:
         raise ConfigError(f"bad --log-level {level!r}: use {', '.join(LEVELS)}")
     numeric = logging.getLevelName(level.upper())
@@ -119,8 +122,30 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
 
 
 def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    import structlog
+
     return structlog.PrintLogger(sys.stderr)
 
 
+class _LazyLogger:
+    """structlog's logger for ``name``, looked up at the first log call: importing structlog
+    imports asyncio (for its async log methods), which the pure rooms that log (wal, replay,
+    the protocol parsers) must not pull in just by being imported."""
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: object = None
+
+    def __getattr__(self, method: str) -> Any:
+        logger = self._logger
+        if logger is None:
+            import structlog
+
+            logger = self._logger = structlog.get_logger(self._name)
+        return getattr(logger, method)
+
+
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name)
+    return cast("structlog.typing.FilteringBoundLogger", _LazyLogger(name))

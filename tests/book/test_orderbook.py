@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shriven.book import OrderBook
+from shriven.book.orderbook import best_prices
 
 prices = st.sampled_from([round(100 + i * 0.5, 2) for i in range(-20, 21)])
 qtys = st.one_of(st.just(0.0), st.floats(min_value=0.001, max_value=1e6, allow_nan=False))
@@ -129,3 +130,25 @@ def test_repeated_price_in_one_batch_ends_with_the_last_change() -> None:
     book.apply([(10.0, 4.0), (10.0, 0.0)], [])
     assert book.levels() == ([], [])
     book.bids._check()
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches, st.sampled_from([None, 4, 8]))
+def test_best_prices_read_from_the_sorted_internals_equal_the_public_api(
+    batches_: list, load: int | None
+) -> None:
+    """best_prices reads sortedcontainers' private sublists: this is its check that they still
+    mean what it assumes, through splits and merges of the sublists (small loads)."""
+    book = OrderBook()
+    if load is not None:
+        book.bids._reset(load)
+        book.asks._reset(load)
+    for b, a in batches_:
+        book.apply(b, a)
+        bid, ask = book.best_bid(), book.best_ask()  # SortedDict.peekitem: the public way
+        expected = None if bid is None or ask is None else (bid[0], ask[0])
+        assert best_prices(book) == expected
+        assert book.is_crossed() == (expected is not None and expected[0] > expected[1])
+        assert book.is_locked() == (expected is not None and expected[0] == expected[1])
+    book.replace([(1.0, 1.0), (3.0, 1.0)], [(2.0, 1.0), (5.0, 1.0)])
+    assert best_prices(book) == (3.0, 2.0) and book.is_crossed()

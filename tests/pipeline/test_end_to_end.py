@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shriven.app.kite_universe import KiteUniverse, add_kite
 from shriven.app.simulators import Simulators
-from shriven.app.startup import add_binance
+from shriven.app.startup import add_binance, wal_options
 from shriven.config import Settings
 from shriven.events import (
     BinanceDepth,
@@ -29,7 +29,6 @@ from shriven.events import (
 from shriven.feeds.kite.instruments import Instrument
 from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.recorder import wal_config
 from shriven.universe.recorded import load_recorded
 from shriven.wal import StoreWriter, read_records
 
@@ -86,7 +85,7 @@ async def start_recorder(
     if prepare is not None:
         prepare(sims)
     cfg = settings.pipeline
-    p = Pipeline(cfg, open_store=lambda: store(cfg.data_dir, wal_config(cfg)), health_port=0)
+    p = Pipeline(cfg, open_store=lambda: store(cfg.data_dir, wal_options(cfg)), health_port=0)
     universe = await add_kite(p, settings, spots)
     add_binance(p, settings)
     await p.start()
@@ -102,9 +101,11 @@ def metric(body: str, series: str) -> float:
     raise AssertionError(f"no series {series} in /metrics")
 
 
-async def spot_moves_to(p: Pipeline, sims: Simulators, plan: object, rupees: float) -> None:
+async def spot_moves_to(
+    universe: KiteUniverse, sims: Simulators, plan: object, rupees: float
+) -> None:
     """Move the spot on the ticker simulator and wait until its ticks, through the real feed
-    and writer, have brought the price the re-centring reads near ``rupees``."""
+    and its tap, have brought the price the re-centring reads near ``rupees``."""
     assert sims.ticker is not None
     token = plan.spot.instrument_token  # type: ignore[attr-defined]
     near = plan.strike_interval / 4  # type: ignore[attr-defined]
@@ -112,7 +113,7 @@ async def spot_moves_to(p: Pipeline, sims: Simulators, plan: object, rupees: flo
     div = kite_price_divisor(token)
 
     def arrived() -> bool:
-        wire = p.writer.last_prices.get(token)
+        wire = universe.spot.last_wire.get(token)
         return wire is not None and abs(wire / div - rupees) < near
 
     await wait_for(arrived, 20, "the spot move to arrive in ticks")
@@ -341,7 +342,7 @@ async def test_a_spot_move_recentres_the_chain_on_the_live_connection_and_instru
         before = set(plan.tokens)
         # Spot jumps six strikes up on the venue: the ticks carry it to the universe.
         moved = plan.atm_strike + 6 * plan.strike_interval
-        await spot_moves_to(p, sims, plan, moved)
+        await spot_moves_to(universe, sims, plan, moved)
         await universe.check()
         new = universe.plans[0]
         assert new.atm_strike == moved
@@ -420,7 +421,7 @@ async def test_ticker_modes_per_instrument_class_reach_the_live_subscriptions(
         assert {wire[t] for t in others} == {"full"}
         # A re-centre subscribes the new strikes in their class's mode too.
         moved = plan.atm_strike + 6 * plan.strike_interval
-        await spot_moves_to(p, sims, plan, moved)
+        await spot_moves_to(universe, sims, plan, moved)
         await universe.check()
         added = set(universe.plans[0].tokens) - set(plan.tokens)
         assert added
@@ -446,7 +447,7 @@ async def test_a_change_the_ticker_refuses_keeps_the_plan_and_is_retried(tmp_pat
         await wait_for(lambda: kite_feed.stats.records > 50, what="Kite ticks")
         plan = universe.plans[0]
         moved = plan.atm_strike + 6 * plan.strike_interval
-        await spot_moves_to(p, sims, plan, moved)
+        await spot_moves_to(universe, sims, plan, moved)
         limit = kite_feed.max_tokens_per_connection
         kite_feed.max_connections, kite_feed.max_tokens_per_connection = 1, len(plan) - 1
         await universe.check()  # TickerLimitError: logged, not raised
@@ -541,8 +542,8 @@ async def test_a_refresh_listing_a_new_strike_subscribes_it_at_once_with_reason_
     kite_feed = next(f for f in p.feeds if f.venue == "kite")
     plan = universe.plans[0]
     token = plan.spot.instrument_token
-    p.writer.watch_tokens.clear()  # spot stays where it is: only the listing changes
-    p.writer.last_prices[token] = int(25_010 * kite_price_divisor(token))
+    universe.spot.tokens.clear()  # spot stays where it is: only the listing changes
+    universe.spot.last_wire[token] = int(25_010 * kite_price_divisor(token))
     try:
         assert [c.strike for c in plan.calls] == [24_850, 24_900, 24_950, 25_000, 25_050, 25_150,
                                                   25_200]  # fmt: skip

@@ -12,12 +12,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from shriven.app.startup import wal_options
 from shriven.config import PipelineConfig
 from shriven.events import BinanceDepth, BinanceDepthSnapshot, BinanceTrade, Record, SeqCounter
 from shriven.feeds.base import FeedStats
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.health import evaluate
-from shriven.pipeline.recorder import wal_config
 from shriven.wal import StoreWriter, read_records
 
 
@@ -72,7 +72,7 @@ def make(
     cfg = PipelineConfig(data_dir=tmp_path / "market", **kw)  # type: ignore[arg-type]
     p = Pipeline(
         cfg,
-        open_store=lambda: FlakyDiskStore(cfg.data_dir, wal_config(cfg)),
+        open_store=lambda: FlakyDiskStore(cfg.data_dir, wal_options(cfg)),
         health_port=0,
         free_bytes=free_bytes,
     )
@@ -211,7 +211,7 @@ async def test_a_full_disk_keeps_naming_its_root_cause_until_a_write_succeeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = PipelineConfig(data_dir=tmp_path / "market")  # type: ignore[call-arg]
-    p = Pipeline(cfg, health_port=0)
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=0)
     feed = ManualFeed("binance", p)
     p.add_feed(feed)
     set_full = full_disk_under(monkeypatch, tmp_path)
@@ -331,7 +331,7 @@ async def test_disk_thresholds_free_below_2_gib_is_degraded_below_256_mib_failin
 ) -> None:
     free = [10 * GiB]
     cfg = PipelineConfig(data_dir=tmp_path / "market")
-    p = Pipeline(cfg, health_port=0, free_bytes=lambda: free[0])
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=0, free_bytes=lambda: free[0])
     feed = ManualFeed("binance", p)
     p.add_feed(feed)
     await p.start()
@@ -359,7 +359,7 @@ async def test_disk_thresholds_free_below_2_gib_is_degraded_below_256_mib_failin
 
 def test_a_queue_more_than_80_percent_full_is_degraded(tmp_path: Path) -> None:
     cfg = PipelineConfig(data_dir=tmp_path / "market", max_queue_size=10)
-    p = Pipeline(cfg, health_port=None, free_bytes=lambda: 10 * GiB)
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=None, free_bytes=lambda: 10 * GiB)
     feed = ManualFeed("binance", p)
     feed.stats.connected = True
     p.add_feed(feed)
@@ -409,7 +409,7 @@ class CrashOnceFeed(ManualFeed):
 
 async def test_a_feed_task_that_dies_is_restarted_and_health_reports_it(tmp_path: Path) -> None:
     cfg = PipelineConfig(data_dir=tmp_path / "market")
-    p = Pipeline(cfg, health_port=0, free_bytes=lambda: 10 * GiB)
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=0, free_bytes=lambda: 10 * GiB)
     feed = CrashOnceFeed("binance", p)
     p.add_feed(feed)
     await p.start()

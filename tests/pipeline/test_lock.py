@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from shriven.app.startup import wal_options
 from shriven.config import PipelineConfig
 from shriven.errors import ShrivenError, StoreLockedError
 from shriven.pipeline.daemon import Pipeline
@@ -25,17 +26,17 @@ async def test_a_second_recorder_on_the_same_store_is_refused_and_changes_nothin
     tmp_path: Path,
 ) -> None:
     cfg = PipelineConfig(data_dir=tmp_path / "market")  # type: ignore[call-arg]
-    first = Pipeline(cfg, health_port=None)
+    first = Pipeline(cfg, wal=wal_options(cfg), health_port=None)
     await first.start()
     try:
         before = segments(cfg.data_dir)
-        second = Pipeline(cfg, health_port=None)
+        second = Pipeline(cfg, wal=wal_options(cfg), health_port=None)
         with pytest.raises(StoreLockedError, match=f"pid {os.getpid()}"):
             await second.start()
         assert segments(cfg.data_dir) == before  # no recovery, no new segment
     finally:
         await first.shutdown()
-    again = Pipeline(cfg, health_port=None)
+    again = Pipeline(cfg, wal=wal_options(cfg), health_port=None)
     await again.start()  # released at shutdown
     await again.shutdown()
 
@@ -67,11 +68,11 @@ async def test_a_health_port_in_use_stops_the_start_before_the_store_is_touched(
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        p = Pipeline(cfg, health_port=taken.getsockname()[1])
+        p = Pipeline(cfg, wal=wal_options(cfg), health_port=taken.getsockname()[1])
         with pytest.raises(ShrivenError, match="--health-port"):
             await p.start()
     assert segments(cfg.data_dir) == []  # no empty segment per failed start
-    again = Pipeline(cfg, health_port=None)  # and the lock was let go
+    again = Pipeline(cfg, wal=wal_options(cfg), health_port=None)  # and the lock was let go
     await again.start()
     await again.shutdown()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shriven.app.startup import wal_options
 from shriven.config import PipelineConfig
 from shriven.events import (
     BinanceDepth,
@@ -24,7 +25,6 @@ from shriven.events import (
 )
 from shriven.feeds.base import FeedStats
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.recorder import wal_config
 from shriven.wal import StoreWriter, read_records
 
 
@@ -90,7 +90,7 @@ async def test_every_record_reaches_the_wal_once_in_order_between_start_and_stop
 ) -> None:
     cfg = config(tmp_path)
     ticks = kite_ticks(20_000, time.time_ns())
-    p = Pipeline(cfg, health_port=None)
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=None)
     feed = ListFeed(p, ticks)
     p.add_feed(feed)
     await run_until(p, feed)
@@ -119,7 +119,7 @@ async def test_snapshots_are_aligned_to_the_interval_and_hold_the_books_at_that_
     tmp_path: Path, paced: bool
 ) -> None:
     cfg = config(tmp_path, snapshot_interval_secs=1)
-    p = Pipeline(cfg, health_port=None)
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=None)
     # A Binance book that changes every 100 ms over ~2.5 s of record times from soon, three of
     # the diffs stamped exactly on a snapshot boundary.
     base = (time.time_ns() // 1_000_000_000 + 2) * 1_000_000_000
@@ -182,7 +182,9 @@ async def test_a_slow_disk_fills_the_queue_and_feeds_wait_without_losing_records
 ) -> None:
     cfg = config(tmp_path, max_queue_size=200, batch_max_records=50)
     ticks = kite_ticks(3_000, time.time_ns())
-    p = Pipeline(cfg, open_store=lambda: SlowStore(cfg.data_dir, wal_config(cfg)), health_port=None)
+    p = Pipeline(
+        cfg, open_store=lambda: SlowStore(cfg.data_dir, wal_options(cfg)), health_port=None
+    )
     feed = ListFeed(p, ticks)
     p.add_feed(feed)
     await run_until(p, feed)
@@ -205,7 +207,7 @@ async def test_records_the_wal_or_a_book_cannot_take_are_counted_marked_and_the_
     unencodable = BinanceTrade(t0 + 5, 1, "BTCUSDT", 2**64, "1", "1", 1, 1, True)
     no_price = KiteTick(t0 + 6, 99, 12_345_602, "full", 5, bids=((None, 1, 1),))  # type: ignore[arg-type]
     later = kite_ticks(10, t0 + 10**6)
-    p = Pipeline(cfg, health_port=None)
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=None)
     feed = ListFeed(p, [*good, unencodable, no_price, *later])
     p.add_feed(feed)
     await run_until(p, feed)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shriven.book import BookKeeper
-from shriven.config import PipelineConfig
 from shriven.events import (
     BinanceDepth,
     BinanceDepthSnapshot,
@@ -22,7 +21,7 @@ from shriven.events import (
     StatusKind,
     kite_price_divisor,
 )
-from shriven.wal import StoreWriter
+from shriven.wal import StoreWriter, WalOptions
 
 NS = 1_000_000_000
 # 2026-11-20T09:15:00+05:30
@@ -226,10 +225,9 @@ def record_store(
     """Write ``records`` as the daemon does: tick batches applied to a BookKeeper in write
     order, and at each ``interval_s`` boundary every valid book to the LOB WAL. A system
     ``started`` record starts a new StoreWriter (a daemon restart) with a new keeper."""
-    config = PipelineConfig(
-        data_dir=data_dir,
-        wal_segment_size=segment_size,
-        enable_compression=compression,
+    config = WalOptions(
+        segment_size=segment_size,
+        compression=compression,
         fsync_policy="never",
     )
     session = Session()

@@ -4,9 +4,8 @@ import json
 
 from walcases import batches, records
 
-from shriven.config import PipelineConfig
 from shriven.events import BookSnapshot, stream_of
-from shriven.wal import StoreWriter, read_records
+from shriven.wal import StoreWriter, WalOptions, read_records
 from shriven.wal.store import iso_time
 
 
@@ -16,7 +15,7 @@ def _book(i: int) -> BookSnapshot:
 
 def test_store_writes_ticks_and_lob_and_describes_them_in_metadata(tmp_path):
     recs = records(2_000)
-    cfg = PipelineConfig(wal_segment_size=64 * 1024, fsync_policy="never")
+    cfg = WalOptions(segment_size=64 * 1024, fsync_policy="never")
     with StoreWriter(tmp_path, cfg) as store:
         for b in batches(recs, 100):
             store.append_ticks(b)
@@ -35,7 +34,7 @@ def test_store_writes_ticks_and_lob_and_describes_them_in_metadata(tmp_path):
 
 
 def test_metadata_is_current_while_the_store_is_open(tmp_path):
-    with StoreWriter(tmp_path, PipelineConfig(fsync_policy="never")) as store:
+    with StoreWriter(tmp_path, WalOptions(fsync_policy="never")) as store:
         store.append_ticks(records(10))
         store.write_metadata()
         meta = json.loads((tmp_path / "metadata.json").read_text())
@@ -43,7 +42,7 @@ def test_metadata_is_current_while_the_store_is_open(tmp_path):
 
 
 def test_reopening_a_store_keeps_counting(tmp_path):
-    cfg = PipelineConfig(enable_compression=False, fsync_policy="never")
+    cfg = WalOptions(compression=False, fsync_policy="never")
     with StoreWriter(tmp_path, cfg) as store:
         store.append_ticks(records(10, seed=1))
     with StoreWriter(tmp_path, cfg) as store:
@@ -69,7 +68,7 @@ def _by_stream(wal):
 
 def test_metadata_counts_records_and_first_last_time_per_stream(tmp_path):
     recs = records(2_000)
-    cfg = PipelineConfig(wal_segment_size=64 * 1024, fsync_policy="never")
+    cfg = WalOptions(segment_size=64 * 1024, fsync_policy="never")
     with StoreWriter(tmp_path, cfg) as store:
         for b in batches(recs, 100):
             store.append_ticks(b)
@@ -89,7 +88,7 @@ def test_metadata_counts_records_and_first_last_time_per_stream(tmp_path):
 
 
 def test_per_stream_counts_survive_reopening_and_a_crash(tmp_path):
-    cfg = PipelineConfig(wal_segment_size=64 * 1024, fsync_policy="never")
+    cfg = WalOptions(segment_size=64 * 1024, fsync_policy="never")
     first, second, third = records(700, seed=1), records(600, seed=2), records(500, seed=3)
     with StoreWriter(tmp_path, cfg) as store:
         for b in batches(first, 100):
@@ -110,7 +109,7 @@ def test_per_stream_counts_survive_reopening_and_a_crash(tmp_path):
 
 
 def test_segments_archived_while_the_store_is_open_leave_the_totals(tmp_path):
-    cfg = PipelineConfig(wal_segment_size=64 * 1024, fsync_policy="never")
+    cfg = WalOptions(segment_size=64 * 1024, fsync_policy="never")
     recs = records(2_000)
     with StoreWriter(tmp_path / "store", cfg) as store:
         for b in batches(recs, 100):

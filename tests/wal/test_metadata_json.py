@@ -8,9 +8,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shriven.config import PipelineConfig
 from shriven.sim.samples import sample_records
-from shriven.wal import METADATA_FILE, StoreWriter
+from shriven.wal import METADATA_FILE, StoreWriter, WalOptions
 
 
 def ns_fields(doc: object, where: str = "") -> list[tuple[str, dict, str]]:
@@ -27,7 +26,7 @@ def ns_fields(doc: object, where: str = "") -> list[tuple[str, dict, str]]:
 
 
 def test_every_ns_time_has_its_iso_text_beside_it(tmp_path: Path) -> None:
-    with StoreWriter(tmp_path, PipelineConfig(fsync_policy="never")) as store:
+    with StoreWriter(tmp_path, WalOptions(fsync_policy="never")) as store:
         store.append_ticks(list(sample_records(200)))
     doc = json.loads((tmp_path / METADATA_FILE).read_text())
     fields = ns_fields(doc)

@@ -9,8 +9,7 @@ import sys
 import pytest
 from walcases import batches, flip_bit, frame_offsets, records, segments
 
-from shriven.config import PipelineConfig
-from shriven.wal import StoreWriter
+from shriven.wal import StoreWriter, WalOptions
 
 
 def shriven(*args: str) -> subprocess.CompletedProcess[str]:
@@ -26,7 +25,7 @@ def shriven(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def store(tmp_path):
     recs = records(3_000)
-    with StoreWriter(tmp_path / "market", PipelineConfig(wal_segment_size=64 * 1024)) as s:
+    with StoreWriter(tmp_path / "market", WalOptions(segment_size=64 * 1024)) as s:
         for b in batches(recs, 100):
             s.append_ticks(b)
         s.append_lob(recs[:3])

@@ -4,7 +4,7 @@ import pytest
 from walcases import batches, records, segments, status, write
 
 from shriven.errors import ConfigError
-from shriven.wal import WalReader, WalWriter, load_index, read_records
+from shriven.wal import WalOptions, WalReader, WalWriter, load_index, read_records
 from shriven.wal.format import SEGMENT_HEADER_SIZE
 
 
@@ -101,3 +101,20 @@ def test_bad_writer_options_are_one_line_config_errors(tmp_path):
         WalWriter(tmp_path, fsync_policy="sometimes")
     with pytest.raises(ConfigError, match="segment size"):
         WalWriter(tmp_path, segment_size=10)
+    with pytest.raises(ConfigError, match="segment size"):
+        WalOptions(segment_size=10)
+
+
+def test_caller_policy_syncs_only_when_asked_and_when_a_segment_closes(tmp_path):
+    small, big = [status(1, "x" * 900)], [status(2, "y" * 4000)]
+    options = WalOptions(segment_size=4096, compression=False, fsync_policy="caller")
+    with WalWriter.open(tmp_path, options) as w:
+        assert w._syncer is None  # no background thread: the caller times the fsyncs
+        w.append(small)
+        assert w.records_synced == 0
+        w.sync()
+        assert w.records_synced == 1
+        w.append(big)  # does not fit: the first segment is closed, and fsynced
+        w.append(small)  # nor this: the second one too
+        assert w.segments_created == 3 and w.records_synced == 2
+    assert list(read_records(tmp_path)) == [*small, *big, *small]

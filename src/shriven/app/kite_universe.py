@@ -1,24 +1,25 @@
 """Kite start-up for ``shriven run`` and the universe job that keeps the subscriptions right.
 
-The job watches the spot index ticks the writer sees; when spot has moved far enough from the
-chain's ATM (the universe's hysteresis rule), or a contract has expired, it hands the
-subscribe/unsubscribe diff to the ticker adapter, which applies it on the live connections and
-writes a ``subscriptions_changed`` status. At 08:00 IST it refreshes the instrument dump and
-re-plans at once around the same ATM: strikes or months the new dump lists come in with reason
-``refresh``, without waiting for spot to move.
+The job watches the spot index ticks through a tap on the Kite ticker feed (:class:`SpotWatch`,
+the feed's ``on_ticks``); when spot has moved far enough from the chain's ATM (the universe's
+hysteresis rule), or a contract has expired, it hands the subscribe/unsubscribe diff to the
+ticker adapter, which applies it on the live connections and writes a ``subscriptions_changed``
+status. At 08:00 IST it refreshes the instrument dump and re-plans at once around the same ATM:
+strikes or months the new dump lists come in with reason ``refresh``, without waiting for spot
+to move.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shriven.config import Settings, deprecation_warnings
 from shriven.errors import ShrivenError
-from shriven.events import kite_price_divisor
+from shriven.events import KiteTick, kite_price_divisor
 from shriven.feeds.kite.auth import KiteAuth, require_credentials
 from shriven.feeds.kite.instruments import load_instruments, next_refresh_at
 from shriven.feeds.kite.spot import kite_ltp
@@ -38,6 +39,32 @@ log = get_logger("shriven.app.kite_universe")
 
 _CHECK_EVERY_S = 2.0
 _REFRESH_RETRY_S = 300.0
+
+
+class SpotWatch:
+    """The newest price (wire units) of each watched spot index, from the Kite feed's parsed
+    ticks: the feed calls it with every binary message's ticks (``KiteTickerFeed(on_ticks=)``)."""
+
+    __slots__ = ("last_wire", "tokens")
+
+    def __init__(self, tokens: Iterable[int] = ()) -> None:
+        self.tokens: set[int] = set(tokens)
+        self.last_wire: dict[int, int] = {}
+
+    def __call__(self, ticks: Sequence[KiteTick]) -> None:
+        tokens = self.tokens
+        if not tokens:
+            return
+        last = self.last_wire
+        for tick in ticks:
+            token = tick.instrument_token
+            if token in tokens:
+                last[token] = tick.last_price
+
+    def price(self, token: int, default: float) -> float:
+        """The last price seen for ``token`` in rupees (or dollars), else ``default``."""
+        wire = self.last_wire.get(token)
+        return wire / kite_price_divisor(token) if wire else default
 
 
 async def spot_prices(
@@ -100,11 +127,14 @@ async def add_kite(
     subscriptions: dict[int, str] = {}
     for plan in plans:
         subscriptions.update(plan.modes)
+    spot = SpotWatch(p.spot.instrument_token for p in plans)
     feed = KiteTickerFeed.from_settings(
-        settings, auth.access_token, pipeline.queue, subscriptions=subscriptions
+        settings, auth.access_token, pipeline.queue, subscriptions=subscriptions, on_ticks=spot
     )
     pipeline.add_feed(feed)
-    universe = KiteUniverse(settings, auth, table, plans, feed, pipeline)
+    universe = KiteUniverse(
+        settings, auth, table, plans, feed, Path(pipeline.config.data_dir), spot
+    )
     await universe.record_instruments(plans)
     pipeline.add_task("kite-universe", universe.run)
     for plan in plans:
@@ -132,19 +162,19 @@ class KiteUniverse:
         table: InstrumentTable,
         plans: list[SubscriptionPlan],
         feed: KiteTickerFeed,
-        pipeline: Pipeline,
+        data_dir: Path,
+        spot: SpotWatch,
     ) -> None:
         self.settings = settings
         self.auth = auth
         self.table = table
         self.plans = plans
         self.feed = feed
-        self.writer = pipeline.writer
-        self.data_dir = Path(pipeline.config.data_dir)
+        self.spot = spot
+        self.data_dir = data_dir
         self.changes = 0
         self._failures = 0
         self._last_error: dict[int, str] = {}
-        self.writer.watch_tokens.update(p.spot.instrument_token for p in plans)
         self.next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
 
     async def run(self) -> None:
@@ -196,11 +226,8 @@ class KiteUniverse:
     async def check(self) -> None:
         """Apply any re-centring or rollover the spot prices now call for, or what a refreshed
         table lists around the current ATM."""
-        prices = self.writer.last_prices
         for i, plan in enumerate(self.plans):
-            token = plan.spot.instrument_token
-            wire = prices.get(token)
-            price = wire / kite_price_divisor(token) if wire else plan.spot_price
+            price = self.spot.price(plan.spot.instrument_token, plan.spot_price)
             try:
                 new, diff = update_plan(plan, self.table, price)
                 if diff:  # token -> its class's mode, from the plan

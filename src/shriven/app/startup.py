@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shriven.config import Settings, check_binance_symbols
+from shriven.config import PipelineConfig, Settings, check_binance_symbols
 from shriven.errors import ConfigError, CredentialsError
+from shriven.feeds.kite.instruments import ProgressFn
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.memory import fix_mmap_threshold
+from shriven.wal import WalOptions
 
 log = get_logger("shriven.app.startup")
 
@@ -67,6 +70,18 @@ def check_data_dir(path: Path, *, create: bool) -> None:
             raise ConfigError(f"cannot record into {path}: {wal_dir} is a file; {fix}")
         if wal_dir.is_dir() and not os.access(wal_dir, os.W_OK | os.X_OK):
             raise ConfigError(f"cannot record into {path}: {wal_dir} is not writable; {fix}")
+
+
+def wal_options(config: PipelineConfig) -> WalOptions:
+    """The WAL options a recording opens its store with. The recorder loop times the fsyncs
+    itself (``config.fsync_policy``, see pipeline/recorder.py), so the WAL's policy is
+    ``caller``; with ``never`` nothing is fsynced before shutdown."""
+    return WalOptions(
+        segment_size=config.wal_segment_size,
+        compression=config.enable_compression,
+        fsync_policy="never" if config.fsync_policy == "never" else "caller",
+        fsync_interval_ms=config.fsync_interval_ms,
+    )
 
 
 def venues(option: Venue) -> tuple[str, ...]:
@@ -127,6 +142,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         port = settings.health_port if options.health_port is None else options.health_port
         pipeline = Pipeline(
             settings.pipeline,
+            wal=wal_options(settings.pipeline),
             health_host=settings.health_host,
             health_port=None if port < 0 else port,
             quiet=options.quiet,
@@ -156,6 +172,39 @@ def add_binance(pipeline: Pipeline, settings: Settings) -> None:
     feed = BinanceFeed(settings, settings.binance_symbols, pipeline.queue)
     pipeline.add_feed(feed)
     log.info("binance feed", symbols=settings.binance_symbols, ws=settings.binance_ws_url)
+
+
+def dry_run(
+    settings: Settings,
+    options: RunOptions,
+    *,
+    warn: Callable[[str], None] = lambda line: None,
+    progress: ProgressFn | None = None,
+) -> str:
+    """What `shriven run --dry-run` prints: Kite's plan (with --venue kite or all) and the
+    Binance connections (with --venue binance, or all when Binance symbols are set), from the
+    settings as `run` resolves them: what `run` refuses, the dry run refuses too. Connects to
+    nothing but Kite's REST API (instruments, LTP); ``warn`` gets each warning line."""
+    from shriven.app.kite_plans import dry_run_report
+    from shriven.feeds.binance.feed import BinanceFeedParams, connection_report
+
+    s = resolve_settings(settings, options)
+    check_data_dir(Path(s.pipeline.data_dir), create=False)
+    venue = options.venue
+    parts = []
+    if venue in ("kite", "all"):
+        kite = dry_run_report(
+            s, strike_range=options.strike_range, spots=options.spots, warn=warn, progress=progress
+        )
+        parts.append(kite.removesuffix("\ndry run: nothing was connected or recorded"))
+    if venue == "binance" or (venue == "all" and s.binance_symbols):
+        if not s.binance_symbols:
+            raise ConfigError(
+                "no Binance symbols: pass --symbols BTCUSDT,ETHUSDT or set SHRIVEN_BINANCE_SYMBOLS"
+            )
+        parts.append(connection_report(BinanceFeedParams.from_settings(s), s.binance_symbols))
+    parts.append("dry run: nothing was connected or recorded")
+    return "\n\n".join(parts)
 
 
 def run(settings: Settings, options: RunOptions) -> int:

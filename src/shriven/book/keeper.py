@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shriven.book.depth_sync import APPLY, GAP, STALE, DepthSync
-from shriven.book.orderbook import OrderBook
+from shriven.book.orderbook import OrderBook, best_prices
 from shriven.events import (
     KITE_SEGMENT_INDICES,
     BinanceDepth,
@@ -254,12 +254,9 @@ class BookKeeper:
             self.stats.ignored += 1
 
     def _check_crossed(self, key: str, book: OrderBook) -> None:
-        bids = book.bids
-        asks = book.asks
-        if bids and asks:
-            # the sorted key lists' sublists directly: SortedList indexing is Python code
-            bid = bids._list._lists[-1][-1]
-            ask = asks._list._lists[0][0]
+        prices = best_prices(book)
+        if prices is not None:
+            bid, ask = prices
             if bid >= ask:
                 if bid > ask:
                     self.stats.crossed += 1

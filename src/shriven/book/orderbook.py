@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from sortedcontainers import SortedDict
 
-__all__ = ["Level", "OrderBook"]
+__all__ = ["Level", "OrderBook", "best_prices"]
 
 Level = tuple[float, float]  # (price, quantity)
 
@@ -125,12 +125,15 @@ def _fill_side(side: SortedDict, levels: dict[float, float]) -> None:
     keys._len = len(ordered)
 
 
-def _best_bid_price(bids: SortedDict) -> float:
-    return bids._list._lists[-1][-1]  # SortedList indexing ([-1]) is Python code; this is not
-
-
-def _best_ask_price(asks: SortedDict) -> float:
-    return asks._list._lists[0][0]
+def best_prices(book: OrderBook) -> tuple[float, float] | None:
+    """(best bid price, best ask price), or None when either side is empty. Read from the
+    SortedLists' sublists directly: SortedList indexing ([-1]) is Python code; this is not.
+    The one reader of sortedcontainers' internals outside this module's hot paths."""
+    bids = book.bids
+    asks = book.asks
+    if bids and asks:
+        return bids._list._lists[-1][-1], asks._list._lists[0][0]
+    return None
 
 
 def _to_float_levels(levels: Iterable[tuple[object, object]]) -> list[Level]:
@@ -222,15 +225,13 @@ class OrderBook:
 
     def is_crossed(self) -> bool:
         """Best bid strictly above best ask: the book is wrong (a missed update)."""
-        bids = self.bids
-        asks = self.asks
-        return bool(bids) and bool(asks) and _best_bid_price(bids) > _best_ask_price(asks)
+        prices = best_prices(self)
+        return prices is not None and prices[0] > prices[1]
 
     def is_locked(self) -> bool:
         """Best bid equal to best ask."""
-        bids = self.bids
-        asks = self.asks
-        return bool(bids) and bool(asks) and _best_bid_price(bids) == _best_ask_price(asks)
+        prices = best_prices(self)
+        return prices is not None and prices[0] == prices[1]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, OrderBook):

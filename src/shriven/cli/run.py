@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from shriven.cli.app import app, settings
-
-if TYPE_CHECKING:
-    from shriven.app.startup import RunOptions
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -128,7 +125,20 @@ def run_command(
                 "--dry-run plans against the real venues; drop --sim (or run --sim --duration N)",
                 param_hint="--dry-run",
             )
-        print(_dry_run(options))
+        from shriven.app.startup import dry_run as dry_run_report
+        from shriven.cli.kite_commands import ProgressPrinter
+
+        progress = ProgressPrinter()
+        try:
+            report = dry_run_report(
+                settings(),
+                options,
+                warn=lambda line: print(f"warning: {line}", file=sys.stderr, flush=True),
+                progress=progress,
+            )
+        finally:
+            progress.close()
+        print(report)
         return
     s = settings()
     if force_login:
@@ -136,29 +146,3 @@ def run_command(
     code = run(s, options)
     if code:
         raise typer.Exit(code)
-
-
-def _dry_run(options: RunOptions) -> str:
-    """Kite's plan (with --venue kite or all) and the Binance connections (with --venue binance,
-    or all when Binance symbols are set), from the settings as `run` resolves them: what `run`
-    refuses, the dry run refuses too."""
-    from shriven.app.startup import check_data_dir, resolve_settings
-    from shriven.cli.kite_commands import dry_run_report
-    from shriven.feeds.binance.feed import BinanceFeedParams, connection_report
-
-    s = resolve_settings(settings(), options)
-    check_data_dir(Path(s.pipeline.data_dir), create=False)
-    venue = options.venue
-    parts = []
-    if venue in ("kite", "all"):
-        kite = dry_run_report(s, strike_range=options.strike_range, spots=options.spots)
-        parts.append(kite.removesuffix("\ndry run: nothing was connected or recorded"))
-    if venue == "binance" or (venue == "all" and s.binance_symbols):
-        if not s.binance_symbols:
-            raise typer.BadParameter(
-                "no Binance symbols: pass --symbols BTCUSDT,ETHUSDT or set SHRIVEN_BINANCE_SYMBOLS",
-                param_hint="--symbols",
-            )
-        parts.append(connection_report(BinanceFeedParams.from_settings(s), s.binance_symbols))
-    parts.append("dry run: nothing was connected or recorded")
-    return "\n\n".join(parts)

@@ -29,9 +29,9 @@ from shriven.pipeline.lock import DataDirLock
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.monitor import Monitor
 from shriven.pipeline.queue import RecordQueue
-from shriven.pipeline.recorder import RecorderLoop, StoreFactory, wal_config
+from shriven.pipeline.recorder import RecorderLoop, StoreFactory
 from shriven.pipeline.stats import PipelineStats
-from shriven.wal import StoreWriter
+from shriven.wal import StoreWriter, WalOptions
 
 log = get_logger("shriven.pipeline")
 
@@ -40,9 +40,9 @@ _FEED_RESTART_INITIAL_S = 1.0
 _FEED_RESTART_MAX_S = 30.0
 
 
-def default_store_factory(config: PipelineConfig) -> StoreFactory:
-    """Open ``config.data_dir`` (recovering it); see writer.py for who fsyncs when."""
-    return lambda: StoreWriter(Path(config.data_dir), wal_config(config))
+def store_factory(data_dir: Path, wal: WalOptions) -> StoreFactory:
+    """Open ``data_dir`` (recovering it) with ``wal``; recorder.py says who fsyncs when."""
+    return lambda: StoreWriter(data_dir, wal)
 
 
 class Pipeline:
@@ -52,6 +52,7 @@ class Pipeline:
         self,
         config: PipelineConfig,
         *,
+        wal: WalOptions | None = None,
         open_store: StoreFactory | None = None,
         health_host: str = "127.0.0.1",
         health_port: int | None = 0,
@@ -59,8 +60,14 @@ class Pipeline:
         status_every_s: float = 5.0,
         free_bytes: Callable[[], int] | None = None,
     ) -> None:
-        """``free_bytes`` reads the data disk's free space (default: the file system of
-        ``data_dir``); /health, /metrics and the console line all use it."""
+        """The store opens with ``open_store``, else in ``config.data_dir`` with ``wal`` (see
+        ``shriven.app.startup.wal_options``). ``free_bytes`` reads the data disk's free space
+        (default: the file system of ``data_dir``); /health, /metrics and the console line all
+        use it."""
+        if open_store is None:
+            if wal is None:
+                raise TypeError("Pipeline needs wal= (the WAL's options) or open_store=")
+            open_store = store_factory(Path(config.data_dir), wal)
         self.config = config
         self._free_bytes = free_bytes
         self._lock = DataDirLock(Path(config.data_dir))
@@ -71,7 +78,7 @@ class Pipeline:
         self.books = BookKeeper()
         self.writer = RecorderLoop(
             self.queue,
-            open_store or default_store_factory(config),
+            open_store,
             self.books,
             config,
             self.metrics,

@@ -6,9 +6,9 @@ are updated on the loop meanwhile, from the same batch.
 
 Durability is driven from here rather than by the WAL's own timer: ``always`` syncs after every
 frame, ``interval`` at most ``fsync_interval_ms`` after a write, ``never`` leaves it to the OS until
-shutdown. The WAL is opened (see :func:`wal_config`) so that it still fsyncs on its own at segment
-creation, rotation and close, but its background syncer never fires. Knowing the exact moment data
-became durable is what makes the receive-to-durable latency and fsync histograms honest.
+shutdown. The store is opened with the WAL's ``caller`` fsync policy (``never`` stays ``never``):
+the WAL fsyncs on its own only at segment creation, rotation and close. Knowing the exact moment
+data became durable is what makes the receive-to-durable latency and fsync histograms honest.
 
 Snapshots are aligned to the clock: the round for boundary B holds the books after every record
 received at or before B (a batch straddling B is split), and is stamped ``recv_ns = B``, so replay
@@ -53,17 +53,7 @@ _WAL_RETRY_S = 1.0
 _SHUTDOWN_WAL_ATTEMPTS = 5
 
 StoreFactory = Callable[[], StoreWriter]
-_WAL_TIMER_OFF_MS = 24 * 3600 * 1000
 T = TypeVar("T")
-
-
-def wal_config(config: PipelineConfig) -> PipelineConfig:
-    """The settings to open the WAL with when this writer drives the fsyncs."""
-    if config.fsync_policy == "never":
-        return config
-    return config.model_copy(
-        update={"fsync_policy": "interval", "fsync_interval_ms": _WAL_TIMER_OFF_MS}
-    )
 
 
 class RecorderLoop:
@@ -92,9 +82,6 @@ class RecorderLoop:
         self._sync_interval_s = config.fsync_interval_ms / 1000.0
         # The system stream's counter, for the status markers this writer adds.
         self.system_seq = system_seq if system_seq is not None else SeqCounter()
-        # Spot prices the universe re-centring watches (instrument token -> last wire price).
-        self.watch_tokens: set[int] = set()
-        self.last_prices: dict[int, int] = {}
         self.wal_ok = True
 
     # ------------------------------------------------------------------ lifecycle
@@ -298,8 +285,6 @@ class RecorderLoop:
         apply = self.books.apply
         stats = self.stats
         by_stream = stats.records_by_stream
-        watch = self.watch_tokens
-        prices = self.last_prices
         latest: dict[int, Record] = {}
         kite = 0
         kite_last = binance_last = 0
@@ -314,11 +299,8 @@ class RecorderLoop:
                     if t is KiteTick:
                         kite += 1
                         kite_last = r.recv_ns
-                        token = r.instrument_token  # type: ignore[union-attr]
                         if r.mode == "full":  # type: ignore[union-attr]
-                            latest[token] = r
-                        if watch and token in watch:
-                            prices[token] = r.last_price  # type: ignore[union-attr]
+                            latest[r.instrument_token] = r  # type: ignore[union-attr]
                     else:
                         apply(r)
                         if t is BinanceDepth or t is BinanceTrade:

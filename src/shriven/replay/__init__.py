@@ -15,6 +15,7 @@ from shriven.replay.reconstruct import (
 )
 from shriven.replay.select import Selection, parse_kinds, resolve_symbols
 from shriven.replay.store import StoreReader
+from shriven.replay.times import format_ns, load_zone, zone_label
 
 __all__ = [
     "BookAt",
@@ -24,9 +25,12 @@ __all__ = [
     "VerifyReport",
     "book_at",
     "book_states",
+    "format_ns",
     "iter_lob_states",
+    "load_zone",
     "parse_kinds",
     "reconstruct_lob_from_ticks",
     "resolve_symbols",
     "verify_books",
+    "zone_label",
 ]

@@ -141,16 +141,8 @@ def book_at(store: StoreReader, key: str, at_ns: int, margin_ns: int = DEFAULT_M
     )
 
 
-def _default_data_dir() -> Path:
-    from shriven.config import load_settings
-
-    return Path(load_settings().pipeline.data_dir)
-
-
-def _market_tz() -> str:
-    from shriven.config import load_settings
-
-    return load_settings().market_tz
+# SHRIVEN_MARKET_TZ's default: times without an offset are read in the market's zone
+DEFAULT_MARKET_TZ = "Asia/Kolkata"
 
 
 def iter_lob_states(
@@ -158,17 +150,17 @@ def iter_lob_states(
     start: Instant,
     end: Instant,
     *,
-    data_dir: str | Path | None = None,
+    data_dir: str | Path,
     instruments: Sequence[InstrumentRow] | None = None,
-    market_tz: str | None = None,
+    market_tz: str = DEFAULT_MARKET_TZ,
 ) -> Iterator[BookState]:
     """Every state of ``symbol``'s book, one per change received in ``[start, end)``.
 
-    Times: ns since the epoch, ISO 8601 text or datetimes; no offset = the market zone."""
-    tz = market_tz or _market_tz()
-    store = StoreReader(Path(data_dir) if data_dir is not None else _default_data_dir())
+    ``data_dir`` is the store to read. Times: ns since the epoch, ISO 8601 text or datetimes;
+    no offset = ``market_tz`` (the CLI passes the configured ``SHRIVEN_MARKET_TZ``)."""
+    store = StoreReader(Path(data_dir))
     key = resolve_book_key(symbol, instruments)
-    return book_states(store, key, to_ns(start, tz), to_ns(end, tz))
+    return book_states(store, key, to_ns(start, market_tz), to_ns(end, market_tz))
 
 
 def reconstruct_lob_from_ticks(
@@ -176,17 +168,16 @@ def reconstruct_lob_from_ticks(
     start: Instant,
     end: Instant,
     *,
-    data_dir: str | Path | None = None,
+    data_dir: str | Path,
     instruments: Sequence[InstrumentRow] | None = None,
-    market_tz: str | None = None,
+    market_tz: str = DEFAULT_MARKET_TZ,
 ) -> OrderBook:
     """``symbol``'s book at ``end`` (changes received before ``end``), rebuilt from the nearest
     book snapshot at or before ``start`` plus the recorded changes. For every state in between
     use :func:`iter_lob_states` with the same arguments."""
-    tz = market_tz or _market_tz()
-    store = StoreReader(Path(data_dir) if data_dir is not None else _default_data_dir())
+    store = StoreReader(Path(data_dir))
     key = resolve_book_key(symbol, instruments)
-    start_ns, end_ns = to_ns(start, tz), to_ns(end, tz)
+    start_ns, end_ns = to_ns(start, market_tz), to_ns(end, market_tz)
     if end_ns < start_ns:
         raise ReplayError("end is before start: give --end after --start")
     reb = Rebuilder()

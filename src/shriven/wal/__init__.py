@@ -4,6 +4,7 @@ in numbered segment files, with a sparse time index beside each. docs/wal-format
 
 from shriven.wal.format import FORMAT_VERSION, list_segments, segment_name
 from shriven.wal.index import IndexEntry, load_index
+from shriven.wal.options import WalOptions
 from shriven.wal.reader import Frame, ReadStats, WalReader, read_records, skipped_summary
 from shriven.wal.store import METADATA_FILE, StoreWriter
 from shriven.wal.writer import FSYNC_POLICIES, RecoveryReport, WalWriter, recover
@@ -17,6 +18,7 @@ __all__ = [
     "ReadStats",
     "RecoveryReport",
     "StoreWriter",
+    "WalOptions",
     "WalReader",
     "WalWriter",
     "list_segments",

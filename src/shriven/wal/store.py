@@ -23,7 +23,6 @@ from pathlib import Path
 import msgpack
 import zstandard
 
-from shriven.config import PipelineConfig
 from shriven.events import (
     BinanceDepth,
     BinanceDepthSnapshot,
@@ -34,6 +33,7 @@ from shriven.events import (
 from shriven.logging import get_logger
 from shriven.wal.format import CODEC_NAMES, FORMAT_VERSION, SEGMENT_HEADER_SIZE, list_segments
 from shriven.wal.index import IndexEntry, load_index
+from shriven.wal.options import WalOptions
 from shriven.wal.reader import ReadStats, _scan_segment
 from shriven.wal.writer import WalWriter, _fsync_dir
 
@@ -272,21 +272,15 @@ def write_json_atomically(path: Path, document: dict[str, object]) -> None:
 
 
 class StoreWriter:
-    """Opens ``ticks`` and ``lob`` writers under ``data_dir`` with the pipeline's WAL settings."""
+    """Opens ``ticks`` and ``lob`` writers under ``data_dir``, both with ``options``."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], config: PipelineConfig | None = None):
-        cfg = config if config is not None else PipelineConfig()
+    def __init__(self, data_dir: str | os.PathLike[str], options: WalOptions | None = None):
+        options = options if options is not None else WalOptions()
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        options = {
-            "segment_size": cfg.wal_segment_size,
-            "compression": cfg.enable_compression,
-            "fsync_policy": cfg.fsync_policy,
-            "fsync_interval_ms": cfg.fsync_interval_ms,
-        }
-        self.ticks = WalWriter(self.data_dir / "ticks", **options)  # type: ignore[arg-type]
+        self.ticks = WalWriter.open(self.data_dir / "ticks", options)
         try:
-            self.lob = WalWriter(self.data_dir / "lob", **options)  # type: ignore[arg-type]
+            self.lob = WalWriter.open(self.data_dir / "lob", options)
         except Exception:
             self.ticks.close()
             raise

@@ -10,6 +10,9 @@ the *process* alone never loses a frame ``append`` returned for):
   last interval (plus the time one fdatasync takes).
 - ``never``: the kernel writes back when it likes (typically within ~30 s on Linux). An OS crash or
   power loss can lose anything not yet written back.
+- ``caller``: the caller fsyncs with :meth:`WalWriter.sync` when it chooses; the writer itself
+  fsyncs only at segment creation, rotation and close. An OS crash loses what the caller has not
+  synced yet.
 
 ``records_synced`` counts the records known to be on stable storage.
 """
@@ -17,6 +20,7 @@ the *process* alone never loses a frame ``append`` returned for):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import gc
 import os
@@ -26,11 +30,10 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 import zstandard
 
-from shriven.errors import ConfigError, WalCorruptionError, WalError
+from shriven.errors import WalCorruptionError, WalError
 from shriven.events import Record, encode_batch
 from shriven.logging import get_logger
 from shriven.wal.format import (
@@ -55,11 +58,14 @@ from shriven.wal.index import (
     scan_entries,
     write_index,
 )
+from shriven.wal.options import (
+    DEFAULT_INDEX_INTERVAL,
+    DEFAULT_SEGMENT_SIZE,
+    FSYNC_POLICIES,
+    FsyncPolicy,
+    WalOptions,
+)
 from shriven.wal.reader import ReadStats, _frame_ok, _scan_segment
-
-FSYNC_POLICIES: Final = ("always", "interval", "never")
-DEFAULT_SEGMENT_SIZE: Final = 100 * 1024 * 1024
-DEFAULT_INDEX_INTERVAL: Final = 64 * 1024
 
 log = get_logger("shriven.wal")
 
@@ -183,7 +189,9 @@ def _set_aside_damaged(path: Path, reason: str, report: RecoveryReport) -> None:
 
 
 class WalWriter:
-    """Appends record batches, one frame per ``append``, to a new segment of ``directory``."""
+    """Appends record batches, one frame per ``append``, to a new segment of ``directory``.
+
+    The keyword arguments are the fields of :class:`WalOptions` (``WalWriter.open`` takes one)."""
 
     def __init__(
         self,
@@ -191,17 +199,19 @@ class WalWriter:
         *,
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         compression: bool = True,
-        fsync_policy: str = "interval",
+        fsync_policy: FsyncPolicy = "interval",
         fsync_interval_ms: int = 200,
         index_interval: int = DEFAULT_INDEX_INTERVAL,
         compression_level: int = 1,
     ) -> None:
-        if fsync_policy not in FSYNC_POLICIES:
-            raise ConfigError(
-                f"bad WAL fsync policy {fsync_policy!r}: use one of {', '.join(FSYNC_POLICIES)}"
-            )
-        if segment_size < 4096:
-            raise ConfigError(f"bad WAL segment size {segment_size}: use at least 4096 bytes")
+        self.options = WalOptions(  # checks them
+            segment_size=segment_size,
+            compression=compression,
+            compression_level=compression_level,
+            fsync_policy=fsync_policy,
+            fsync_interval_ms=fsync_interval_ms,
+            index_interval=index_interval,
+        )
         self.directory = Path(directory)
         self.segment_size = segment_size
         self.compression = compression
@@ -245,6 +255,11 @@ class WalWriter:
                 target=self._sync_loop, name=f"wal-sync:{self.directory.name}", daemon=True
             )
             self._syncer.start()
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str], options: WalOptions) -> WalWriter:
+        """A writer for ``directory`` with ``options``."""
+        return cls(directory, **dataclasses.asdict(options))
 
     # ------------------------------------------------------------ segments
 
@@ -475,4 +490,4 @@ class WalWriter:
                 self.close()
 
 
-__all__ = ["FSYNC_POLICIES", "RecoveryReport", "WalWriter", "recover"]
+__all__ = ["FSYNC_POLICIES", "RecoveryReport", "WalOptions", "WalWriter", "recover"]

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from shriven.app.simulators import Simulators
-from shriven.app.startup import add_binance
+from shriven.app.startup import add_binance, wal_options
 from shriven.book import BookKeeper
 from shriven.config import Settings
 from shriven.events import (
@@ -43,7 +43,6 @@ from shriven.feeds.binance.parse import (
     record_ok,
 )
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.recorder import wal_config
 from shriven.wal import StoreWriter, read_records
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "binance"
@@ -349,7 +348,7 @@ async def _record_with_hostile_input(tmp: Path, texts: list[str]) -> None:
     assert sim is not None
     sim.interval = 0.01
     cfg = cfg_settings.pipeline
-    p = Pipeline(cfg, open_store=lambda: StoreWriter(cfg.data_dir, wal_config(cfg)), health_port=0)
+    p = Pipeline(cfg, open_store=lambda: StoreWriter(cfg.data_dir, wal_options(cfg)), health_port=0)
     add_binance(p, cfg_settings)
     await p.start()
     feed = p.feeds[0]

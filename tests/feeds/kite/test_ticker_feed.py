@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 
@@ -115,6 +115,27 @@ def assert_exactly_once(sim: KiteTickerSimulator, sink: ListSink) -> int:
     seqs = [r.seq for r in sink.records]
     assert seqs == list(range(1, len(seqs) + 1))
     return sum(len(s) for s in sim.ledger.values())
+
+
+async def test_the_tick_tap_sees_every_parsed_tick_before_the_sink(
+    sim: KiteTickerSimulator,
+) -> None:
+    sink = ListSink()
+    tapped: list[KiteTick] = []
+    sink_size_at_tap: list[int] = []
+
+    def tap(ticks: Sequence[KiteTick]) -> None:
+        sink_size_at_tap.append(len(sink.ticks()))
+        tapped.extend(ticks)
+
+    feed = make_feed(sim, sink, {NSE: "full", INDEX: "ltp"}, on_ticks=tap)  # type: ignore[arg-type]
+    async with Running(feed):
+        await until(lambda: len(sink.ticks(INDEX)) > 20)
+        await settle(sim, sink)
+    ticks = sink.ticks()
+    assert tapped == ticks and all(a is b for a, b in zip(tapped, ticks, strict=True))
+    # each message's ticks reach the tap before the sink
+    assert sink_size_at_tap == sorted(sink_size_at_tap) and sink_size_at_tap[0] == 0
 
 
 async def test_subscribes_with_modes_and_records_every_tick_once(sim: KiteTickerSimulator) -> None:

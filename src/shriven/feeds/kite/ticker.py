@@ -9,7 +9,9 @@ exponentially growing, jittered delay and reconnects with every subscription re-
 
 Records: every tick parsed (recv_ns taken when the message arrived), every text message as a
 VENUE_MESSAGE status, CONNECTED/DISCONNECTED per shard, SUBSCRIPTIONS_CHANGED per
-:meth:`KiteTickerFeed.update_subscriptions`. All share the ``kite`` sequence counter.
+:meth:`KiteTickerFeed.update_subscriptions`. All share the ``kite`` sequence counter. ``on_ticks``
+(optional) sees the ticks of each binary message as parsed, before they go to the sink: the
+universe job watches spot prices through it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import contextlib
 import inspect
 import json
 import random
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlencode
@@ -29,7 +31,15 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from shriven.errors import CredentialsError, TickerLimitError
-from shriven.events import KITE_MODES, SeqCounter, Status, StatusKind, now_ns, status_detail
+from shriven.events import (
+    KITE_MODES,
+    KiteTick,
+    SeqCounter,
+    Status,
+    StatusKind,
+    now_ns,
+    status_detail,
+)
 from shriven.feeds.base import FeedStats, RecordSink
 from shriven.feeds.kite.instruments import INSTRUMENT_CLASSES, instrument_class
 from shriven.feeds.kite.protocol import (
@@ -56,6 +66,8 @@ __all__ = [
 log = get_logger(__name__)
 
 VENUE: Final = "kite"
+
+TickTap = Callable[[Sequence[KiteTick]], None]
 
 
 class AccessTokenProvider(Protocol):
@@ -115,11 +127,13 @@ class KiteTickerFeed:
         default_mode: str = "full",
         class_modes: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
+        on_ticks: TickTap | None = None,
     ) -> None:
         self.ws_url = ws_url
         self._api_key = api_key
         self._provider = access_token_provider
         self._sink = sink
+        self._on_ticks = on_ticks
         self.seq = seq or SeqCounter()
         self.stats = stats or FeedStats(VENUE)
         self.reconnect_min_secs = reconnect_min_secs
@@ -147,6 +161,7 @@ class KiteTickerFeed:
         *,
         subscriptions: Mapping[int, str] | None = None,
         seq: SeqCounter | None = None,
+        on_ticks: TickTap | None = None,
     ) -> KiteTickerFeed:
         settings.require("zerodha_api_key")
         assert settings.zerodha_api_key is not None
@@ -162,6 +177,7 @@ class KiteTickerFeed:
             heartbeat_timeout_secs=settings.kite_heartbeat_timeout_secs,
             default_mode=settings.kite_ticker_mode,
             class_modes=settings.kite_ticker_class_modes,
+            on_ticks=on_ticks,
         )
 
     def modes_for(self, tokens_by_class: Mapping[str, Iterable[int]]) -> dict[int, str]:
@@ -430,6 +446,8 @@ class KiteTickerFeed:
                     stats.records += 1
                 continue
             ticks = parse_message(data, recv_ns, seq, stats)
+            if ticks and self._on_ticks is not None:
+                self._on_ticks(ticks)
             for tick in ticks:
                 await sink.put(tick)
             stats.records += len(ticks)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from shriven.app.kite_plans import last_recorded_price
 from shriven.events import KiteTick
-from shriven.feeds.kite.spot import last_recorded_price
 from shriven.wal import WalWriter
 
 
