@@ -247,7 +247,7 @@ async def test_a_disk_still_full_at_shutdown_names_the_disk_in_the_exit_error(
     from structlog.testing import capture_logs
 
     cfg = PipelineConfig(data_dir=tmp_path / "market")  # type: ignore[call-arg]
-    p = Pipeline(cfg, health_port=0)
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=0)
     feed = ManualFeed("binance", p)
     p.add_feed(feed)
     set_full = full_disk_under(monkeypatch, tmp_path)
