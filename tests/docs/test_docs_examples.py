@@ -12,6 +12,8 @@ Fences (docs/getting-started.md, "How the examples are tested", says the same fo
   that cannot run here (real credentials, a real venue); it needs a reason and is rare.
 Inline `shriven ...` code spans must name real commands and options, and every option of every
 command must be described somewhere in the docs.
+Dotted names (`shriven.wal.read_records`) must exist; the README's links must reach files and
+headings.
 """
 
 from __future__ import annotations
@@ -303,3 +305,37 @@ def test_readme_links_point_at_files_and_headings() -> None:
         elif anchor and anchor not in heading_anchors(REPO / target):
             bad.append(f"{link}: no heading #{anchor} in {target}")
     assert links and not bad, "README links: " + "; ".join(bad)
+
+
+def resolve(dotted: str) -> object:
+    """Import the longest module prefix of ``dotted`` and look the rest up as attributes."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            found = getattr(found, name)
+        return found
+    raise ModuleNotFoundError(dotted)
+
+
+def test_every_python_name_the_docs_give_exists() -> None:
+    """`shriven.wal.read_records`, `shriven.sim.binance.BinanceSimulator(...)`: a module, class
+    or function the docs name by its dotted path must exist there (a move or a rename fails)."""
+    names = set()
+    for page in PAGES:
+        for span in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", page.read_text()):
+            m = re.fullmatch(r"(shriven(?:\.[A-Za-z_]\w*)+)(?:\(.*\))?", span)
+            if m and m[1].rsplit(".", 1)[1] not in ("toml", "lock"):
+                names.add(m[1])
+    bad = []
+    for name in sorted(names):
+        try:
+            resolve(name)
+        except (ImportError, AttributeError) as exc:
+            bad.append(f"{name}: {exc}")
+    assert names and not bad, "the docs name what does not exist: " + "; ".join(bad)
