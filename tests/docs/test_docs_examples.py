@@ -339,3 +339,22 @@ def test_every_python_name_the_docs_give_exists() -> None:
         except (ImportError, AttributeError) as exc:
             bad.append(f"{name}: {exc}")
     assert names and not bad, "the docs name what does not exist: " + "; ".join(bad)
+
+
+def test_every_setting_is_documented() -> None:
+    """Each variable Settings reads (SHRIVEN_*, SHRIVEN_PIPELINE__*, ZERODHA_*) is named in the
+    docs (docs/configuration.md lists them all), so a new setting cannot go undocumented."""
+    from shriven.config import Settings
+
+    variables = []
+    for name, field in Settings.model_fields.items():
+        nested = getattr(field.annotation, "model_fields", None)
+        if nested is not None:
+            variables += [f"SHRIVEN_{name.upper()}__{sub.upper()}" for sub in nested]
+        elif isinstance(field.validation_alias, str):
+            variables.append(field.validation_alias)
+        else:
+            variables.append(f"SHRIVEN_{name.upper()}")
+    text = documented_text()
+    missing = [v for v in variables if v not in text]
+    assert len(variables) > 40 and not missing, f"settings the docs never name: {missing}"
