@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from shriven.cli.app import app, settings
-from shriven.replay.times import format_ns, load_zone, zone_label
+from shriven.replay import format_ns, load_zone, zone_label
 from shriven.wal.check import (
     STORE_STREAMS,
     SegmentCheck,
