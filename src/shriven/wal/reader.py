@@ -27,7 +27,7 @@ import msgpack
 import zstandard
 
 from shriven.errors import WalCorruptionError
-from shriven.events import Record, RecordDecodeError, decode_wires, unpack_batch
+from shriven.events import WIRE_RECV_NS, Record, RecordDecodeError, decode_wires, unpack_batch
 from shriven.wal.format import (
     FLAG_ZSTD,
     FRAME_HEADER,
@@ -335,7 +335,8 @@ class WalReader:
             elif decode:
                 yield from (r for r in batch if lo <= r.recv_ns < hi)
             else:
-                yield from (w for w in batch if lo <= w[2] < hi)  # w[2] is recv_ns
+                at = WIRE_RECV_NS
+                yield from (w for w in batch if lo <= w[at] < hi)
             # Drop this batch before the next is decoded: with two batches alive at each
             # decode, pymalloc hands out recycled blocks in an ever more scattered order and the
             # scan slowed from 0.55M to 0.27M records/s over 3M records.
