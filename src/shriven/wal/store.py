@@ -17,12 +17,12 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgpack
 import zstandard
 
+from shriven.clock import iso_time
 from shriven.config import PipelineConfig
 from shriven.events import STREAM_OF_TYPE, WIRE_RECV_NS, Record, wire_stream
 from shriven.logging import get_logger
@@ -101,13 +101,6 @@ def _scan_stream_counts(segment: Path) -> StreamCounts:
         except (ValueError, TypeError, IndexError, msgpack.UnpackException):
             continue  # `shriven wal check` reports it
     return counts
-
-
-def iso_time(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    stamp = datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{ns % 1_000_000_000:09d}Z"
 
 
 def _streams_json(counts: StreamCounts) -> dict[str, dict[str, int | str | None]]:
