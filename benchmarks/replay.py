@@ -43,10 +43,10 @@ from shriven.events import (
     Record,
 )
 from shriven.replay.books import Rebuilder
-from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.reconstruct import book_states
 from shriven.replay.store import StoreReader
 from shriven.wal import WalWriter
+from shriven.wal.gc import scan_gc
 
 BATCH = 5_000
 T0 = 1_795_146_300 * 1_000_000_000
@@ -188,7 +188,7 @@ def main() -> None:
             f"store: {written:,} records, {size / 1e6:.0f} MB zstd in "
             f"{len(list((root / 'ticks').glob('*.wal')))} segments, written in {gen_s:.1f} s"
         )
-        print("every figure below runs with replay's scan GC setting (gc_tuning.scan_gc)")
+        print("every figure below runs with replay's scan GC setting (wal.gc.scan_gc)")
         gc_ctx = scan_gc()
         gc_ctx.__enter__()
         store = StoreReader(root)

@@ -16,8 +16,8 @@ from collections import deque
 from pathlib import Path
 
 from _walbench import best_of, make_records, read_jsonl, write_jsonl
-from shriven.replay.gc_tuning import scan_gc
 from shriven.wal import WalReader, WalWriter
+from shriven.wal.gc import scan_gc
 
 BATCH = 1_000
 RUNS = 3

@@ -19,6 +19,8 @@ from shriven.events import (
     instrument_key,
     kite_price_divisor,
     stream_of,
+    wire_is_start,
+    wire_stream,
 )
 
 ns = st.integers(min_value=0, max_value=2**63 - 1)
@@ -114,6 +116,22 @@ any_record = st.one_of(
 @given(st.lists(any_record, max_size=30))
 def test_every_record_type_round_trips_exactly(records):
     assert decode_batch(encode_batch(records)) == records
+
+
+@given(st.lists(any_record, max_size=30))
+def test_a_wire_array_counts_in_the_stream_of_its_record(records):
+    wires = msgpack.unpackb(encode_batch(records), use_list=True)
+    assert [wire_stream(w) for w in wires] == [stream_of(r) for r in records]
+
+
+def test_only_the_system_started_status_is_a_daemon_start():
+    def wire(record):
+        return msgpack.unpackb(encode_batch([record]), use_list=True)[0]
+
+    assert wire_is_start(wire(Status(1, 1, "system", "started")))
+    assert not wire_is_start(wire(Status(1, 1, "kite", "started")))
+    assert not wire_is_start(wire(Status(1, 1, "system", "stopped")))
+    assert not wire_is_start(wire(KiteTick(1, 1, 256265, "ltp", 1)))
 
 
 @given(st.lists(any_record, max_size=30))

@@ -27,6 +27,14 @@ from typing import ClassVar, Final
 import msgpack
 
 __all__ = [
+    "STREAM_OF_TYPE",
+    "WIRE_BINANCE_SYMBOL",
+    "WIRE_KITE_TOKEN",
+    "WIRE_RECV_NS",
+    "WIRE_STATUS_INSTRUMENT",
+    "WIRE_STATUS_KIND",
+    "WIRE_TYPE",
+    "WIRE_VENUE",
     "BinanceDepth",
     "BinanceDepthSnapshot",
     "BinanceTrade",
@@ -42,6 +50,8 @@ __all__ = [
     "kite_price_divisor",
     "now_ns",
     "stream_of",
+    "wire_is_start",
+    "wire_stream",
 ]
 
 # Kite exchange segment codes (low byte of the instrument token).
@@ -241,13 +251,41 @@ Record = KiteTick | BinanceTrade | BinanceDepth | BinanceDepthSnapshot | BookSna
 WIRE_VERSION: Final = 1
 
 
+# The one map of record type -> stream. Types not in it (BookSnapshot, Status) count in the stream
+# of the venue they carry.
+STREAM_OF_TYPE: Final[dict[type, str]] = {
+    KiteTick: "kite",
+    BinanceTrade: "binance",
+    BinanceDepth: "binance",
+    BinanceDepthSnapshot: "binance",
+}
+_STREAM_OF_WIRE_TYPE: Final = {t.TYPE: stream for t, stream in STREAM_OF_TYPE.items()}
+
+
 def stream_of(record: Record) -> str:
     """The stream a record's ``seq`` counts in: its venue ("kite", "binance", "system"...)."""
-    if type(record) is KiteTick:
-        return "kite"
-    if type(record) in (BinanceTrade, BinanceDepth, BinanceDepthSnapshot):
-        return "binance"
-    return record.venue  # type: ignore[union-attr]
+    return STREAM_OF_TYPE.get(type(record)) or record.venue  # type: ignore[union-attr]
+
+
+# Named positions in a wire array (``[type, version, recv_ns, seq, fields...]``, see
+# encode_wire): readers that filter undecoded records use these, not bare numbers.
+WIRE_TYPE: Final = 0
+WIRE_RECV_NS: Final = 2
+WIRE_KITE_TOKEN: Final = 4  # KiteTick.instrument_token
+WIRE_BINANCE_SYMBOL: Final = 4  # BinanceTrade/BinanceDepth/BinanceDepthSnapshot.symbol
+WIRE_VENUE: Final = 4  # BookSnapshot/Status.venue
+WIRE_STATUS_KIND: Final = 5
+WIRE_STATUS_INSTRUMENT: Final = 6
+
+
+def wire_stream(w: list | tuple) -> str:
+    """:func:`stream_of` for an undecoded wire array."""
+    return _STREAM_OF_WIRE_TYPE.get(w[0]) or str(w[4])
+
+
+def wire_is_start(w: list | tuple) -> bool:
+    """Is the wire array a daemon start (the ``system``/``started`` Status)?"""
+    return w[0] == 6 and w[4] == "system" and w[5] == "started"
 
 
 def instrument_key(record: Record) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shriven.clock import IST
 from shriven.events import BinanceDepth, BinanceTrade, KiteTick
-from shriven.pipeline.validate import IST, check_record, market_open
+from shriven.pipeline.validate import check_record, market_open
 
 
 def ist(*args: int) -> float:

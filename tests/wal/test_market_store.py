@@ -4,9 +4,9 @@ import json
 
 from walcases import batches, records
 
+from shriven.clock import iso_time
 from shriven.events import BookSnapshot, stream_of
 from shriven.wal import StoreWriter, WalOptions, read_records
-from shriven.wal.store import iso_time
 
 
 def _book(i: int) -> BookSnapshot:

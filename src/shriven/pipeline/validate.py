@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from typing import Final
-from zoneinfo import ZoneInfo
 
+from shriven.clock import IST
 from shriven.events import BinanceDepth, BinanceTrade, KiteTick, Record
 
-IST: Final = ZoneInfo("Asia/Kolkata")
 NSE_OPEN: Final = time(9, 15)
 NSE_CLOSE: Final = time(15, 30)
 

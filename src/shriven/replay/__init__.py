@@ -1,11 +1,24 @@
 """Reading recorded data back: time ranges in a deterministic order, exports, and order books
 rebuilt at any instant from snapshots plus recorded changes.
 
+``replay_range(data_dir, sink, zone, ...)`` writes a time range in one format, ``replay_book``
+gives a book at an instant and ``verify_store`` checks every snapshot (see api.py): the CLI and
+the Python API call the same functions.
 ``reconstruct_lob_from_ticks(symbol, start, end)`` returns the book at ``end``;
 ``iter_lob_states(symbol, start, end)`` yields every state in between (see reconstruct.py).
 """
 
-from shriven.replay.books import BookState, VerifyReport, verify_books
+from shriven.replay.api import (
+    BookResult,
+    ReplayResult,
+    VerifyResult,
+    replay_book,
+    replay_range,
+    verify_store,
+)
+from shriven.replay.books import DEFAULT_MARGIN_NS, BookState, VerifyReport, verify_books
+from shriven.replay.export import FORMATS
+from shriven.replay.features_view import render_book
 from shriven.replay.reconstruct import (
     BookAt,
     book_at,
@@ -15,22 +28,32 @@ from shriven.replay.reconstruct import (
 )
 from shriven.replay.select import Selection, parse_kinds, resolve_symbols
 from shriven.replay.store import StoreReader
-from shriven.replay.times import format_ns, load_zone, zone_label
+from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
 
 __all__ = [
+    "DEFAULT_MARGIN_NS",
+    "FORMATS",
     "BookAt",
+    "BookResult",
     "BookState",
+    "ReplayResult",
     "Selection",
     "StoreReader",
     "VerifyReport",
+    "VerifyResult",
     "book_at",
     "book_states",
     "format_ns",
     "iter_lob_states",
     "load_zone",
+    "parse_instant",
     "parse_kinds",
     "reconstruct_lob_from_ticks",
+    "render_book",
+    "replay_book",
+    "replay_range",
     "resolve_symbols",
     "verify_books",
+    "verify_store",
     "zone_label",
 ]

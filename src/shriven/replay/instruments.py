@@ -27,13 +27,19 @@ def cached_instruments(cache_dir: Path) -> tuple[Sequence[InstrumentRow] | None,
     return rows, ""
 
 
-def instruments_for(cache_dir: Path, data_dir: Path) -> tuple[Sequence[InstrumentRow] | None, str]:
-    """The cached table plus the instruments the store itself recorded (``instruments.json``,
-    which keeps contracts that have since expired out of Kite's dump). None and why when there
-    is neither."""
+def instruments_for(
+    cache_dir: Path | None, data_dir: Path
+) -> tuple[Sequence[InstrumentRow] | None, str]:
+    """The cached table (none without ``cache_dir``) plus the instruments the store itself
+    recorded (``instruments.json``, which keeps contracts that have since expired out of Kite's
+    dump). None and why when there is neither."""
     from shriven.universe.recorded import load_recorded
 
-    cached, note = cached_instruments(cache_dir)
+    cached, note = (
+        cached_instruments(cache_dir)
+        if cache_dir is not None
+        else (None, "no Kite instruments cache given; Kite names cannot be looked up")
+    )
     recorded = load_recorded(Path(data_dir))
     if not recorded:
         return cached, note

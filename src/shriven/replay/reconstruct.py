@@ -16,10 +16,10 @@ from shriven.book import OrderBook
 from shriven.errors import ReplayError
 from shriven.events import BookSnapshot
 from shriven.replay.books import DEFAULT_MARGIN_NS, BookState, Rebuilder, is_after, is_restart
-from shriven.replay.gc_tuning import scan_gc
 from shriven.replay.select import InstrumentRow, resolve_symbols
 from shriven.replay.store import StoreReader
 from shriven.replay.times import load_zone, parse_instant
+from shriven.wal.gc import scan_gc
 
 __all__ = [
     "BookAt",

@@ -10,7 +10,22 @@ from pathlib import Path
 import msgpack
 
 from shriven.errors import ReplayError
-from shriven.events import BookSnapshot, Record, decode_wire
+from shriven.events import (
+    WIRE_BINANCE_SYMBOL,
+    WIRE_KITE_TOKEN,
+    WIRE_RECV_NS,
+    WIRE_STATUS_INSTRUMENT,
+    WIRE_TYPE,
+    WIRE_VENUE,
+    BinanceDepth,
+    BinanceDepthSnapshot,
+    BookSnapshot,
+    KiteTick,
+    Record,
+    Status,
+    decode_wire,
+    wire_is_start,
+)
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, OrderStats, merge_ordered, reorder
 from shriven.replay.select import Selection
 from shriven.wal import WalReader, list_segments, skipped_summary
@@ -93,7 +108,7 @@ class StoreReader:
             self.frames_unpacked += 1
             inside = lo <= frame.min_ns and frame.max_ns < hi
             for w in self.ticks.batch(frame):
-                if keep(w) and (inside or lo <= w[2] < hi):
+                if keep(w) and (inside or lo <= w[WIRE_RECV_NS] < hi):
                     yield decode_wire(w)
 
     def restart_times(self, start_ns: int | None = None, end_ns: int | None = None) -> list[int]:
@@ -108,8 +123,8 @@ class StoreReader:
             if _STARTED not in frame.payload:
                 continue
             for w in reader.batch(frame):
-                if w[0] == 6 and w[4] == "system" and w[5] == "started" and lo <= w[2] < hi:
-                    out.append(w[2])
+                if wire_is_start(w) and lo <= w[WIRE_RECV_NS] < hi:
+                    out.append(w[WIRE_RECV_NS])
         return out
 
     def snapshots(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
@@ -151,6 +166,16 @@ def wire_filter(key: str) -> Callable[[list], bool]:
     """A test on a record's wire array (see events.py): does it belong to ``key``'s book, or is
     it a daemon start? Kite keys keep full, quote and ltp ticks alike (cheap to decide later)."""
     venue, _, instrument = key.partition(":")
+    # closure variables rather than globals and class attributes: the test runs once per record
+    at_type, at_token, at_symbol, at_venue, at_instrument = (
+        WIRE_TYPE,
+        WIRE_KITE_TOKEN,
+        WIRE_BINANCE_SYMBOL,
+        WIRE_VENUE,
+        WIRE_STATUS_INSTRUMENT,
+    )
+    tick_t, status_t = KiteTick.TYPE, Status.TYPE
+    book_ts = frozenset((BinanceDepth.TYPE, BinanceDepthSnapshot.TYPE))
     if venue == "kite":
         try:
             token = int(instrument)
@@ -158,21 +183,21 @@ def wire_filter(key: str) -> Callable[[list], bool]:
             raise ReplayError(f"bad Kite instrument {instrument!r}: expected a token") from None
 
         def keep_kite(w: list) -> bool:
-            t = w[0]
-            if t == 1:
-                return w[4] == token
-            return t == 6 and (
-                (w[4] == "system" and w[5] == "started") or (w[4] == "kite" and w[6] == instrument)
+            t = w[at_type]
+            if t == tick_t:
+                return w[at_token] == token
+            return t == status_t and (
+                wire_is_start(w) or (w[at_venue] == "kite" and w[at_instrument] == instrument)
             )
 
         return keep_kite
 
     def keep_binance(w: list) -> bool:
-        t = w[0]
-        if t == 3 or t == 4:
-            return w[4] == instrument
-        return t == 6 and (
-            (w[4] == "system" and w[5] == "started") or (w[4] == venue and w[6] == instrument)
+        t = w[at_type]
+        if t in book_ts:
+            return w[at_symbol] == instrument
+        return t == status_t and (
+            wire_is_start(w) or (w[at_venue] == venue and w[at_instrument] == instrument)
         )
 
     return keep_binance

@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shriven.clock import format_ns
 from shriven.errors import ReplayError
 
 __all__ = ["format_ns", "load_zone", "parse_instant", "zone_label"]
@@ -69,15 +70,6 @@ def parse_instant(text: str, zone: ZoneInfo) -> int:
     seconds = int(aware.timestamp())  # whole seconds: exact, no float fraction involved
     frac = (m["frac"] or "").ljust(9, "0")
     return seconds * _NS_PER_S + int(frac or "0")
-
-
-def format_ns(ns: int, zone: ZoneInfo) -> str:
-    """ISO 8601 with nanoseconds and the offset of ``zone`` at that instant."""
-    seconds, frac = divmod(ns, _NS_PER_S)
-    dt = datetime.fromtimestamp(seconds, tz=zone)
-    off = dt.strftime("%z")
-    off = "Z" if zone.key == "UTC" else f"{off[:3]}:{off[3:]}"
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{frac:09d}{off}"
 
 
 def zone_label(zone: ZoneInfo, at_ns: int) -> str:

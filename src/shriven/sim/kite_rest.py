@@ -19,15 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import pyotp
 from aiohttp import web
 
+from shriven.clock import IST
 from shriven.feeds.kite.instruments import Instrument, to_csv
 from shriven.sim.kite_instruments import generate_instruments
-
-IST = ZoneInfo("Asia/Kolkata")  # Kite sends times as IST wall clock
 
 
 class TickerHandler(Protocol):

@@ -6,13 +6,12 @@ import difflib
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
+from shriven.clock import IST
 from shriven.errors import UnknownSymbolError
 from shriven.feeds.kite.instruments import Instrument
 
 V = TypeVar("V")
-IST = ZoneInfo("Asia/Kolkata")
 # NSE/BSE derivatives stop trading at 15:30 IST on their expiry day.
 EXPIRY_CUTOFF_IST = time(15, 30)
 

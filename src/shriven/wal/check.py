@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from shriven.wal.format import (
     list_segments,
     parse_segment_header,
 )
+from shriven.wal.gc import paused_gc
 from shriven.wal.index import covered_end, load_index
 from shriven.wal.reader import ReadStats, _scan_segment, unpack_frame
 
@@ -138,18 +138,14 @@ def _check_frames(
         end_ns=1 << 63,
         dctx=zstandard.ZstdDecompressor(),
     ):
-        gc_was_on = gc.isenabled()
-        gc.disable()
         try:
-            # only the count is kept: a batch still alive while the next one decodes slows the
-            # scan down frame by frame (see WalReader.records)
-            len(unpack_frame(frame, decode=True))
+            with paused_gc():
+                # only the count is kept: a batch still alive while the next one decodes slows
+                # the scan down frame by frame (see WalReader.records)
+                len(unpack_frame(frame, decode=True))
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             stats.skip(path, frame.offset, frame.length, f"records do not decode: {exc}")
             continue
-        finally:
-            if gc_was_on:
-                gc.enable()
         report.frames += 1
         report.records += frame.count
         report.raw_bytes += len(frame.payload)

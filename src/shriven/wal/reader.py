@@ -16,7 +16,6 @@ Time ranges are half-open, ``start_ns <= recv_ns < end_ns``, on the records' ``r
 
 from __future__ import annotations
 
-import gc
 import os
 import zlib
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ import msgpack
 import zstandard
 
 from shriven.errors import WalCorruptionError
-from shriven.events import Record, RecordDecodeError, decode_wires, unpack_batch
+from shriven.events import WIRE_RECV_NS, Record, RecordDecodeError, decode_wires, unpack_batch
 from shriven.wal.format import (
     FLAG_ZSTD,
     FRAME_HEADER,
@@ -41,6 +40,7 @@ from shriven.wal.format import (
     list_segments,
     parse_segment_header,
 )
+from shriven.wal.gc import paused_gc
 from shriven.wal.index import covered_end, load_index
 
 _CHUNK = 1 << 20
@@ -335,7 +335,8 @@ class WalReader:
             elif decode:
                 yield from (r for r in batch if lo <= r.recv_ns < hi)
             else:
-                yield from (w for w in batch if lo <= w[2] < hi)  # w[2] is recv_ns
+                at = WIRE_RECV_NS
+                yield from (w for w in batch if lo <= w[at] < hi)
             # Drop this batch before the next is decoded: with two batches alive at each
             # decode, pymalloc hands out recycled blocks in an ever more scattered order and the
             # scan slowed from 0.55M to 0.27M records/s over 3M records.
@@ -345,10 +346,9 @@ class WalReader:
         """A frame's records as wire tuples (``use_list=False``: what ``decode_wire``'s fast
         paths take). A frame whose payload is not its records raises in a strict reader; a
         tolerant one counts it as skipped and returns ``()``."""
-        gc_was_on = gc.isenabled()
-        gc.disable()  # see _unpack
         try:
-            wires = unpack_batch(frame.payload)
+            with paused_gc():
+                wires = unpack_batch(frame.payload)
             _check_count(frame, len(wires))
             return wires
         except (ValueError, msgpack.UnpackException) as exc:
@@ -356,25 +356,16 @@ class WalReader:
                 raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
             self.stats.skip(frame.path, frame.offset, frame.length, str(exc))
             return ()
-        finally:
-            if gc_was_on:
-                gc.enable()
 
     def _unpack(self, frame: Frame, decode: bool = False) -> list | None:
-        # A batch makes thousands of small containers at once; letting the cyclic GC run in the
-        # middle of that triples the cost (msgpack's own advice), and none of them form cycles.
-        gc_was_on = gc.isenabled()
-        gc.disable()
         try:
-            return unpack_frame(frame, decode)
+            with paused_gc():
+                return unpack_frame(frame, decode)
         except (ValueError, msgpack.UnpackException) as exc:  # RecordDecodeError is a ValueError
             if self.strict:
                 raise WalCorruptionError(str(frame.path), frame.offset, str(exc)) from None
             self.stats.skip(frame.path, frame.offset, frame.length, str(exc))
             return None
-        finally:
-            if gc_was_on:
-                gc.enable()
 
 
 def unpack_frame(frame: Frame, decode: bool = True) -> list:

@@ -17,19 +17,13 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgpack
 import zstandard
 
-from shriven.events import (
-    BinanceDepth,
-    BinanceDepthSnapshot,
-    BinanceTrade,
-    KiteTick,
-    Record,
-)
+from shriven.clock import iso_time
+from shriven.events import STREAM_OF_TYPE, WIRE_RECV_NS, Record, wire_stream
 from shriven.logging import get_logger
 from shriven.wal.format import CODEC_NAMES, FORMAT_VERSION, SEGMENT_HEADER_SIZE, list_segments
 from shriven.wal.index import IndexEntry, load_index
@@ -44,18 +38,11 @@ log = get_logger("shriven.wal")
 
 # stream (see events.stream_of) -> [records, first recv_ns, last recv_ns]
 StreamCounts = dict[str, list[int]]
-_STREAM_OF_TYPE: dict[type, str] = {
-    KiteTick: "kite",
-    BinanceTrade: "binance",
-    BinanceDepth: "binance",
-    BinanceDepthSnapshot: "binance",
-}
-_STREAM_OF_WIRE_TYPE = {1: "kite", 2: "binance", 3: "binance", 4: "binance"}  # 5, 6: the venue
 
 
 def count_streams(counts: StreamCounts, records: Iterable[Record]) -> None:
     """Add ``records`` to ``counts``, per stream."""
-    of_type = _STREAM_OF_TYPE
+    of_type = STREAM_OF_TYPE
     for r in records:
         stream = of_type.get(type(r)) or r.venue  # type: ignore[union-attr]
         ns = r.recv_ns
@@ -102,8 +89,8 @@ def _scan_stream_counts(segment: Path) -> StreamCounts:
         try:
             batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
             for w in batch:
-                stream = _STREAM_OF_WIRE_TYPE.get(w[0]) or str(w[4])
-                ns = w[2]
+                stream = wire_stream(w)
+                ns = w[WIRE_RECV_NS]
                 c = counts.get(stream)
                 if c is None:
                     counts[stream] = [1, ns, ns]
@@ -114,13 +101,6 @@ def _scan_stream_counts(segment: Path) -> StreamCounts:
         except (ValueError, TypeError, IndexError, msgpack.UnpackException):
             continue  # `shriven wal check` reports it
     return counts
-
-
-def iso_time(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    stamp = datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{ns % 1_000_000_000:09d}Z"
 
 
 def _streams_json(counts: StreamCounts) -> dict[str, dict[str, int | str | None]]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import gc
 import os
 import threading
 import time
@@ -49,6 +48,7 @@ from shriven.wal.format import (
     parse_segment_header,
     segment_name,
 )
+from shriven.wal.gc import paused_gc
 from shriven.wal.index import (
     IndexEntry,
     covered_end,
@@ -321,13 +321,8 @@ class WalWriter:
         n = len(records)
         if n == 0:
             return 0
-        gc_was_on = gc.isenabled()
-        gc.disable()  # encoding makes a list per record; a GC pass mid-batch costs more than it
-        try:
+        with paused_gc():  # encoding makes a list per record
             payload = encode_batch(records)  # type: ignore[arg-type]
-        finally:
-            if gc_was_on:
-                gc.enable()
         times = [r.recv_ns for r in records]
         mn = min(times)
         mx = max(times)

@@ -29,12 +29,12 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 import requests
 from kiteconnect import KiteConnect
 from kiteconnect import exceptions as kex
 
+from shriven.clock import IST
 from shriven.config import Settings
 from shriven.errors import CredentialsError, LoginError, LoginRefusedError, VenueError
 from shriven.feeds.kite.login import (
@@ -58,7 +58,6 @@ __all__ = [
 
 log = get_logger(__name__)
 
-IST = ZoneInfo("Asia/Kolkata")
 TOKEN_EXPIRES_AT_IST = dtime(6, 0)
 # Refreshes asked for within this long of the previous one share its login (KiteAuth.refresh).
 REFRESH_GRACE = timedelta(seconds=30)

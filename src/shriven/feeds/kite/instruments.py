@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Final, NamedTuple
-from zoneinfo import ZoneInfo
 
 import requests
 
+from shriven.clock import IST
 from shriven.errors import InstrumentsError
 from shriven.files import atomic_write
 from shriven.logging import get_logger
@@ -51,7 +51,6 @@ def instrument_class(instrument_type: str, segment: str = "") -> str:
     return "equity"
 
 
-IST = ZoneInfo("Asia/Kolkata")
 REFRESH_AT_IST = time(8, 0)
 CACHE_FORMAT = "shriven-instruments"
 CACHE_VERSION = 1
