@@ -1,5 +1,6 @@
-"""Atomic file writes: the Kite caches (instruments, login tokens, private by default) and
-replay's exports (``--out``)."""
+"""Atomic file writes, the one helper for every file that must be whole or absent: the Kite
+caches (instruments, login tokens; private by default), the store's metadata.json and segment
+indexes, the store's instruments table and replay's exports (``--out``)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from shriven.files import atomic_write
 from shriven.wal.format import (
     FRAME_HEAD,
     FRAME_HEADER_SIZE,
@@ -117,10 +118,6 @@ def scan_entries(segment: Path, interval: int) -> list[IndexEntry]:
 
 
 def write_index(segment: Path, number: int, created_ns: int, entries: list[IndexEntry]) -> None:
-    """Replace the segment's index atomically (write a temp file, rename it over)."""
-    target = index_path(segment)
-    tmp = target.with_name(target.name + ".tmp")
+    """Replace the segment's index atomically (readers see the old index or the new one)."""
     data = pack_index_header(number, created_ns) + b"".join(pack_entry(e) for e in entries)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, target)
+    atomic_write(index_path(segment), data, mode=0o644)

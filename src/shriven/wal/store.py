@@ -24,12 +24,13 @@ import zstandard
 
 from shriven.clock import iso_time
 from shriven.events import STREAM_OF_TYPE, WIRE_RECV_NS, Record, wire_stream
+from shriven.files import atomic_write
 from shriven.logging import get_logger
 from shriven.wal.format import CODEC_NAMES, FORMAT_VERSION, SEGMENT_HEADER_SIZE, list_segments
 from shriven.wal.index import IndexEntry, load_index
 from shriven.wal.options import WalOptions
 from shriven.wal.reader import ReadStats, _scan_segment
-from shriven.wal.writer import WalWriter, _fsync_dir
+from shriven.wal.writer import WalWriter
 
 METADATA_FILE = "metadata.json"
 STREAMS = ("ticks", "lob")
@@ -241,14 +242,7 @@ def store_stream_counts(data_dir: Path) -> dict[str, StreamCounts]:
 
 
 def write_json_atomically(path: Path, document: dict[str, object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    atomic_write(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"), mode=0o644)
 
 
 class StoreWriter:
