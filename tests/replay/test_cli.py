@@ -8,15 +8,12 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from shriven.cli import app
-from shriven.cli.app import settings
 from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import Record, Status
 from shriven.replay.ordering import paced
@@ -45,15 +42,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Record],
     return data_dir, records, record_store(data_dir, records)
 
 
-@pytest.fixture(autouse=True)
-def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("SHRIVEN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SHRIVEN_MARKET_TZ", "Asia/Kolkata")
-    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", os.devnull)
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
-    structlog.reset_defaults()  # the CLI bound logging to CliRunner's stderr, now closed
+pytestmark = pytest.mark.usefixtures("isolated_cli_settings")
 
 
 def _replay(data_dir: Path, *args: str):  # type: ignore[no-untyped-def]

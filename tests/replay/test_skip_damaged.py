@@ -5,17 +5,13 @@ line says how many frames and bytes were skipped and where."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from shriven.cli import app
-from shriven.cli.app import settings
 from shriven.errors import WalCorruptionError
 from shriven.events import Record
 from shriven.wal import list_segments
@@ -34,15 +30,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Recor
     return data_dir, records
 
 
-@pytest.fixture(autouse=True)
-def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("SHRIVEN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SHRIVEN_MARKET_TZ", "Asia/Kolkata")
-    monkeypatch.setenv("SHRIVEN_CONFIG_FILE", os.devnull)
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("isolated_cli_settings")
 
 
 def damaged_copy(pristine: Path, tmp_path: Path) -> tuple[Path, str, int, int, int]:
