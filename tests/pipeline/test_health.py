@@ -207,9 +207,11 @@ def full_disk_under(monkeypatch: pytest.MonkeyPatch, root: Path) -> Callable[[bo
     return lambda value: full.__setitem__(0, value)
 
 
-async def test_a_full_disk_keeps_naming_its_root_cause_until_a_write_succeeds(
+async def recording_into_a_full_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[Pipeline, Callable[[bool], None]]:
+    """A started pipeline that wrote a record, then met a full disk: the write failed, reopening
+    the store failed too (no room for a new segment), and later retries found no open WAL."""
     cfg = PipelineConfig(data_dir=tmp_path / "market")  # type: ignore[call-arg]
     p = Pipeline(cfg, wal=wal_options(cfg), health_port=0)
     feed = ManualFeed("binance", p)
@@ -221,9 +223,19 @@ async def test_a_full_disk_keeps_naming_its_root_cause_until_a_write_succeeds(
         await wait_for(lambda: p.stats.records_written >= 1)
         set_full(True)
         await feed.trade()
-        # the write fails, then reopening the store fails too (no room for a new segment), and
-        # every later retry finds no open WAL: the cause stays the first failure
         await wait_for(lambda: p.stats.wal_errors >= 3)
+    except BaseException:
+        set_full(False)
+        await p.shutdown()
+        raise
+    return p, set_full
+
+
+async def test_a_full_disk_keeps_naming_its_root_cause_until_a_write_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p, set_full = await recording_into_a_full_disk(tmp_path, monkeypatch)
+    try:
         status, _body, data = await get(p.health_url + "/health")
         assert status == 503 and data is not None
         error = str(data["wal"]["error"])  # type: ignore[index]
@@ -246,18 +258,8 @@ async def test_a_disk_still_full_at_shutdown_names_the_disk_in_the_exit_error(
     'the tick WAL is not open'."""
     from structlog.testing import capture_logs
 
-    cfg = PipelineConfig(data_dir=tmp_path / "market")  # type: ignore[call-arg]
-    p = Pipeline(cfg, wal=wal_options(cfg), health_port=0)
-    feed = ManualFeed("binance", p)
-    p.add_feed(feed)
-    set_full = full_disk_under(monkeypatch, tmp_path)
-    await p.start()
+    p, set_full = await recording_into_a_full_disk(tmp_path, monkeypatch)
     try:
-        feed.stats.connected = True
-        await wait_for(lambda: p.stats.records_written >= 1)
-        set_full(True)
-        await feed.trade()
-        await wait_for(lambda: p.stats.wal_errors >= 3)
         with capture_logs() as logs:
             await p.shutdown()
     finally:
