@@ -224,3 +224,39 @@ async def test_records_the_wal_or_a_book_cannot_take_are_counted_marked_and_the_
     text = p.metrics.render()
     assert b'shriven_recorder_errors_total{stage="wal_encode"} 1.0' in text
     assert b'shriven_recorder_errors_total{stage="books"} 1.0' in text
+
+
+async def test_taps_see_every_batch_in_wal_order_and_durable_ones_only_after_an_fsync(
+    tmp_path: Path,
+) -> None:
+    cfg = config(tmp_path, fsync_policy="interval", fsync_interval_ms=20)
+    ticks = kite_ticks(5_000, time.time_ns())
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=None)
+    written: list[Record] = []
+    durable: list[Record] = []
+    syncs_when_written: dict[int, int] = {}
+    late_fsyncs: list[int] = []
+
+    def on_written(batch: Sequence[Record]) -> None:
+        syncs_when_written[id(batch)] = p.stats.syncs
+        written.extend(batch)
+
+    def on_durable(batch: Sequence[Record]) -> None:
+        if p.stats.syncs <= syncs_when_written[id(batch)]:
+            late_fsyncs.append(len(batch))
+        durable.extend(batch)
+
+    def broken(batch: Sequence[Record]) -> None:
+        raise RuntimeError("a tap with a bug")
+
+    p.add_tap(on_written, durable=False)
+    p.add_tap(broken, durable=True)
+    p.add_tap(on_durable, durable=True)
+    feed = ListFeed(p, ticks)
+    p.add_feed(feed)
+    await run_until(p, feed)
+    assert p.exit_code == 0
+    on_disk = list(read_records(cfg.data_dir / "ticks"))
+    assert written == on_disk == durable
+    assert late_fsyncs == []  # no batch reached a durable tap before an fsync after its write
+    assert p.stats.recorder_errors["tap"] >= 1

@@ -10,6 +10,12 @@ shutdown. The store is opened with the WAL's ``caller`` fsync policy (``never`` 
 the WAL fsyncs on its own only at segment creation, rotation and close. Knowing the exact moment
 data became durable is what makes the receive-to-durable latency and fsync histograms honest.
 
+Taps (``add_tap``) let other parts of a run see the records without touching the WAL path: a
+``written`` tap gets each batch once it is in the WAL file (a live server fans it out), a
+``durable`` tap once it is also fsynced (a publisher may only send what a crash cannot lose).
+A tap runs on the event loop and must only hand the batch on (e.g. ``put_nowait``); an exception
+from one is counted under ``recorder_errors["tap"]`` and never reaches the recorder.
+
 Snapshots are aligned to the clock: the round for boundary B holds the books after every record
 received at or before B (a batch straddling B is split), and is stamped ``recv_ns = B``, so replay
 can rebuild exactly the same book at B.
@@ -53,6 +59,7 @@ _WAL_RETRY_S = 1.0
 _SHUTDOWN_WAL_ATTEMPTS = 5
 
 StoreFactory = Callable[[], StoreWriter]
+RecordTap = Callable[[Sequence[Record]], None]
 T = TypeVar("T")
 
 
@@ -83,6 +90,14 @@ class RecorderLoop:
         # The system stream's counter, for the status markers this writer adds.
         self.system_seq = system_seq if system_seq is not None else SeqCounter()
         self.wal_ok = True
+        self._written_taps: list[RecordTap] = []
+        self._durable_taps: list[RecordTap] = []
+        self._not_durable: list[Sequence[Record]] = []  # written batches awaiting an fsync
+
+    def add_tap(self, tap: RecordTap, *, durable: bool) -> None:
+        """Call ``tap(batch)`` after each batch is written (``durable=False``) or after it is
+        also fsynced (``durable=True``); batches arrive in WAL order."""
+        (self._durable_taps if durable else self._written_taps).append(tap)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -154,6 +169,10 @@ class RecorderLoop:
         self.metrics.wal_write_seconds.labels("ticks").observe(write_s)
         if not self._unsynced_oldest_ns:
             self._unsynced_oldest_ns = batch[0].recv_ns
+        if self._written_taps:
+            self._call_taps(self._written_taps, batch)
+        if self._durable_taps:
+            self._not_durable.append(batch)
         if self.config.fsync_policy == "always":
             await self._sync()
         elif self.config.fsync_policy == "never":
@@ -390,6 +409,19 @@ class RecorderLoop:
             )
         self._unsynced_oldest_ns = 0
         self.stats.last_durable_ns = now
+        if self._not_durable:
+            done, self._not_durable = self._not_durable, []
+            for batch in done:
+                self._call_taps(self._durable_taps, batch)
+
+    def _call_taps(self, taps: list[RecordTap], batch: Sequence[Record]) -> None:
+        if not batch:
+            return
+        for tap in taps:
+            try:
+                tap(batch)
+            except Exception as exc:
+                self._count_recorder_error("tap", exc, batch[0])
 
     # ------------------------------------------------------------------ snapshots
 
