@@ -27,7 +27,10 @@ from typing import ClassVar, Final
 import msgpack
 
 __all__ = [
+    "BINANCE_VENUES",
+    "FUTURES_VENUES",
     "STREAM_OF_TYPE",
+    "VENUE_SYMBOL_TYPES",
     "WIRE_BINANCE_SYMBOL",
     "WIRE_KITE_TOKEN",
     "WIRE_RECV_NS",
@@ -35,8 +38,16 @@ __all__ = [
     "WIRE_STATUS_KIND",
     "WIRE_TYPE",
     "WIRE_VENUE",
+    "WIRE_VENUE_SYMBOL",
+    "BinanceAggTrade",
+    "BinanceBookTicker",
     "BinanceDepth",
     "BinanceDepthSnapshot",
+    "BinanceForceOrder",
+    "BinanceFuturesDepth",
+    "BinanceFuturesDepthSnapshot",
+    "BinanceMarkPrice",
+    "BinanceOpenInterest",
     "BinanceTrade",
     "BookSnapshot",
     "KiteTick",
@@ -246,13 +257,184 @@ def status_detail_fields(detail: str) -> dict[str, object]:
     return doc if isinstance(doc, dict) else {"text": detail}
 
 
-Record = KiteTick | BinanceTrade | BinanceDepth | BinanceDepthSnapshot | BookSnapshot | Status
+# The Binance venues: spot, USD-M futures (fapi/fstream), COIN-M futures (dapi/dstream). Each is
+# its own stream (its records count their own ``seq``) and its own instrument namespace
+# (``binance-usdm:BTCUSDT`` is not ``binance:BTCUSDT``).
+BINANCE_VENUES: Final = ("binance", "binance-usdm", "binance-coinm")
+FUTURES_VENUES: Final = ("binance-usdm", "binance-coinm")
+
+# Records added with the futures venues (types 7..13) carry their venue first, at the wire
+# position of BookSnapshot/Status.venue, and the symbol after it.
+
+
+@dataclass(slots=True)
+class BinanceFuturesDepth:
+    """A futures ``depthUpdate`` diff: like :class:`BinanceDepth`, plus ``pu`` (the ``u`` of the
+    symbol's previous diff, which is what futures diffs chain by) and the transaction time."""
+
+    recv_ns: int
+    seq: int
+    venue: str  # "binance-usdm" | "binance-coinm"
+    symbol: str
+    first_update_id: int  # U
+    last_update_id: int  # u
+    prev_update_id: int  # pu
+    event_time: int  # E, ms
+    transaction_time: int  # T, ms
+    bids: tuple[StrLevel, ...]
+    asks: tuple[StrLevel, ...]
+
+    TYPE: ClassVar[int] = 7
+
+
+@dataclass(slots=True)
+class BinanceFuturesDepthSnapshot:
+    """The REST ``/fapi/v1/depth`` or ``/dapi/v1/depth`` answer a futures book (re)started from."""
+
+    recv_ns: int
+    seq: int
+    venue: str
+    symbol: str
+    last_update_id: int
+    event_time: int  # E, ms (0 when the answer has none)
+    transaction_time: int  # T, ms (0 when the answer has none)
+    bids: tuple[StrLevel, ...]
+    asks: tuple[StrLevel, ...]
+
+    TYPE: ClassVar[int] = 8
+
+
+@dataclass(slots=True)
+class BinanceAggTrade:
+    """An ``aggTrade`` event (any Binance venue): trades of one taker order at one price."""
+
+    recv_ns: int
+    seq: int
+    venue: str
+    symbol: str
+    agg_trade_id: int  # a
+    price: str
+    quantity: str
+    first_trade_id: int  # f
+    last_trade_id: int  # l
+    trade_time: int  # T, ms
+    event_time: int  # E, ms
+    buyer_is_maker: bool  # m
+
+    TYPE: ClassVar[int] = 9
+
+
+@dataclass(slots=True)
+class BinanceBookTicker:
+    """A ``bookTicker`` event: best bid and ask at book update ``u``. Spot sends no event or
+    transaction time (0 here)."""
+
+    recv_ns: int
+    seq: int
+    venue: str
+    symbol: str
+    update_id: int  # u
+    bid_price: str  # b
+    bid_quantity: str  # B
+    ask_price: str  # a
+    ask_quantity: str  # A
+    event_time: int  # E, ms (0 on spot)
+    transaction_time: int  # T, ms (0 on spot)
+
+    TYPE: ClassVar[int] = 10
+
+
+@dataclass(slots=True)
+class BinanceMarkPrice:
+    """A futures ``markPriceUpdate``. ``funding_rate`` is signed decimal text, empty for a
+    delivery contract (COIN-M sends ""), and ``next_funding_time`` 0 there."""
+
+    recv_ns: int
+    seq: int
+    venue: str
+    symbol: str
+    event_time: int  # E, ms
+    mark_price: str  # p
+    index_price: str  # i
+    estimated_settle_price: str  # P
+    funding_rate: str  # r
+    next_funding_time: int  # T, ms
+
+    TYPE: ClassVar[int] = 11
+
+
+@dataclass(slots=True)
+class BinanceForceOrder:
+    """A futures ``forceOrder`` event: a liquidation order (the latest of the symbol's last
+    second, as Binance sends them)."""
+
+    recv_ns: int
+    seq: int
+    venue: str
+    symbol: str
+    event_time: int  # E, ms
+    side: str  # S: "BUY" | "SELL"
+    order_type: str  # o
+    time_in_force: str  # f
+    quantity: str  # q
+    price: str  # p
+    average_price: str  # ap
+    status: str  # X
+    last_filled_quantity: str  # l
+    filled_quantity: str  # z
+    trade_time: int  # T, ms
+
+    TYPE: ClassVar[int] = 12
+
+
+@dataclass(slots=True)
+class BinanceOpenInterest:
+    """One answer of the REST open-interest poll (``/fapi/v1/openInterest``, ``/dapi/...``): the
+    venue has no stream for it."""
+
+    recv_ns: int
+    seq: int
+    venue: str
+    symbol: str
+    open_interest: str
+    time: int  # the venue's time of the figure, ms
+
+    TYPE: ClassVar[int] = 13
+
+
+# Types whose records carry ``venue`` and ``symbol`` (the Binance records added with futures).
+VENUE_SYMBOL_TYPES: Final[tuple[type, ...]] = (
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
+    BinanceAggTrade,
+    BinanceBookTicker,
+    BinanceMarkPrice,
+    BinanceForceOrder,
+    BinanceOpenInterest,
+)
+
+
+Record = (
+    KiteTick
+    | BinanceTrade
+    | BinanceDepth
+    | BinanceDepthSnapshot
+    | BookSnapshot
+    | Status
+    | BinanceFuturesDepth
+    | BinanceFuturesDepthSnapshot
+    | BinanceAggTrade
+    | BinanceBookTicker
+    | BinanceMarkPrice
+    | BinanceForceOrder
+    | BinanceOpenInterest
+)
 
 WIRE_VERSION: Final = 1
 
 
-# The one map of record type -> stream. Types not in it (BookSnapshot, Status) count in the stream
-# of the venue they carry.
+# The one map of record type -> stream. Types not in it (BookSnapshot, Status, and the Binance
+# types that carry their venue) count in the stream of the venue they carry.
 STREAM_OF_TYPE: Final[dict[type, str]] = {
     KiteTick: "kite",
     BinanceTrade: "binance",
@@ -273,7 +455,8 @@ WIRE_TYPE: Final = 0
 WIRE_RECV_NS: Final = 2
 WIRE_KITE_TOKEN: Final = 4  # KiteTick.instrument_token
 WIRE_BINANCE_SYMBOL: Final = 4  # BinanceTrade/BinanceDepth/BinanceDepthSnapshot.symbol
-WIRE_VENUE: Final = 4  # BookSnapshot/Status.venue
+WIRE_VENUE: Final = 4  # BookSnapshot/Status.venue, and the venue of types 7..13
+WIRE_VENUE_SYMBOL: Final = 5  # the symbol of types 7..13 (VENUE_SYMBOL_TYPES)
 WIRE_STATUS_KIND: Final = 5
 WIRE_STATUS_INSTRUMENT: Final = 6
 
@@ -295,6 +478,8 @@ def instrument_key(record: Record) -> str:
         return f"kite:{record.instrument_token}"  # type: ignore[union-attr]
     if t in (BinanceTrade, BinanceDepth, BinanceDepthSnapshot):
         return f"binance:{record.symbol}"  # type: ignore[union-attr]
+    if t in VENUE_SYMBOL_TYPES:
+        return f"{record.venue}:{record.symbol}"  # type: ignore[union-attr]
     return f"{record.venue}:{record.instrument}"  # type: ignore[union-attr]
 
 
@@ -381,7 +566,29 @@ def _to_wire(r: Record) -> list:
     if t is Status:
         # detail may quote venue text; a lone surrogate there must not make the frame fail.
         return [6, WIRE_VERSION, r.recv_ns, r.seq, r.venue, r.kind, r.instrument, _utf8(r.detail)]
+    if t is BinanceFuturesDepth:
+        return [
+            7,
+            WIRE_VERSION,
+            r.recv_ns,
+            r.seq,
+            r.venue,
+            r.symbol,
+            r.first_update_id,
+            r.last_update_id,
+            r.prev_update_id,
+            r.event_time,
+            r.transaction_time,
+            r.bids,
+            r.asks,
+        ]
+    if t in _PLAIN_TYPES:
+        return [t.TYPE, WIRE_VERSION, *_fields(r)]
     raise TypeError(f"not a shriven record: {t.__name__}")
+
+
+def _fields(r: Record) -> list:
+    return [getattr(r, name) for name in r.__slots__]  # type: ignore[union-attr]
 
 
 def _utf8(text: str) -> str:
@@ -441,7 +648,9 @@ def _pairs(levels: list | tuple) -> tuple:
 
 # Fields after [type, version, recv_ns, seq] that layout 1 requires, by type. Fields appended
 # since then are optional (docs/wal-format.md lists them with their defaults).
-REQUIRED_FIELDS: Final = {1: 19, 2: 7, 3: 6, 4: 4, 5: 5, 6: 4}
+REQUIRED_FIELDS: Final = {
+    1: 19, 2: 7, 3: 6, 4: 4, 5: 5, 6: 4, 7: 9, 8: 7, 9: 10, 10: 9, 11: 8, 12: 13, 13: 4,
+}  # fmt: skip
 _KITE_WIRE_LEN: Final = 24  # [type, version, recv_ns, seq] + 19 layout-1 fields + change
 
 
@@ -540,7 +749,96 @@ def _status(w: list | tuple) -> Status:
     return Status(*w[2:8])
 
 
-_DECODERS: Final = {1: _kite, 2: _trade, 3: _depth, 4: _depth_snapshot, 5: _book, 6: _status}
+def _futures_depth(w: list | tuple) -> BinanceFuturesDepth:
+    _check_layout(w)
+    _strs(w[4], w[5])
+    return BinanceFuturesDepth(
+        *w[2:11],
+        _str_pairs(w[11]),
+        _str_pairs(w[12]),  # type: ignore[arg-type]
+    )
+
+
+def _futures_snapshot(w: list | tuple) -> BinanceFuturesDepthSnapshot:
+    _check_layout(w)
+    _strs(w[4], w[5])
+    return BinanceFuturesDepthSnapshot(
+        *w[2:9],
+        _str_pairs(w[9]),
+        _str_pairs(w[10]),  # type: ignore[arg-type]
+    )
+
+
+def _int64s(*values: object) -> None:
+    for v in values:
+        if type(v) is not int:
+            raise RecordDecodeError(f"expected a msgpack integer, found {v!r}")
+
+
+def _agg_trade(w: list | tuple) -> BinanceAggTrade:
+    _check_layout(w)
+    _strs(w[4], w[5], w[7], w[8])
+    _int64s(w[6], w[9], w[10], w[11], w[12])
+    if type(w[13]) is not bool:
+        raise RecordDecodeError(f"buyer_is_maker must be a msgpack boolean, found {w[13]!r}")
+    return BinanceAggTrade(*w[2:14])
+
+
+def _book_ticker(w: list | tuple) -> BinanceBookTicker:
+    _check_layout(w)
+    _strs(w[4], w[5], w[7], w[8], w[9], w[10])
+    _int64s(w[6], w[11], w[12])
+    return BinanceBookTicker(*w[2:13])
+
+
+def _mark_price(w: list | tuple) -> BinanceMarkPrice:
+    _check_layout(w)
+    _strs(w[4], w[5], w[7], w[8], w[9], w[10])
+    _int64s(w[6], w[11])
+    return BinanceMarkPrice(*w[2:12])
+
+
+def _force_order(w: list | tuple) -> BinanceForceOrder:
+    _check_layout(w)
+    _strs(w[4], w[5], *w[7:16])
+    _int64s(w[6], w[16])
+    return BinanceForceOrder(*w[2:17])
+
+
+def _open_interest(w: list | tuple) -> BinanceOpenInterest:
+    _check_layout(w)
+    _strs(w[4], w[5], w[6])
+    _int64s(w[7])
+    return BinanceOpenInterest(*w[2:8])
+
+
+# Types whose wire form is their fields in declaration order (type 7 has nested levels).
+_PLAIN_TYPES: Final = frozenset(
+    {
+        BinanceFuturesDepthSnapshot,
+        BinanceAggTrade,
+        BinanceBookTicker,
+        BinanceMarkPrice,
+        BinanceForceOrder,
+        BinanceOpenInterest,
+    }
+)
+
+_DECODERS: Final = {
+    1: _kite,
+    2: _trade,
+    3: _depth,
+    4: _depth_snapshot,
+    5: _book,
+    6: _status,
+    7: _futures_depth,
+    8: _futures_snapshot,
+    9: _agg_trade,
+    10: _book_ticker,
+    11: _mark_price,
+    12: _force_order,
+    13: _open_interest,
+}
 
 
 def decode_wire(wire: list | tuple) -> Record:

@@ -23,7 +23,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
-__all__ = ["APPLY", "BUFFERED", "GAP", "MAX_STALE_RUN", "STALE", "DepthSync", "SnapshotResult"]
+__all__ = [
+    "APPLY",
+    "BUFFERED",
+    "GAP",
+    "MAX_STALE_RUN",
+    "STALE",
+    "DepthSync",
+    "FuturesDepthSync",
+    "SnapshotResult",
+]
 
 T = TypeVar("T")
 
@@ -178,3 +187,124 @@ class DepthSync(Generic[T]):
             self.buffer.popleft()
             self.buffer_dropped += 1
         self.buffer.append((first_id, last_id, item))
+
+
+class FuturesDepthSync(Generic[T]):
+    """Binance USD-M and COIN-M futures' local-book procedure, one symbol: the same interface as
+    :class:`DepthSync`, other rules. Futures update ids are shared by every symbol of the venue,
+    so a symbol's ``U`` does not follow its previous ``u`` by one; each diff names the ``u`` of the
+    diff before it instead (``pu``). Binance's rules ("How to manage a local order book
+    correctly", https://developers.binance.com/docs/derivatives/usds-margined-futures/
+    websocket-market-streams/How-to-manage-a-local-order-book-correctly, and the same page for
+    coin-margined futures):
+
+    1. Buffer the diff events from the stream; fetch a depth snapshot.
+    2. Drop buffered events with ``u < lastUpdateId`` (an event ending *at* lastUpdateId is kept).
+    3. The first event applied must satisfy ``U <= lastUpdateId <= u``; an event whose ``pu`` is
+       lastUpdateId continues the snapshot too (the one ending at it came before the buffer).
+       A first remaining event with ``U > lastUpdateId`` that does not continue it means the
+       snapshot is older than the buffer: fetch again.
+    4. Every later event's ``pu`` must equal the previous event's ``u``; anything else is a gap
+       (the book is discarded, the event that showed it is the first one buffered).
+
+    While waiting for a snapshot, an event whose ``pu`` is not the previous buffered ``u`` shows a
+    hole in the buffer: the events before it can never be applied, so the buffer restarts there.
+    """
+
+    __slots__ = ("_first", "buffer", "buffer_dropped", "last_update_id", "live", "max_buffer")
+
+    def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        self.live = False
+        self.last_update_id = 0
+        self._first = False
+        self.buffer: deque[tuple[int, int, int, T]] = deque()
+        self.max_buffer = max_buffer
+        self.buffer_dropped = 0
+
+    @property
+    def first_buffered_u(self) -> int | None:
+        """``U`` of the oldest buffered event (None when the buffer is empty)."""
+        return self.buffer[0][0] if self.buffer else None
+
+    def on_diff(self, first_id: int, last_id: int, prev_id: int, item: T) -> int:
+        """Decide about one diff event (``U`` = first_id, ``u`` = last_id, ``pu`` = prev_id)."""
+        if last_id < first_id:
+            if not self.live:
+                return BUFFERED  # nonsense ids: not kept, a genuine diff follows
+            self._restart()
+            return GAP
+        if not self.live:
+            buf = self.buffer
+            if buf and prev_id != buf[-1][1]:
+                buf.clear()
+            self._buffer(first_id, last_id, prev_id, item)
+            return BUFFERED
+        last = self.last_update_id
+        if self._first:
+            if last_id < last:
+                return STALE  # the reader's backlog from before the snapshot
+            if prev_id == last or first_id <= last <= last_id:
+                self.last_update_id = last_id
+                self._first = False
+                return APPLY
+        elif prev_id == last:
+            self.last_update_id = last_id
+            return APPLY
+        self._restart()
+        self._buffer(first_id, last_id, prev_id, item)
+        return GAP
+
+    def on_snapshot(self, last_update_id: int) -> SnapshotResult[T]:
+        """Offer a snapshot whose ``lastUpdateId`` is ``last_update_id``."""
+        buf = self.buffer
+        dropped = 0
+        while buf and buf[0][1] < last_update_id:
+            buf.popleft()
+            dropped += 1
+        if buf:
+            first_id, _last_id, prev_id, _item = buf[0]
+            if first_id > last_update_id and prev_id != last_update_id:
+                return SnapshotResult(False, dropped=dropped)
+        self.live = True
+        self.last_update_id = last_update_id
+        self._first = True
+        pending = list(buf)
+        buf.clear()
+        result: SnapshotResult[T] = SnapshotResult(True, dropped=dropped)
+        for i, (first_id, last_id, prev_id, item) in enumerate(pending):
+            outcome = self.on_diff(first_id, last_id, prev_id, item)
+            if outcome == APPLY:
+                result.apply.append(item)
+            elif outcome == GAP:
+                result.gap = True
+                for f, u, pu, it in pending[i + 1 :]:
+                    self._buffer(f, u, pu, it)
+                break
+        return result
+
+    def restore(self, last_update_id: int) -> None:
+        """Continue from a book known to be correct at ``last_update_id``: the next diff must
+        continue it (``pu``) or straddle it like a first diff."""
+        self.live = True
+        self.last_update_id = last_update_id
+        self._first = True
+        self.buffer.clear()
+
+    def invalidate(self) -> bool:
+        """Forget the book. Returns True if it was live; a machine already waiting for a snapshot
+        keeps its buffer."""
+        if not self.live:
+            return False
+        self._restart()
+        return True
+
+    def _restart(self) -> None:
+        self.live = False
+        self._first = False
+        self.buffer.clear()
+
+    def _buffer(self, first_id: int, last_id: int, prev_id: int, item: T) -> None:
+        if len(self.buffer) >= self.max_buffer:
+            self.buffer.popleft()
+            self.buffer_dropped += 1
+        self.buffer.append((first_id, last_id, prev_id, item))

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shriven.book.depth_sync import APPLY, GAP, STALE, DepthSync
+from shriven.book.depth_sync import APPLY, GAP, STALE, DepthSync, FuturesDepthSync
 from shriven.book.orderbook import OrderBook, best_prices
 from shriven.events import (
+    FUTURES_VENUES,
     KITE_SEGMENT_INDICES,
     BinanceDepth,
     BinanceDepthSnapshot,
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
     BookSnapshot,
     KiteTick,
     Record,
@@ -77,7 +80,7 @@ class BookKeeper:
 
     def __init__(self) -> None:
         self.books: dict[str, OrderBook] = {}
-        self.syncs: dict[str, DepthSync[BinanceDepth]] = {}
+        self.syncs: dict[str, DepthSync[BinanceDepth] | FuturesDepthSync[BinanceFuturesDepth]] = {}
         self.stats = KeeperStats()
         self.crossed_now: set[str] = set()  # keys whose book is crossed or locked right now
         self._snapshot_seq = SeqCounter()
@@ -135,6 +138,9 @@ class BookKeeper:
         if snapshot.venue == "binance":
             key, book, sync = self._binance(snapshot.instrument)
             sync.restore(snapshot.update_id)
+        elif snapshot.venue in FUTURES_VENUES:
+            key, book, futures_sync = self._futures(snapshot.venue, snapshot.instrument)
+            futures_sync.restore(snapshot.update_id)
         else:
             book = self.books.get(key)
             if book is None:
@@ -155,7 +161,11 @@ class BookKeeper:
             self._kite(record)  # type: ignore[arg-type]
         elif t is Status:
             self._status(record)  # type: ignore[arg-type]
-        else:  # BinanceTrade, BookSnapshot: no book change
+        elif t is BinanceFuturesDepth:
+            self._futures_depth(record)  # type: ignore[arg-type]
+        elif t is BinanceFuturesDepthSnapshot:
+            self._futures_snapshot(record)  # type: ignore[arg-type]
+        else:  # trades, tickers, mark prices, BookSnapshot...: no book change
             self.stats.ignored += 1
 
     def apply_all(self, records: list[Record]) -> None:
@@ -224,6 +234,60 @@ class BookKeeper:
         self._check_crossed(key, book)
         for d in result.apply:
             self._apply_diff(key, book, d)
+        if result.gap:
+            stats.gaps += 1
+            self.crossed_now.discard(key)
+
+    # ------------------------------------------------------------ futures (pu-chained) books
+
+    def _futures(
+        self, venue: str, symbol: str
+    ) -> tuple[str, OrderBook, FuturesDepthSync[BinanceFuturesDepth]]:
+        key = f"{venue}:{symbol}"
+        book = self.books.get(key)
+        if book is None:
+            book = self.books[key] = OrderBook()
+            self.syncs[key] = FuturesDepthSync()
+        return key, book, self.syncs[key]  # type: ignore[return-value]
+
+    def _futures_depth(self, d: BinanceFuturesDepth) -> None:
+        bids = _checked_floats(d.bids)
+        asks = _checked_floats(d.asks)
+        stats = self.stats
+        if bids is None or asks is None:
+            stats.rejected += 1
+            return
+        key, book, sync = self._futures(d.venue, d.symbol)
+        outcome = sync.on_diff(d.first_update_id, d.last_update_id, d.prev_update_id, d)
+        if outcome == APPLY:
+            self._apply_diff(key, book, d, bids, asks)  # type: ignore[arg-type]
+        elif outcome == STALE:
+            stats.stale += 1
+        elif outcome == GAP:
+            stats.gaps += 1
+            stats.buffered += 1
+            self.crossed_now.discard(key)
+        else:
+            stats.buffered += 1
+
+    def _futures_snapshot(self, s: BinanceFuturesDepthSnapshot) -> None:
+        bids = _checked_floats(s.bids)
+        asks = _checked_floats(s.asks)
+        if bids is None or asks is None:
+            self.stats.rejected += 1
+            return
+        key, book, sync = self._futures(s.venue, s.symbol)
+        result = sync.on_snapshot(s.last_update_id)
+        stats = self.stats
+        stats.stale += result.dropped
+        if not result.usable:
+            stats.stale_snapshots += 1
+            return
+        stats.snapshots += 1
+        book.replace(bids, asks, s.last_update_id)
+        self._check_crossed(key, book)
+        for d in result.apply:
+            self._apply_diff(key, book, d)  # type: ignore[arg-type]
         if result.gap:
             stats.gaps += 1
             self.crossed_now.discard(key)

@@ -65,6 +65,13 @@ ERROR_KINDS: Final = frozenset(
         "bad_depthUpdate",  # a diff that fails the schema
         "bad_trade",  # a trade that fails the schema
         "bad_snapshot",  # a REST depth answer that fails the schema
+        # the futures venues and the streams added with them (feeds/binance/streams.py)
+        "bad_aggTrade",
+        "bad_bookTicker",
+        "bad_markPriceUpdate",
+        "bad_forceOrder",
+        "bad_openInterest",
+        "bad_exchangeInfo",
         "stream_mismatch",  # the combined-stream name disagrees with the payload
         "unknown_symbol",  # a symbol we did not subscribe
         "venue_error",  # {"code": ..., "msg": ...}
