@@ -89,6 +89,22 @@ class PipelineConfig(BaseModel):
         return _symbol_list(v)
 
 
+class ServeConfig(BaseModel):
+    """``shriven serve`` and ``run --serve``: where the server binds and its limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8788, ge=0, le=65535)
+    # Required for any bind address other than loopback; clients send it as access_token
+    # (KiteTicker), key=, an X-MBX-APIKEY or Authorization: Bearer header, or a /key/KEY/ prefix.
+    api_key: SecretStr | None = None
+    max_clients: int = Field(500, ge=1)
+    max_subscriptions: int = Field(3000, ge=1)  # per client: Kite tokens or Binance streams
+    client_queue_messages: int = Field(2000, ge=1)  # a client this far behind is cut
+    history_stall_secs: float = Field(60.0, gt=0)  # a history client reading nothing is cut
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHRIVEN_",
@@ -141,6 +157,7 @@ class Settings(BaseSettings):
     health_port: int = Field(8787, ge=0, le=65535)
 
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @field_validator("kite_api_root", "kite_login_root", "binance_api_root")
     @classmethod
@@ -323,7 +340,8 @@ def load_settings(**overrides: object) -> Settings:
         err = exc.errors()[0]
         name = _env_name(err["loc"])
         value = err.get("input")
-        shown = "(hidden)" if "ZERODHA" in name and name != "ZERODHA_USER_ID" else repr(value)
+        secret = ("ZERODHA" in name and name != "ZERODHA_USER_ID") or name.endswith("API_KEY")
+        shown = "(hidden)" if secret else repr(value)
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ConfigError(
             f"bad setting {name}={shown}: {err['msg']}{more}; fix it in the environment, "

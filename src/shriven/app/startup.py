@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class RunOptions:
     status_every_s: float = 5.0
     sim_rate: float | None = None  # Kite simulator ticks per second
     spots: dict[str, float] = field(default_factory=dict)  # spot price overrides (Kite)
+    serve_port: int | None = None  # run --serve: the live server's port
 
 
 def check_data_dir(path: Path, *, create: bool) -> None:
@@ -162,6 +164,14 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
                 ) from None
         if "binance" in wanted:
             add_binance(pipeline, settings)
+        if options.serve_port is not None:
+            from shriven.app.serve import live_server
+
+            server = live_server(settings, options.serve_port)
+            await server.start()
+            stack.push_async_callback(server.stop)
+            pipeline.add_tap(server.tap, durable=False)
+            print(f"shriven: serving live data at {server.url}", file=sys.stderr, flush=True)
         pipeline.install_signal_handlers()
         return await pipeline.run(options.duration)
 

@@ -94,7 +94,7 @@ def replay(
         "all but snapshots).",
     ),
     fmt: str = typer.Option(
-        "table", "--format", metavar="FORMAT", help="table, jsonl, csv or parquet."
+        "table", "--format", metavar="FORMAT", help="table, jsonl, csv, parquet or arrow."
     ),
     out: Path | None = typer.Option(
         None,

@@ -79,6 +79,15 @@ def run_command(
         help="Port for /health and /metrics on 127.0.0.1 (default SHRIVEN_HEALTH_PORT; "
         "0 picks a free one, -1 turns the server off).",
     ),
+    serve_port: int | None = typer.Option(
+        None,
+        "--serve",
+        min=0,
+        max=65535,
+        metavar="PORT",
+        help="Also serve the live data (and this store's history) on PORT: Kite ticker and "
+        "Binance stream protocols, the /v1 query API (0 picks a free port).",
+    ),
     force_login: bool = typer.Option(
         False,
         "--force-login",
@@ -118,6 +127,7 @@ def run_command(
         health_port=health_port,
         sim_rate=sim_rate,
         spots=spots,
+        serve_port=serve_port,
     )
     if dry_run:
         if sim:

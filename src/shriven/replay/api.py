@@ -72,8 +72,8 @@ def replay_range(
     on_note: Callable[[str], None] | None = None,
 ) -> ReplayResult:
     """Write the records received in ``[start_ns, end_ns)`` of the store at ``data_dir`` to
-    ``sink`` in ``fmt`` (table, jsonl, csv or parquet), ordered by receive time then per-stream
-    sequence.
+    ``sink`` in ``fmt`` (table, jsonl, csv, parquet or arrow), ordered by receive time then
+    per-stream sequence.
 
     ``sink`` is a path (written complete or not at all, never inside the store; an existing file
     only with ``force``), a text stream, or a binary stream. ``speed`` paces the output (1 = as
@@ -94,8 +94,8 @@ def replay_range(
         raise ReplayError(f"unknown --format {fmt!r}: use one of {', '.join(export.FORMATS)}")
     out = sink if isinstance(sink, Path) else None
     text_sink = out is None and isinstance(sink, io.TextIOBase)
-    if fmt == "parquet" and (out is None and text_sink):
-        raise ReplayError("--format parquet writes a file: give --out FILE.parquet")
+    if fmt in ("parquet", "arrow") and (out is None and text_sink):
+        raise ReplayError(f"--format {fmt} writes a file: give --out FILE.{fmt}")
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise ReplayError("the range is empty: --end must be after --start")
     if speed is not None and not speed > 0:
@@ -203,6 +203,8 @@ def _write_binary(
 ) -> int:
     if fmt == "parquet":
         return export.write_parquet(records, f, zone)
+    if fmt == "arrow":
+        return export.write_arrow(records, f, zone)
     text = io.TextIOWrapper(f, encoding="utf-8", newline="")  # type: ignore[type-var]
     try:
         n = _TEXT_WRITERS[fmt](records, text, zone, flush)

@@ -1,4 +1,5 @@
-"""Writers for replayed records: ``table`` (for people), ``jsonl``, ``csv`` and ``parquet``.
+"""Writers for replayed records: ``table`` (for people), ``jsonl``, ``csv``, ``parquet`` and
+``arrow`` (an Arrow IPC stream of the Parquet columns).
 
 Every format is deterministic: the same records give the same bytes (no wall-clock times, no
 random ids, fixed key and column order). Each states the time zone: ``time`` values carry their
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Final
@@ -30,9 +31,17 @@ from shriven.events import (
 )
 from shriven.replay.rows import COLUMNS, book_price, book_quantity, kite_price, record_row
 
-__all__ = ["FORMATS", "check_out", "write_csv", "write_jsonl", "write_parquet", "write_table"]
+__all__ = [
+    "FORMATS",
+    "check_out",
+    "write_arrow",
+    "write_csv",
+    "write_jsonl",
+    "write_parquet",
+    "write_table",
+]
 
-FORMATS: Final = ("table", "jsonl", "csv", "parquet")
+FORMATS: Final = ("table", "jsonl", "csv", "parquet", "arrow")
 
 
 def check_out(out: Path, store_dir: Path, force: bool) -> bool:
@@ -233,33 +242,52 @@ def write_parquet(records: Iterable[Record], out: IO[bytes], zone: ZoneInfo) -> 
     """One typed column per field (see rows.COLUMNS): prices and Binance quantities as
     decimal128(38, 8), counts and ids as int64, level lists as lists of structs."""
     try:
-        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise ReplayError(
             "parquet output needs pyarrow: pip install 'shriven[parquet]', or use --format jsonl"
         ) from None
+    with pq.ParquetWriter(out, _schema(zone), compression="zstd") as writer:
+        return _write_batches(records, zone, writer.write_batch)
+
+
+def write_arrow(records: Iterable[Record], out: IO[bytes], zone: ZoneInfo) -> int:
+    """The Parquet columns as an Arrow IPC stream (written as it goes: no seeking, no footer)."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise ReplayError(
+            "arrow output needs pyarrow: pip install 'shriven[parquet]', or use --format jsonl"
+        ) from None
+    with pa.ipc.new_stream(out, _schema(zone)) as writer:
+        return _write_batches(records, zone, writer.write_batch)
+
+
+def _write_batches(
+    records: Iterable[Record], zone: ZoneInfo, write_batch: Callable[[object], None]
+) -> int:
+    import pyarrow as pa
+
     schema = _schema(zone)
     n = 0
     cols: list[list[object]] = [[] for _ in COLUMNS]
 
-    def flush_batch(writer: pq.ParquetWriter) -> None:
+    def flush_batch() -> None:
         try:
             arrays = [pa.array(col, type=f.type) for col, f in zip(cols, schema, strict=True)]
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ReplayError(f"cannot write a Parquet column: {exc}; use --format jsonl") from None
-        writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+        write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
         for col in cols:
             col.clear()
 
-    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
-        for record in records:
-            row = record_row(record, zone)
-            for col, cell in zip(cols, _parquet_cells(row, record), strict=True):
-                col.append(cell)
-            n += 1
-            if len(cols[0]) >= _BATCH_ROWS:
-                flush_batch(writer)
-        if cols[0] or n == 0:
-            flush_batch(writer)
+    for record in records:
+        row = record_row(record, zone)
+        for col, cell in zip(cols, _parquet_cells(row, record), strict=True):
+            col.append(cell)
+        n += 1
+        if len(cols[0]) >= _BATCH_ROWS:
+            flush_batch()
+    if cols[0] or n == 0:
+        flush_batch()
     return n

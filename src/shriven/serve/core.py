@@ -1,0 +1,234 @@
+"""What every endpoint shares: options, counters, the connected clients, the store and the
+live fan-out; and one websocket lifecycle (accept, limits, receive loop, end) for all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from aiohttp import WSMsgType, web
+
+from shriven.book import BookKeeper
+from shriven.events import (
+    BinanceDepth,
+    BinanceDepthSnapshot,
+    BinanceTrade,
+    KiteTick,
+    Record,
+    Status,
+    StatusKind,
+)
+from shriven.logging import get_logger
+from shriven.serve.binance_wire import BinanceSubscriptions, EventEncoder
+from shriven.serve.clients import Client, close_reason
+from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder
+from shriven.serve.options import ServeOptions
+from shriven.serve.stats import ServeStats
+
+__all__ = ["Core", "LiveFanout", "json_error"]
+
+log = get_logger("shriven.serve")
+
+_MAX_CLIENT_MESSAGE: Final = 64 * 1024
+# Batches the live fan-out may hold before it is deemed unable to keep up: every live client is
+# then cut (the recorder is never made to wait for the server).
+_MAX_PENDING_BATCHES: Final = 10_000
+
+
+def json_error(status: int, text: str) -> web.Response:
+    """One line of JSON: ``{"error": "..."}``."""
+    return web.Response(
+        status=status, text=json.dumps({"error": text}) + "\n", content_type="application/json"
+    )
+
+
+class LiveFanout:
+    """Batches from the recorder loop's tap, in WAL order, to every live client that asked for
+    them; and the books as of the last record handed out (``/api/v3/depth`` answers from them,
+    so a snapshot is never behind a diff already queued to a client)."""
+
+    def __init__(self, stats: ServeStats) -> None:
+        self.stats = stats
+        self.kite: dict[Client, KiteSubscriptions] = {}
+        self.binance: dict[Client, BinanceSubscriptions] = {}
+        self.books = BookKeeper()
+        self.symbols: set[str] = set()  # Binance symbols seen
+        self.batches = 0
+        self._pending: deque[Sequence[Record]] = deque()
+        self._wake = asyncio.Event()
+
+    def tap(self, batch: Sequence[Record]) -> None:
+        """The recorder loop's written-batch tap: hand the batch on, nothing more."""
+        if len(self._pending) >= _MAX_PENDING_BATCHES:
+            self._pending.clear()
+            for c in [*self.kite, *self.binance]:
+                c.cut("overloaded", "server overloaded: the live fan-out fell behind the recorder")
+            log.warning("live fan-out fell behind; every live client was disconnected")
+        self._pending.append(batch)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            pending = self._pending
+            while pending:
+                self.dispatch(pending.popleft())
+                self.batches += 1
+                if pending:
+                    await asyncio.sleep(0)  # let the writers run between batches
+
+    def dispatch(self, batch: Sequence[Record]) -> None:
+        run: list[KiteTick] = []
+        for r in batch:
+            t = type(r)
+            if t is KiteTick:
+                if run and r.recv_ns != run[0].recv_ns:
+                    self._kite(run)
+                    run = []
+                run.append(r)  # type: ignore[arg-type]
+                continue
+            if run:
+                self._kite(run)
+                run = []
+            if t is BinanceDepth or t is BinanceTrade:
+                if t is BinanceDepth:
+                    self.books.apply(r)
+                    self.symbols.add(r.symbol)  # type: ignore[union-attr]
+                if self.binance:
+                    enc = EventEncoder(r)
+                    for c, subs in list(self.binance.items()):
+                        m = enc.message_for(subs)
+                        if m is not None:
+                            c.offer(m, r.recv_ns)
+            elif t is BinanceDepthSnapshot:
+                self.books.apply(r)
+                self.symbols.add(r.symbol)  # type: ignore[union-attr]
+            elif t is Status:
+                if r.venue == "binance":  # type: ignore[union-attr]
+                    self.books.apply(r)
+                elif r.venue == "kite" and r.kind == StatusKind.VENUE_MESSAGE:  # type: ignore[union-attr]
+                    for c in list(self.kite):
+                        c.offer(r.detail, r.recv_ns)  # type: ignore[union-attr]
+        if run:
+            self._kite(run)
+
+    def _kite(self, run: list[KiteTick]) -> None:
+        if not self.kite:
+            return
+        enc = MessageEncoder(run)
+        recv_ns = run[0].recv_ns
+        for c, subs in list(self.kite.items()):
+            m = enc.message_for(subs)
+            if m is not None:
+                c.offer(m, recv_ns)
+
+    def cut_all(self, why: str, reason: str, code: int) -> None:
+        for c in [*self.kite, *self.binance]:
+            c.cut(why, reason, code)
+
+
+class Core:
+    def __init__(
+        self, options: ServeOptions, data_dir: Path | None, zone: ZoneInfo, *, live: bool
+    ) -> None:
+        self.options = options
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.zone = zone
+        self.stats = ServeStats()
+        self.clients: set[Client] = set()
+        self.live = LiveFanout(self.stats) if live else None
+        self.history: dict[str, list[object]] = {}  # history path -> its open sessions
+        self.stopping = False
+
+    async def websocket(
+        self,
+        request: web.Request,
+        protocol: str,
+        on_text: Callable[[Client, str], None],
+        *,
+        heartbeat_s: float | None = None,
+        refuse: str | None = None,
+        register: Callable[[Client], None] = lambda c: None,
+        unregister: Callable[[Client], None] = lambda c: None,
+        produce: Callable[[Client], Awaitable[None]] | None = None,
+    ) -> web.StreamResponse:
+        """Accept one websocket client and serve it until it or the server ends it. ``refuse``:
+        accept, then close at once with that reason (clients show a close reason; few show an
+        HTTP error body). ``produce`` is the history session feeding this client."""
+        if len(self.clients) >= self.options.max_clients or self.stopping:
+            self.stats.rejected["too_many_clients"] += 1
+            return json_error(
+                503,
+                f"this server already has {len(self.clients)} clients (SHRIVEN_SERVE__MAX_CLIENTS"
+                f" {self.options.max_clients}); try again later",
+            )
+        ws = web.WebSocketResponse(heartbeat=None, autoping=True, max_msg_size=_MAX_CLIENT_MESSAGE)
+        await ws.prepare(request)
+        if refuse is not None:
+            self.stats.rejected["bad_request"] += 1
+            await ws.close(code=1008, message=close_reason(refuse))
+            return ws
+        client = Client(
+            ws,
+            request,
+            protocol,
+            self.stats,
+            queue_limit=self.options.client_queue_messages,
+            heartbeat_s=heartbeat_s,
+            stall_s=self.options.history_stall_secs,
+        )
+        self.clients.add(client)
+        self.stats.clients[protocol] += 1
+        client.writer = asyncio.create_task(client.run_writer(), name=f"serve-{protocol}-writer")
+        register(client)
+        producer = (
+            asyncio.create_task(self._produce(client, produce), name=f"serve-{protocol}-history")
+            if produce is not None
+            else None
+        )
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    on_text(client, msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            unregister(client)
+            client.closed_by_peer()
+            self.clients.discard(client)
+            self.stats.clients[protocol] -= 1
+            for task in (producer, client.writer):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            await client.wait_closed()
+        return ws
+
+    async def _produce(self, client: Client, produce: Callable[[Client], Awaitable[None]]) -> None:
+        from shriven.errors import ShrivenError
+        from shriven.serve.clients import ClientGone
+
+        try:
+            await produce(client)
+        except ClientGone:
+            pass
+        except ShrivenError as exc:
+            client.cut("error", str(exc), code=1011)
+        except Exception as exc:
+            log.error("history session failed", error=repr(exc)[:200])
+            client.cut("error", f"history failed: {type(exc).__name__}", code=1011)
+
+    async def close_all(self) -> None:
+        self.stopping = True
+        for c in list(self.clients):
+            c.cut("shutdown", "server shutting down", code=1001)
+        for c in list(self.clients):
+            await c.wait_closed()

@@ -1,0 +1,150 @@
+"""Kite ticker messages from records, per client subscription. Pure: no I/O.
+
+A recorded tick is re-encoded with :func:`shriven.feeds.kite.protocol.encode_packet`: every
+field of the packet's layout is in the record, so the packet is byte-equal to the one Kite sent.
+A client that asked for a smaller mode than was recorded gets the smaller layout (a full tick
+serves quote and LTP subscribers); one that asked for more gets what was recorded. Ticks that
+arrived in one venue message share a receive time, and go out as one message again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from shriven.events import KITE_MODES, KITE_SEGMENT_INDICES, KiteTick, Record
+from shriven.feeds.kite.protocol import encode_message, encode_packet
+
+__all__ = [
+    "DEFAULT_MODE",
+    "HEARTBEAT",
+    "KiteSubscriptions",
+    "MessageEncoder",
+    "group_by_receipt",
+    "packet",
+]
+
+HEARTBEAT: Final = b"\x00"
+DEFAULT_MODE: Final = "quote"  # what Kite streams after a bare subscribe
+_RANK: Final = {m: i for i, m in enumerate(KITE_MODES)}
+
+
+def packet(tick: KiteTick, mode: str) -> bytes:
+    """``tick``'s wire payload in ``mode`` or, when less was recorded, in the recorded mode."""
+    if _RANK[mode] < _RANK[tick.mode]:
+        tick = dataclasses.replace(tick, mode=mode)
+    return encode_packet(tick, index=tick.instrument_token & 0xFF == KITE_SEGMENT_INDICES)
+
+
+def group_by_receipt(records: Sequence[Record]) -> Iterator[list[KiteTick]]:
+    """Runs of Kite ticks with one receive time (one venue message each), in order."""
+    run: list[KiteTick] = []
+    for r in records:
+        if type(r) is not KiteTick:
+            continue
+        if run and r.recv_ns != run[0].recv_ns:
+            yield run
+            run = []
+        run.append(r)  # type: ignore[arg-type]
+    if run:
+        yield run
+
+
+@dataclass(slots=True)
+class KiteSubscriptions:
+    """One client's tokens and their modes, as the ticker's control messages set them.
+    ``key`` is equal for clients with equal subscriptions (they share encoded messages)."""
+
+    limit: int
+    modes: dict[int, str] = field(default_factory=dict)
+    key: tuple[tuple[int, str], ...] = ()
+
+    def control(self, text: str) -> list[str]:
+        """Apply one text message from the client; returns the text messages to answer with
+        (Kite's ``{"type": "error", "data": ...}``)."""
+        try:
+            msg = json.loads(text)
+            action, value = msg["a"], msg["v"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return [_error('invalid message: send {"a": "subscribe", "v": [tokens]}')]
+        replies: list[str] = []
+        if action in ("subscribe", "unsubscribe"):
+            tokens = _tokens(value)
+            if tokens is None:
+                return [_error(f"invalid {action}: v must be a list of instrument tokens")]
+            if action == "unsubscribe":
+                for t in tokens:
+                    self.modes.pop(t, None)
+            else:
+                for t in tokens:
+                    if t in self.modes:
+                        continue
+                    if len(self.modes) >= self.limit:
+                        replies.append(_error(f"maximum instruments reached ({self.limit})"))
+                        break
+                    self.modes[t] = DEFAULT_MODE
+        elif action == "mode":
+            ok = isinstance(value, list) and len(value) == 2 and value[0] in _RANK
+            tokens = _tokens(value[1]) if ok else None
+            if tokens is None:
+                return [_error('invalid mode: v must be ["ltp"|"quote"|"full", [tokens]]')]
+            for t in tokens:
+                if t in self.modes:
+                    self.modes[t] = value[0]
+        else:
+            return [
+                _error(f"unknown action {str(action)[:40]!r}: use subscribe, unsubscribe, mode")
+            ]
+        self.key = tuple(sorted(self.modes.items()))
+        return replies
+
+
+def _tokens(value: object) -> list[int] | None:
+    if not isinstance(value, list):
+        return None
+    out = []
+    for v in value:
+        if type(v) is not int or not 0 <= v < 2**32:
+            return None
+        out.append(v)
+    return out
+
+
+def _error(text: str) -> str:
+    return json.dumps({"type": "error", "data": text})
+
+
+class MessageEncoder:
+    """Messages for one run of ticks, per subscription: each packet encoded once per mode,
+    each message once per distinct subscription."""
+
+    __slots__ = ("_messages", "_packets", "_ticks")
+
+    def __init__(self, ticks: list[KiteTick]) -> None:
+        self._ticks = ticks
+        self._packets: dict[tuple[int, str], bytes] = {}
+        self._messages: dict[tuple[tuple[int, str], ...], bytes | None] = {}
+
+    def message_for(self, subs: KiteSubscriptions) -> bytes | None:
+        """The message a client with ``subs`` gets, or None when no tick is for it."""
+        try:
+            return self._messages[subs.key]
+        except KeyError:
+            pass
+        modes = subs.modes
+        packets = []
+        cache = self._packets
+        for i, t in enumerate(self._ticks):
+            mode = modes.get(t.instrument_token)
+            if mode is None:
+                continue
+            pk = cache.get((i, mode))
+            if pk is None:
+                pk = cache[(i, mode)] = packet(t, mode)
+            packets.append(pk)
+        msg = encode_message(packets) if packets else None
+        self._messages[subs.key] = msg
+        return msg
