@@ -409,8 +409,12 @@ async def _record_with_hostile_input(tmp: Path, texts: list[str]) -> None:
                 ref.diff({"U": r.first_update_id, "u": r.last_update_id, "b": r.bids, "a": r.asks})
         book = p.books.book(f"binance:{sym}")
         assert p.books.is_valid(f"binance:{sym}") and book is not None
-        assert book.levels() == ref.levels(), sym
         assert book.levels() == sim.true_book(sym, book.update_id), sym
+        # Under heavy CPU load the reference can end still waiting for a snapshot (ref.last < 0)
+        # that the keeper used, by WAL order around the last reconnect; the venue's true book
+        # above is the stronger oracle, so the reference is compared only while it holds a book.
+        if ref.last >= 0:
+            assert book.levels() == ref.levels(), sym
 
 
 async def _until(cond: Any, what: str, timeout: float = 30.0) -> None:
