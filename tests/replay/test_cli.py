@@ -191,6 +191,23 @@ def test_replay_book_of_nothing_recorded_is_a_one_line_error(
         assert f"no book of binance:{symbol} at or before" in str(result.exception)
 
 
+def test_replay_book_of_an_unrecorded_symbol_names_the_closest_recorded_books(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    at = ("--at", "2026-11-20T03:47:30Z")
+    typo = runner.invoke(
+        app, ["replay", "book", "--data-dir", str(data_dir), "--symbol", "ETHUSD", *at]
+    )
+    assert isinstance(typo.exception, NotRecordedError), typo.output
+    assert "recorded instruments closest to it: ETHUSDT, BTCUSDT" in str(typo.exception)
+    early = ("--at", "2026-11-19T03:47:30Z")
+    args = ["replay", "book", "--data-dir", str(data_dir), "--symbol", "BTCUSDT", *early]
+    before = runner.invoke(app, args)
+    assert isinstance(before.exception, NotRecordedError), before.output
+    assert "nothing was recorded for it by then; its records start later;" in str(before.exception)
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_is_a_one_line_error(store: tuple[Path, list[Record], Session]) -> None:
     data_dir, _, _ = store
@@ -355,6 +372,19 @@ def test_a_symbol_the_store_never_recorded_is_exit_1_naming_the_closest(
     else:
         assert "instruments recorded there is close (e.g. " in message
     assert result.stdout == ""  # not even the table header
+
+
+def test_an_unrecorded_symbol_prints_nothing_but_the_error(
+    store: tuple[Path, list[Record], Session],
+) -> None:
+    data_dir, _, _ = store
+    result = _replay(data_dir, "--symbol", "BTCUSD")
+    assert isinstance(result.exception, NotRecordedError), result.output
+    # not even what the symbol resolved to: the one-line error is the whole answer
+    assert result.stdout == "" and result.stderr == ""
+    recorded = _replay(data_dir, "--symbol", "BTCUSDT", "--end", START)
+    assert recorded.exit_code == 0, recorded.output
+    assert "replay: --symbol BTCUSDT: Binance symbol BTCUSDT" in recorded.stderr
 
 
 def test_one_unrecorded_symbol_among_several_writes_no_file(

@@ -24,6 +24,7 @@ from shriven.replay.reconstruct import BookAt, book_at, resolve_book_key
 from shriven.replay.select import (
     RefusedFilter,
     Selection,
+    closest_recorded,
     parse_kinds,
     require_recorded,
     resolve_each,
@@ -111,10 +112,11 @@ def replay_range(
         parse_kinds(list(kinds)), venue.lower() if venue else None, keys, described, seen=set()
     )
     store = StoreReader(data_dir, strict=not skip_damaged)
-    for line in described:
-        note(f"--symbol {line}")
+    # What each --symbol selected is said once the store has shown it recorded them all: for
+    # one it never recorded, the error is the only line.
+    symbol_notes = [f"--symbol {line}" for line in described]
     if inst_note and any("not a Kite name" in d for d in described):
-        note(inst_note)
+        symbol_notes.append(inst_note)
     span = (
         f"[{format_ns(start_ns, zone) if start_ns is not None else 'start of store'}, "
         f"{format_ns(end_ns, zone) if end_ns is not None else 'end of store'})"
@@ -133,6 +135,8 @@ def replay_range(
             first = next(records, None)
         if first is not None:
             records = itertools.chain((first,), records)
+    for line in symbol_notes:
+        note(line)
     if speed is not None:
         records = paced(records, speed)
     if progress is not None:
@@ -254,9 +258,14 @@ def replay_book(
         on_note(notes[0])
     if book.snapshot is None and book.changes == 0:
         # Nothing at all to build from: an empty "book" would look like a real answer.
+        recorded = store.book_keys()
+        if key in recorded:
+            hint = "its records start later"
+        else:
+            hint = closest_recorded(key.partition(":")[2], recorded, instruments)
         raise NotRecordedError(
             f"no book of {key} at or before {format_ns(at_ns, zone)} in "
-            f"{data_dir}: nothing was recorded for it by then; check --symbol "
+            f"{data_dir}: nothing was recorded for it by then; {hint}; check --symbol "
             "(`shriven replay --kind status` shows what was recorded and when) and --at"
             + (f"; {inst_note}" if inst_note else "")
         )

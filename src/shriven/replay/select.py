@@ -38,6 +38,7 @@ __all__ = [
     "InstrumentRow",
     "RefusedFilter",
     "Selection",
+    "closest_recorded",
     "parse_kinds",
     "require_recorded",
     "resolve_each",
@@ -236,6 +237,17 @@ def _closest(text: str, selection: Selection, instruments: Iterable[InstrumentRo
     seen = selection.seen or set()
     if not seen:
         return "nothing of the selected kinds was recorded there"
+    return closest_recorded(text, seen, instruments)
+
+
+def closest_recorded(
+    text: str, seen: Iterable[str], instruments: Iterable[InstrumentRow] | None
+) -> str:
+    """The instruments among the keys ``seen`` (``venue:instrument``) closest to ``text``, by
+    instrument and Kite trading symbol, as a clause for an error message."""
+    seen = set(seen)
+    if not seen:
+        return "no instrument was recorded there"
     names = {f"kite:{r.instrument_token}": r.tradingsymbol for r in instruments or ()}
     shown: dict[str, str] = {}  # a name to compare with -> how it is shown
     for key in sorted(seen):

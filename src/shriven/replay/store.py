@@ -24,6 +24,7 @@ from shriven.events import (
     Record,
     Status,
     decode_wire,
+    instrument_key,
     wire_is_start,
 )
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, OrderStats, merge_ordered, reorder
@@ -126,6 +127,23 @@ class StoreReader:
                 if wire_is_start(w) and lo <= w[WIRE_RECV_NS] < hi:
                     out.append(w[WIRE_RECV_NS])
         return out
+
+    def book_keys(self) -> set[str]:
+        """``venue:instrument`` of every book snapshot recorded, or of every instrument the
+        ticks name when the store holds no snapshot: what an unknown book's name is compared
+        with. Reads the whole of lob/ (or ticks/); for error messages."""
+        for reader, books_only in ((self.lob, True), (self.ticks, False)):
+            if not reader.directory.is_dir():
+                continue
+            keys = {
+                key
+                for r in reader.records(None, None)
+                if (not books_only or type(r) is BookSnapshot)
+                and not (key := instrument_key(r)).endswith(":")
+            }
+            if keys:
+                return keys
+        return set()
 
     def snapshots(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
         return self.lob.records(start_ns, end_ns)

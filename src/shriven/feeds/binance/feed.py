@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.frames import CloseCode
+from websockets.asyncio.client import ClientConnection
 
 from shriven.book.depth_sync import BUFFERED, GAP, DepthSync
 from shriven.config import Settings
@@ -41,6 +40,7 @@ from shriven.feeds.binance.parse import (
     parse_message,
 )
 from shriven.feeds.binance.rest import SnapshotClient
+from shriven.feeds.connection import Link, LoopPolicy, OpenLinks, Reconnect, run_connection
 from shriven.logging import get_logger
 
 __all__ = [
@@ -170,10 +170,6 @@ def connection_report(params: BinanceFeedParams, symbols: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-class _Reconnect(Exception):
-    """Internal: leave the receive loop and reconnect (stall, server shutdown notice)."""
-
-
 class BinanceFeed:
     """FeedAdapter for Binance spot trades and L2 books of ``symbols``."""
 
@@ -205,7 +201,11 @@ class BinanceFeed:
         self._order = asyncio.Lock()
         self._resync_tasks: dict[str, asyncio.Task[None]] = {}
         self._quiet_task: asyncio.Task[None] | None = None
-        self._shard_open = [False] * len(self.shards)
+        # The feed counts as connected only while every shard streams: a missing shard is a
+        # set of symbols recording nothing.
+        self._links = OpenLinks(self.stats, require="all")
+        for i in range(len(self.shards)):
+            self._links.add(i)
         self.rest = SnapshotClient(
             params.api_root,
             limit=params.depth_limit,
@@ -219,10 +219,26 @@ class BinanceFeed:
 
     async def run(self) -> None:
         """Stream until cancelled; each shard reconnects on its own."""
+        p = self.params
+        policy = LoopPolicy(
+            venue=VENUE,
+            reconnect_min_secs=p.reconnect_initial_secs,
+            reconnect_max_secs=p.reconnect_max_secs,
+            stall_secs=p.stall_secs,
+            stall_reason="no message for {secs:g} s (stalled stream)",
+            open_timeout_secs=p.open_timeout_secs,
+            max_message_bytes=MAX_MESSAGE_BYTES,
+            reset_backoff="on_open",
+            restart_on_error=True,
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 for i, shard in enumerate(self.shards):
-                    tg.create_task(self._run_shard(i, shard), name=f"binance-shard-{i}")
+                    link = _ShardLink(self, i, shard)
+                    tg.create_task(
+                        run_connection(link, policy, self.stats, self._links, self._rng),
+                        name=f"binance-shard-{i}",
+                    )
         finally:
             tasks = [
                 *self._resync_tasks.values(),
@@ -232,56 +248,6 @@ class BinanceFeed:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.rest.close()
-
-    async def _run_shard(self, index: int, symbols: list[str]) -> None:
-        p = self.params
-        url, later = connection_plan(p.ws_url, symbols, p.depth_interval, p.url_max_chars)
-        requests = subscribe_messages(later, p.subscribe_batch)
-        backoff = p.reconnect_initial_secs
-        first = True
-        while True:
-            if not first:
-                self.stats.reconnects += 1
-            first = False
-            reason = "closed"
-            try:
-                async with connect(
-                    url,
-                    open_timeout=p.open_timeout_secs,
-                    max_size=MAX_MESSAGE_BYTES,
-                    compression=None,
-                ) as ws:
-                    await self._connected(index, symbols)
-                    backoff = p.reconnect_initial_secs
-                    subscribing = asyncio.create_task(self._subscribe(ws, requests))
-                    try:
-                        await self._receive(ws)
-                    finally:
-                        subscribing.cancel()
-            except asyncio.CancelledError:
-                # A stopped feed still closes its stream in the data, as a dropped one does.
-                await asyncio.shield(self._disconnected(index, symbols, "stopped"))
-                raise
-            except _Reconnect as exc:
-                reason = str(exc)
-            except websockets.ConnectionClosed as exc:
-                reason = f"connection closed: {exc}"
-                if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
-                    self.stats.count_error("message_too_large")
-            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-                reason = f"connection failed: {exc!r}"
-            except Exception as exc:
-                # A bug met by some input must not end the feed: count it, reconnect (which
-                # resyncs any book that missed something) and let /health show it.
-                self.stats.task_restarts += 1
-                self.stats.count_error("internal_error")
-                log.exception("Binance connection task failed, restarting it", shard=index)
-                reason = f"internal error: {type(exc).__name__}"
-            await self._disconnected(index, symbols, reason)
-            delay = backoff * (0.5 + self._rng.random() / 2)
-            log.info("reconnecting", venue=VENUE, shard=index, in_s=round(delay, 3), reason=reason)
-            await asyncio.sleep(delay)
-            backoff = min(backoff * 2, p.reconnect_max_secs)
 
     async def _subscribe(self, ws: ClientConnection, requests: Sequence[str]) -> None:
         """Send the SUBSCRIBE messages for the streams the URL could not hold, spaced to stay
@@ -293,28 +259,13 @@ class BinanceFeed:
             with contextlib.suppress(websockets.ConnectionClosed):  # the reconnect resends
                 await ws.send(message)
 
-    async def _receive(self, ws: ClientConnection) -> None:
-        stall = self.params.stall_secs
-        stats = self.stats
-        while True:
-            try:
-                async with asyncio.timeout(stall):
-                    raw = await ws.recv()
-            except TimeoutError:
-                raise _Reconnect(f"no message for {stall:g} s (stalled stream)") from None
-            recv_ns = now_ns()
-            stats.messages += 1
-            stats.bytes += len(raw)
-            stats.last_message_ns = recv_ns
-            await self._message(raw, recv_ns)
-
     # ------------------------------------------------------------ messages
 
     async def _message(self, raw: str | bytes, recv_ns: int) -> None:
         try:
             record = parse_message(raw, recv_ns, symbols=self.syncs)
         except ServerShutdown as exc:
-            raise _Reconnect("venue announced server shutdown") from exc
+            raise Reconnect("venue announced server shutdown") from exc
         except BinanceMessageError as exc:
             # kind is one of parse.ERROR_KINDS and the sample is bounded and escaped.
             if self.stats.count_error(exc.kind) == 1:
@@ -355,17 +306,7 @@ class BinanceFeed:
 
     # ------------------------------------------------------------ connection events
 
-    async def _connected(self, index: int, symbols: list[str]) -> None:
-        self._shard_open[index] = True
-        self.stats.connections += 1
-        self.stats.connected = all(self._shard_open)
-        log.info("connected", venue=VENUE, shard=index, symbols=len(symbols))
-        async with self._order:
-            await self._put(
-                self._status(
-                    StatusKind.CONNECTED, "", status_detail(shard=index, symbols=list(symbols))
-                )
-            )
+    def _connected(self) -> None:
         if self._quiet_task is None or self._quiet_task.done():
             self._quiet_task = asyncio.create_task(self._snapshot_quiet_symbols())
 
@@ -389,24 +330,6 @@ class BinanceFeed:
                     self._status(StatusKind.GAP, symbol.upper(), status_detail(reason=reason))
                 )
         self._ensure_resync(symbol.upper())
-
-    async def _disconnected(self, index: int, symbols: list[str], reason: str) -> None:
-        was_open = self._shard_open[index]
-        self._shard_open[index] = False
-        self.stats.connected = False
-        if not was_open:  # a failed attempt: nothing was streaming, nothing to mark
-            log.warning("cannot connect", venue=VENUE, shard=index, reason=reason)
-            return
-        # A clean stop is not worth a warning; a dropped connection is.
-        (log.info if reason == "stopped" else log.warning)(
-            "disconnected", venue=VENUE, shard=index, reason=reason
-        )
-        # The books stay: update ids are contiguous per symbol, so if anything was missed while
-        # disconnected the first diff after reconnecting shows the hole and resyncs that symbol.
-        async with self._order:
-            await self._put(
-                self._status(StatusKind.DISCONNECTED, "", status_detail(shard=index, reason=reason))
-            )
 
     # ------------------------------------------------------------ snapshots
 
@@ -486,6 +409,42 @@ class BinanceFeed:
     async def _flush_venue_messages(self) -> None:
         while self._pending_venue_msgs:
             await self._put(self._pending_venue_msgs.pop(0))
+
+
+class _ShardLink(Link):
+    """The Binance part of one shard's connection: its combined-stream URL, the SUBSCRIBE
+    messages the URL could not hold, messages to the synchroniser and the sink."""
+
+    def __init__(self, feed: BinanceFeed, index: int, symbols: list[str]) -> None:
+        p = feed.params
+        self.index = index
+        self._feed = feed
+        self._symbols = symbols
+        self._url, later = connection_plan(p.ws_url, symbols, p.depth_interval, p.url_max_chars)
+        self._requests = subscribe_messages(later, p.subscribe_batch)
+        self._subscribing: asyncio.Task[None] | None = None
+
+    async def url(self) -> str:
+        return self._url
+
+    async def opened(self, ws: ClientConnection) -> dict[str, object]:
+        self._feed._connected()
+        self._subscribing = asyncio.create_task(self._feed._subscribe(ws, self._requests))
+        return {"symbols": list(self._symbols)}
+
+    async def received(self, data: str | bytes, recv_ns: int) -> None:
+        await self._feed._message(data, recv_ns)
+
+    async def closed(self) -> None:
+        # The books stay: update ids are contiguous per symbol, so if anything was missed while
+        # disconnected the first diff after reconnecting shows the hole and resyncs that symbol.
+        if self._subscribing is not None:
+            self._subscribing.cancel()
+            self._subscribing = None
+
+    async def mark(self, kind: str, detail: str) -> None:
+        async with self._feed._order:
+            await self._feed._put(self._feed._status(kind, "", detail))
 
 
 def build_binance_feed(

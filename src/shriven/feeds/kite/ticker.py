@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlencode
 
-import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from shriven.errors import CredentialsError, TickerLimitError
 from shriven.events import (
@@ -41,6 +40,7 @@ from shriven.events import (
     status_detail,
 )
 from shriven.feeds.base import FeedStats, RecordSink
+from shriven.feeds.connection import Link, LoopPolicy, OpenLinks, run_connection
 from shriven.feeds.kite.instruments import INSTRUMENT_CLASSES, instrument_class
 from shriven.feeds.kite.protocol import (
     MAX_CONNECTIONS_PER_KEY,
@@ -145,6 +145,20 @@ class KiteTickerFeed:
         self.default_mode = default_mode
         self.class_modes = dict(class_modes or {})
         self._rng = rng or random.Random()
+        self._policy = LoopPolicy(
+            venue=VENUE,
+            name="kite ticker",
+            reconnect_min_secs=reconnect_min_secs,
+            reconnect_max_secs=reconnect_max_secs,
+            stall_secs=heartbeat_timeout_secs,
+            stall_reason="no data and no heartbeat for {secs:g}s",
+            open_timeout_secs=connect_timeout_secs,
+            close_timeout_secs=2.0,
+            max_message_bytes=8 << 20,
+            reset_backoff="on_data",  # a handshake that opens and drops at once is not progress
+            restart_on_error=False,
+        )
+        self._links = OpenLinks(self.stats, require="any")
         self._shards: list[_Shard] = []
         self._token: str | None = None
         self._token_lock = asyncio.Lock()  # shards starting together log in once
@@ -318,7 +332,12 @@ class KiteTickerFeed:
             self.stats.connected = False
 
     def _start(self, shard: _Shard) -> None:
-        task = asyncio.create_task(self._shard_loop(shard), name=f"kite-ticker-{shard.index}")
+        task = asyncio.create_task(
+            run_connection(
+                _ShardLink(self, shard), self._policy, self.stats, self._links, self._rng
+            ),
+            name=f"kite-ticker-{shard.index}",
+        )
         shard.task = task
 
         def done(t: asyncio.Task[None]) -> None:
@@ -340,130 +359,77 @@ class KiteTickerFeed:
                 self._token = str(value)
             return self._token
 
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.reconnect_max_secs, self.reconnect_min_secs * 2**attempt)
-        return self._rng.uniform(ceiling / 2, ceiling)
-
-    async def _shard_loop(self, shard: _Shard) -> None:
-        attempt = 0
-        refreshed_for: str | None = None  # the token a fresh login produced after a 403
-        while True:
-            token = await self._access_token()
-            url = f"{self.ws_url}?{urlencode({'api_key': self._api_key, 'access_token': token})}"
-            try:
-                ws = await websockets.connect(
-                    url,
-                    open_timeout=self.connect_timeout_secs,
-                    max_size=8 << 20,
-                    compression=None,
-                    close_timeout=2,
-                )
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                if status == 403:
-                    if refreshed_for == token:
-                        raise CredentialsError(
-                            "the Kite ticker refused the access token even after a fresh login "
-                            "(HTTP 403); check ZERODHA_API_KEY and that the app is enabled for "
-                            "the websocket, then log in again"
-                        ) from None
-                    log.warning("kite ticker refused the access token; logging in again")
-                    # another shard may have refreshed it already: then that token is used
-                    refreshed_for = await self._access_token(rejected=token)
-                    continue
-                reason = f"upgrade refused with HTTP {status}"
-            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-                # some websockets errors quote the URL, which holds the token
-                text = str(exc).replace(token, "***") if token else str(exc)
-                reason = f"connect failed: {exc.__class__.__name__}: {text}"
-            else:
-                refreshed_for = None
-                received = await self._session(shard, ws)
-                reason = received.reason
-                if received.messages:
-                    attempt = 0
-            self.stats.reconnects += 1
-            delay = self._backoff(attempt)
-            attempt += 1
-            log.info(
-                "kite ticker reconnecting", shard=shard.index, reason=reason, in_s=round(delay, 3)
-            )
-            await asyncio.sleep(delay)
-
-    async def _session(self, shard: _Shard, ws: ClientConnection) -> _Ended:
-        """One connection's life: subscribe everything, then read until it ends."""
-        ended = _Ended()
-        try:
-            async with shard.lock:
-                shard.ws = ws
-                modes = dict(shard.modes)
-                if modes:
-                    await ws.send(json.dumps({"a": "subscribe", "v": list(modes)}))
-                    for mode, tokens in _by_mode(modes).items():
-                        await ws.send(json.dumps({"a": "mode", "v": [mode, tokens]}))
-            self.stats.connections += 1
-            self._set_connected()
-            log.info("kite ticker connected", shard=shard.index, tokens=len(modes))
-            await self._status(
-                StatusKind.CONNECTED, status_detail(shard=shard.index, tokens=len(modes))
-            )
-            await self._read(ws, ended)
-        except ConnectionClosed as exc:
-            ended.reason = f"connection closed: {exc}"
-        finally:
-            shard.ws = None
-            self._set_connected()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(ws.close())
-            # a cancelled run() still records the disconnection
-            await asyncio.shield(
-                self._status(
-                    StatusKind.DISCONNECTED,
-                    status_detail(shard=shard.index, reason=ended.reason),
-                )
-            )
-        return ended
-
-    async def _read(self, ws: ClientConnection, ended: _Ended) -> None:
-        stats, sink, seq = self.stats, self._sink, self.seq
-        timeout = self.heartbeat_timeout_secs
-        while True:
-            try:
-                async with asyncio.timeout(timeout):
-                    data = await ws.recv()
-            except TimeoutError:
-                ended.reason = f"no data and no heartbeat for {timeout:g}s"
-                return
-            recv_ns = now_ns()
-            ended.messages += 1
-            stats.messages += 1
-            stats.bytes += len(data)
-            stats.last_message_ns = recv_ns
-            if isinstance(data, str):
-                status = parse_text(data, recv_ns, seq, stats)
-                if status is not None:
-                    await sink.put(status)
-                    stats.records += 1
-                continue
-            ticks = parse_message(data, recv_ns, seq, stats)
-            if ticks and self._on_ticks is not None:
-                self._on_ticks(ticks)
-            for tick in ticks:
-                await sink.put(tick)
-            stats.records += len(ticks)
-
-    def _set_connected(self) -> None:
-        self.stats.connected = any(s.ws is not None for s in self._shards)
-
     async def _status(self, kind: str, detail: str) -> None:
         await self._sink.put(Status(now_ns(), self.seq.next(), VENUE, kind, "", detail))
         self.stats.records += 1
 
 
-@dataclass(slots=True)
-class _Ended:
-    reason: str = "stopped"
-    messages: int = 0
+class _ShardLink(Link):
+    """The Kite part of one shard's connection: the token in the URL, a fresh login on 403,
+    every subscription sent on (re)connect, binary ticks and text messages to the sink."""
+
+    def __init__(self, feed: KiteTickerFeed, shard: _Shard) -> None:
+        self.index = shard.index
+        self._feed = feed
+        self._shard = shard
+        self._token = ""
+        self._refreshed_for: str | None = None  # the token a fresh login produced after a 403
+
+    async def url(self) -> str:
+        self._token = await self._feed._access_token()
+        query = urlencode({"api_key": self._feed._api_key, "access_token": self._token})
+        return f"{self._feed.ws_url}?{query}"
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    async def refused(self, status: int) -> bool:
+        if status != 403:
+            return False
+        if self._refreshed_for == self._token:
+            raise CredentialsError(
+                "the Kite ticker refused the access token even after a fresh login "
+                "(HTTP 403); check ZERODHA_API_KEY and that the app is enabled for "
+                "the websocket, then log in again"
+            ) from None
+        log.warning("kite ticker refused the access token; logging in again")
+        # another shard may have refreshed it already: then that token is used
+        self._refreshed_for = await self._feed._access_token(rejected=self._token)
+        return True
+
+    async def opened(self, ws: ClientConnection) -> dict[str, object]:
+        self._refreshed_for = None
+        shard = self._shard
+        async with shard.lock:
+            shard.ws = ws
+            modes = dict(shard.modes)
+            if modes:
+                await ws.send(json.dumps({"a": "subscribe", "v": list(modes)}))
+                for mode, tokens in _by_mode(modes).items():
+                    await ws.send(json.dumps({"a": "mode", "v": [mode, tokens]}))
+        return {"tokens": len(modes)}
+
+    async def closed(self) -> None:
+        self._shard.ws = None
+
+    async def mark(self, kind: str, detail: str) -> None:
+        await self._feed._status(kind, detail)
+
+    async def received(self, data: str | bytes, recv_ns: int) -> None:
+        feed = self._feed
+        stats, sink, seq = feed.stats, feed._sink, feed.seq
+        if isinstance(data, str):
+            status = parse_text(data, recv_ns, seq, stats)
+            if status is not None:
+                await sink.put(status)
+                stats.records += 1
+            return
+        ticks = parse_message(data, recv_ns, seq, stats)
+        if ticks and feed._on_ticks is not None:
+            feed._on_ticks(ticks)
+        for tick in ticks:
+            await sink.put(tick)
+        stats.records += len(ticks)
 
 
 def _by_mode(modes: Mapping[int, str]) -> dict[str, list[int]]:
