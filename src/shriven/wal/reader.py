@@ -397,3 +397,20 @@ def read_records(
     """Records of one WAL directory in write order, optionally only ``start_ns <= recv_ns <
     end_ns``; the sparse index lets it skip segments and frames outside the range unread."""
     return WalReader(directory, strict=strict).records(start_ns, end_ns)
+
+
+def segment_frames(
+    path: Path, *, strict: bool = True, is_last: bool = False, stats: ReadStats | None = None
+) -> Iterator[Frame]:
+    """The valid frames of one segment file, with the damage rules of a directory read
+    (``is_last``: the segment is the newest, so a bad end is a torn tail)."""
+    return _scan_segment(
+        path,
+        [(SEGMENT_HEADER_SIZE, None)],
+        strict=strict,
+        is_last=is_last,
+        stats=stats if stats is not None else ReadStats(),
+        start_ns=_NO_START,
+        end_ns=_NO_END,
+        dctx=zstandard.ZstdDecompressor(),
+    )
