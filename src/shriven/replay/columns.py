@@ -107,6 +107,10 @@ def _floats(levels: tuple[tuple[str, str], ...]) -> list[tuple[float, float]] | 
     return out
 
 
+_INT_COLUMNS: Final = ("recv", "first", "last", "bid_at", "ask_at")
+_FLOAT_COLUMNS: Final = ("bid_px", "bid_qty", "ask_px", "ask_qty")
+
+
 @dataclass(slots=True)
 class SymbolColumns:
     """One symbol's diffs as columns and its events, in one segment."""
@@ -123,9 +127,6 @@ class SymbolColumns:
     snap_bid: list = field(default_factory=list)  # [(price, qty), ...] per snapshot, flattened
     snap_ask: list = field(default_factory=list)
     events: list = field(default_factory=list)
-
-    _COLS: Final = ("recv", "first", "last", "bid_at", "ask_at")
-    _FLOATS: Final = ("bid_px", "bid_qty", "ask_px", "ask_qty")
 
     def add_diff(self, d: BinanceDepth, bids: list, asks: list) -> None:
         n = len(self.recv)
@@ -163,7 +164,7 @@ class SymbolColumns:
         )
 
     def pack(self) -> dict:
-        doc: dict = {name: _to_bytes(getattr(self, name)) for name in self._COLS + self._FLOATS}
+        doc: dict = {name: _to_bytes(getattr(self, name)) for name in _INT_COLUMNS + _FLOAT_COLUMNS}
         sb = array("d", [x for lvl in self.snap_bid for x in lvl])
         sa = array("d", [x for lvl in self.snap_ask for x in lvl])
         doc["snap_bid"] = _to_bytes(sb)
@@ -174,9 +175,9 @@ class SymbolColumns:
     @classmethod
     def unpack(cls, doc: dict) -> SymbolColumns:
         out = cls()
-        for name in cls._COLS:
+        for name in _INT_COLUMNS:
             setattr(out, name, _from_bytes("q", doc[name]))
-        for name in cls._FLOATS:
+        for name in _FLOAT_COLUMNS:
             setattr(out, name, _from_bytes("d", doc[name]))
         for name in ("snap_bid", "snap_ask"):
             flat = _from_bytes("d", doc[name])
