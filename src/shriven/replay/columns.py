@@ -72,6 +72,8 @@ STATUS: Final = 2  # [STATUS, recv_ns, kind]
 START: Final = 3  # [START, recv_ns]
 
 _LITTLE = sys.byteorder == "little"
+_NO_START: Final = -(1 << 63)
+_NO_END: Final = (1 << 63) - 1
 _STARTED: Final = msgpack.packb("started")
 
 
@@ -195,6 +197,8 @@ class SegmentColumns:
     size: int
     starts: list[int] = field(default_factory=list)
     symbols: dict[str, SymbolColumns] = field(default_factory=dict)
+    min_ns: int = _NO_END  # receive times of the segment's frames (headers), all records
+    max_ns: int = _NO_START
 
 
 def build_columns(
@@ -204,11 +208,14 @@ def build_columns(
     is_last: bool = False,
     stats: ReadStats | None = None,
     only: str | None = None,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
 ) -> SegmentColumns:
     """Read one tick segment and gather every Binance symbol's columns and events (``only``:
     one symbol's; frames without its name or a daemon start are then not unpacked, as
     ``StoreReader.tick_records_for`` does). A damaged frame raises (``strict``) or is skipped
-    and counted in ``stats``, as replay's reads do."""
+    and counted in ``stats``, as replay's reads do. Frames wholly outside ``[start_ns, end_ns)``
+    are passed unread, as the reader's time-range scans pass them."""
     stats = stats if stats is not None else ReadStats()
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -218,7 +225,12 @@ def build_columns(
     reader.stats = stats
     syms = out.symbols
     needles = (msgpack.packb(only), _STARTED) if only is not None else ()
-    for frame in segment_frames(path, strict=strict, is_last=is_last, stats=stats):
+    frames = segment_frames(
+        path, strict=strict, is_last=is_last, stats=stats, start_ns=start_ns, end_ns=end_ns
+    )
+    for frame in frames:
+        out.min_ns = min(out.min_ns, frame.min_ns)
+        out.max_ns = max(out.max_ns, frame.max_ns)
         if needles and not any(n in frame.payload for n in needles):
             continue
         for w in reader.batch(frame):
@@ -257,43 +269,75 @@ def build_columns(
 
 
 def _encode(cols: SegmentColumns) -> bytes:
-    doc = {
-        "version": SIDECAR_VERSION,
-        "number": cols.number,
-        "created_ns": cols.created_ns,
-        "size": cols.size,
-        "starts": cols.starts,
-        "symbols": {k: v.pack() for k, v in cols.symbols.items()},
-    }
-    body = msgpack.packb(doc, use_bin_type=True)
-    return SIDECAR_MAGIC + zlib.crc32(body).to_bytes(4, "little") + body
+    """Header (magic, CRC and length of the header, msgpack header) then one msgpack section
+    per symbol; the header names each section's offset, length and CRC, so a reader of one
+    symbol reads only its section."""
+    sections = [(k, msgpack.packb(v.pack(), use_bin_type=True)) for k, v in cols.symbols.items()]
+    table = {}
+    offset = 0
+    for k, blob in sections:
+        table[k] = [offset, len(blob), zlib.crc32(blob)]
+        offset += len(blob)
+    head = msgpack.packb(
+        {
+            "version": SIDECAR_VERSION,
+            "number": cols.number,
+            "created_ns": cols.created_ns,
+            "size": cols.size,
+            "min_ns": cols.min_ns,
+            "max_ns": cols.max_ns,
+            "starts": cols.starts,
+            "symbols": table,
+        },
+        use_bin_type=True,
+    )
+    prefix = SIDECAR_MAGIC + zlib.crc32(head).to_bytes(4, "little")
+    return prefix + len(head).to_bytes(4, "little") + head + b"".join(b for _k, b in sections)
 
 
-def load_columns(segment: Path, size: int | None = None) -> SegmentColumns | None:
-    """The segment's sidecar if it is whole and made for this segment as it is now; else None."""
+def load_columns(
+    segment: Path, size: int | None = None, only: str | None = None
+) -> SegmentColumns | None:
+    """The segment's sidecar if it is whole and made for this segment as it is now, else None;
+    ``only``: read just that symbol's section."""
     try:
-        data = sidecar_path(segment).read_bytes()
         if size is None:
             size = segment.stat().st_size
-    except OSError:
-        return None
-    if data[:8] != SIDECAR_MAGIC or len(data) < 12:
-        return None
-    body = memoryview(data)[12:]
-    if zlib.crc32(body) != int.from_bytes(data[8:12], "little"):
-        return None
-    try:
-        doc = msgpack.unpackb(body, raw=False)
-        if doc["version"] != SIDECAR_VERSION or doc["size"] != size:
-            return None
-        with open(segment, "rb") as f:
-            head = parse_segment_header(f.read(SEGMENT_HEADER_SIZE), segment)
-        if head.number != doc["number"] or head.created_ns != doc["created_ns"]:
-            return None
-        symbols = {k: SymbolColumns.unpack(v) for k, v in doc["symbols"].items()}
+        with open(sidecar_path(segment), "rb") as f:
+            prefix = f.read(16)
+            if len(prefix) < 16 or prefix[:8] != SIDECAR_MAGIC:
+                return None
+            head = f.read(int.from_bytes(prefix[12:16], "little"))
+            if zlib.crc32(head) != int.from_bytes(prefix[8:12], "little"):
+                return None
+            doc = msgpack.unpackb(head, raw=False)
+            if doc["version"] != SIDECAR_VERSION or doc["size"] != size:
+                return None
+            with open(segment, "rb") as seg:
+                header = parse_segment_header(seg.read(SEGMENT_HEADER_SIZE), segment)
+            if header.number != doc["number"] or header.created_ns != doc["created_ns"]:
+                return None
+            base = 16 + len(head)
+            symbols: dict[str, SymbolColumns] = {}
+            for k, (offset, length, crc) in doc["symbols"].items():
+                if only is not None and k != only:
+                    continue
+                f.seek(base + offset)
+                blob = f.read(length)
+                if len(blob) != length or zlib.crc32(blob) != crc:
+                    return None
+                symbols[k] = SymbolColumns.unpack(msgpack.unpackb(blob, raw=False))
     except (ValueError, KeyError, TypeError, OSError, msgpack.UnpackException):
         return None
-    return SegmentColumns(doc["number"], doc["created_ns"], size, list(doc["starts"]), symbols)
+    return SegmentColumns(
+        doc["number"],
+        doc["created_ns"],
+        size,
+        list(doc["starts"]),
+        symbols,
+        doc["min_ns"],
+        doc["max_ns"],
+    )
 
 
 def write_sidecars(ticks_dir: Path, *, rebuild: bool = False) -> tuple[int, int]:
@@ -313,9 +357,10 @@ def write_sidecars(ticks_dir: Path, *, rebuild: bool = False) -> tuple[int, int]
 
 
 class BookIndex:
-    """The columns of every tick segment of a store, in write order: sidecars for sealed
-    segments, built in memory for the newest. ``complete`` is False when a sealed segment has
-    no valid sidecar (callers then take the record-by-record path)."""
+    """The columns of the tick segments of a store that can hold records received in
+    ``[start_ns, end_ns)``, in write order: sidecars for sealed segments, built in memory for
+    the newest. ``complete`` is False when a sealed segment has no valid sidecar (callers then
+    take the record-by-record path). ``only``: one symbol's columns."""
 
     def __init__(
         self,
@@ -324,19 +369,33 @@ class BookIndex:
         strict: bool = True,
         stats: ReadStats | None = None,
         only: str | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
     ) -> None:
         self.segments: list[SegmentColumns] = []
         self.stats = stats if stats is not None else ReadStats()
         self.complete = True
+        lo = _NO_START if start_ns is None else start_ns
+        hi = _NO_END if end_ns is None else end_ns
         found = list_segments(ticks_dir)
         for i, (_n, path) in enumerate(found):
             last = i == len(found) - 1
-            cols = None if last else load_columns(path)
+            cols = None if last else load_columns(path, only=only)
             if cols is None:
                 if not last:
                     self.complete = False
                     return
-                cols = build_columns(path, strict=strict, is_last=True, stats=self.stats, only=only)
+                cols = build_columns(
+                    path,
+                    strict=strict,
+                    is_last=True,
+                    stats=self.stats,
+                    only=only,
+                    start_ns=start_ns,
+                    end_ns=end_ns,
+                )
+            elif cols.max_ns < lo or cols.min_ns >= hi:
+                continue  # no record of it is in the range
             self.segments.append(cols)
 
     def restart_times(self) -> list[int]:

@@ -140,7 +140,12 @@ def book_at(
     venue, _, instrument = key.partition(":")
     if columns and venue == "binance" and store.ticks.directory.is_dir():
         index = BookIndex(
-            store.ticks.directory, strict=store.strict, stats=store.ticks.stats, only=instrument
+            store.ticks.directory,
+            strict=store.strict,
+            stats=store.ticks.stats,
+            only=instrument,
+            start_ns=None if seed is None else seed.recv_ns - margin_ns,
+            end_ns=at_ns + 1,
         )
         if index.complete:
             book, valid, changes = binance_book_at(index, instrument, at_ns, seed, margin_ns)
