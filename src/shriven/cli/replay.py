@@ -16,6 +16,7 @@ from shriven.errors import ReplayError
 from shriven.replay import (
     DEFAULT_MARGIN_NS,
     format_ns,
+    index_store,
     load_zone,
     parse_instant,
     render_book,
@@ -171,6 +172,20 @@ def book(
         on_note=_note("replay book"),
     )
     typer.echo(render_book(result.book, depth, zone))
+
+
+@replay_app.command("index")
+def index(
+    data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR", help=_DATA_DIR_HELP),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Rewrite every sidecar, also those still valid."
+    ),
+) -> None:
+    """Write the columnar book index beside each sealed tick segment (for `replay book`)."""
+    result = index_store(_data_dir(data_dir), rebuild=rebuild)
+    typer.echo(
+        f"replay index: wrote {result.written} book index file(s); {result.valid} already valid"
+    )
 
 
 def _verify_progress() -> Callable[[int], None]:

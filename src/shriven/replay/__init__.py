@@ -10,8 +10,10 @@ the Python API call the same functions.
 
 from shriven.replay.api import (
     BookResult,
+    IndexResult,
     ReplayResult,
     VerifyResult,
+    index_store,
     replay_book,
     replay_range,
     verify_store,
@@ -36,6 +38,7 @@ __all__ = [
     "BookAt",
     "BookResult",
     "BookState",
+    "IndexResult",
     "ReplayResult",
     "Selection",
     "StoreReader",
@@ -44,6 +47,7 @@ __all__ = [
     "book_at",
     "book_states",
     "format_ns",
+    "index_store",
     "iter_lob_states",
     "load_zone",
     "parse_instant",

@@ -18,6 +18,7 @@ from shriven.events import Record
 from shriven.files import atomic_output
 from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, VerifyReport, verify_books
+from shriven.replay.columns import write_sidecars
 from shriven.replay.instruments import instruments_for
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
 from shriven.replay.reconstruct import BookAt, book_at, resolve_book_key
@@ -35,8 +36,10 @@ from shriven.wal.gc import scan_gc
 
 __all__ = [
     "BookResult",
+    "IndexResult",
     "ReplayResult",
     "VerifyResult",
+    "index_store",
     "replay_book",
     "replay_range",
     "verify_store",
@@ -299,3 +302,22 @@ def verify_store(
             on_record=on_record,
         )
     return VerifyResult(report, [line] if (line := store.skipped()) else [])
+
+
+@dataclass(slots=True)
+class IndexResult:
+    """What ``index_store`` did: sidecars written and those already valid."""
+
+    written: int
+    valid: int
+
+
+def index_store(data_dir: Path, *, rebuild: bool = False) -> IndexResult:
+    """Write the columnar book index (``segment_N.books``) beside every sealed tick segment of
+    the store at ``data_dir`` that lacks a valid one (all of them with ``rebuild``), so that
+    ``replay_book`` reads a Binance book without decoding the other instruments."""
+    store = StoreReader(data_dir)
+    if not store.ticks.directory.is_dir():
+        raise ReplayError(f"{data_dir} has no ticks/ directory: there is nothing to index")
+    written, valid = write_sidecars(store.ticks.directory, rebuild=rebuild)
+    return IndexResult(written, valid)

@@ -16,6 +16,7 @@ from shriven.book import OrderBook
 from shriven.errors import ReplayError
 from shriven.events import BookSnapshot
 from shriven.replay.books import DEFAULT_MARGIN_NS, BookState, Rebuilder, is_after, is_restart
+from shriven.replay.columns import BookIndex, binance_book_at
 from shriven.replay.select import InstrumentRow, resolve_symbols
 from shriven.replay.store import StoreReader
 from shriven.replay.times import load_zone, parse_instant
@@ -123,10 +124,35 @@ class BookAt:
     changes: int  # recorded changes applied after the snapshot
 
 
-def book_at(store: StoreReader, key: str, at_ns: int, margin_ns: int = DEFAULT_MARGIN_NS) -> BookAt:
-    """``key``'s book as it was at ``at_ns``: every change received at or before it."""
-    reb = Rebuilder()
+def book_at(
+    store: StoreReader,
+    key: str,
+    at_ns: int,
+    margin_ns: int = DEFAULT_MARGIN_NS,
+    *,
+    columns: bool = True,
+) -> BookAt:
+    """``key``'s book as it was at ``at_ns``: every change received at or before it. A Binance
+    book is read from the store's columnar index when every sealed tick segment has one
+    (``shriven replay index``; see :mod:`shriven.replay.columns`), else record by record
+    (``columns=False`` always reads record by record: the two give equal answers)."""
     seed = store.snapshot_before(key, at_ns)
+    venue, _, instrument = key.partition(":")
+    if columns and venue == "binance" and store.ticks.directory.is_dir():
+        index = BookIndex(
+            store.ticks.directory,
+            strict=store.strict,
+            stats=store.ticks.stats,
+            only=instrument,
+            start_ns=None if seed is None else seed.recv_ns - margin_ns,
+            end_ns=at_ns + 1,
+        )
+        if index.complete:
+            book, valid, changes = binance_book_at(index, instrument, at_ns, seed, margin_ns)
+            return BookAt(
+                key, at_ns, book if book is not None else OrderBook(), valid, seed, changes
+            )
+    reb = Rebuilder()
     run_start = -1  # the snapshot's daemon run: earlier runs' changes do not count
     if seed is not None:
         starts = store.restart_times(seed.recv_ns - margin_ns, seed.recv_ns + 1)

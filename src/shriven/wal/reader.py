@@ -397,3 +397,30 @@ def read_records(
     """Records of one WAL directory in write order, optionally only ``start_ns <= recv_ns <
     end_ns``; the sparse index lets it skip segments and frames outside the range unread."""
     return WalReader(directory, strict=strict).records(start_ns, end_ns)
+
+
+def segment_frames(
+    path: Path,
+    *,
+    strict: bool = True,
+    is_last: bool = False,
+    stats: ReadStats | None = None,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+) -> Iterator[Frame]:
+    """The valid frames of one segment file, with the damage rules of a directory read
+    (``is_last``: the segment is the newest, so a bad end is a torn tail); frames wholly
+    outside ``[start_ns, end_ns)`` are passed over unread, as :meth:`WalReader.frames` does."""
+    lo = _NO_START if start_ns is None else start_ns
+    hi = _NO_END if end_ns is None else end_ns
+    size = path.stat().st_size
+    return _scan_segment(
+        path,
+        _ranges(path, size, lo, hi),
+        strict=strict,
+        is_last=is_last,
+        stats=stats if stats is not None else ReadStats(),
+        start_ns=lo,
+        end_ns=hi,
+        dctx=zstandard.ZstdDecompressor(),
+    )
