@@ -43,6 +43,7 @@ class RunOptions:
     status_every_s: float = 5.0
     sim_rate: float | None = None  # Kite simulator ticks per second
     spots: dict[str, float] = field(default_factory=dict)  # spot price overrides (Kite)
+    publish: list[str] = field(default_factory=list)  # NATS URLs: publish what is durable
 
 
 def check_data_dir(path: Path, *, create: bool) -> None:
@@ -163,6 +164,11 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         if "binance" in wanted:
             add_binance(pipeline, settings)
         pipeline.install_signal_handlers()
+        if options.publish:
+            from shriven.app.bus import add_publisher, bus_options, run_with_publisher
+
+            publisher = add_publisher(pipeline, bus_options(settings, options.publish))
+            return await run_with_publisher(lambda: pipeline.run(options.duration), publisher)
         return await pipeline.run(options.duration)
 
 

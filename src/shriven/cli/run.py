@@ -79,6 +79,14 @@ def run_command(
         help="Port for /health and /metrics on 127.0.0.1 (default SHRIVEN_HEALTH_PORT; "
         "0 picks a free one, -1 turns the server off).",
     ),
+    publish: list[str] | None = typer.Option(
+        None,
+        "--publish",
+        metavar="nats://HOST:PORT",
+        help="Also publish every record, once durable, to this NATS JetStream (repeat or "
+        "comma-separate for a cluster; settings SHRIVEN_NATS_*, docs/bus.md). Recording never "
+        "waits for it.",
+    ),
     force_login: bool = typer.Option(
         False,
         "--force-login",
@@ -118,6 +126,7 @@ def run_command(
         health_port=health_port,
         sim_rate=sim_rate,
         spots=spots,
+        publish=_split(publish),
     )
     if dry_run:
         if sim:
