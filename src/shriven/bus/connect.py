@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -13,7 +14,7 @@ from nats.js.errors import NotFoundError
 
 from shriven.bus.options import BusOptions
 
-__all__ = ["BusConfigError", "connect", "ensure_stream", "error_text"]
+__all__ = ["BusConfigError", "connect", "describe_error", "ensure_stream", "error_text"]
 
 
 class BusConfigError(Exception):
@@ -39,20 +40,37 @@ def _tls(options: BusOptions) -> ssl.SSLContext | None:
     return ctx
 
 
+def describe_error(options: BusOptions, exc: BaseException) -> str:
+    """One line for a failed connection attempt, naming the fix for refused credentials."""
+    if "authorization" in str(exc).lower():
+        return (
+            f"NATS at {options.shown_urls} refused our credentials ({error_text(exc)}): check "
+            "SHRIVEN_NATS_USER/PASSWORD, SHRIVEN_NATS_TOKEN or SHRIVEN_NATS_NKEY_SEED"
+        )
+    return f"cannot reach NATS at {options.shown_urls} ({error_text(exc)})"
+
+
 async def connect(
     options: BusOptions,
     *,
     name: str,
+    on_error: Callable[[str], None] | None = None,
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
     on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    give_up_after_s: float | None = None,
 ) -> Client:
-    """A connected client; raises when no server answers (OSError, TimeoutError, nats errors) or
-    BusConfigError when the server refuses our credentials."""
+    """A connected client. The client keeps trying every server (first connection included),
+    calling ``on_error`` with a line per failed attempt; with ``give_up_after_s`` it raises
+    BusConfigError with the last such line once that time has passed."""
     c = options.credentials
-    errors: list[BaseException] = []
+    last: list[str] = []
 
     async def error_cb(exc: Exception) -> None:
-        errors.append(exc)
+        text = describe_error(options, exc)
+        last.append(text)
+        del last[:-1]
+        if on_error is not None:
+            on_error(text)
 
     kwargs: dict[str, object] = {}
     if c.user:
@@ -63,34 +81,42 @@ async def connect(
         kwargs["token"] = c.token.get_secret_value()
     if c.nkey_seed is not None:
         kwargs["nkeys_seed_str"] = c.nkey_seed.get_secret_value()
-    tls = _tls(options)
+    try:
+        tls = _tls(options)
+    except (OSError, ssl.SSLError) as exc:
+        raise BusConfigError(f"cannot use the TLS files: {exc}; check SHRIVEN_NATS_TLS_*") from None
     if tls is not None:
         kwargs["tls"] = tls
     if on_disconnect is not None:
         kwargs["disconnected_cb"] = on_disconnect
     if on_reconnect is not None:
         kwargs["reconnected_cb"] = on_reconnect
+    attempt = nats.connect(
+        servers=list(options.urls),
+        name=name,
+        connect_timeout=options.connect_timeout_s,
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=error_cb,
+        # our subjects are valid by construction (bus/subjects.py); checking each costs
+        skip_subject_validation=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
     try:
-        return await nats.connect(
-            servers=list(options.urls),
-            name=name,
-            connect_timeout=options.connect_timeout_s,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            error_cb=error_cb,
-            **kwargs,  # type: ignore[arg-type]
-        )
-    except Exception as exc:
-        refused = [e for e in [*errors, exc] if "authorization" in str(e).lower()]
-        if refused:
-            raise BusConfigError(
-                f"NATS at {options.shown_urls} refused our credentials ({error_text(refused[0])}):"
-                " check SHRIVEN_NATS_USER/PASSWORD, _TOKEN or _NKEY_SEED"
-            ) from None
-        if errors and not str(exc):
-            raise errors[-1] from None
-        raise
+        if give_up_after_s is None:
+            return await attempt
+        return await asyncio.wait_for(attempt, give_up_after_s)
+    except ImportError:
+        raise BusConfigError(
+            "an nkey seed needs the nkeys package: pip install nkeys (or use user/password, a "
+            "token or TLS)"
+        ) from None
+    except TimeoutError:
+        raise BusConfigError(
+            (last[-1] if last else f"cannot reach NATS at {options.shown_urls}")
+            + f" for {give_up_after_s:g} s: start the server or fix the URL"
+        ) from None
 
 
 def stream_config(options: BusOptions) -> StreamConfig:

@@ -102,6 +102,7 @@ class Publisher:
         self._durable = Frontier()  # what the tap delivered (this run)
         self._sent = self.position.acked.copy()
         self._inflight: OrderedDict[int, _Out] = OrderedDict()
+        self._naked: list[int] = []  # tokens whose ack was negative: sent again after a pause
         self._next_token = 0
         self._need_catchup = True
         self._wake: asyncio.Event | None = None
@@ -234,11 +235,7 @@ class Publisher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                text = f"NATS at {self.options.shown_urls}: {error_text(exc)}"
-                self.stats.error("connect", text)
-                if text not in self._warned:
-                    self._warned.add(text)
-                    log.warning(f"cannot publish, will retry; recording goes on ({text})")
+                self._connect_error(f"NATS at {self.options.shown_urls}: {error_text(exc)}")
                 await self._close()
                 delay = _CONNECT_BACKOFF_S[min(attempt, len(_CONNECT_BACKOFF_S) - 1)]
                 attempt += 1
@@ -257,6 +254,7 @@ class Publisher:
         nc = await connect(
             self.options,
             name=f"shriven-publisher-{self.options.recorder}",
+            on_error=self._connect_error,
             on_disconnect=down,
             on_reconnect=up,
         )
@@ -276,6 +274,13 @@ class Publisher:
             recorder=self.options.recorder,
         )
         self._resend_all()
+
+    def _connect_error(self, text: str) -> None:
+        self.stats.connected = False
+        self.stats.error("connect", text)
+        if text not in self._warned:
+            self._warned.add(text)
+            log.warning(f"not publishing for now: {text}; retrying, recording goes on")
 
     async def _session(self) -> None:
         checker = asyncio.create_task(self._check_acks(), name="shriven-publish-acks")
@@ -408,6 +413,7 @@ class Publisher:
             text = f"negative ack for {out.headers['Nats-Msg-Id']}: {err or status or 'no ack'}"
             self.stats.error("nak", text)
             out.retry_at = time.monotonic() + _RETRY_AFTER_NAK_S
+            self._naked.append(token)
             return
         out.acked = True
         self.stats.acked += 1
@@ -434,12 +440,16 @@ class Publisher:
                 self._room.set()
 
     def _resend_all(self) -> None:
-        now = time.monotonic()
-        for out in self._inflight.values():
+        """After a (re)connect every unacknowledged message goes out again at once."""
+        for token, out in self._inflight.items():
             if not out.acked:
-                out.retry_at = now
+                out.retry_at = 0.0
+                self._naked.append(token)
 
     async def _check_acks(self) -> None:
+        """Send again what was nak'd (after a pause) or not acked in ``ack_timeout_s``. Only
+        the oldest messages are looked at: the scan stops at the first that is not overdue,
+        so a large window costs nothing per pass."""
         timeout = self.options.ack_timeout_s
         while True:
             await asyncio.sleep(_CHECK_EVERY_S)
@@ -447,13 +457,25 @@ class Publisher:
             if nc is None or not nc.is_connected:
                 continue
             now = time.monotonic()
-            for token, out in list(self._inflight.items()):
-                if out.acked:
-                    continue
-                due = out.retry_at and now >= out.retry_at
-                if due or now - out.sent_at > timeout:
-                    self.stats.retries += 1
-                    await self._publish(token, out)
+            due: list[tuple[int, _Out]] = []
+            if self._naked:
+                naked, self._naked = self._naked, []
+                for token in naked:
+                    out = self._inflight.get(token)
+                    if out is None or out.acked:
+                        continue
+                    if now >= out.retry_at:
+                        due.append((token, out))
+                    else:
+                        self._naked.append(token)
+            for token, out in self._inflight.items():
+                if now - out.sent_at <= timeout:
+                    break
+                if not out.acked:
+                    due.append((token, out))
+            for token, out in due:
+                self.stats.retries += 1
+                await self._publish(token, out)
 
     # ------------------------------------------------------------------ position
 

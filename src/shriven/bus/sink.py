@@ -155,14 +155,9 @@ async def run_sink(
     deadline = None if duration is None else time.monotonic() + duration
     try:
         try:
-            nc = await connect(options, name=f"shriven-sink-{durable}")
+            nc = await connect(options, name=f"shriven-sink-{durable}", give_up_after_s=15)
         except BusConfigError as exc:
             raise ConfigError(str(exc)) from None
-        except Exception as exc:
-            raise ConfigError(
-                f"cannot reach NATS at {options.shown_urls} ({error_text(exc)}): start the "
-                "server or fix the URL"
-            ) from None
         try:
             js = nc.jetstream(timeout=10)
             try:

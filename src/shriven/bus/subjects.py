@@ -28,9 +28,7 @@ from shriven.events import (
 
 __all__ = [
     "HEADER_MSG_ID",
-    "HEADER_RECORDER",
     "HEADER_RECV_NS",
-    "HEADER_RUN",
     "HEADER_TYPE",
     "HEADER_VERSION",
     "MsgId",
@@ -44,8 +42,6 @@ __all__ = [
 ]
 
 HEADER_MSG_ID: Final = "Nats-Msg-Id"
-HEADER_RECORDER: Final = "Shriven-Recorder"
-HEADER_RUN: Final = "Shriven-Run"
 HEADER_TYPE: Final = "Shriven-Type"
 HEADER_VERSION: Final = "Shriven-Version"
 HEADER_RECV_NS: Final = "Shriven-Recv-Ns"
@@ -101,7 +97,7 @@ def check_prefix(prefix: str) -> str | None:
         return None
     return (
         f"bad subject prefix {prefix!r}: use letters, digits, '_' or '-' in tokens joined by "
-        "dots (e.g. shriven or desk1.md), no spaces, '*' or '>'"
+        "dots (e.g. shriven or desk1.md), no spaces, '*' or '>' (set SHRIVEN_NATS_SUBJECT_PREFIX)"
     )
 
 
@@ -162,10 +158,10 @@ def parse_msg_id(text: str) -> MsgId | None:
 
 
 def headers_for(msg_id: MsgId, record: Record) -> dict[str, str]:
+    # Four headers: each costs the client a validation pass per message (nats-py); recorder and
+    # run are in the message id.
     return {
         HEADER_MSG_ID: msg_id.text(),
-        HEADER_RECORDER: msg_id.recorder,
-        HEADER_RUN: str(msg_id.run),
         HEADER_TYPE: TYPE_TOKENS[type(record)],
         HEADER_VERSION: str(WIRE_VERSION),
         HEADER_RECV_NS: str(record.recv_ns),

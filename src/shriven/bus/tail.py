@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import nats.errors
 from nats.js.api import DeliverPolicy
 
-from shriven.bus.connect import BusConfigError, connect, error_text
+from shriven.bus.connect import BusConfigError, connect
 from shriven.bus.options import BusOptions, check_options
 from shriven.errors import ConfigError
 from shriven.events import Record, RecordDecodeError, decode_record
@@ -38,14 +38,9 @@ async def run_tail(
     if problem:
         raise ConfigError(problem)
     try:
-        nc = await connect(options, name="shriven-tail")
+        nc = await connect(options, name="shriven-tail", give_up_after_s=15)
     except BusConfigError as exc:
         raise ConfigError(str(exc)) from None
-    except Exception as exc:
-        raise ConfigError(
-            f"cannot reach NATS at {options.shown_urls} ({error_text(exc)}): start the server "
-            "or fix the URL"
-        ) from None
     rows: queue.Queue[Record | None] = queue.Queue(10_000)
     printed: list[int] = []
     printer = threading.Thread(
@@ -53,7 +48,6 @@ async def run_tail(
         name="shriven-tail-print",
         daemon=True,
     )
-    printer.start()
     shown = 0
     deadline = None if duration is None else time.monotonic() + duration
     try:
@@ -70,6 +64,7 @@ async def run_tail(
                 f"no stream {options.stream} on NATS at {options.shown_urls}: start a "
                 "`shriven run --publish` first or set SHRIVEN_NATS_STREAM"
             ) from None
+        printer.start()  # the header once subscribed: what follows is live
         while (count is None or shown < count) and (
             deadline is None or time.monotonic() < deadline
         ):
@@ -84,8 +79,9 @@ async def run_tail(
             await asyncio.to_thread(rows.put, record)
             shown += 1
     finally:
-        rows.put(None)
-        await asyncio.to_thread(printer.join, 5)
+        if printer.is_alive():
+            rows.put(None)
+            await asyncio.to_thread(printer.join, 5)
         with contextlib.suppress(Exception):
             await nc.close()
     return shown
