@@ -159,6 +159,29 @@ class Settings(BaseSettings):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
 
+    # NATS JetStream (`run --publish`, `sink`, `tail`; docs/bus.md). URLs: comma-separated or JSON.
+    nats_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_token: SecretStr | None = None
+    nats_nkey_seed: SecretStr | None = None
+    nats_tls_ca_file: Path | None = None
+    nats_tls_cert_file: Path | None = None
+    nats_tls_key_file: Path | None = None
+    nats_stream: str = "SHRIVEN"
+    nats_subject_prefix: str = "shriven"
+    nats_recorder_id: str = ""  # empty: the host name
+    # limits of the stream `run --publish` creates when it is missing (0 or -1: no limit)
+    nats_max_age_secs: float = Field(7 * 86400.0, ge=0)
+    nats_max_bytes: int = Field(-1, ge=-1)
+    nats_replicas: int = Field(1, ge=1, le=5)
+    nats_duplicate_window_secs: float = Field(120.0, gt=0)
+    nats_max_in_flight: int = Field(20_000, ge=1)
+    nats_ack_timeout_secs: float = Field(5.0, gt=0)
+    nats_buffer_records: int = Field(200_000, ge=1)
+    # sink: a fetched message not acknowledged this long is delivered again
+    nats_sink_ack_wait_secs: float = Field(30.0, gt=0)
+
     @field_validator("kite_api_root", "kite_login_root", "binance_api_root")
     @classmethod
     def _http_url(cls, v: str) -> str:
@@ -174,6 +197,11 @@ class Settings(BaseSettings):
     def _split_binance(cls, v: object) -> object:
         v = _symbol_list(v)
         return check_binance_symbols(v) if isinstance(v, list) else v
+
+    @field_validator("nats_urls", mode="before")
+    @classmethod
+    def _split_nats_urls(cls, v: object) -> object:
+        return _symbol_list(v)
 
     @field_validator("kite_ticker_class_modes")
     @classmethod

@@ -45,6 +45,7 @@ class RunOptions:
     sim_rate: float | None = None  # Kite simulator ticks per second
     spots: dict[str, float] = field(default_factory=dict)  # spot price overrides (Kite)
     serve_port: int | None = None  # run --serve: the live server's port
+    publish: list[str] = field(default_factory=list)  # NATS URLs: publish what is durable
 
 
 def check_data_dir(path: Path, *, create: bool) -> None:
@@ -173,6 +174,11 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             pipeline.add_tap(server.tap, durable=False)
             print(f"shriven: serving live data at {server.url}", file=sys.stderr, flush=True)
         pipeline.install_signal_handlers()
+        if options.publish:
+            from shriven.app.bus import add_publisher, bus_options, run_with_publisher
+
+            publisher = add_publisher(pipeline, bus_options(settings, options.publish))
+            return await run_with_publisher(lambda: pipeline.run(options.duration), publisher)
         return await pipeline.run(options.duration)
 
 

@@ -88,6 +88,14 @@ def run_command(
         help="Also serve the live data (and this store's history) on PORT: Kite ticker and "
         "Binance stream protocols, the /v1 query API (0 picks a free port).",
     ),
+    publish: list[str] | None = typer.Option(
+        None,
+        "--publish",
+        metavar="nats://HOST:PORT",
+        help="Also publish every record, once durable, to this NATS JetStream (repeat or "
+        "comma-separate for a cluster; settings SHRIVEN_NATS_*, docs/bus.md). Recording never "
+        "waits for it.",
+    ),
     force_login: bool = typer.Option(
         False,
         "--force-login",
@@ -128,6 +136,7 @@ def run_command(
         sim_rate=sim_rate,
         spots=spots,
         serve_port=serve_port,
+        publish=_split(publish),
     )
     if dry_run:
         if sim:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -73,6 +73,10 @@ class HealthSources:
     started_ns: int
     # Free bytes on the data disk; None = measure data_dir (the seam tests use to fake a disk).
     free_bytes: Callable[[], int] | None = None
+    # Extra sections a run adds (e.g. "publisher"): name -> () -> (section, problems).
+    sections: dict[str, Callable[[], tuple[dict[str, object], list[str]]]] = field(
+        default_factory=dict
+    )
 
 
 def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]:
@@ -137,6 +141,11 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
     if s.crossed_now:
         problems.append(f"{s.crossed_now} book(s) crossed")
 
+    extra: dict[str, object] = {}
+    for name, section in src.sections.items():
+        extra[name], section_problems = section()
+        problems.extend(section_problems)
+
     state = "failing" if failing else ("degraded" if problems else "ok")
     return {
         "status": state,
@@ -174,6 +183,7 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
             "stale_episodes": dict(s.stale_episodes),
             "recorder_errors": dict(s.recorder_errors),
         },
+        **extra,
     }
 
 

@@ -1,0 +1,575 @@
+"""The publisher: every record the recorder made durable, to JetStream, once, in WAL order.
+
+Live path: a durable tap (``Publisher.tap``) hands each fsynced batch over; it only appends to a
+bounded buffer, so recording never waits for the bus. When the bus is slow or down the buffer
+overflows and is dropped, and the publisher later reads what it missed back from the WAL
+(``catch-up``, also done at start for what earlier runs left unpublished, across segment rotation).
+
+Each record goes out with its ``Nats-Msg-Id`` (recorder : run : stream : seq) and a reply
+subject of ours; acks come back asynchronously. A negative ack, a missing one (after
+``ack_timeout_s``) or a lost connection sends the same message again with the same id, so
+JetStream's duplicate window drops what it already stored. The acknowledged prefix is saved
+atomically (bus/position.py) at most every ``_SAVE_EVERY_S`` and at the end: a killed recorder
+resumes from it, re-sending at most what was in flight, which the duplicate window absorbs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from shriven.bus.connect import BusConfigError, connect, ensure_stream, error_text
+from shriven.bus.options import BusOptions, check_options
+from shriven.bus.position import Frontier, load_position, position_path, save_position
+from shriven.bus.subjects import MsgId, headers_for, subject_for
+from shriven.events import Record, Status, StatusKind, decode_wires, encode_record, stream_of
+from shriven.logging import get_logger
+from shriven.wal import WalReader
+from shriven.wal.format import segment_number
+
+log = get_logger("shriven.bus.publisher")
+
+_SAVE_EVERY_S = 0.5
+_CHECK_EVERY_S = 0.2
+_RETRY_AFTER_NAK_S = 0.5
+_CONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+LAGGING_AFTER_S = 10.0  # /health says "publisher lagging" past this
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    state: str = "starting"  # connecting, catching_up, live, disabled, stopped
+    connected: bool = False
+    acked: int = 0  # records acknowledged by the stream since start
+    duplicates: int = 0  # of which the stream already held (a retry's earlier copy)
+    retries: int = 0
+    catchups: int = 0
+    buffer_overflows: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    last_error: str = ""
+    disabled: str = ""
+    lag_records: int = 0
+    lag_seconds: float = 0.0
+
+    def error(self, kind: str, text: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+        self.last_error = text
+
+
+@dataclass(slots=True)
+class _Out:
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+    run: int
+    stream: str
+    seq: int
+    recv_ns: int
+    sent_at: float = 0.0
+    retry_at: float = 0.0
+    acked: bool = False
+
+
+def _is_start(r: Record) -> bool:
+    return type(r) is Status and r.venue == "system" and r.kind == StatusKind.STARTED
+
+
+class Publisher:
+    def __init__(self, options: BusOptions, data_dir: Path) -> None:
+        self.options = options
+        self.data_dir = Path(data_dir)
+        self.stats = PublisherStats()
+        self._position_path = position_path(self.data_dir, options.stream)
+        self.position, warning = load_position(
+            self._position_path, options.recorder, options.stream
+        )
+        if warning:
+            log.warning(warning)
+        self._buffer: deque[tuple[int, Sequence[Record]]] = deque()
+        self._buffered = 0
+        self._run = -1  # this process's run (the started marker's recv_ns), from the tap
+        self._durable = Frontier()  # what the tap delivered (this run)
+        self._sent = self.position.acked.copy()
+        self._inflight: OrderedDict[int, _Out] = OrderedDict()
+        self._naked: list[int] = []  # tokens whose ack was negative: sent again after a pause
+        self._next_token = 0
+        self._need_catchup = True
+        self._wake: asyncio.Event | None = None
+        self._room: asyncio.Event | None = None
+        self._nc: Client | None = None
+        self._inbox = ""
+        self._saved_acked = -1
+        self._oldest_pending_ns = 0
+        self._problem = check_options(options)
+        self._stopping = False
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------------ the tap (recorder loop)
+
+    def tap(self, batch: Sequence[Record]) -> None:
+        """Durable tap: O(1) per batch, never blocks, never raises."""
+        if self._run < 0:
+            for r in batch:
+                if _is_start(r):
+                    self._run = r.recv_ns
+                    break
+            else:
+                return  # records before our own start marker: catch-up reads them
+        if not self._oldest_pending_ns:
+            self._oldest_pending_ns = batch[0].recv_ns
+        self._buffer.append((self._run, batch))
+        self._buffered += len(batch)
+        if self._buffered > self.options.buffer_records:
+            self._overflow()
+        if self._wake is not None:
+            self._wake.set()
+
+    def _overflow(self) -> None:
+        """Too much waiting: forget the buffered records (noting how far they reach) and read
+        them back from the WAL later."""
+        for run, batch in self._buffer:
+            self._note_durable(run, batch)
+        self._buffer.clear()
+        self._buffered = 0
+        self._need_catchup = True
+        self.stats.buffer_overflows += 1
+
+    def _note_durable(self, run: int, batch: Sequence[Record]) -> None:
+        last: dict[str, int] = {}
+        for r in batch:
+            last[stream_of(r)] = r.seq
+        d = self._durable
+        for stream, seq in last.items():
+            d.advance(run, stream, seq)
+
+    # ------------------------------------------------------------------ health
+
+    def health(self) -> tuple[dict[str, object], list[str]]:
+        s = self.stats
+        self._update_lag()
+        section: dict[str, object] = {
+            "state": s.state,
+            "connected": s.connected,
+            "servers": self.options.shown_urls,
+            "stream": self.options.stream,
+            "lag_records": s.lag_records,
+            "lag_seconds": round(s.lag_seconds, 3),
+            "acked": s.acked,
+            "duplicates": s.duplicates,
+            "retries": s.retries,
+            "catchups": s.catchups,
+            "buffer_overflows": s.buffer_overflows,
+            "errors": dict(s.errors),
+            "last_error": s.last_error or None,
+        }
+        problems = []
+        if s.disabled:
+            problems.append(f"publisher disabled: {s.disabled}")
+        elif s.lag_seconds > LAGGING_AFTER_S:
+            problems.append(f"publisher lagging {s.lag_seconds:.0f} s")
+        return section, problems
+
+    def _update_lag(self) -> None:
+        s = self.stats
+        d, a = self._durable, self.position.acked
+        records = sum(
+            seq - (a.seqs.get(stream, 0) if a.run == d.run else 0) for stream, seq in d.seqs.items()
+        )
+        records += self._buffered
+        # records of earlier runs that catch-up has sent and that are not acked yet
+        records += sum(1 for o in self._inflight.values() if o.run != self._run and not o.acked)
+        s.lag_records = max(0, records)
+        if self._inflight:
+            oldest = next(iter(self._inflight.values())).recv_ns
+        else:
+            oldest = self._oldest_pending_ns
+        pending = self._inflight or self._buffer or self._need_catchup
+        s.lag_seconds = max(0.0, (time.time_ns() - oldest) / 1e9) if oldest and pending else 0.0
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Publish until cancelled; problems are logged once and shown on /health, never
+        raised: recording goes on."""
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        if self._problem:
+            self._disable(self._problem)
+            return
+        saver = asyncio.create_task(self._save_loop(), name="shriven-publish-position")
+        try:
+            await self._publish_forever()
+        finally:
+            saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saver
+            self._save()
+
+    def _disable(self, reason: str) -> None:
+        self.stats.disabled = reason
+        self.stats.state = "disabled"
+        self.stats.error("config", reason)
+        log.error(f"not publishing: {reason}; recording goes on")
+
+    async def _publish_forever(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            try:
+                await self._connect()
+                attempt = 0
+                await self._session()
+            except BusConfigError as exc:
+                self._disable(str(exc))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._connect_error(f"NATS at {self.options.shown_urls}: {error_text(exc)}")
+                await self._close()
+                delay = _CONNECT_BACKOFF_S[min(attempt, len(_CONNECT_BACKOFF_S) - 1)]
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def _connect(self) -> None:
+        self.stats.state = "connecting"
+
+        async def down() -> None:
+            self.stats.connected = False
+
+        async def up() -> None:
+            self.stats.connected = True
+            self._resend_all()
+
+        nc = await connect(
+            self.options,
+            name=f"shriven-publisher-{self.options.recorder}",
+            on_error=self._connect_error,
+            on_disconnect=down,
+            on_reconnect=up,
+        )
+        self._nc = nc
+        js = nc.jetstream(timeout=self.options.ack_timeout_s)
+        _info, warning = await ensure_stream(js, self.options)
+        if warning and warning not in self._warned:
+            self._warned.add(warning)
+            log.warning(warning)
+        self._inbox = nc.new_inbox()
+        await nc.subscribe(f"{self._inbox}.*", cb=self._on_ack)
+        self.stats.connected = True
+        log.info(
+            "publishing",
+            servers=self.options.shown_urls,
+            stream=self.options.stream,
+            recorder=self.options.recorder,
+        )
+        self._resend_all()
+
+    def _connect_error(self, text: str) -> None:
+        self.stats.connected = False
+        self.stats.error("connect", text)
+        if text not in self._warned:
+            self._warned.add(text)
+            log.warning(f"not publishing for now: {text}; retrying, recording goes on")
+
+    async def _session(self) -> None:
+        checker = asyncio.create_task(self._check_acks(), name="shriven-publish-acks")
+        try:
+            while not self._stopping:
+                if self._need_catchup and self._run >= 0:
+                    await self._catch_up()
+                    continue
+                if self._buffer:
+                    self.stats.state = "live"
+                    run, batch = self._buffer.popleft()
+                    self._buffered -= len(batch)
+                    self._note_durable(run, batch)
+                    for r in batch:
+                        await self._send(run, r)
+                    continue
+                assert self._wake is not None
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                if checker.done():
+                    checker.result()
+        finally:
+            checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await checker
+
+    # ------------------------------------------------------------------ catch-up
+
+    async def _catch_up(self) -> None:
+        """Send what the WAL holds past the sent prefix: earlier runs whole, this run as far
+        as it is durable. Reads on a thread, a frame at a time."""
+        self._need_catchup = False
+        self.stats.state = "catching_up"
+        self.stats.catchups += 1
+        pos = self.position
+        chunks: queue.Queue[tuple[int, int, list[tuple[int, Record]]] | None] = queue.Queue(8)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=_read_wal,
+            args=(self.data_dir / "ticks", pos.scan_from, pos.scan_run, chunks, stop),
+            name="shriven-publish-catchup",
+            daemon=True,
+        )
+        reader.start()
+        first_unacked: tuple[int, int] | None = None
+        last_seen = (pos.scan_from, pos.scan_run)
+        sent = 0
+        try:
+            while True:
+                chunk = await asyncio.to_thread(chunks.get)
+                if chunk is None:
+                    break
+                seg, seg_run, records = chunk
+                last_seen = (seg, seg_run)
+                acked = self.position.acked
+                for run, r in records:
+                    stream = stream_of(r)
+                    if first_unacked is None and not acked.covers(run, stream, r.seq):
+                        first_unacked = (seg, seg_run)
+                    if self._sent.covers(run, stream, r.seq):
+                        continue
+                    if run == self._run and not self._durable.covers(run, stream, r.seq):
+                        continue  # not durable yet: the tap brings it
+                    if run > self._run:
+                        continue
+                    await self._send(run, r)
+                    sent += 1
+        finally:
+            stop.set()
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    chunks.get_nowait()
+        pos.scan_from, pos.scan_run = first_unacked or last_seen
+        if sent:
+            log.info("caught up from the WAL", records=sent)
+
+    # ------------------------------------------------------------------ sending and acks
+
+    async def _send(self, run: int, r: Record) -> None:
+        assert self._room is not None
+        while len(self._inflight) >= self.options.max_in_flight:
+            self._room.clear()
+            await self._room.wait()
+        stream = stream_of(r)
+        msg_id = MsgId(self.options.recorder, run, stream, r.seq)
+        out = _Out(
+            subject_for(self.options.prefix, r),
+            encode_record(r),
+            headers_for(msg_id, r),
+            run,
+            stream,
+            r.seq,
+            r.recv_ns,
+        )
+        token = self._next_token
+        self._next_token += 1
+        self._inflight[token] = out
+        self._sent.advance(run, stream, r.seq)
+        await self._publish(token, out)
+
+    async def _publish(self, token: int, out: _Out) -> None:
+        nc = self._nc
+        out.sent_at = time.monotonic()
+        out.retry_at = 0.0
+        if nc is None or not nc.is_connected:
+            return  # the ack checker sends it again once connected
+        try:
+            await nc.publish(
+                out.subject, out.payload, reply=f"{self._inbox}.{token}", headers=out.headers
+            )
+        except Exception as exc:
+            self.stats.error("publish", f"publish failed: {error_text(exc)}")
+
+    async def _on_ack(self, msg: Msg) -> None:
+        try:
+            token = int(msg.subject.rsplit(".", 1)[1])
+        except ValueError:
+            return
+        out = self._inflight.get(token)
+        if out is None or out.acked:
+            return
+        try:
+            doc = json.loads(msg.data) if msg.data else {}
+        except ValueError:
+            doc = {}
+        if not isinstance(doc, dict) or "error" in doc or "seq" not in doc:
+            err = doc.get("error") if isinstance(doc, dict) else None
+            status = (msg.headers or {}).get("Status", "")
+            text = f"negative ack for {out.headers['Nats-Msg-Id']}: {err or status or 'no ack'}"
+            self.stats.error("nak", text)
+            out.retry_at = time.monotonic() + _RETRY_AFTER_NAK_S
+            self._naked.append(token)
+            return
+        out.acked = True
+        self.stats.acked += 1
+        if doc.get("duplicate"):
+            self.stats.duplicates += 1
+        self._advance_acked()
+
+    def _advance_acked(self) -> None:
+        inflight = self._inflight
+        acked = self.position.acked
+        n = 0
+        while inflight:
+            token, out = next(iter(inflight.items()))
+            if not out.acked:
+                break
+            del inflight[token]
+            acked.advance(out.run, out.stream, out.seq)
+            n += 1
+        if n:
+            self.position.published += n
+            if not inflight and not self._buffer:
+                self._oldest_pending_ns = 0
+            if self._room is not None:
+                self._room.set()
+
+    def _resend_all(self) -> None:
+        """After a (re)connect every unacknowledged message goes out again at once."""
+        for token, out in self._inflight.items():
+            if not out.acked:
+                out.retry_at = 0.0
+                self._naked.append(token)
+
+    async def _check_acks(self) -> None:
+        """Send again what was nak'd (after a pause) or not acked in ``ack_timeout_s``. Only
+        the oldest messages are looked at: the scan stops at the first that is not overdue,
+        so a large window costs nothing per pass."""
+        timeout = self.options.ack_timeout_s
+        while True:
+            await asyncio.sleep(_CHECK_EVERY_S)
+            nc = self._nc
+            if nc is None or not nc.is_connected:
+                continue
+            now = time.monotonic()
+            due: list[tuple[int, _Out]] = []
+            if self._naked:
+                naked, self._naked = self._naked, []
+                for token in naked:
+                    out = self._inflight.get(token)
+                    if out is None or out.acked:
+                        continue
+                    if now >= out.retry_at:
+                        due.append((token, out))
+                    else:
+                        self._naked.append(token)
+            for token, out in self._inflight.items():
+                if now - out.sent_at <= timeout:
+                    break
+                if not out.acked:
+                    due.append((token, out))
+            for token, out in due:
+                self.stats.retries += 1
+                await self._publish(token, out)
+
+    # ------------------------------------------------------------------ position
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_SAVE_EVERY_S)
+            self._save()
+
+    def _save(self) -> None:
+        if self.position.published == self._saved_acked:
+            return
+        try:
+            save_position(self._position_path, self.position)
+            self._saved_acked = self.position.published
+        except OSError as exc:
+            self.stats.error("position", f"cannot save {self._position_path}: {exc.strerror}")
+
+    async def drain(self, timeout_s: float) -> None:
+        """After the recorder stopped: send what is left (the last batches, the stopped
+        marker), wait for their acks up to ``timeout_s``, save the position."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.stats.state not in ("disabled",):
+            if not self._buffer and not self._inflight and not self._need_catchup:
+                break
+            if self._wake is not None:
+                self._wake.set()
+            await asyncio.sleep(0.05)
+        self._stopping = True
+        self._save()
+
+    async def _close(self) -> None:
+        nc, self._nc = self._nc, None
+        self.stats.connected = False
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    async def close(self) -> None:
+        self._stopping = True
+        await self._close()
+        self._save()
+        if self.stats.state != "disabled":
+            self.stats.state = "stopped"
+
+
+def _read_wal(
+    ticks: Path,
+    scan_from: int,
+    scan_run: int,
+    out: queue.Queue[tuple[int, int, list[tuple[int, Record]]] | None],
+    stop: threading.Event,
+) -> None:
+    """The WAL from segment ``scan_from`` on (``scan_run`` in force at its start), a frame at a
+    time as (segment, run at the segment's start, [(run, record)...]); None at the end."""
+    try:
+        for chunk in _wal_chunks(ticks, scan_from, scan_run):
+            while not stop.is_set():
+                try:
+                    out.put(chunk, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+    finally:
+        with contextlib.suppress(queue.Full):
+            out.put(None, timeout=5)
+
+
+def _wal_chunks(
+    ticks: Path, scan_from: int, scan_run: int
+) -> Iterator[tuple[int, int, list[tuple[int, Record]]]]:
+    if not ticks.is_dir():
+        return
+    reader = WalReader(ticks, strict=False)
+    run = scan_run
+    seg_run = scan_run
+    current = -1
+    for frame in reader.frames():
+        seg = segment_number(frame.path) or 0
+        if seg < scan_from:
+            continue
+        if seg != current:
+            current, seg_run = seg, run
+        wires = reader.batch(frame)
+        if not wires:
+            continue
+        try:
+            records = decode_wires(wires)
+        except ValueError:
+            continue  # `shriven wal check` reports it; the reader counted nothing to send
+        tagged = []
+        for r in records:
+            if _is_start(r):
+                run = r.recv_ns
+            tagged.append((run, r))
+        yield seg, seg_run, tagged

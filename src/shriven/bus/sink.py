@@ -1,0 +1,239 @@
+"""``shriven sink``: a durable pull consumer writing what the bus carries into an archive.
+
+The archive holds one shriven store per recorder, ``ARCHIVE/<recorder id>/`` (ticks/, lob/,
+metadata.json): each recorder numbers its streams on its own, so one store per recorder keeps
+every stream's ``seq`` consecutive and ``wal check``, ``verify-books``, ``replay`` and export
+work on ``ARCHIVE/<recorder id>`` as on the recorder's own data directory.
+
+A fetched batch is written to the stores and fsynced, and only then acknowledged (the consumer
+acks all up to the batch's last message). JetStream's duplicate window is finite, so the sink
+also drops a record it already holds, by recorder : run : stream : seq (:class:`Seen`), rebuilt
+from the archive at start: a recorder that re-publishes after the window adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats.errors
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from shriven.bus.connect import BusConfigError, connect, ensure_stream, error_text
+from shriven.bus.options import BusOptions, check_options
+from shriven.bus.subjects import HEADER_MSG_ID, parse_msg_id
+from shriven.errors import ConfigError
+from shriven.events import Record, RecordDecodeError, decode_record, wire_is_start, wire_stream
+from shriven.logging import get_logger
+from shriven.pipeline.lock import DataDirLock
+from shriven.wal import StoreWriter, WalOptions, WalReader
+
+log = get_logger("shriven.bus.sink")
+
+# Below the highest seq held, seqs not held are remembered this far back: a retried message can
+# arrive after later ones (a nak, then success), never this much later.
+HOLE_WINDOW = 200_000
+
+
+@dataclass(slots=True)
+class SeqSet:
+    """The seqs of one (recorder, run, stream) held: all up to ``high`` but ``holes``."""
+
+    high: int = 0
+    holes: set[int] = field(default_factory=set)
+
+    def add(self, seq: int) -> bool:
+        """Hold ``seq``; False when it was held already."""
+        high = self.high
+        if seq > high:
+            if seq > high + 1:
+                self.holes.update(range(max(high + 1, seq - HOLE_WINDOW), seq))
+                if len(self.holes) > 2 * HOLE_WINDOW:
+                    floor = seq - HOLE_WINDOW
+                    self.holes = {s for s in self.holes if s >= floor}
+            self.high = seq
+            return True
+        if seq in self.holes:
+            self.holes.discard(seq)
+            return True
+        return False
+
+
+class Seen:
+    """Every (run, stream, seq) one recorder's archive store holds."""
+
+    def __init__(self) -> None:
+        self._sets: dict[tuple[int, str], SeqSet] = {}
+
+    def add(self, run: int, stream: str, seq: int) -> bool:
+        key = (run, stream)
+        s = self._sets.get(key)
+        if s is None:
+            s = self._sets[key] = SeqSet()
+        return s.add(seq)
+
+    def add_wires(self, wires: Iterable[list | tuple]) -> int:
+        """Rebuild from a store's records in WAL order (runs begin at their started marker)."""
+        run = 0
+        n = 0
+        for w in wires:
+            if wire_is_start(w):
+                run = w[2]
+            self.add(run, wire_stream(w), w[3])
+            n += 1
+        return n
+
+
+@dataclass(slots=True)
+class SinkStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    refused: int = 0  # messages that are not a shriven record (counted, acknowledged, skipped)
+    batches: int = 0
+
+
+class _Archive:
+    """The per-recorder stores under the archive directory, opened on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.stores: dict[str, tuple[StoreWriter, DataDirLock, Seen]] = {}
+
+    def open(self, recorder: str) -> tuple[StoreWriter, Seen]:
+        got = self.stores.get(recorder)
+        if got is None:
+            path = self.root / recorder
+            lock = DataDirLock(path)
+            lock.acquire()
+            seen = Seen()
+            ticks = path / "ticks"
+            if ticks.is_dir():
+                n = seen.add_wires(WalReader(ticks, strict=False).wire())
+                log.info("archive store opened", recorder=recorder, records=n)
+            store = StoreWriter(path, WalOptions(fsync_policy="caller"))
+            got = self.stores[recorder] = (store, lock, seen)
+        return got[0], got[2]
+
+    def close(self) -> None:
+        for store, lock, _seen in self.stores.values():
+            with contextlib.suppress(Exception):
+                store.close()
+            lock.release()
+        self.stores.clear()
+
+
+async def run_sink(
+    options: BusOptions,
+    archive: Path,
+    *,
+    subjects: str | None = None,
+    durable: str = "shriven-sink",
+    batch: int = 2000,
+    ack_wait_s: float = 30.0,
+    duration: float | None = None,
+    stop: asyncio.Event | None = None,
+    stats: SinkStats | None = None,
+) -> SinkStats:
+    """Consume until ``stop`` is set (or ``duration`` seconds); raises ConfigError for settings
+    the bus refuses. Reconnects by itself while the server is away."""
+    problem = check_options(options)
+    if problem:
+        raise ConfigError(problem)
+    stats = stats if stats is not None else SinkStats()
+    filt = subjects or f"{options.prefix}.>"
+    if not (filt == options.prefix or filt.startswith(f"{options.prefix}.")):
+        raise ConfigError(
+            f"--subjects {filt!r} is outside the stream's subjects {options.prefix}.>: "
+            f"give a filter starting with {options.prefix}."
+        )
+    arch = _Archive(Path(archive))
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        try:
+            nc = await connect(options, name=f"shriven-sink-{durable}", give_up_after_s=15)
+        except BusConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            js = nc.jetstream(timeout=10)
+            try:
+                await ensure_stream(js, options)
+            except BusConfigError as exc:
+                raise ConfigError(str(exc)) from None
+            config = ConsumerConfig(
+                durable_name=durable,
+                ack_policy=AckPolicy.ALL,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=ack_wait_s,
+                max_ack_pending=-1,
+                filter_subject=filt,
+            )
+            try:
+                sub = await js.pull_subscribe(filt, durable=durable, stream=options.stream,
+                                              config=config)  # fmt: skip
+            except nats.js.errors.BadRequestError as exc:
+                raise ConfigError(
+                    f"cannot use consumer {durable} on stream {options.stream}: "
+                    f"{exc.description}; pick another --durable"
+                ) from None
+            log.info("sinking", stream=options.stream, subjects=filt, archive=str(archive))
+            stop = stop if stop is not None else asyncio.Event()
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                try:
+                    msgs = await sub.fetch(batch=batch, timeout=1.0)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue
+                except (nats.errors.ConnectionClosedError, nats.errors.NoServersError) as exc:
+                    raise ConfigError(f"lost NATS: {error_text(exc)}") from None
+                except Exception as exc:  # a server restarting: fetch again
+                    log.warning("fetch failed; retrying", error=error_text(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                if not msgs:
+                    continue
+                await asyncio.to_thread(_store_batch, arch, msgs, stats)
+                await msgs[-1].ack()
+                stats.batches += 1
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
+    finally:
+        arch.close()
+    return stats
+
+
+def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> None:
+    """Keep what is new, write it per recorder, fsync: durable before the ack."""
+    by_recorder: dict[str, list[Record]] = {}
+    for msg in msgs:
+        stats.received += 1
+        msg_id = parse_msg_id((msg.headers or {}).get(HEADER_MSG_ID, ""))
+        if msg_id is None:
+            _refuse(stats, msg.subject, "no shriven Nats-Msg-Id header")
+            continue
+        try:
+            record = decode_record(msg.data)
+        except (RecordDecodeError, ValueError) as exc:
+            _refuse(stats, msg.subject, f"payload is not a record ({exc})")
+            continue
+        _store, seen = arch.open(msg_id.recorder)
+        if seen.add(msg_id.run, msg_id.stream, msg_id.seq):
+            by_recorder.setdefault(msg_id.recorder, []).append(record)
+        else:
+            stats.duplicates += 1
+    for recorder, records in by_recorder.items():
+        store, _seen = arch.open(recorder)
+        store.append_ticks(records)
+        stats.stored += len(records)
+    for recorder in by_recorder:
+        arch.open(recorder)[0].sync()
+
+
+def _refuse(stats: SinkStats, subject: str, why: str) -> None:
+    stats.refused += 1
+    if stats.refused <= 10:
+        log.warning(f"skipping a message on {subject}: {why}")

@@ -1,0 +1,114 @@
+"""One real nats-server: a `run --sim --publish` sunk into an archive equals the recorder's WAL
+record for record; `tail` shows live records; a server that appears late gets everything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from shriven.wal import read_records
+
+from .conftest import (
+    NatsServer,
+    finish,
+    free_port,
+    published,
+    recorder_env,
+    sink_until,
+    start_recorder,
+    wait_until,
+    wal_records,
+)
+
+
+def test_a_published_run_sunk_into_an_archive_equals_the_recorders_wal(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    data, archive = tmp_path / "market", tmp_path / "archive"
+    env = recorder_env(tmp_path, SHRIVEN_NATS_STREAM="ONE")
+    rec = start_recorder(tmp_path, data, nats_server.url, env=env)
+    try:
+        wait_until("the first acks", lambda: published(data, "ONE") > 0, timeout=60)
+        tail = subprocess.Popen(
+            [sys.executable, "-m", "shriven", "tail", nats_server.url, "--type", "kite_tick",
+             "--count", "5", "--duration", "60", "--tz", "UTC"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        tail_out, tail_err = tail.communicate(timeout=90)
+        out = finish(rec)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+    assert rec.returncode == 0, out
+    n = len(wal_records(data / "ticks"))
+    assert n > 1000
+    assert published(data, "ONE") == n
+    assert tail.returncode == 0, tail_err.decode()
+    lines = tail_out.decode().splitlines()
+    assert lines[0].startswith("# times in UTC")
+    rows = lines[2:]
+    assert len(rows) == 5 and all(" kite_tick " in row for row in rows), lines
+
+    out = sink_until(tmp_path, archive, nats_server.url, n, env)
+    assert f"sink: {n} records stored" in out
+    assert list(read_records(archive / "rec1" / "ticks")) == list(read_records(data / "ticks"))
+    check = subprocess.run(
+        [sys.executable, "-m", "shriven", "wal", "check", str(archive / "rec1")],
+        env=env, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+def _health(port: int) -> dict:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+    except OSError:
+        return {}
+
+
+def test_nats_down_at_start_records_reports_lag_and_publishes_all_once_it_appears(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "market"
+    server = NatsServer(tmp_path / "nats", "late")
+    health = free_port()
+    env = recorder_env(tmp_path, SHRIVEN_NATS_BUFFER_RECORDS="500")
+    rec = start_recorder(tmp_path, data, server.url, "--health-port", str(health), env=env)
+    try:
+        wait_until(
+            "lag on /health",
+            lambda: _health(health).get("publisher", {}).get("lag_records", 0) > 1500,
+            timeout=40,
+        )
+        report = _health(health)
+        assert report["publisher"]["connected"] is False
+        assert report["publisher"]["acked"] == 0
+        assert report["wal"]["records_written"] > 1500  # recording went on
+        time.sleep(1.0)
+        assert _health(health)["publisher"]["lag_seconds"] > 1.0
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{health}/metrics", timeout=2).read()
+        assert b"shriven_publisher_lag_records" in metrics
+        server.start()
+        wait_until(
+            "the publisher to catch up",
+            lambda: (
+                _health(health).get("publisher", {}).get("lag_records", 1) == 0
+                and _health(health)["publisher"]["acked"] > 1500
+            ),
+            timeout=40,
+        )
+        out = finish(rec)
+        assert rec.returncode == 0, out
+        assert published(data) == len(wal_records(data / "ticks"))
+        assert out.count("not publishing for now: cannot reach NATS") == 1, out
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+        server.stop()
