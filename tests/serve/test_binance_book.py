@@ -4,6 +4,7 @@ shriven's own book (replay's, rebuilt from the store) at every update id it reac
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from shriven.events import BinanceDepth
 from shriven.replay import StoreReader, book_states
 
 from .binance_client import Book, LocalBook, keep_book
+from .helpers import serving
 from .live import live_binance, wait_for
 
 
@@ -47,16 +49,16 @@ async def test_a_local_book_client_equals_shriven_live_and_on_history(tmp_path: 
             await wait_for(lambda: live.server.stats.messages["binance"] >= 20)
             live.sims.binance.inject_gap("BTCUSDT")  # type: ignore[union-attr]
 
-        import asyncio
-
         gap = asyncio.create_task(gap_later())
         btc = await keep_book(base_ws, base_http, "BTCUSDT", updates=60)
         await gap
         eth = await keep_book(base_ws, base_http, "ETHUSDT", updates=15)
-        async with aiohttp.ClientSession() as s:
-            async with s.get(f"{base_http}/api/v3/depth", params={"symbol": "NOPEUSDT"}) as r:
-                assert r.status == 400
-                assert (await r.json())["code"] == -1121
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{base_http}/api/v3/depth", params={"symbol": "NOPEUSDT"}) as r,
+        ):
+            assert r.status == 400
+            assert (await r.json())["code"] == -1121
     assert btc.resyncs >= 1  # the injected gap was seen and healed by a new snapshot
     recorded = shriven_books(live.data_dir, "BTCUSDT")
     assert_same_books(btc, recorded, 55)
@@ -71,8 +73,6 @@ async def test_a_local_book_client_equals_shriven_live_and_on_history(tmp_path: 
     ]
     start = next(r.recv_ns for r in diffs if r.last_update_id >= first)
     end = max(r.recv_ns for r in diffs) + 1
-    from .helpers import serving
-
     async with serving(live.data_dir) as server:
         path = f"/binance/history/{_iso(start)}/{_iso(end)}/max"
         ws, http = server.url.replace("http", "ws") + path, server.url + path

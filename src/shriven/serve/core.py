@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -180,6 +181,12 @@ class Core:
             )
         ws = web.WebSocketResponse(heartbeat=None, autoping=True, max_msg_size=_MAX_CLIENT_MESSAGE)
         await ws.prepare(request)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.socket_send_buffer
+                )
         if refuse is not None:
             self.stats.rejected["bad_request"] += 1
             await ws.close(code=1008, message=close_reason(refuse))
