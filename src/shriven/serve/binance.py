@@ -4,8 +4,9 @@
 
 A client pointed at this base URL keeps a correct book by Binance's own procedure: the REST
 snapshot comes from the books as of the last diff queued to the stream's clients (live), or from
-the store at the position of the newest history stream of the same path (history; the range's
-start before any), so its ``lastUpdateId`` is never behind what a client has buffered.
+the store just before the range and then at each recorded resync the newest history stream of
+the same path has passed (history, see :class:`_Session`), so its ``lastUpdateId`` is never
+behind what a client buffered.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Final
 from aiohttp import web
 
 from shriven.errors import NotRecordedError, ReplayError, ShrivenError
-from shriven.events import BinanceDepth, BinanceTrade
+from shriven.events import BinanceDepth, BinanceDepthSnapshot, BinanceTrade
 from shriven.feeds.binance.wire import depth_answer
 from shriven.replay import Selection, format_ns, replay_book
 from shriven.serve.binance_wire import (
@@ -137,11 +138,24 @@ async def binance_depth(core: Core, request: web.Request) -> web.Response:
 
 @dataclass(eq=False)
 class _Session:
-    """One history stream: where it is, for the REST snapshot of the same path."""
+    """One history stream, and the points its REST snapshots are taken at, per symbol: just
+    before the range, then each recorded resync the stream has passed. Each snapshot request
+    gets the next point not yet given (the last one again when there is no newer): a client
+    asks again only when its snapshot was older than what it buffered, or after a gap, so it
+    starts at the beginning of the range and gets past each resync it meets."""
 
     rng: HistoryRange
-    position_ns: int
-    symbols: set[str] = field(default_factory=set)
+    anchors: dict[str, list[int]] = field(default_factory=dict)
+    given: dict[str, int] = field(default_factory=dict)
+
+    def passed_resync(self, symbol: str, recv_ns: int) -> None:
+        self.anchors.setdefault(symbol, [self.rng.start_ns - 1]).append(recv_ns)
+
+    def snapshot_at(self, symbol: str) -> int:
+        points = self.anchors.get(symbol) or [self.rng.start_ns - 1]
+        i = min(self.given.get(symbol, 0), len(points) - 1)
+        self.given[symbol] = i + 1
+        return points[i]
 
 
 async def binance_history_stream(core: Core, request: web.Request) -> web.StreamResponse:
@@ -159,8 +173,7 @@ async def binance_history_stream(core: Core, request: web.Request) -> web.Stream
     settle = Settle()
     if subs.streams:
         settle.start_now()
-    session = _Session(rng, rng.start_ns) if rng is not None else None  # type: ignore[arg-type]
-    sessions = core.history.setdefault(rng.label if rng is not None else "", [])
+    session = _Session(rng) if rng is not None else None
 
     async def produce(client: Client) -> None:
         assert core.data_dir is not None and rng is not None and session is not None
@@ -170,13 +183,15 @@ async def binance_history_stream(core: Core, request: web.Request) -> web.Stream
         async for chunk in read_chunks(core.data_dir, _BINANCE_HISTORY, rng):
             for r in chunk:
                 t = type(r)
+                if t is BinanceDepthSnapshot:
+                    session.passed_resync(r.symbol, r.recv_ns)  # type: ignore[union-attr]
+                    continue
                 if t is not BinanceDepth and t is not BinanceTrade:
                     continue
                 message = EventEncoder(r).message_for(subs)
                 if message is None:
                     continue
                 await pacer.wait(r.recv_ns)
-                session.position_ns = r.recv_ns
                 await client.put(message)
                 sent += 1
         z = core.zone
@@ -192,8 +207,7 @@ async def binance_history_stream(core: Core, request: web.Request) -> web.Stream
         "binance",
         _on_text(subs, settle),
         refuse=refuse,
-        register=lambda c: sessions.append(session),
-        unregister=lambda c: sessions.remove(session) if session in sessions else None,
+        register=lambda c: core.remember_history(rng.label, session),  # type: ignore[union-attr]
         produce=produce if refuse is None else None,
     )
 
@@ -210,8 +224,9 @@ async def binance_history_depth(core: Core, request: web.Request) -> web.Respons
         rng = parse_range(m["start"], m["end"], m["speed"], core.zone)
     except ReplayError as exc:
         return _venue_error(400, -1100, str(exc))
-    open_sessions = core.history.get(rng.label) or []
-    at_ns = open_sessions[-1].position_ns if open_sessions else rng.start_ns  # type: ignore[attr-defined]
+    newest = core.history.get(rng.label)
+    session = newest if isinstance(newest, _Session) else _Session(rng)
+    at_ns = session.snapshot_at(symbol)
     data_dir = core.data_dir
     try:
         result = await asyncio.to_thread(

@@ -25,6 +25,10 @@ __all__ = ["Client", "ClientGone", "close_reason"]
 log = get_logger("shriven.serve")
 
 _CLOSE_TIMEOUT_S: Final = 1.0
+# Bytes the transport may hold unsent for one client before its writer waits (and its queue
+# starts to fill): aiohttp's websocket writer lets the buffer grow past 200 kB first.
+_TRANSPORT_HIGH: Final = 64 * 1024
+_TRANSPORT_POLL_S: Final = 0.005
 _REASON_BYTES: Final = 123  # the most a close frame's reason can hold
 
 
@@ -189,6 +193,13 @@ class Client:
                 stats.bytes[protocol] += len(message)
                 if recv_ns:
                     stats.observe_latency((time.time_ns() - recv_ns) / 1e9)
+                transport = self.request.transport
+                while (
+                    transport is not None
+                    and transport.get_write_buffer_size() > _TRANSPORT_HIGH
+                    and not transport.is_closing()
+                ):
+                    await asyncio.sleep(_TRANSPORT_POLL_S)  # the client is not reading
         except (ConnectionError, RuntimeError) as exc:
             if self.gone is None:
                 self.gone = "error"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import deque
+import socket
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Final
@@ -39,6 +40,7 @@ _MAX_CLIENT_MESSAGE: Final = 64 * 1024
 # Batches the live fan-out may hold before it is deemed unable to keep up: every live client is
 # then cut (the recorder is never made to wait for the server).
 _MAX_PENDING_BATCHES: Final = 10_000
+_HISTORY_PATHS: Final = 256  # history paths whose newest session is remembered
 
 
 def json_error(status: int, text: str) -> web.Response:
@@ -144,8 +146,16 @@ class Core:
         self.stats = ServeStats()
         self.clients: set[Client] = set()
         self.live = LiveFanout(self.stats) if live else None
-        self.history: dict[str, list[object]] = {}  # history path -> its open sessions
+        # history path -> its newest Binance stream session (kept after the stream ends: a
+        # client reads its socket's backlog, and asks for snapshots, after the server is done)
+        self.history: OrderedDict[str, object] = OrderedDict()
         self.stopping = False
+
+    def remember_history(self, label: str, session: object) -> None:
+        self.history[label] = session
+        self.history.move_to_end(label)
+        while len(self.history) > _HISTORY_PATHS:
+            self.history.popitem(last=False)
 
     async def websocket(
         self,
@@ -171,6 +181,12 @@ class Core:
             )
         ws = web.WebSocketResponse(heartbeat=None, autoping=True, max_msg_size=_MAX_CLIENT_MESSAGE)
         await ws.prepare(request)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.socket_send_buffer
+                )
         if refuse is not None:
             self.stats.rejected["bad_request"] += 1
             await ws.close(code=1008, message=close_reason(refuse))

@@ -22,6 +22,9 @@ class ServeOptions:
     max_subscriptions: int = 3000  # per client: Kite tokens or Binance streams
     client_queue_messages: int = 2000
     history_stall_secs: float = 60.0
+    # The kernel's send buffer per client socket (SO_SNDBUF): without a bound, loopback
+    # autotuning lets a client that stopped reading absorb megabytes before its queue fills.
+    socket_send_buffer: int = 256 * 1024
     heartbeat_secs: float = 1.0  # Kite: a 1-byte heartbeat after this long with nothing sent
     cache_dir: Path | None = None  # the Kite instruments cache, for names in the query API
 

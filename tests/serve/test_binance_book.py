@@ -1,0 +1,83 @@
+"""A Binance client following the venue's local-book procedure against shriven, live (from the
+recorder's tap, through a sequence gap the simulator injects) and on history: its book equals
+shriven's own book (replay's, rebuilt from the store) at every update id it reached."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from shriven.events import BinanceDepth
+from shriven.replay import StoreReader, book_states
+
+from .binance_client import Book, LocalBook, keep_book
+from .helpers import serving
+from .live import live_binance, wait_for
+
+
+def shriven_books(data_dir: Path, symbol: str) -> dict[int, Book]:
+    """Replay's book after every recorded diff of ``symbol`` (by its last update id)."""
+    out: dict[int, Book] = {}
+    for state in book_states(StoreReader(data_dir), f"binance:{symbol}", None, None, seed=None):
+        if type(state.record) is BinanceDepth and state.valid:
+            bids, asks = state.book.levels()
+            out[state.record.last_update_id] = (tuple(bids), tuple(asks))
+    return out
+
+
+def assert_same_books(client: LocalBook, recorded: dict[int, Book], at_least: int) -> None:
+    assert len(client.at) >= at_least
+    compared = [u for u in client.at if u in recorded]
+    assert len(compared) == len(client.at)  # every update id the client reached was recorded
+    bad = [u for u in compared if client.at[u] != recorded[u]]
+    assert not bad, f"{len(bad)} of {len(compared)} books differ, first at u={bad[:1]}"
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def test_a_local_book_client_equals_shriven_live_and_on_history(tmp_path: Path) -> None:
+    async with live_binance(tmp_path) as live:
+        await wait_for(lambda: "binance:BTCUSDT" in live.server.core.live.books.books)  # type: ignore[union-attr]
+        base_ws, base_http = live.ws + "/binance", live.server.url + "/binance"
+
+        async def gap_later() -> None:
+            await wait_for(lambda: live.server.stats.messages["binance"] >= 20)
+            live.sims.binance.inject_gap("BTCUSDT")  # type: ignore[union-attr]
+
+        gap = asyncio.create_task(gap_later())
+        btc = await keep_book(base_ws, base_http, "BTCUSDT", updates=60)
+        await gap
+        eth = await keep_book(base_ws, base_http, "ETHUSDT", updates=15)
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{base_http}/api/v3/depth", params={"symbol": "NOPEUSDT"}) as r,
+        ):
+            assert r.status == 400
+            assert (await r.json())["code"] == -1121
+    assert btc.resyncs >= 1  # the injected gap was seen and healed by a new snapshot
+    recorded = shriven_books(live.data_dir, "BTCUSDT")
+    assert_same_books(btc, recorded, 55)
+    assert_same_books(eth, shriven_books(live.data_dir, "ETHUSDT"), 15)
+
+    # The same procedure on the recorded hour, as fast as the client reads.
+    first, last = min(btc.at), max(btc.at)
+    diffs = [
+        r
+        for r in StoreReader(live.data_dir).ticks.records()
+        if type(r) is BinanceDepth and r.symbol == "BTCUSDT"
+    ]
+    start = next(r.recv_ns for r in diffs if r.last_update_id >= first)
+    end = max(r.recv_ns for r in diffs) + 1
+    async with serving(live.data_dir) as server:
+        path = f"/binance/history/{_iso(start)}/{_iso(end)}/max"
+        ws, http = server.url.replace("http", "ws") + path, server.url + path
+        again = await keep_book(ws, http, "BTCUSDT", updates=10_000)
+    assert again.close_code == 1000 and again.close_reason.startswith("end of history")
+    assert_same_books(again, recorded, 40)
+    assert min(again.at) == first and max(again.at) >= last  # the whole range, past the gap
+    assert again.resyncs >= 1
