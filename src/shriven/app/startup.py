@@ -149,6 +149,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             status_every_s=options.status_every_s,
         )
         pipeline.lock_store()  # before logging in: a second recorder fails at once
+        _add_retention(pipeline, settings.pipeline)
         if "kite" in wanted:
             from shriven.app.kite_universe import add_kite
 
@@ -164,6 +165,21 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             add_binance(pipeline, settings)
         pipeline.install_signal_handlers()
         return await pipeline.run(options.duration)
+
+
+def _add_retention(pipeline: Pipeline, config: PipelineConfig) -> None:
+    if config.retention_keep_days is None and config.retention_keep_size is None:
+        return
+    from shriven.app.retention import add_retention
+    from shriven.sizes import parse_size
+
+    size = config.retention_keep_size
+    add_retention(
+        pipeline,
+        config.retention_keep_days,
+        None if size is None else parse_size(size),
+        config.retention_check_secs,
+    )
 
 
 def add_binance(pipeline: Pipeline, settings: Settings) -> None:

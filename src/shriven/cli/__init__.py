@@ -9,6 +9,7 @@ from shriven.cli import kite_commands as _kite_commands  # noqa: F401
 from shriven.cli import replay as _replay  # noqa: F401
 from shriven.cli import run as _run  # noqa: F401
 from shriven.cli import wal as _wal  # noqa: F401
+from shriven.cli import wal_ops as _wal_ops  # noqa: F401
 from shriven.cli.app import app
 from shriven.errors import ShrivenError
 
