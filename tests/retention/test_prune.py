@@ -12,8 +12,8 @@ import pytest
 from shriven.app.retention import prune_store, retention_loop
 from shriven.pipeline.lock import DataDirLock
 from shriven.sizes import parse_size
-from shriven.wal.prune import plan_prune, store_bytes
 from shriven.wal import list_segments, read_records
+from shriven.wal.prune import plan_prune, store_bytes
 
 from .cli import shriven
 from .store import DAY, T0, day_store

@@ -123,6 +123,7 @@ def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
 async def run_recorder(settings: Settings, options: RunOptions) -> int:
     """Run ``shriven run`` to completion; returns the exit code."""
     fix_mmap_threshold()
+    await install_nse_calendar()
     async with contextlib.AsyncExitStack() as stack:
         if options.sim:
             from shriven.app.simulators import start_simulators
@@ -165,6 +166,28 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             add_binance(pipeline, settings)
         pipeline.install_signal_handlers()
         return await pipeline.run(options.duration)
+
+
+async def install_nse_calendar() -> None:
+    """Read NSE's sessions (holidays, special sessions) for the stale-feed check, off the event
+    loop (the library imports pandas: seconds). Without the library: Monday to Friday."""
+    from datetime import date, timedelta
+
+    from shriven.calendar import install, load_nse_calendar
+
+    today = date.today()
+    try:
+        calendar = await asyncio.to_thread(
+            load_nse_calendar, today - timedelta(days=7), today + timedelta(days=400)
+        )
+    except Exception as exc:  # ImportError, or a library that changed its interface
+        log.warning(
+            "no NSE calendar: holidays count as trading days (install pandas-market-calendars)",
+            error=str(exc)[:200],
+        )
+        return
+    install(calendar)
+    log.info("NSE calendar", first=str(calendar.first), last=str(calendar.last))
 
 
 def _add_retention(pipeline: Pipeline, config: PipelineConfig) -> None:
