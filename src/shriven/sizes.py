@@ -21,3 +21,12 @@ def parse_size(text: str, what: str = "--keep-size") -> int:
     if m is None:
         raise ConfigError(f"bad {what} {text!r}: give a size such as 50GB, 500MiB or 1000000")
     return int(float(m.group(1)) * _UNITS[m.group(2) or "b"])
+
+
+def human_bytes(n: float) -> str:
+    """``12.3 MB`` (decimal units): the one way the console line and ``monitor`` show sizes."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

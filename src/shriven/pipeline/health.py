@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -73,6 +73,8 @@ class HealthSources:
     started_ns: int
     # Free bytes on the data disk; None = measure data_dir (the seam tests use to fake a disk).
     free_bytes: Callable[[], int] | None = None
+    # More top-level sections of the report, e.g. "kite_universe" (app/kite_universe.py).
+    sections: dict[str, Callable[[], object]] = field(default_factory=dict)
 
 
 def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]:
@@ -138,7 +140,7 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
         problems.append(f"{s.crossed_now} book(s) crossed")
 
     state = "failing" if failing else ("degraded" if problems else "ok")
-    return {
+    report: dict[str, object] = {
         "status": state,
         "problems": failing + problems,
         "uptime_s": round(since_start, 3),
@@ -175,6 +177,9 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
             "recorder_errors": dict(s.recorder_errors),
         },
     }
+    for name, section in src.sections.items():
+        report[name] = section()
+    return report
 
 
 def http_status(state: str) -> int:
