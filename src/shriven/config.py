@@ -26,7 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from shriven.errors import ConfigError, CredentialsError
+from shriven.errors import ConfigError, CredentialsError, ShrivenError
 
 MiB = 1024 * 1024
 DEFAULT_CONFIG_FILE = Path("config/shriven.toml")
@@ -82,6 +82,24 @@ class PipelineConfig(BaseModel):
     # "wait": adapters wait for room (nothing lost); "drop": drop, count and mark the gap.
     queue_full_policy: Literal["wait", "drop"] = "wait"
     stale_feed_secs: float = Field(30.0, gt=0)
+    # Retention inside `run` (as `shriven wal prune`): sealed segments older than this many days,
+    # and from the front until the store fits this size (e.g. "200GB"); checked every
+    # retention_check_secs. Unset: keep everything.
+    retention_keep_days: float | None = Field(None, ge=0)
+    retention_keep_size: str | None = None
+    retention_check_secs: float = Field(600.0, gt=0)
+
+    @field_validator("retention_keep_size")
+    @classmethod
+    def _size(cls, v: str | None) -> str | None:
+        if v is not None:
+            from shriven.sizes import parse_size
+
+            try:
+                parse_size(v, "size")
+            except ShrivenError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
     @field_validator("spot_symbols", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ import re
 import sys
 import traceback
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from shriven.errors import ConfigError
@@ -73,7 +74,50 @@ def _console_traceback(sio: TextIO, exc_info: structlog.typing.ExcInfo) -> None:
     sio.write("\n" + format_traceback(exc_info))
 
 
-def configure_logging(level: str = "info", json: bool = False) -> None:
+def parse_rotation(text: str) -> int | None:
+    """``--log-rotate``: ``daily`` (None: at midnight UTC) or a size such as ``100MB`` (bytes)."""
+    if text.strip().lower() == "daily":
+        return None
+    from shriven.sizes import parse_size
+
+    try:
+        size = parse_size(text, "--log-rotate")
+    except ConfigError:
+        size = 0
+    if size <= 0:
+        raise ConfigError(f"bad --log-rotate {text!r}: use daily or a size such as 100MB")
+    return size
+
+
+def _file_handler(path: Path, rotate: str, keep: int) -> logging.Handler:
+    """The stdlib rotating handler for ``--log-file``: by size or daily, ``keep`` old files."""
+    from logging.handlers import RotatingFileHandler, TimedRotatingFileHandler
+
+    if keep < 1:
+        raise ConfigError(f"bad --log-keep {keep}: keep at least 1 old file")
+    size = parse_rotation(rotate)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if size is None:
+            return TimedRotatingFileHandler(
+                path, when="midnight", backupCount=keep, encoding="utf-8", utc=True
+            )
+        return RotatingFileHandler(path, maxBytes=size, backupCount=keep, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the log file {path}: {exc.strerror}; give a writable --log-file"
+        ) from None
+
+
+def configure_logging(
+    level: str = "info",
+    json: bool = False,
+    log_file: Path | None = None,
+    rotate: str = "daily",
+    keep: int = 14,
+) -> None:
+    """Console (or JSON) lines on stderr; with ``log_file`` the same events also go to that file
+    (JSON with ``json``, plain text otherwise), rotated by ``rotate`` with ``keep`` old files."""
     import structlog
 
     if level.lower() not in LEVELS:
@@ -107,10 +151,43 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
             ],
         )
     )
-    logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    handlers: list[logging.Handler] = [handler]
+    if log_file is not None:
+        file_handler = _file_handler(Path(log_file), rotate, keep)
+        file_handler.addFilter(_ScrubFilter())
+        file_renderer = (
+            structlog.processors.JSONRenderer()
+            if json
+            else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=_console_traceback)
+        )
+        file_handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *tracebacks,
+                    file_renderer,
+                ],
+            )
+        )
+        handlers.append(file_handler)
+    logging.basicConfig(level=numeric, handlers=handlers, force=True)
     # websockets logs every frame at debug (thousands a second of market data); shriven's own
     # debug events are what --log-level debug is for
     logging.getLogger("websockets").setLevel(max(numeric, logging.INFO))
+    if log_file is not None:
+        # Our events then go through the standard library too, so both handlers render them.
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                *common,
+                structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(numeric),
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            cache_logger_on_first_use=False,
+        )
+        return
     processors: list = [structlog.contextvars.merge_contextvars, *common, *tracebacks, renderer]
     structlog.configure(
         processors=processors,

@@ -137,6 +137,7 @@ async def add_kite(
     )
     await universe.record_instruments(plans)
     pipeline.add_task("kite-universe", universe.run)
+    pipeline.sources.sections["kite_universe"] = lambda: (universe.report(), [])
     for plan in plans:
         log.info(
             "kite universe",
@@ -173,6 +174,8 @@ class KiteUniverse:
         self.spot = spot
         self.data_dir = data_dir
         self.changes = 0
+        # spot symbol -> reason ("recentre", "rollover", "refresh") -> when (epoch s)
+        self.last_change: dict[str, dict[str, float]] = {}
         self._failures = 0
         self._last_error: dict[int, str] = {}
         self.next_refresh = next_refresh_at(datetime.now(UTC)).timestamp()
@@ -189,6 +192,23 @@ class KiteUniverse:
                 if self._failures == 0:
                     log.exception("kite universe check failed; retrying", error=str(exc))
                 self._failures += 1
+
+    def report(self) -> dict[str, dict[str, object]]:
+        """/health's ``kite_universe``: per underlying, spot, ATM, strikes subscribed, expiry and
+        when it last re-centred and rolled over (epoch seconds, None: not since start)."""
+        out: dict[str, dict[str, object]] = {}
+        for plan in self.plans:
+            changes = self.last_change.get(plan.spot_symbol, {})
+            out[plan.spot_symbol] = {
+                "spot": self.spot.price(plan.spot.instrument_token, plan.spot_price),
+                "atm": plan.atm_strike,
+                "strikes": len({i.strike for i in (*plan.calls, *plan.puts)}),
+                "instruments": len(plan),
+                "expiry": str(plan.option_expiry) if plan.option_expiry else None,
+                "last_recentre": changes.get("recentre"),
+                "last_rollover": changes.get("rollover"),
+            }
+        return out
 
     async def record_instruments(self, plans: Iterable[SubscriptionPlan]) -> None:
         """Keep the store's own instruments table (``instruments.json``) holding everything
@@ -256,6 +276,7 @@ class KiteUniverse:
                 continue
             await self.record_instruments([new])
             self.changes += 1
+            self.last_change.setdefault(plan.spot_symbol, {})[diff.reason] = time.time()
             log.info(
                 "kite universe changed",
                 symbol=plan.spot_symbol,

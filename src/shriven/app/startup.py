@@ -126,6 +126,7 @@ def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
 async def run_recorder(settings: Settings, options: RunOptions) -> int:
     """Run ``shriven run`` to completion; returns the exit code."""
     fix_mmap_threshold()
+    await install_nse_calendar()
     async with contextlib.AsyncExitStack() as stack:
         if options.sim:
             from shriven.app.simulators import start_simulators
@@ -152,6 +153,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             status_every_s=options.status_every_s,
         )
         pipeline.lock_store()  # before logging in: a second recorder fails at once
+        _add_retention(pipeline, settings.pipeline)
         if "kite" in wanted:
             from shriven.app.kite_universe import add_kite
 
@@ -180,6 +182,43 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             publisher = add_publisher(pipeline, bus_options(settings, options.publish))
             return await run_with_publisher(lambda: pipeline.run(options.duration), publisher)
         return await pipeline.run(options.duration)
+
+
+async def install_nse_calendar() -> None:
+    """Read NSE's sessions (holidays, special sessions) for the stale-feed check, off the event
+    loop (the library imports pandas: seconds). Without the library: Monday to Friday."""
+    from datetime import date, timedelta
+
+    from shriven.calendar import install, load_nse_calendar
+
+    today = date.today()
+    try:
+        calendar = await asyncio.to_thread(
+            load_nse_calendar, today - timedelta(days=7), today + timedelta(days=400)
+        )
+    except Exception as exc:  # ImportError, or a library that changed its interface
+        log.warning(
+            "no NSE calendar: holidays count as trading days (install pandas-market-calendars)",
+            error=str(exc)[:200],
+        )
+        return
+    install(calendar)
+    log.info("NSE calendar", first=str(calendar.first), last=str(calendar.last))
+
+
+def _add_retention(pipeline: Pipeline, config: PipelineConfig) -> None:
+    if config.retention_keep_days is None and config.retention_keep_size is None:
+        return
+    from shriven.app.retention import add_retention
+    from shriven.sizes import parse_size
+
+    size = config.retention_keep_size
+    add_retention(
+        pipeline,
+        config.retention_keep_days,
+        None if size is None else parse_size(size),
+        config.retention_check_secs,
+    )
 
 
 def add_binance(pipeline: Pipeline, settings: Settings) -> None:

@@ -7,10 +7,12 @@ import sys
 # Command modules register themselves on `app` when imported (one import line per module).
 from shriven.cli import bus as _bus  # noqa: F401
 from shriven.cli import kite_commands as _kite_commands  # noqa: F401
+from shriven.cli import monitor as _monitor  # noqa: F401
 from shriven.cli import replay as _replay  # noqa: F401
 from shriven.cli import run as _run  # noqa: F401
 from shriven.cli import serve as _serve  # noqa: F401
 from shriven.cli import wal as _wal  # noqa: F401
+from shriven.cli import wal_ops as _wal_ops  # noqa: F401
 from shriven.cli.app import app
 from shriven.errors import ShrivenError
 

@@ -8,6 +8,7 @@ import functools
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -118,6 +119,21 @@ def _common(
     log_level: str = typer.Option(
         "info", "--log-level", help="debug, info, warning or error.", metavar="LEVEL"
     ),
+    log_file: Path | None = typer.Option(
+        None,
+        "--log-file",
+        metavar="PATH",
+        help="Also write the log to PATH (JSON lines with --log-json), rotated by --log-rotate.",
+    ),
+    log_rotate: str = typer.Option(
+        "daily",
+        "--log-rotate",
+        metavar="WHEN",
+        help="With --log-file: daily (at midnight UTC) or a size such as 100MB.",
+    ),
+    log_keep: int = typer.Option(
+        14, "--log-keep", metavar="N", help="With --log-file: rotated files kept (default 14)."
+    ),
 ) -> None:
     """Record Zerodha Kite and Binance market data to a crash-safe WAL and replay it exactly."""
-    configure_logging(log_level, log_json)
+    configure_logging(log_level, log_json, log_file, log_rotate, log_keep)

@@ -24,13 +24,14 @@ from shriven.errors import ShrivenError
 from shriven.events import SeqCounter, Status, StatusKind, status_detail
 from shriven.feeds.base import FeedAdapter, FeedStats
 from shriven.logging import get_logger
-from shriven.pipeline.health import HealthServer, HealthSources, disk_free
+from shriven.pipeline.health import HealthServer, HealthSources, disk_free, feed_is_stale
 from shriven.pipeline.lock import DataDirLock
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.monitor import Monitor
 from shriven.pipeline.queue import RecordQueue
 from shriven.pipeline.recorder import RecorderLoop, RecordTap, StoreFactory
 from shriven.pipeline.stats import PipelineStats
+from shriven.pipeline.validate import market_open
 from shriven.wal import StoreWriter, WalOptions
 
 log = get_logger("shriven.pipeline")
@@ -107,7 +108,9 @@ class Pipeline:
             started_ns=self.stats.started_ns,
             free_bytes=self._disk_free,
         )
-        self.metrics.attach(self.feed_stats, self.queue, self.stats, self._disk_free)
+        self.metrics.attach(
+            self.feed_stats, self.queue, self.stats, self._disk_free, self._feed_state
+        )
         self.health = (
             HealthServer(self.sources, self.metrics, health_host, health_port)
             if health_port is not None
@@ -136,6 +139,20 @@ class Pipeline:
         if self._free_bytes is not None:
             return self._free_bytes()
         return disk_free(Path(self.config.data_dir))
+
+    def _feed_state(self) -> dict[str, tuple[bool, bool]]:
+        """venue -> (market open, stale) now, for /metrics (the same rules as /health)."""
+        now = time.time_ns()
+        src = self.sources
+        return {
+            f.venue: (
+                market_open(f.venue, now / 1e9),
+                feed_is_stale(
+                    f, self.stats.last_data_ns.get(f.venue, 0), now, src.started_ns, src.stale_secs
+                ),
+            )
+            for f in self.feed_stats()
+        }
 
     def _writer_alive(self) -> bool:
         t = self._writer_task

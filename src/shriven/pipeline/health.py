@@ -147,7 +147,7 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
         problems.extend(section_problems)
 
     state = "failing" if failing else ("degraded" if problems else "ok")
-    return {
+    report: dict[str, object] = {
         "status": state,
         "problems": failing + problems,
         "uptime_s": round(since_start, 3),
@@ -185,6 +185,7 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
         },
         **extra,
     }
+    return report
 
 
 def http_status(state: str) -> int:

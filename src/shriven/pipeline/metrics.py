@@ -71,8 +71,10 @@ class PipelineMetrics:
         queue: RecordQueue,
         stats: PipelineStats,
         disk_free: Callable[[], int],
+        feed_state: Callable[[], dict[str, tuple[bool, bool]]] | None = None,
     ) -> None:
-        self.registry.register(_StateCollector(feeds, queue, stats, disk_free))
+        """``feed_state``: venue -> (market open now, stale now), as /health decides them."""
+        self.registry.register(_StateCollector(feeds, queue, stats, disk_free, feed_state))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -85,11 +87,13 @@ class _StateCollector(Collector):
         queue: RecordQueue,
         stats: PipelineStats,
         disk_free: Callable[[], int],
+        feed_state: Callable[[], dict[str, tuple[bool, bool]]] | None = None,
     ) -> None:
         self._feeds = feeds
         self._queue = queue
         self._stats = stats
         self._disk_free = disk_free
+        self._feed_state = feed_state
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         yield from self._feed_metrics()
@@ -135,6 +139,22 @@ class _StateCollector(Collector):
         yield by_kind
         yield connected
         yield age
+        if self._feed_state is not None:
+            market = GaugeMetricFamily(
+                "shriven_feed_market_open",
+                "1 while the feed's market is open (NSE calendar for kite)",
+                labels=["venue"],
+            )
+            stale = GaugeMetricFamily(
+                "shriven_feed_stale",
+                "1 while the market is open and no data came for stale_feed_secs",
+                labels=["venue"],
+            )
+            for venue, (is_open, is_stale) in self._feed_state().items():
+                market.add_metric([venue], 1.0 if is_open else 0.0)
+                stale.add_metric([venue], 1.0 if is_stale else 0.0)
+            yield market
+            yield stale
 
     def _queue_metrics(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         q = self._queue
@@ -155,11 +175,14 @@ class _StateCollector(Collector):
         yield CounterMetricFamily(
             "shriven_queue_full_episodes", "Times the queue filled up", qs.full_episodes
         )
+        # Zero for every stream before its first drop: an alert on increase() needs a sample
+        # from before the first drop to see it.
+        streams = {f.venue: 0 for f in self._feeds()} | {"system": 0}
         yield _per_label(
             "shriven_queue_dropped",
             "Records dropped by the drop policy",
             "stream",
-            qs.dropped_by_stream,
+            streams | qs.dropped_by_stream,
         )
 
     def _pipeline_metrics(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
@@ -198,7 +221,7 @@ class _StateCollector(Collector):
             "shriven_stale_feed_episodes",
             "Times a feed went silent while open",
             "venue",
-            s.stale_episodes,
+            {f.venue: 0 for f in self._feeds()} | s.stale_episodes,
         )
         yield GaugeMetricFamily("shriven_books", "Order books held", s.books)
         yield CounterMetricFamily(

@@ -12,16 +12,9 @@ from typing import TextIO
 from shriven.feeds.base import FeedStats
 from shriven.logging import get_logger
 from shriven.pipeline.health import HealthSources, disk_free, evaluate, feed_is_stale
+from shriven.sizes import human_bytes
 
 log = get_logger("shriven.pipeline.monitor")
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 class Monitor:
@@ -88,11 +81,11 @@ class Monitor:
         q = self._src.queue
         parts.append(f"queue {len(q)}/{q.maxsize}")
         s = self._src.stats
-        parts.append(f"written {s.records_written:,} ({_human_bytes(s.bytes_written)})")
+        parts.append(f"written {s.records_written:,} ({human_bytes(s.bytes_written)})")
         parts.append(f"books {s.books}")
         src = self._src
         free = src.free_bytes() if src.free_bytes is not None else disk_free(src.data_dir)
-        parts.append(f"disk {_human_bytes(free)} free")
+        parts.append(f"disk {human_bytes(free)} free")
         problems = report["problems"]
         if problems:
             parts.append("; ".join(problems))  # type: ignore[arg-type]

@@ -6,25 +6,16 @@ report. Checks stay cheap because they run on every record in the writer's hot l
 
 from __future__ import annotations
 
-from datetime import datetime, time
-from typing import Final
-
-from shriven.clock import IST
+from shriven.calendar import NSE_CLOSE, NSE_OPEN, nse_calendar
 from shriven.events import BinanceDepth, BinanceTrade, KiteTick, Record
 
-NSE_OPEN: Final = time(9, 15)
-NSE_CLOSE: Final = time(15, 30)
+__all__ = ["NSE_CLOSE", "NSE_OPEN", "check_record", "kite_market_open", "market_open"]
 
 
 def kite_market_open(epoch_s: float) -> bool:
-    """NSE cash/F&O continuous session: 09:15 to 15:30 IST, Monday to Friday.
-
-    Exchange holidays are not known here; on a holiday a Kite feed shows as stale, which is
-    reported but never stops the recorder."""
-    t = datetime.fromtimestamp(epoch_s, IST)
-    if t.weekday() >= 5:
-        return False
-    return NSE_OPEN <= t.time() < NSE_CLOSE
+    """NSE's session by the calendar in force (shriven.calendar: holidays and special sessions
+    once ``run`` has installed it; else 09:15 to 15:30 IST, Monday to Friday)."""
+    return nse_calendar().is_open(epoch_s)
 
 
 def market_open(venue: str, epoch_s: float) -> bool:

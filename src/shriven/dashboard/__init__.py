@@ -1,0 +1,1 @@
+"""``shriven monitor``: a terminal dashboard over one or more recorders' /health and /metrics."""

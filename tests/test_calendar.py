@@ -1,0 +1,70 @@
+"""The NSE calendar: holidays and special sessions from pandas-market-calendars decide when the
+Kite feed is expected to send data (and so when silence is "stale")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, time
+
+import pytest
+
+from shriven.calendar import PLAIN, TradingCalendar, install, load_nse_calendar, nse_calendar
+from shriven.clock import IST
+from shriven.feeds.base import FeedStats
+from shriven.pipeline.health import feed_is_stale
+from shriven.pipeline.validate import kite_market_open
+
+
+def _at(d: date, hh: int, mm: int = 0) -> float:
+    return datetime.combine(d, time(hh, mm), IST).timestamp()
+
+
+@pytest.fixture(autouse=True)
+def _plain_afterwards() -> Iterator[None]:
+    yield
+    install(PLAIN)
+
+
+@pytest.fixture(scope="module")
+def nse() -> TradingCalendar:
+    return load_nse_calendar(date(2025, 10, 1), date(2026, 12, 31))
+
+
+def test_a_holiday_is_closed_and_its_neighbours_trade(nse):
+    # 2026-11-10 (Tuesday) is an NSE holiday in the library; Monday and Wednesday trade.
+    assert not nse.is_trading_day(date(2026, 11, 10))
+    assert nse.is_open(_at(date(2026, 11, 9), 10)) and nse.is_open(_at(date(2026, 11, 11), 10))
+    assert not nse.is_open(_at(date(2026, 11, 10), 10))
+    assert nse.next_trading_day(date(2026, 11, 10)) == date(2026, 11, 11)
+
+
+def test_a_special_session_is_open_only_in_its_own_hours(nse):
+    # Muhurat trading, 2025-10-21: 13:45 to 14:45 IST instead of 09:15 to 15:30.
+    d = date(2025, 10, 21)
+    assert not nse.is_open(_at(d, 10))
+    assert nse.is_open(_at(d, 14))
+    assert not nse.is_open(_at(d, 15))
+
+
+def test_without_a_calendar_weekdays_trade_0915_to_1530():
+    assert nse_calendar() is PLAIN
+    assert kite_market_open(_at(date(2026, 11, 10), 10))  # holiday unknown: open
+    assert not kite_market_open(_at(date(2026, 11, 10), 15, 30))
+    assert not kite_market_open(_at(date(2026, 11, 14), 10))  # Saturday
+
+
+def test_an_installed_calendar_makes_a_silent_kite_feed_on_a_holiday_not_stale(nse):
+    now = int(_at(date(2026, 11, 10), 11) * 1e9)
+    started = now - 3600 * 10**9
+    stats = FeedStats("kite")
+    assert feed_is_stale(stats, 0, now, started, 30.0)  # plain rule: a Tuesday morning
+    install(nse)
+    assert not feed_is_stale(stats, 0, now, started, 30.0)
+    trading = int(_at(date(2026, 11, 11), 11) * 1e9)
+    assert feed_is_stale(stats, 0, trading, trading - 3600 * 10**9, 30.0)
+
+
+def test_days_outside_the_calendar_fall_back_to_the_weekday_rule():
+    cal = TradingCalendar(date(2026, 1, 1), date(2026, 1, 31), {})
+    assert not cal.is_trading_day(date(2026, 1, 5))  # inside, no session listed
+    assert cal.is_trading_day(date(2026, 2, 2))  # outside: a Monday trades
