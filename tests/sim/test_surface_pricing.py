@@ -9,6 +9,7 @@ import math
 from datetime import date
 
 import numpy as np
+from tests.sim.test_kite_ticker_sim import connect, ticks_until
 
 from shriven.analytics import implied_vol
 from shriven.analytics.expiry import expiry_ns, years_between
@@ -17,7 +18,6 @@ from shriven.sim.kite_instruments import generate_instruments
 from shriven.sim.kite_rest import KiteSimulator
 from shriven.sim.kite_ticker import KiteTickerSimulator
 from shriven.sim.surface import DEFAULT_SURFACE
-from tests.sim.test_kite_ticker_sim import connect, ticks_until
 
 TODAY = date(2026, 11, 25)
 CLOCK = 1_795_595_400.0  # 2026-11-25 14:00 IST: the clock the ticker stamps and prices at
