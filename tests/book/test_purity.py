@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 FORBIDDEN = ("asyncio", "websockets", "aiohttp", "requests")
-PACKAGES = ("shriven.book", "shriven.wal", "shriven.replay")
+PACKAGES = ("shriven.book", "shriven.wal", "shriven.replay", "shriven.analytics")
 MODULES = ("shriven.events", "shriven.feeds.kite.protocol", "shriven.feeds.binance.parse")
 
 # Imports every module of the pure packages and the pure modules one by one, and prints each

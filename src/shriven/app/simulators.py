@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shriven.sim.binance import BinanceSimulator
     from shriven.sim.kite_rest import KiteSimulator
     from shriven.sim.kite_ticker import KiteTickerSimulator
+    from shriven.sim.surface import PricedInstrument
 
 log = get_logger("shriven.pipeline.sim")
 
@@ -77,6 +78,7 @@ class Simulators:
         )
         self.kite = KiteSimulator(account=account, seed=self.seed, ticker=self.ticker)
         self.ticker.start_prices.update(start_prices(self.kite))
+        self.ticker.pricing.update(surface_pricing(self.kite))
         base = await self.kite.start()
         self._stack.push_async_callback(self.kite.stop)
         self._stack.push_async_callback(self.ticker.stop)
@@ -138,6 +140,32 @@ def start_prices(kite: KiteSimulator) -> dict[int, float]:
         elif i.instrument_type in ("CE", "PE"):
             intrinsic = spot - i.strike if i.instrument_type == "CE" else i.strike - spot
             out[i.instrument_token] = max(intrinsic, 0.0) + 0.004 * spot
+    return out
+
+
+def surface_pricing(kite: KiteSimulator) -> dict[int, PricedInstrument]:
+    """Every future and option whose underlying's spot is listed, priced by the ticker from that
+    spot on one volatility surface (sim/surface.py), so a recorded chain is consistent."""
+    from shriven.analytics.expiry import expiry_ns
+    from shriven.errors import ShrivenError
+    from shriven.sim.surface import PricedInstrument
+    from shriven.universe import InstrumentTable
+
+    table = InstrumentTable(kite.instruments)
+    spot_of: dict[str, int] = {}
+    for i in kite.instruments:
+        if i.segment in ("INDICES", "NSE") and i.instrument_token in kite.prices:
+            try:
+                spot_of.setdefault(table.underlying_of(i), i.instrument_token)
+            except ShrivenError:
+                continue
+    out: dict[int, PricedInstrument] = {}
+    for i in kite.instruments:
+        spot = spot_of.get(i.name)
+        kind = i.instrument_type
+        if spot is None or i.expiry is None or kind not in ("FUT", "CE", "PE"):
+            continue
+        out[i.instrument_token] = PricedInstrument(spot, kind, i.strike, expiry_ns(i.expiry))
     return out
 
 

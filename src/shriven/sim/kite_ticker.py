@@ -30,6 +30,7 @@ from aiohttp import WSMsgType, web
 
 from shriven.events import KITE_MODES, KiteTick, kite_price_divisor
 from shriven.feeds.kite.protocol import encode_message, encode_packet
+from shriven.sim.surface import DEFAULT_SURFACE, PricedInstrument, VolSurface
 
 __all__ = ["KiteTickerSimulator", "MalformedKind", "SentPacket"]
 
@@ -96,8 +97,14 @@ class KiteTickerSimulator:
         keep_ledger: bool = True,
         clock: Callable[[], float] = time.time,
         start_prices: Mapping[int, float] | None = None,
+        pricing: Mapping[int, PricedInstrument] | None = None,
+        surface: VolSurface = DEFAULT_SURFACE,
     ) -> None:
         self.api_key = api_key
+        # Futures and options priced from their underlying's spot on ``surface`` instead of a
+        # random walk of their own (KiteSimulator's instruments give them: see app/simulators).
+        self.pricing: dict[int, PricedInstrument] = dict(pricing or {})
+        self.surface = surface
         # token -> rupees to start that token's random walk at (e.g. the REST simulator's index
         # and futures prices, so the spot walks around the strikes the instruments list).
         self.start_prices: dict[int, float] = dict(start_prices or {})
@@ -349,6 +356,12 @@ class KiteTickerSimulator:
         r = s.rng.random
         step = s.step
         ltp = s.last_price = max(step, s.last_price + _MOVES[int(r() * 8)] * step)
+        priced = self.pricing.get(token)
+        theo = 0
+        if priced is not None:
+            # round to the tick below: the quote brackets the theoretical price (bid <= theo < ask)
+            theo = self._theoretical(priced, kite_price_divisor(token), now)
+            ltp = s.last_price = max(step, theo // step * step)
         if ltp > s.high:
             s.high = ltp
         elif ltp < s.low:
@@ -379,7 +392,9 @@ class KiteTickerSimulator:
                 i = int(r() * 10)
                 q[i] = 1 + int(r() * 1999)
                 o[i] = 1 + int(r() * 29)
-            b = ltp - step if r() < 0.5 else ltp  # best bid at or one tick under the LTP
+            # best bid at or one tick under the LTP; a priced one's at or under its theoretical
+            # price (0, no bid, for an option worth under a tick)
+            b = theo // step * step if priced is not None else ltp - step if r() < 0.5 else ltp
             a = b + step
             tick.bids = (
                 (b, q[0], o[0]),
@@ -388,6 +403,8 @@ class KiteTickerSimulator:
                 (b - 3 * step, q[3], o[3]),
                 (b - 4 * step, q[4], o[4]),
             )
+            if b < 5 * step:  # a cheap option: no bid levels at or below zero
+                tick.bids = tuple((p, n, c) if p > 0 else (0, 0, 0) for p, n, c in tick.bids)
             tick.asks = (
                 (a, q[5], o[5]),
                 (a + step, q[6], o[6]),
@@ -396,6 +413,12 @@ class KiteTickerSimulator:
                 (a + 4 * step, q[9], o[9]),
             )
         return tick
+
+    def _theoretical(self, priced: PricedInstrument, divisor: int, now: int) -> int:
+        """The surface's price of ``priced`` at ``now`` (epoch seconds), in wire units."""
+        spot = self._instrument(priced.spot_token)
+        rupees = spot.last_price / kite_price_divisor(priced.spot_token)
+        return int(self.surface.price(rupees, priced, now * 1_000_000_000) * divisor)
 
 
 def _corrupt(message: bytes, kind: MalformedKind, count: int) -> bytes:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import TypeVar
 
+from shriven.analytics.expiry import EXPIRY_CUTOFF_IST
 from shriven.clock import IST
 from shriven.errors import UnknownSymbolError
 from shriven.feeds.kite.instruments import Instrument
 
 V = TypeVar("V")
-# NSE/BSE derivatives stop trading at 15:30 IST on their expiry day.
-EXPIRY_CUTOFF_IST = time(15, 30)
 
 # Index names whose derivatives trade under another name. Anything else is derived (see
 # InstrumentTable.underlying_of): stocks and SENSEX-like indices use their own symbol.
