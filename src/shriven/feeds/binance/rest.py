@@ -64,6 +64,7 @@ class SnapshotClient:
         weight_limit: int = 0,
         weight_headroom: float = 0.9,
         venue: str = "binance",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.api_root = api_root.rstrip("/")
         self.limit = limit
@@ -76,6 +77,7 @@ class SnapshotClient:
         self.weight_limit = weight_limit  # 0: no pacing by weight
         self.weight_headroom = weight_headroom
         self.venue = venue
+        self._clock = clock  # wall-clock seconds: Binance's weight counts per clock minute
         self.requests = 0
         self.retries = 0
         self.rate_limited = 0  # 429/418 answers
@@ -157,9 +159,9 @@ class SnapshotClient:
                 log.warning(f"{what} request failed", symbol=symbol, error=repr(exc))
             self.retries += 1
             if retry_after is not None:  # the venue said how long: never retry sooner
-                # A 418 ban lasts as long as it says (Binance: 2 minutes to 3 days), whatever
-                # max_backoff is.
-                cap = MAX_BAN_SECS if status == 418 else self.max_backoff
+                # A 429's wait and a 418 ban last as long as they say (a ban: 2 minutes to 3
+                # days), whatever max_backoff is: asking sooner is what earns the ban.
+                cap = MAX_BAN_SECS if status in (418, 429) else self.max_backoff
                 delay = min(retry_after, cap)
             else:
                 delay = min(backoff, self.max_backoff) * (0.5 + self._rng.random() / 2)
@@ -170,7 +172,7 @@ class SnapshotClient:
         """Wait for the next clock minute if ``weight`` more would pass the headroom."""
         if not self.weight_limit or not weight:
             return
-        now = time.time()
+        now = self._clock()
         minute = int(now // 60)
         if minute != self._weight_minute:
             return  # a new minute: the venue's count has restarted
@@ -211,4 +213,4 @@ class SnapshotClient:
             return
         if 0 <= used < 10**9:
             self.used_weight = used
-            self._weight_minute = int(time.time() // 60)
+            self._weight_minute = int(self._clock() // 60)
