@@ -625,8 +625,8 @@ class BinanceFeed:
                         log.warning("bad open interest answer", symbol=symbol, error=str(exc))
                     continue
                 except Exception as exc:  # a refused symbol must not end the poll
-                    self.stats.count_error("open_interest_refused")
-                    log.error("cannot fetch open interest", symbol=symbol, error=str(exc))
+                    if self.stats.count_error("open_interest_refused") == 1:
+                        log.error("cannot fetch open interest", symbol=symbol, error=str(exc))
                     continue
                 async with self._order:
                     await self._put(record)
