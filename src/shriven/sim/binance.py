@@ -171,6 +171,7 @@ class _Conn:
     streams: dict[str, str]  # canonical "<sym>@<kind>" -> the stream name the client asked for
     stalled_until: float = 0.0
     received: deque[float] = field(default_factory=deque)  # times of the client's messages
+    closing: bool = False  # a close was started: nothing more is sent on it
 
 
 class BinanceSimulator:
@@ -415,6 +416,8 @@ class BinanceSimulator:
         """Close every stream connection (a close frame, as at the 24 h mark, or abruptly)."""
         conns = list(self.conns)
         for c in conns:
+            c.closing = True
+        for c in conns:
             if abrupt and c.request.transport is not None:
                 c.request.transport.abort()
             else:
@@ -657,7 +660,7 @@ class BinanceSimulator:
             for c in list(self.conns):
                 if (stream != "*" and stream not in c.streams) or c.stalled_until > now:
                     continue
-                if c.ws.closed:
+                if c.ws.closed or c.closing:
                     continue
                 if stream != "*":  # named as the client asked (the speed suffix included)
                     wrapped = f'{{"stream":"{c.streams[stream]}","data":{text}}}'
