@@ -112,6 +112,8 @@ async def test_three_binance_venues_through_storms_and_stale_snapshots(tmp_path:
             lambda: all(f.stats.resyncs >= 2 for f in pipeline.feeds), "resyncs after the faults"
         )
         await asyncio.sleep(2.2)  # book snapshots of the resynced books
+        # Each venue's market data counts for /health's "last data" (a futures feed is not stale).
+        assert set(pipeline.stats.last_data_ns) >= set(VENUES)
     finally:
         pipeline.request_stop("test over")
         await pipeline.shutdown()
