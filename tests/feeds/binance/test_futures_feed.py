@@ -231,3 +231,51 @@ async def test_a_delivered_contract_stops_cleanly_and_its_alias_rolls_to_the_nex
     after = sink.records.index(rolled[0])
     assert not any(getattr(r, "symbol", "") == current for r in sink.records[after + 1 :])
     assert not task.done() or task.cancelled()
+
+
+async def test_spot_records_agg_trades_and_book_tickers_that_match_its_books() -> None:
+    """Spot with the streams added beside futures: every bookTicker at a diff's update id shows
+    the best bid and ask of the book the feed keeps (the simulator sends one after each diff)."""
+    symbols = ["BTCUSDT", "ETHUSDT"]
+    sim = BinanceSimulator(symbols, seed=2, interval_ms=20)
+    await sim.start()
+    sink = ListSink()
+    tops: dict[tuple[str, int], tuple[float, float, float, float]] = {}
+
+    class Oracle(ListSink):
+        async def put(self, record: Record) -> None:
+            await sink.put(record)
+            if type(record) is not BinanceBookTicker:
+                key = f"binance:{getattr(record, 'symbol', '')}"
+                book = sink.keeper.book(key)
+                if book is not None and sink.keeper.is_valid(key) and book.best_bid():
+                    bid, ask = book.best_bid(), book.best_ask()
+                    tops[(record.symbol, book.update_id)] = (*bid, *ask)  # type: ignore[union-attr]
+
+    p = params(
+        sim, "binance", streams=("depth", "trade", "aggTrade", "bookTicker"), open_interest_secs=0
+    )
+    feed = BinanceFeed(p, symbols, Oracle())
+    task = asyncio.create_task(feed.run())
+    try:
+        await wait_for(lambda: len(sink.of(BinanceBookTicker)) > 60, "tickers")
+        await wait_for(lambda: len(sink.of(BinanceAggTrade)) > 5, "aggTrades")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sim.stop()
+    checked = 0
+    for t in sink.of(BinanceBookTicker):
+        top = tops.get((t.symbol, t.update_id))
+        if top is not None:
+            want = (
+                float(t.bid_price),
+                float(t.bid_quantity),
+                float(t.ask_price),
+                float(t.ask_quantity),
+            )
+            assert top == want, t
+            checked += 1
+    assert checked > 30
+    assert all(r.venue == "binance" for r in sink.of(BinanceAggTrade))
+    assert [r.seq for r in sink.records] == list(range(1, len(sink.records) + 1))
