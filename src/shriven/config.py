@@ -32,6 +32,10 @@ MiB = 1024 * 1024
 DEFAULT_CONFIG_FILE = Path("config/shriven.toml")
 # A Binance spot pair as the streams and REST take it (upper case, letters and digits).
 BINANCE_SYMBOL = re.compile(r"^[A-Z0-9]{5,20}$")
+# A futures contract (BTCUSDT, BTCUSD_PERP, BTCUSDT_250627) or a roll alias
+# (BTCUSD_CURRENT_QUARTER): letters, digits and underscores.
+FUTURES_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9_]{4,39}$")
+FuturesStream = Literal["depth", "aggTrade", "bookTicker", "markPrice", "forceOrder"]
 # SHRIVEN_* variables that are not settings but are still ours.
 _OTHER_VARIABLES = frozenset({"SHRIVEN_CONFIG_FILE", "SHRIVEN_FIXTURES"})  # FIXTURES: the tests'
 
@@ -42,6 +46,18 @@ def check_binance_symbols(symbols: list[str]) -> list[str]:
     for symbol in upper:
         if not BINANCE_SYMBOL.match(symbol):
             raise ValueError(f"bad Binance symbol {symbol!r}: use spot pairs like BTCUSDT,ETHUSDT")
+    return upper
+
+
+def check_futures_symbols(symbols: list[str]) -> list[str]:
+    """The contracts in upper case; ValueError naming the first that cannot be one."""
+    upper = [str(s).strip().upper() for s in symbols]
+    for symbol in upper:
+        if not FUTURES_SYMBOL.match(symbol):
+            raise ValueError(
+                f"bad futures symbol {symbol!r}: use contracts like BTCUSDT, BTCUSD_PERP or an "
+                "alias like BTCUSD_CURRENT_QUARTER"
+            )
     return upper
 
 
@@ -168,6 +184,32 @@ class Settings(BaseSettings):
     binance_reconnect_max_secs: float = Field(30.0, gt=0)
     binance_stall_secs: float = Field(60.0, gt=0)
     binance_rest_max_backoff_secs: float = Field(60.0, gt=0)
+    # Spot streams per symbol; "aggTrade" and "bookTicker" may be added.
+    binance_streams: Annotated[
+        list[Literal["depth", "trade", "aggTrade", "bookTicker"]], NoDecode
+    ] = Field(default_factory=lambda: ["depth", "trade"])
+
+    # Binance USD-M (fapi/fstream) and COIN-M (dapi/dstream) futures: venues binance-usdm and
+    # binance-coinm. Symbols may be roll aliases (BTCUSD_CURRENT_QUARTER), see docs.
+    binance_usdm_api_root: str = "https://fapi.binance.com"
+    binance_usdm_ws_url: str = "wss://fstream.binance.com"
+    binance_usdm_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    binance_usdm_depth_interval: Literal["0ms", "100ms", "250ms", "500ms"] = "100ms"
+    binance_usdm_streams: Annotated[list[FuturesStream], NoDecode] = Field(
+        default_factory=lambda: ["depth", "aggTrade", "bookTicker", "markPrice", "forceOrder"]
+    )
+    binance_coinm_api_root: str = "https://dapi.binance.com"
+    binance_coinm_ws_url: str = "wss://dstream.binance.com"
+    binance_coinm_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    binance_coinm_depth_interval: Literal["100ms", "250ms", "500ms"] = "100ms"
+    binance_coinm_streams: Annotated[list[FuturesStream], NoDecode] = Field(
+        default_factory=lambda: ["depth", "aggTrade", "bookTicker", "markPrice", "forceOrder"]
+    )
+    binance_futures_depth_limit: Literal[5, 10, 20, 50, 100, 500, 1000] = 1000
+    # Futures allow 200 streams per connection.
+    binance_futures_max_streams_per_connection: int = Field(200, ge=1, le=200)
+    # Open interest has no stream: polled by REST this often per symbol (0: not recorded).
+    binance_open_interest_secs: float = Field(60.0, ge=0)
 
     cache_dir: Path = Path("./cache")
     market_tz: str = "Asia/Kolkata"
@@ -200,12 +242,18 @@ class Settings(BaseSettings):
     # sink: a fetched message not acknowledged this long is delivered again
     nats_sink_ack_wait_secs: float = Field(30.0, gt=0)
 
-    @field_validator("kite_api_root", "kite_login_root", "binance_api_root")
+    @field_validator(
+        "kite_api_root",
+        "kite_login_root",
+        "binance_api_root",
+        "binance_usdm_api_root",
+        "binance_coinm_api_root",
+    )
     @classmethod
     def _http_url(cls, v: str) -> str:
         return _url(v, ("http://", "https://"))
 
-    @field_validator("kite_ws_url", "binance_ws_url")
+    @field_validator("kite_ws_url", "binance_ws_url", "binance_usdm_ws_url", "binance_coinm_ws_url")
     @classmethod
     def _ws_url(cls, v: str) -> str:
         return _url(v, ("ws://", "wss://"))
@@ -219,6 +267,19 @@ class Settings(BaseSettings):
     @field_validator("nats_urls", mode="before")
     @classmethod
     def _split_nats_urls(cls, v: object) -> object:
+        return _symbol_list(v)
+
+    @field_validator("binance_usdm_symbols", "binance_coinm_symbols", mode="before")
+    @classmethod
+    def _split_futures(cls, v: object) -> object:
+        v = _symbol_list(v)
+        return check_futures_symbols(v) if isinstance(v, list) else v
+
+    @field_validator(
+        "binance_streams", "binance_usdm_streams", "binance_coinm_streams", mode="before"
+    )
+    @classmethod
+    def _split_streams(cls, v: object) -> object:
         return _symbol_list(v)
 
     @field_validator("kite_ticker_class_modes")

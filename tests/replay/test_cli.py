@@ -316,7 +316,8 @@ def test_real_process_replays_and_reports_errors_on_one_line(
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "shriven: error: unknown kind 'quotes': use one or more of ticks, trades, depth, "
-        "status, snapshots (repeat --kind or separate with commas)"
+        "status, snapshots, tickers, marks, liquidations, open_interest (repeat --kind or "
+        "separate with commas)"
     ]
 
 

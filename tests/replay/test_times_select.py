@@ -101,7 +101,10 @@ def test_unknown_name_with_a_table_is_an_error() -> None:
 
 
 def test_kinds() -> None:
-    assert parse_kinds(None) == {"ticks", "trades", "depth", "status"}
+    # Every recorded kind but our own book snapshots (lob/); the futures-era kinds included.
+    assert parse_kinds(None) == {
+        "ticks", "trades", "depth", "status", "tickers", "marks", "liquidations", "open_interest"
+    }  # fmt: skip
     assert parse_kinds(["ticks,depth", "snapshots"]) == {"ticks", "depth", "snapshots"}
     with pytest.raises(ReplayError, match="unknown kind 'quotes'"):
         parse_kinds(["quotes"])

@@ -28,6 +28,15 @@ log = get_logger("shriven.pipeline.sim")
 
 SIM_SEED = 7
 SIM_BINANCE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SIM_FUTURES_SYMBOLS = {
+    "binance-usdm": ("BTCUSDT", "ETHUSDT"),
+    "binance-coinm": ("BTCUSD_PERP", "ETHUSD_PERP"),
+}
+# venue -> the settings pointing it at its simulator: (api root, ws url, symbols)
+_FUTURES_SETTINGS = {
+    "binance-usdm": ("binance_usdm_api_root", "binance_usdm_ws_url", "binance_usdm_symbols"),
+    "binance-coinm": ("binance_coinm_api_root", "binance_coinm_ws_url", "binance_coinm_symbols"),
+}
 
 
 class Simulators:
@@ -38,6 +47,7 @@ class Simulators:
         self.kite: KiteSimulator | None = None
         self.ticker: KiteTickerSimulator | None = None
         self.binance: BinanceSimulator | None = None
+        self.futures: dict[str, BinanceSimulator] = {}  # venue -> its simulator
         self._stack = contextlib.AsyncExitStack()
 
     async def start(
@@ -46,6 +56,7 @@ class Simulators:
         venues: Sequence[str],
         *,
         binance_symbols: Sequence[str] = (),
+        futures_symbols: dict[str, Sequence[str]] | None = None,
         kite_ticks_per_second: float = 2_000.0,
         keep_ledgers: bool = False,
     ) -> Settings:
@@ -60,6 +71,12 @@ class Simulators:
                 settings.binance_symbols or SIM_BINANCE_SYMBOLS
             )
             updates.update(await self._start_binance(symbols, keep_ledgers))
+        for venue, (_root, _ws, symbols_field) in _FUTURES_SETTINGS.items():
+            if venue not in venues:
+                continue
+            chosen = (futures_symbols or {}).get(venue) or getattr(settings, symbols_field)
+            chosen = [s.upper() for s in chosen] or list(SIM_FUTURES_SYMBOLS[venue])
+            updates.update(await self._start_futures(venue, chosen, keep_ledgers))
         return settings.model_copy(update=updates)
 
     async def stop(self) -> None:
@@ -111,6 +128,20 @@ class Simulators:
             "binance_ws_url": self.binance.ws_url,
             "binance_symbols": symbols,
         }
+
+    async def _start_futures(
+        self, venue: str, symbols: list[str], keep_ledger: bool
+    ) -> dict[str, object]:
+        from shriven.sim.binance import BinanceSimulator
+
+        retention = {} if keep_ledger else {"ledger_size": 256, "max_history": 1_024}
+        sim = BinanceSimulator(symbols=symbols, seed=self.seed, venue=venue, **retention)
+        self.futures[venue] = sim
+        base = await sim.start()
+        self._stack.push_async_callback(sim.stop)
+        log.info(f"{venue} simulator", url=base, symbols=symbols)
+        root, ws, symbols_field = _FUTURES_SETTINGS[venue]
+        return {root: base, ws: sim.ws_url, symbols_field: symbols}
 
 
 def start_prices(kite: KiteSimulator) -> dict[int, float]:
@@ -178,9 +209,18 @@ async def start_simulators(
     sims = Simulators()
     stack.push_async_callback(sims.stop)
     binance_symbols = options.symbols if options.venue == "binance" else ()
+    futures = {options.venue: options.symbols} if options.venue in _FUTURES_SETTINGS else {}
+    chosen = venues(options.venue)
+    if options.venue == "all":  # a futures venue joins --sim all only when its symbols are set
+        chosen = tuple(
+            v
+            for v in chosen
+            if v not in _FUTURES_SETTINGS or getattr(settings, _FUTURES_SETTINGS[v][2])
+        )
     return await sims.start(
         settings,
-        venues(options.venue),
+        chosen,
         binance_symbols=binance_symbols,
+        futures_symbols=futures,
         kite_ticks_per_second=options.sim_rate or 2_000.0,
     )

@@ -3,8 +3,9 @@
 Start-up order: settings (with the simulators' loopback endpoints under ``--sim``), the pipeline
 (which recovers the WAL and opens new segments), then per venue: Kite (instruments fresh, login or
 cached token, spot prices, the subscription plan, the ticker adapter, and the universe job that
-re-centres, rolls over and refreshes instruments at 08:00 IST while running); Binance (the
-adapter for the configured symbols).
+re-centres, rolls over and refreshes instruments at 08:00 IST while running); each Binance venue
+(spot, USD-M and COIN-M futures: the symbols checked against the venue's exchangeInfo, roll
+aliases resolved, the listings kept in the store's Binance instruments table, then the adapter).
 """
 
 from __future__ import annotations
@@ -16,19 +17,39 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from shriven.config import PipelineConfig, Settings, check_binance_symbols
-from shriven.errors import ConfigError, CredentialsError
+from shriven.config import PipelineConfig, Settings, check_binance_symbols, check_futures_symbols
+from shriven.errors import ConfigError, CredentialsError, ShrivenError
+from shriven.events import BINANCE_VENUES
 from shriven.feeds.kite.instruments import ProgressFn
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.memory import fix_mmap_threshold
 from shriven.wal import WalOptions
 
+if TYPE_CHECKING:
+    from shriven.feeds.binance.feed import BinanceFeedParams
+    from shriven.feeds.binance.listings import Resolved
+
 log = get_logger("shriven.app.startup")
 
-Venue = Literal["kite", "binance", "all"]
+# "kite", one of BINANCE_VENUES, "all", or several of them comma-separated.
+Venue = str
+VENUE_NAMES = ("kite", *BINANCE_VENUES)
+# The setting holding each Binance venue's symbols.
+SYMBOL_SETTINGS = {
+    "binance": "binance_symbols",
+    "binance-usdm": "binance_usdm_symbols",
+    "binance-coinm": "binance_coinm_symbols",
+}
+_SYMBOL_ENV = {v: f"SHRIVEN_{name.upper()}" for v, name in SYMBOL_SETTINGS.items()}
+_TITLE = {"binance": "Binance", "binance-usdm": "Binance USD-M", "binance-coinm": "Binance COIN-M"}
+_EXAMPLE = {
+    "binance": "BTCUSDT,ETHUSDT",
+    "binance-usdm": "BTCUSDT,ETHUSDT",
+    "binance-coinm": "BTCUSD_PERP",
+}
 
 
 @dataclass(slots=True)
@@ -88,7 +109,21 @@ def wal_options(config: PipelineConfig) -> WalOptions:
 
 
 def venues(option: Venue) -> tuple[str, ...]:
-    return ("kite", "binance") if option == "all" else (option,)
+    """The venues ``--venue`` names; ConfigError for a name that is none."""
+    if option == "all":
+        return VENUE_NAMES
+    chosen = tuple(dict.fromkeys(v.strip() for v in option.split(",") if v.strip()))
+    bad = [v for v in chosen if v not in VENUE_NAMES]
+    if bad or not chosen:
+        raise ConfigError(
+            f"unknown venue {bad[0] if bad else option!r}: use {', '.join(VENUE_NAMES)}, all, or "
+            "several comma-separated"
+        )
+    return chosen
+
+
+def binance_symbols(settings: Settings, venue: str) -> list[str]:
+    return list(getattr(settings, SYMBOL_SETTINGS[venue]))
 
 
 def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
@@ -106,16 +141,20 @@ def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
         updates["option_strike_range"] = options.strike_range
     top: dict[str, object] = {}
     if options.symbols:
-        if options.venue == "all":
+        chosen = venues(options.venue)
+        if options.venue == "all" or len(chosen) != 1:
             raise ConfigError(
-                "--symbols needs --venue kite or --venue binance (with both venues, set "
-                "SHRIVEN_PIPELINE__SPOT_SYMBOLS and SHRIVEN_BINANCE_SYMBOLS instead)"
+                "--symbols needs --venue kite or --venue binance (or binance-usdm, "
+                "binance-coinm: one venue); with several venues, set "
+                "SHRIVEN_PIPELINE__SPOT_SYMBOLS, SHRIVEN_BINANCE_SYMBOLS, "
+                "SHRIVEN_BINANCE_USDM_SYMBOLS and SHRIVEN_BINANCE_COINM_SYMBOLS instead"
             )
-        if options.venue == "kite":
+        if chosen[0] == "kite":
             updates["spot_symbols"] = options.symbols
         else:
+            check = check_binance_symbols if chosen[0] == "binance" else check_futures_symbols
             try:
-                top["binance_symbols"] = check_binance_symbols(options.symbols)
+                top[SYMBOL_SETTINGS[chosen[0]]] = check(options.symbols)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
     if updates:
@@ -133,15 +172,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
 
             settings = await start_simulators(stack, settings, options)
         settings = resolve_settings(settings, options)
-        wanted = venues(options.venue)
-        if "binance" in wanted and not settings.binance_symbols:
-            if options.venue == "binance":
-                raise ConfigError(
-                    "no Binance symbols: pass --symbols BTCUSDT,ETHUSDT or set "
-                    "SHRIVEN_BINANCE_SYMBOLS"
-                )
-            wanted = tuple(v for v in wanted if v != "binance")
-            log.info("no Binance symbols configured; recording Kite only")
+        wanted = binance_venues_with_symbols(settings, options)
         check_data_dir(Path(settings.pipeline.data_dir), create=True)
         port = settings.health_port if options.health_port is None else options.health_port
         pipeline = Pipeline(
@@ -165,8 +196,9 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
                 raise CredentialsError(
                     f"{exc}; or record Binance alone with --venue binance"
                 ) from None
-        if "binance" in wanted:
-            add_binance(pipeline, settings)
+        for venue in BINANCE_VENUES:
+            if venue in wanted:
+                await add_binance_venue(pipeline, settings, venue)
         if options.serve_port is not None:
             from shriven.app.serve import live_server
 
@@ -221,6 +253,89 @@ def _add_retention(pipeline: Pipeline, config: PipelineConfig) -> None:
     )
 
 
+def binance_venues_with_symbols(settings: Settings, options: RunOptions) -> tuple[str, ...]:
+    """The venues to record: a Binance venue without symbols is an error when chosen by name,
+    and left out under ``--venue all``."""
+    wanted = venues(options.venue)
+    for venue in BINANCE_VENUES:
+        if venue in wanted and not binance_symbols(settings, venue):
+            if options.venue != "all":
+                raise ConfigError(
+                    f"no {_TITLE[venue]} symbols: pass --symbols {_EXAMPLE[venue]} or set "
+                    f"{_SYMBOL_ENV[venue]}"
+                )
+            wanted = tuple(v for v in wanted if v != venue)
+    return wanted
+
+
+async def add_binance_venue(pipeline: Pipeline, settings: Settings, venue: str) -> None:
+    """Check the venue's symbols against its exchangeInfo (ConfigError for one not listed),
+    resolve roll aliases, keep the listings in the store, and add the venue's feed."""
+    from shriven.feeds.binance.feed import BinanceFeed, BinanceFeedParams
+
+    params = BinanceFeedParams.from_settings(settings, venue)
+    symbols = binance_symbols(settings, venue)
+    resolved = await check_listings(params, symbols)
+    if resolved is not None:
+        symbols = resolved.symbols
+        params.aliases = dict(resolved.aliases)
+        params.deliveries = {
+            s: row.delivery_date for s, row in resolved.listings.items() if row.delivery_date
+        }
+        from shriven.universe.binance_recorded import record_listings
+
+        try:
+            await asyncio.to_thread(
+                record_listings,
+                Path(settings.pipeline.data_dir),
+                venue,
+                resolved.listings.values(),
+            )
+        except OSError as exc:
+            log.error("cannot update the store's Binance instruments table", error=str(exc))
+    feed = BinanceFeed(params, symbols, pipeline.queue)
+    pipeline.add_feed(feed)
+    log.info(f"{venue} feed", symbols=symbols, aliases=params.aliases or None, ws=params.ws_url)
+
+
+async def check_listings(params: BinanceFeedParams, symbols: list[str]) -> Resolved | None:
+    """The venue's exchangeInfo resolved against ``symbols`` (see feeds/binance/listings.py);
+    None when the venue does not answer it (the symbols are then used as given: a loopback
+    server may serve only depth and streams), unless an alias needs it."""
+    from shriven.feeds.binance.listings import alias_parts, resolve_symbols
+    from shriven.feeds.binance.parse import BinanceMessageError
+    from shriven.feeds.binance.rest import SnapshotClient
+    from shriven.feeds.binance.streams import parse_exchange_info
+
+    m = params.market
+    client = SnapshotClient(
+        params.api_root, initial_backoff=0.2, max_backoff=2.0, venue=params.venue, timeout=10.0
+    )
+    try:
+        body, _ns = await asyncio.wait_for(
+            client.get(m.exchange_info_path, {}, weight=1, what="exchangeInfo"), 15.0
+        )
+        info = parse_exchange_info(body)
+    except (ShrivenError, BinanceMessageError, TimeoutError, OSError) as exc:
+        aliases = [s for s in symbols if alias_parts(s) is not None]
+        if aliases:
+            raise ConfigError(
+                f"{params.venue}: cannot resolve {aliases[0]} without the venue's exchangeInfo "
+                f"({exc}); configure the contract itself or check SHRIVEN_BINANCE_*_API_ROOT"
+            ) from None
+        log.warning(
+            "cannot check symbols against exchangeInfo; using them as given",
+            venue=params.venue,
+            error=str(exc)[:200],
+        )
+        return None
+    finally:
+        await client.close()
+    if info.weight_per_minute and not params.weight_limit:
+        params.weight_limit = info.weight_per_minute
+    return resolve_symbols(params.venue, symbols, info)
+
+
 def add_binance(pipeline: Pipeline, settings: Settings) -> None:
     from shriven.feeds.binance.feed import BinanceFeed
 
@@ -247,17 +362,16 @@ def dry_run(
     check_data_dir(Path(s.pipeline.data_dir), create=False)
     venue = options.venue
     parts = []
-    if venue in ("kite", "all"):
+    if "kite" in venues(venue):
         kite = dry_run_report(
             s, strike_range=options.strike_range, spots=options.spots, warn=warn, progress=progress
         )
         parts.append(kite.removesuffix("\ndry run: nothing was connected or recorded"))
-    if venue == "binance" or (venue == "all" and s.binance_symbols):
-        if not s.binance_symbols:
-            raise ConfigError(
-                "no Binance symbols: pass --symbols BTCUSDT,ETHUSDT or set SHRIVEN_BINANCE_SYMBOLS"
-            )
-        parts.append(connection_report(BinanceFeedParams.from_settings(s), s.binance_symbols))
+    wanted = binance_venues_with_symbols(s, options)
+    for name in BINANCE_VENUES:
+        if name in wanted:
+            params = BinanceFeedParams.from_settings(s, name)
+            parts.append(connection_report(params, binance_symbols(s, name)))
     parts.append("dry run: nothing was connected or recorded")
     return "\n\n".join(parts)
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shriven.book.depth_sync import APPLY, GAP, STALE, DepthSync, FuturesDepthSync
+from shriven.book.depth_sync import (
+    APPLY,
+    GAP,
+    STALE,
+    DepthSync,
+    FuturesDepthSync,
+    SnapshotResult,
+)
 from shriven.book.orderbook import OrderBook, best_prices
 from shriven.events import (
     FUTURES_VENUES,
@@ -223,17 +230,31 @@ class BookKeeper:
             self.stats.rejected += 1
             return
         key, book, sync = self._binance(s.symbol)
-        result = sync.on_snapshot(s.last_update_id)
+        self._start_book(
+            key, book, sync.on_snapshot(s.last_update_id), bids, asks, s.last_update_id
+        )
+
+    def _start_book(
+        self,
+        key: str,
+        book: OrderBook,
+        result: SnapshotResult[BinanceDepth] | SnapshotResult[BinanceFuturesDepth],
+        bids: list[tuple[float, float]],
+        asks: list[tuple[float, float]],
+        last_update_id: int,
+    ) -> None:
+        """A venue snapshot offered to a book's synchroniser: restart the book from it when
+        usable, then apply the buffered diffs the synchroniser released."""
         stats = self.stats
         stats.stale += result.dropped
         if not result.usable:
             stats.stale_snapshots += 1
             return
         stats.snapshots += 1
-        book.replace(bids, asks, s.last_update_id)
+        book.replace(bids, asks, last_update_id)
         self._check_crossed(key, book)
         for d in result.apply:
-            self._apply_diff(key, book, d)
+            self._apply_diff(key, book, d)  # type: ignore[arg-type]
         if result.gap:
             stats.gaps += 1
             self.crossed_now.discard(key)
@@ -277,20 +298,9 @@ class BookKeeper:
             self.stats.rejected += 1
             return
         key, book, sync = self._futures(s.venue, s.symbol)
-        result = sync.on_snapshot(s.last_update_id)
-        stats = self.stats
-        stats.stale += result.dropped
-        if not result.usable:
-            stats.stale_snapshots += 1
-            return
-        stats.snapshots += 1
-        book.replace(bids, asks, s.last_update_id)
-        self._check_crossed(key, book)
-        for d in result.apply:
-            self._apply_diff(key, book, d)  # type: ignore[arg-type]
-        if result.gap:
-            stats.gaps += 1
-            self.crossed_now.discard(key)
+        self._start_book(
+            key, book, sync.on_snapshot(s.last_update_id), bids, asks, s.last_update_id
+        )
 
     def _kite(self, tick: KiteTick) -> None:
         # Index packets say "full" but carry no depth: an index has no book.

@@ -86,13 +86,15 @@ def replay(
         help="Trading symbol, instrument token, spot name ('NIFTY 50': spot, futures and "
         "options) or Binance symbol. Repeatable.",
     ),
-    venue: str | None = typer.Option(None, "--venue", metavar="VENUE", help="kite or binance."),
+    venue: str | None = typer.Option(
+        None, "--venue", metavar="VENUE", help="kite, binance, binance-usdm or binance-coinm."
+    ),
     kind: list[str] = typer.Option(
         [],
         "--kind",
         metavar="KIND",
-        help="ticks, trades, depth, status, snapshots (repeatable or comma-separated; default "
-        "all but snapshots).",
+        help="ticks, trades, depth, status, snapshots, tickers, marks, liquidations, "
+        "open_interest (repeatable or comma-separated; default all but snapshots).",
     ),
     fmt: str = typer.Option(
         "table", "--format", metavar="FORMAT", help="table, jsonl, csv, parquet or arrow."

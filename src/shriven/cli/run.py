@@ -21,7 +21,9 @@ def run_command(
         "--symbols",
         metavar="A,B",
         help='Repeat or comma-separate: Kite spot indices ("NIFTY 50,NIFTY BANK") with --venue '
-        "kite, Binance pairs (BTCUSDT,ETHUSDT) with --venue binance. Default: from config.",
+        "kite, Binance pairs (BTCUSDT,ETHUSDT) with --venue binance, contracts or roll aliases "
+        "(BTCUSDT, BTCUSD_PERP, BTCUSD_CURRENT_QUARTER) with --venue binance-usdm or "
+        "binance-coinm. Default: from config.",
     ),
     strike_range: int | None = typer.Option(
         None,
@@ -34,7 +36,8 @@ def run_command(
     venue: str = typer.Option(
         "all",
         "--venue",
-        help="kite, binance or all (Kite, plus Binance when SHRIVEN_BINANCE_SYMBOLS is set).",
+        help="kite, binance (spot), binance-usdm, binance-coinm (futures), several "
+        "comma-separated, or all (Kite, plus each Binance venue whose symbols are set).",
         metavar="VENUE",
     ),
     sim: bool = typer.Option(
@@ -107,8 +110,14 @@ def run_command(
 
     Stops on Ctrl-C or SIGTERM after draining the queue, a final snapshot and an fsync; a
     second Ctrl-C exits at once (the WAL recovers on the next start)."""
-    if venue not in ("kite", "binance", "all"):
-        raise typer.BadParameter("use kite, binance or all", param_hint="--venue")
+    from shriven.app.startup import VENUE_NAMES
+
+    names = [v.strip() for v in venue.split(",") if v.strip()]
+    if venue != "all" and (not names or any(v not in VENUE_NAMES for v in names)):
+        raise typer.BadParameter(
+            "use kite, binance or all (or binance-usdm, binance-coinm; several comma-separated)",
+            param_hint="--venue",
+        )
     if duration is not None and duration <= 0:
         raise typer.BadParameter("must be more than 0", param_hint="--duration")
     if sim_rate is not None and not sim_rate > 0:

@@ -24,6 +24,7 @@ from typing import Literal
 
 from shriven.events import (
     BinanceDepthSnapshot,
+    BinanceFuturesDepthSnapshot,
     Record,
     SeqCounter,
     Status,
@@ -66,7 +67,9 @@ DropHandler = Callable[[str, set[str]], None]
 
 # Markers and the snapshots books restart from are few and are what makes a loss visible and
 # recoverable: the drop policy admits them over the bound.
-_NEVER_DROPPED: frozenset[type] = frozenset({Status, BinanceDepthSnapshot})
+_NEVER_DROPPED: frozenset[type] = frozenset(
+    {Status, BinanceDepthSnapshot, BinanceFuturesDepthSnapshot}
+)
 
 
 def _instrument_of(record: Record) -> str:

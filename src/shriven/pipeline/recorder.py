@@ -34,6 +34,7 @@ from shriven.book import BookKeeper
 from shriven.config import PipelineConfig
 from shriven.errors import WalError
 from shriven.events import (
+    VENUE_SYMBOL_TYPES,
     BinanceDepth,
     BinanceTrade,
     KiteTick,
@@ -307,6 +308,7 @@ class RecorderLoop:
         latest: dict[int, Record] = {}
         kite = 0
         kite_last = binance_last = 0
+        venue_last: dict[str, int] = {}  # the futures-era types carry their venue
         # Defence in depth: an exception from a book (a bug, or input the schema let through)
         # skips that record and the loop resumes with the next one: the iterator is shared.
         it = iter(batch)
@@ -324,6 +326,8 @@ class RecorderLoop:
                         apply(r)
                         if t is BinanceDepth or t is BinanceTrade:
                             binance_last = r.recv_ns
+                        elif t in VENUE_SYMBOL_TYPES:
+                            venue_last[r.venue] = r.recv_ns  # type: ignore[union-attr]
                         s = stream_of(r)
                         by_stream[s] = by_stream.get(s, 0) + 1
                         if t is Status:
@@ -348,6 +352,8 @@ class RecorderLoop:
             stats.last_data_ns["kite"] = kite_last
         if binance_last:
             stats.last_data_ns["binance"] = binance_last
+        if venue_last:
+            stats.last_data_ns.update(venue_last)
         books = self.books
         stats.books = len(books.books)
         stats.crossed_books = books.stats.crossed + books.stats.locked

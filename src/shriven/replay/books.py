@@ -31,8 +31,11 @@ from typing import Final, NamedTuple
 
 from shriven.book import BookKeeper, OrderBook
 from shriven.events import (
+    VENUE_SYMBOL_TYPES,
     BinanceDepth,
     BinanceDepthSnapshot,
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
     BookSnapshot,
     KiteTick,
     Record,
@@ -82,6 +85,8 @@ def is_after(snapshot: BookSnapshot, record: Record) -> bool:
     t = type(record)
     if t is BinanceDepth or t is BinanceDepthSnapshot:
         return record.last_update_id > snapshot.update_id  # type: ignore[union-attr]
+    if t is BinanceFuturesDepth or t is BinanceFuturesDepthSnapshot:
+        return record.last_update_id > snapshot.update_id  # type: ignore[union-attr]
     if t is KiteTick:
         return record.seq > snapshot.update_id
     if t is Status:
@@ -91,7 +96,14 @@ def is_after(snapshot: BookSnapshot, record: Record) -> bool:
 
 def _changes_book(record: Record) -> bool:
     t = type(record)
-    return t is BinanceDepth or t is BinanceDepthSnapshot or t is KiteTick or t is Status
+    return (
+        t is BinanceDepth
+        or t is BinanceDepthSnapshot
+        or t is KiteTick
+        or t is Status
+        or t is BinanceFuturesDepth
+        or t is BinanceFuturesDepthSnapshot
+    )
 
 
 class Rebuilder:
@@ -325,6 +337,8 @@ def _check_seq(record: Record, last: dict[str, int], gaps: dict[str, int]) -> No
         stream = record.venue  # type: ignore[union-attr]
         if stream == "system":
             return
+    elif t in VENUE_SYMBOL_TYPES:
+        stream = record.venue  # type: ignore[union-attr]
     else:
         stream = "binance"
     prev = last.get(stream)

@@ -20,8 +20,15 @@ from zoneinfo import ZoneInfo
 from shriven.errors import ReplayError
 from shriven.events import (
     KITE_SEGMENT_INDICES,
+    BinanceAggTrade,
+    BinanceBookTicker,
     BinanceDepth,
     BinanceDepthSnapshot,
+    BinanceForceOrder,
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
+    BinanceMarkPrice,
+    BinanceOpenInterest,
     BinanceTrade,
     BookSnapshot,
     KiteTick,
@@ -164,9 +171,38 @@ def _details(record: Record) -> str:
         bid = _book_level(k, k.bids[0]) if k.bids else "-"
         ask = _book_level(k, k.asks[0]) if k.asks else "-"
         return f"book update_id={k.update_id} bid={bid} ask={ask} {len(k.bids)}x{len(k.asks)}"
+    if t in _FUTURES_DETAILS:
+        return _FUTURES_DETAILS[t](record)
     st: Status = record  # type: ignore[assignment]
     # The venue first: "connected" alone does not say whether Kite or Binance connected.
     return f"{st.venue} {st.kind} {st.detail}".rstrip()
+
+
+_FUTURES_DETAILS: Final[dict[type, Callable[..., str]]] = {
+    BinanceFuturesDepth: lambda d: (
+        f"{d.venue} diff U={d.first_update_id} u={d.last_update_id} pu={d.prev_update_id} "
+        f"bids={len(d.bids)} asks={len(d.asks)}"
+    ),
+    BinanceFuturesDepthSnapshot: lambda s: (
+        f"{s.venue} rest snapshot lastUpdateId={s.last_update_id} {len(s.bids)}x{len(s.asks)} "
+        "levels"
+    ),
+    BinanceAggTrade: lambda a: (
+        f"{a.venue} aggTrade {a.agg_trade_id} {'sell' if a.buyer_is_maker else 'buy'} "
+        f"{a.quantity} @ {a.price}"
+    ),
+    BinanceBookTicker: lambda b: (
+        f"{b.venue} ticker u={b.update_id} bid={b.bid_price}x{b.bid_quantity} "
+        f"ask={b.ask_price}x{b.ask_quantity}"
+    ),
+    BinanceMarkPrice: lambda m: (
+        f"{m.venue} mark={m.mark_price} index={m.index_price} funding={m.funding_rate or '-'}"
+    ),
+    BinanceForceOrder: lambda f: (
+        f"{f.venue} liquidation {f.side} {f.quantity} @ {f.price} avg={f.average_price} {f.status}"
+    ),
+    BinanceOpenInterest: lambda o: f"{o.venue} open interest {o.open_interest}",
+}
 
 
 def _book_level(k: BookSnapshot, level: tuple[float, float]) -> str:
@@ -206,11 +242,41 @@ def _schema(zone: ZoneInfo):  # type: ignore[no-untyped-def]  # pyarrow is optio
         types[name] = dec
     types["price"] = dec
     types["quantity"] = dec
+    for name in _FUTURES_DECIMALS:
+        types[name] = dec
+    for name in ("side", "order_type", "time_in_force", "order_status"):
+        types[name] = pa.string()
     return pa.schema([(c, types.get(c, pa.int64())) for c in COLUMNS])
 
 
+# Prices, quantities and rates of the futures-era types: decimal128(38, 8) like the others (a
+# funding rate is signed; a delivery contract's empty one is null).
+_FUTURES_DECIMALS: Final = (
+    "bid_price",
+    "bid_quantity",
+    "ask_price",
+    "ask_quantity",
+    "mark_price",
+    "index_price",
+    "estimated_settle_price",
+    "funding_rate",
+    "average_price",
+    "last_filled_quantity",
+    "filled_quantity",
+    "open_interest",
+)
 _DECIMAL_COLUMNS: Final = frozenset(
-    {"last_price", "average_traded_price", "open", "high", "low", "close", "price", "quantity"}
+    {
+        "last_price",
+        "average_traded_price",
+        "open",
+        "high",
+        "low",
+        "close",
+        "price",
+        "quantity",
+        *_FUTURES_DECIMALS,
+    }
 )
 
 
@@ -222,7 +288,7 @@ def _parquet_cells(row: dict[str, object], record: Record) -> Iterator[object]:
         elif c == "time":
             yield record.recv_ns
         elif c in _DECIMAL_COLUMNS:
-            yield Decimal(v)  # type: ignore[arg-type]
+            yield Decimal(v) if v != "" else None  # type: ignore[arg-type]
         elif c in ("bids", "asks"):
             yield [
                 {

@@ -8,12 +8,20 @@ venue gave them (Kite epoch seconds, Binance epoch milliseconds).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from shriven.events import (
+    BinanceAggTrade,
+    BinanceBookTicker,
     BinanceDepth,
     BinanceDepthSnapshot,
+    BinanceForceOrder,
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
+    BinanceMarkPrice,
+    BinanceOpenInterest,
     BinanceTrade,
     BookSnapshot,
     KiteTick,
@@ -44,6 +52,13 @@ TYPE_NAMES: Final[dict[type, str]] = {
     BinanceDepthSnapshot: "binance_depth_snapshot",
     BookSnapshot: "book_snapshot",
     Status: "status",
+    BinanceFuturesDepth: "binance_futures_depth",
+    BinanceFuturesDepthSnapshot: "binance_futures_depth_snapshot",
+    BinanceAggTrade: "binance_agg_trade",
+    BinanceBookTicker: "binance_book_ticker",
+    BinanceMarkPrice: "binance_mark_price",
+    BinanceForceOrder: "binance_force_order",
+    BinanceOpenInterest: "binance_open_interest",
 }
 
 # Every column a row can have, in output order (CSV header, Parquet schema). A row holds only
@@ -95,6 +110,29 @@ COLUMNS: Final[tuple[str, ...]] = (
     # status
     "kind",
     "detail",
+    # added with the futures venues (record types 7..13)
+    "prev_update_id",
+    "transaction_time",
+    "agg_trade_id",
+    "first_trade_id",
+    "last_trade_id",
+    "bid_price",
+    "bid_quantity",
+    "ask_price",
+    "ask_quantity",
+    "mark_price",
+    "index_price",
+    "estimated_settle_price",
+    "funding_rate",
+    "next_funding_time",
+    "side",
+    "order_type",
+    "time_in_force",
+    "average_price",
+    "order_status",
+    "last_filled_quantity",
+    "filled_quantity",
+    "open_interest",
 )
 
 
@@ -198,6 +236,8 @@ def record_row(record: Record, zone: ZoneInfo) -> dict[str, object]:
         row["update_id"] = k.update_id
         row["book_bids"] = [[p, q] for p, q in k.bids]
         row["book_asks"] = [[p, q] for p, q in k.asks]
+    elif t in _VENUE_ROWS:
+        _VENUE_ROWS[t](record, row)
     else:
         st: Status = record  # type: ignore[assignment]
         row["venue"] = st.venue
@@ -205,3 +245,97 @@ def record_row(record: Record, zone: ZoneInfo) -> dict[str, object]:
         row["kind"] = st.kind
         row["detail"] = st.detail
     return row
+
+
+# ---------------------------------------------------------------- the futures-era types
+
+
+def _venue_symbol(r: Record, row: dict[str, object]) -> None:
+    row["venue"] = r.venue  # type: ignore[union-attr]
+    row["instrument"] = r.symbol  # type: ignore[union-attr]
+    row["symbol"] = r.symbol  # type: ignore[union-attr]
+
+
+def _futures_depth_row(r: BinanceFuturesDepth, row: dict[str, object]) -> None:
+    _venue_symbol(r, row)
+    row["event_time"] = r.event_time
+    row["transaction_time"] = r.transaction_time
+    row["first_update_id"] = r.first_update_id
+    row["last_update_id"] = r.last_update_id
+    row["prev_update_id"] = r.prev_update_id
+    row["bids"] = [[p, q] for p, q in r.bids]
+    row["asks"] = [[p, q] for p, q in r.asks]
+
+
+def _futures_snapshot_row(r: BinanceFuturesDepthSnapshot, row: dict[str, object]) -> None:
+    _venue_symbol(r, row)
+    row["event_time"] = r.event_time
+    row["transaction_time"] = r.transaction_time
+    row["last_update_id"] = r.last_update_id
+    row["bids"] = [[p, q] for p, q in r.bids]
+    row["asks"] = [[p, q] for p, q in r.asks]
+
+
+def _agg_trade_row(r: BinanceAggTrade, row: dict[str, object]) -> None:
+    _venue_symbol(r, row)
+    row["agg_trade_id"] = r.agg_trade_id
+    row["price"] = r.price
+    row["quantity"] = r.quantity
+    row["first_trade_id"] = r.first_trade_id
+    row["last_trade_id"] = r.last_trade_id
+    row["trade_time"] = r.trade_time
+    row["event_time"] = r.event_time
+    row["buyer_is_maker"] = r.buyer_is_maker
+
+
+def _book_ticker_row(r: BinanceBookTicker, row: dict[str, object]) -> None:
+    _venue_symbol(r, row)
+    row["update_id"] = r.update_id
+    row["bid_price"] = r.bid_price
+    row["bid_quantity"] = r.bid_quantity
+    row["ask_price"] = r.ask_price
+    row["ask_quantity"] = r.ask_quantity
+    row["event_time"] = r.event_time
+    row["transaction_time"] = r.transaction_time
+
+
+def _mark_price_row(r: BinanceMarkPrice, row: dict[str, object]) -> None:
+    _venue_symbol(r, row)
+    row["event_time"] = r.event_time
+    row["mark_price"] = r.mark_price
+    row["index_price"] = r.index_price
+    row["estimated_settle_price"] = r.estimated_settle_price
+    row["funding_rate"] = r.funding_rate
+    row["next_funding_time"] = r.next_funding_time
+
+
+def _force_order_row(r: BinanceForceOrder, row: dict[str, object]) -> None:
+    _venue_symbol(r, row)
+    row["event_time"] = r.event_time
+    row["side"] = r.side
+    row["order_type"] = r.order_type
+    row["time_in_force"] = r.time_in_force
+    row["quantity"] = r.quantity
+    row["price"] = r.price
+    row["average_price"] = r.average_price
+    row["order_status"] = r.status
+    row["last_filled_quantity"] = r.last_filled_quantity
+    row["filled_quantity"] = r.filled_quantity
+    row["trade_time"] = r.trade_time
+
+
+def _open_interest_row(r: BinanceOpenInterest, row: dict[str, object]) -> None:
+    _venue_symbol(r, row)
+    row["open_interest"] = r.open_interest
+    row["event_time"] = r.time
+
+
+_VENUE_ROWS: Final[dict[type, Callable[..., None]]] = {
+    BinanceFuturesDepth: _futures_depth_row,
+    BinanceFuturesDepthSnapshot: _futures_snapshot_row,
+    BinanceAggTrade: _agg_trade_row,
+    BinanceBookTicker: _book_ticker_row,
+    BinanceMarkPrice: _mark_price_row,
+    BinanceForceOrder: _force_order_row,
+    BinanceOpenInterest: _open_interest_row,
+}

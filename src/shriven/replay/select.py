@@ -22,8 +22,17 @@ from typing import Final, Protocol
 
 from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import (
+    BINANCE_VENUES,
+    FUTURES_VENUES,
+    BinanceAggTrade,
+    BinanceBookTicker,
     BinanceDepth,
     BinanceDepthSnapshot,
+    BinanceForceOrder,
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
+    BinanceMarkPrice,
+    BinanceOpenInterest,
     BinanceTrade,
     BookSnapshot,
     KiteTick,
@@ -48,13 +57,26 @@ __all__ = [
 # kind name -> record types; "snapshots" are our book snapshots from lob/, the rest is ticks/.
 KINDS: Final[dict[str, tuple[type, ...]]] = {
     "ticks": (KiteTick,),
-    "trades": (BinanceTrade,),
-    "depth": (BinanceDepth, BinanceDepthSnapshot),
+    "trades": (BinanceTrade, BinanceAggTrade),
+    "depth": (BinanceDepth, BinanceDepthSnapshot, BinanceFuturesDepth, BinanceFuturesDepthSnapshot),
     "status": (Status,),
     "snapshots": (BookSnapshot,),
+    "tickers": (BinanceBookTicker,),
+    "marks": (BinanceMarkPrice,),
+    "liquidations": (BinanceForceOrder,),
+    "open_interest": (BinanceOpenInterest,),
 }
-DEFAULT_KINDS: Final = ("ticks", "trades", "depth", "status")
-VENUES: Final = ("kite", "binance")
+DEFAULT_KINDS: Final = (
+    "ticks",
+    "trades",
+    "depth",
+    "status",
+    "tickers",
+    "marks",
+    "liquidations",
+    "open_interest",
+)
+VENUES: Final = ("kite", *BINANCE_VENUES)
 
 # Index names whose derivatives trade under another name (as Kite lists them).
 KNOWN_UNDERLYINGS: Final[dict[str, str]] = {
@@ -66,6 +88,7 @@ KNOWN_UNDERLYINGS: Final[dict[str, str]] = {
 }
 _DERIVATIVE_SEGMENTS: Final = frozenset({"NFO-FUT", "NFO-OPT", "BFO-FUT", "BFO-OPT"})
 _BINANCE_SYMBOL = re.compile(r"^[A-Za-z0-9]{2,30}$")
+_FUTURES_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,39}$")
 
 
 class InstrumentRow(Protocol):
@@ -114,7 +137,7 @@ class Selection:
 
     def __post_init__(self) -> None:
         if self.venue is not None and self.venue not in VENUES:
-            raise ReplayError(f"unknown venue {self.venue!r}: use kite or binance")
+            raise ReplayError(f"unknown venue {self.venue!r}: use {', '.join(VENUES)}")
         self._types = frozenset(t for k in self.kinds for t in KINDS[k])
         self._venues = frozenset(k.split(":", 1)[0] for k in self.keys)
 
@@ -176,6 +199,15 @@ def resolve_each(
                 tokens, what = found
                 out.append((text, frozenset(f"kite:{t}" for t in tokens), what))
                 continue
+        venue, sep, contract = text.partition(":")
+        if sep and venue.lower() in BINANCE_VENUES and _FUTURES_SYMBOL.match(contract):
+            keys = frozenset({f"{venue.lower()}:{contract.upper()}"})
+            out.append((text, keys, f"{venue.lower()} symbol {contract.upper()}"))
+            continue
+        if "_" in text and _FUTURES_SYMBOL.match(text):  # BTCUSD_PERP: a futures contract
+            keys = frozenset(f"{v}:{text.upper()}" for v in FUTURES_VENUES)
+            out.append((text, keys, f"futures contract {text.upper()}"))
+            continue
         if _BINANCE_SYMBOL.match(text):
             note = "" if index is not None else " (no Kite instruments table, so not a Kite name)"
             keys = frozenset({f"binance:{text.upper()}"})

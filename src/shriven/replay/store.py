@@ -17,8 +17,11 @@ from shriven.events import (
     WIRE_STATUS_INSTRUMENT,
     WIRE_TYPE,
     WIRE_VENUE,
+    WIRE_VENUE_SYMBOL,
     BinanceDepth,
     BinanceDepthSnapshot,
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
     BookSnapshot,
     KiteTick,
     Record,
@@ -194,6 +197,9 @@ def wire_filter(key: str) -> Callable[[list], bool]:
     )
     tick_t, status_t = KiteTick.TYPE, Status.TYPE
     book_ts = frozenset((BinanceDepth.TYPE, BinanceDepthSnapshot.TYPE))
+    # Futures books: venue and symbol at WIRE_VENUE and WIRE_VENUE_SYMBOL.
+    futures_ts = frozenset((BinanceFuturesDepth.TYPE, BinanceFuturesDepthSnapshot.TYPE))
+    at_venue_symbol = WIRE_VENUE_SYMBOL
     if venue == "kite":
         try:
             token = int(instrument)
@@ -213,7 +219,9 @@ def wire_filter(key: str) -> Callable[[list], bool]:
     def keep_binance(w: list) -> bool:
         t = w[at_type]
         if t in book_ts:
-            return w[at_symbol] == instrument
+            return venue == "binance" and w[at_symbol] == instrument
+        if t in futures_ts:
+            return w[at_venue] == venue and w[at_venue_symbol] == instrument
         return t == status_t and (
             wire_is_start(w) or (w[at_venue] == venue and w[at_instrument] == instrument)
         )

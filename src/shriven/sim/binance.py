@@ -1,4 +1,11 @@
-"""A loopback Binance spot exchange: REST depth snapshots and the combined websocket stream.
+"""A loopback Binance exchange: spot, or USD-M / COIN-M futures (``venue=``). REST depth
+snapshots, exchangeInfo and (futures) open interest, and the combined websocket stream.
+
+Futures mode speaks fapi/dapi and fstream/dstream: update ids are shared by every symbol (so a
+symbol's ``U`` jumps past its previous ``u``) and each diff names its predecessor's ``u`` as
+``pu``; the streams are depth at any documented speed, aggTrade, bookTicker, markPrice@1s and
+forceOrder; REST answers carry ``X-MBX-USED-WEIGHT-1M``. Spot mode is unchanged (its sequence
+depends only on the seed), with bookTicker and aggTrade offered besides.
 
 It keeps, per symbol, a random-walk L2 book (the truth) and every diff it produced, so a test
 can ask for the true book at any update id it reached. The sequence of books, diffs and trades
@@ -19,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from aiohttp import WSMsgType, web
 
@@ -44,6 +52,7 @@ class _Diff:
     event_time: int
     bids: dict[int, int]  # ticks -> lots (0 = removed)
     asks: dict[int, int]
+    prev_id: int = 0  # the previous diff's last_id (futures' pu)
 
 
 @dataclass(slots=True)
@@ -70,6 +79,8 @@ class SimBook:
     start_bids: dict[int, int] = field(default_factory=dict)
     start_asks: dict[int, int] = field(default_factory=dict)
     history: list[_Diff] = field(default_factory=list)
+    # Futures: ids other symbols take between two of this one's diffs (0 on spot).
+    id_skip: int = 0
 
     def seed_levels(self, rng: random.Random) -> None:
         for off in range(1, self.levels + 1):
@@ -106,9 +117,10 @@ class SimBook:
                 ch[p] = 0
             else:
                 side[p] = ch[p] = rng.randint(1, 200_000)
-        first = self.update_id + 1
+        prev = self.update_id
+        first = self.update_id + 1 + self.id_skip
         self.update_id = first + rng.randint(0, 3)
-        diff = _Diff(first, self.update_id, event_ms, bids_ch, asks_ch)
+        diff = _Diff(first, self.update_id, event_ms, bids_ch, asks_ch, prev)
         self.history.append(diff)
         if len(self.history) > self.max_history:  # fold the oldest diffs into the start book
             drop = len(self.history) // 2
@@ -156,9 +168,10 @@ class _Conn:
     number: int
     ws: web.WebSocketResponse
     request: web.Request
-    streams: set[str]
+    streams: dict[str, str]  # canonical "<sym>@<kind>" -> the stream name the client asked for
     stalled_until: float = 0.0
     received: deque[float] = field(default_factory=deque)  # times of the client's messages
+    closing: bool = False  # a close was started: nothing more is sent on it
 
 
 class BinanceSimulator:
@@ -177,14 +190,26 @@ class BinanceSimulator:
         ledger_size: int = 100_000,
         max_history: int = 200_000,
         quiet: Sequence[str] = (),
+        venue: str = "binance",
     ) -> None:
+        if venue not in _PATHS:
+            raise ValueError(f"unknown venue {venue!r}: use one of {sorted(_PATHS)}")
+        self.venue = venue
+        self.futures = venue != "binance"
         self.rng = random.Random(seed)
+        # Draws for what spot never had (futures id skips, tickers, mark prices, liquidations):
+        # a second generator, so the spot sequence of a seed stays what it always was.
+        self.extra_rng = random.Random(seed + 1_000_003)
         self.interval = interval_ms / 1000.0
         self.trade_probability = trade_probability
         self.books: dict[str, SimBook] = {}
         for i, s in enumerate(symbols):
             book = SimBook(s.upper(), _START_MID[i % len(_START_MID)], levels, max_history)
             book.seed_levels(self.rng)
+            if self.futures:
+                book.update_id = 600_000_000_000 + i * 1_000
+                book.start_id = book.update_id
+                book.id_skip = 7 * (i + 1)
             self.books[book.symbol] = book
         self.quiet = {s.upper() for s in quiet}  # symbols whose book never changes
         self.ledger: deque[LedgerEntry] = deque(maxlen=ledger_size)
@@ -201,6 +226,12 @@ class BinanceSimulator:
         self._raw: deque[str] = deque()
         self._rest_failures: list[tuple[int, float]] = []
         self._stale_snapshots: list[int] = []
+        self._liquidations = 0
+        self.weight_used = 0  # REST weight in the current minute (X-MBX-USED-WEIGHT-1M)
+        self._weight_minute = 0
+        self.open_interest_requests = 0
+        self.exchange_info_requests = 0
+        self.delivered: set[str] = set()  # contracts listed as DELIVERED by exchangeInfo
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self.base_url = ""
@@ -213,7 +244,11 @@ class BinanceSimulator:
 
     async def start(self) -> str:
         app = web.Application()
-        app.router.add_get("/api/v3/depth", self._depth)
+        paths = _PATHS[self.venue]
+        app.router.add_get(paths["depth"], self._depth)
+        app.router.add_get(paths["exchangeInfo"], self._exchange_info)
+        if self.futures:
+            app.router.add_get(paths["openInterest"], self._open_interest)
         app.router.add_get("/stream", self._stream)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -263,7 +298,16 @@ class BinanceSimulator:
                 "b": [[price_str(p), qty_str(q)] for p, q in sorted(d.bids.items(), reverse=True)],
                 "a": [[price_str(p), qty_str(q)] for p, q in sorted(d.asks.items())],
             }
+            if self.futures:
+                data["T"] = d.event_time - 2
+                data["pu"] = d.prev_id
             out.append((f"{low}@depth", "depth", json.dumps(data, separators=(",", ":"))))
+            out.append((f"{low}@bookTicker", "bookTicker", self._book_ticker(book)))
+            if self.futures:
+                out.extend(self._futures_extras(book))
+                if self.rng.random() < self.trade_probability and book.bids:
+                    out.append((f"{low}@aggTrade", "aggTrade", self._agg_trade(book)))
+                continue
             if self.rng.random() < self.trade_probability and book.bids:
                 book.trade_id += 1
                 maker_buy = self.rng.random() < 0.5
@@ -280,9 +324,89 @@ class BinanceSimulator:
                     "M": True,
                 }
                 out.append((f"{low}@trade", "trade", json.dumps(trade, separators=(",", ":"))))
+                agg = {
+                    "e": "aggTrade", "E": trade["E"], "s": sym, "a": book.trade_id,
+                    "p": trade["p"], "q": trade["q"], "f": book.trade_id, "l": book.trade_id,
+                    "T": trade["T"], "m": maker_buy, "M": True,
+                }  # fmt: skip
+                out.append((f"{low}@aggTrade", "aggTrade", json.dumps(agg, separators=(",", ":"))))
+        return out
+
+    def _book_ticker(self, book: SimBook) -> str:
+        bid = max(book.bids) if book.bids else 0
+        ask = min(book.asks) if book.asks else 0
+        data: dict[str, object] = {
+            "u": book.update_id,
+            "s": book.symbol,
+            "b": price_str(bid),
+            "B": qty_str(book.bids.get(bid, 0)),
+            "a": price_str(ask),
+            "A": qty_str(book.asks.get(ask, 0)),
+        }
+        if self.futures:
+            data = {"e": "bookTicker", **data, "T": self._clock_ms - 1, "E": self._clock_ms}
+        return json.dumps(data, separators=(",", ":"))
+
+    def _agg_trade(self, book: SimBook) -> str:
+        rng = self.extra_rng
+        book.trade_id += 1
+        maker_buy = rng.random() < 0.5
+        px = max(book.bids) if maker_buy else min(book.asks or book.bids)
+        first = book.trade_id * 3
+        data = {
+            "e": "aggTrade",
+            "E": self._clock_ms,
+            "a": book.trade_id,
+            "s": book.symbol,
+            "p": price_str(px),
+            "q": qty_str(rng.randint(1, 50_000)),
+            "f": first,
+            "l": first + rng.randint(0, 2),
+            "T": self._clock_ms - 1,
+            "m": maker_buy,
+        }
+        return json.dumps(data, separators=(",", ":"))
+
+    def _futures_extras(self, book: SimBook) -> list[tuple[str, str, str]]:
+        """markPrice@1s once a simulated second, a liquidation now and then (or when asked)."""
+        low = book.symbol.lower()
+        out: list[tuple[str, str, str]] = []
+        rng = self.extra_rng
+        if self._clock_ms // 1000 != (self._clock_ms - max(1, int(self.interval * 1000))) // 1000:
+            mid = price_str(book.mid)
+            perpetual = _contract_type(book.symbol, list(self.books)) == "PERPETUAL"
+            rate = f"{rng.uniform(-0.0005, 0.0005):.8f}" if perpetual else ""
+            mark = {
+                "e": "markPriceUpdate",
+                "E": self._clock_ms,
+                "s": book.symbol,
+                "p": mid,
+                "P": mid,
+                "i": price_str(book.mid + rng.randint(-2, 2)),
+                "r": rate,
+                "T": (self._clock_ms // 28_800_000 + 1) * 28_800_000 if perpetual else 0,
+            }
+            out.append((f"{low}@markPrice", "markPrice", json.dumps(mark, separators=(",", ":"))))
+        if self._liquidations or rng.random() < 0.01:
+            self._liquidations = max(0, self._liquidations - 1)
+            side = rng.choice(("BUY", "SELL"))
+            q = qty_str(rng.randint(1, 10_000))
+            order = {
+                "s": book.symbol, "S": side, "o": "LIMIT", "f": "IOC", "q": q,
+                "p": price_str(book.mid), "ap": price_str(book.mid), "X": "FILLED",
+                "l": q, "z": q, "T": self._clock_ms - 1,
+            }  # fmt: skip
+            force = {"e": "forceOrder", "E": self._clock_ms, "o": order}
+            out.append(
+                (f"{low}@forceOrder", "forceOrder", json.dumps(force, separators=(",", ":")))
+            )
         return out
 
     # ------------------------------------------------------------ fault switches
+
+    def send_liquidations(self, count: int = 1) -> None:
+        """Futures: send a forceOrder for the next ``count`` symbol steps."""
+        self._liquidations += count
 
     def inject_gap(self, symbol: str, count: int = 1) -> None:
         """Withhold the next ``count`` diffs of ``symbol`` from every connection."""
@@ -291,6 +415,8 @@ class BinanceSimulator:
     async def drop_connections(self, abrupt: bool = False) -> int:
         """Close every stream connection (a close frame, as at the 24 h mark, or abruptly)."""
         conns = list(self.conns)
+        for c in conns:
+            c.closing = True
         for c in conns:
             if abrupt and c.request.transport is not None:
                 c.request.transport.abort()
@@ -326,6 +452,67 @@ class BinanceSimulator:
 
     # ------------------------------------------------------------ HTTP handlers
 
+    def _weigh(self, weight: int) -> dict[str, str]:
+        """Count ``weight`` in the current minute; the header Binance sends with the total."""
+        minute = int(time.time() // 60)
+        if minute != self._weight_minute:
+            self._weight_minute = minute
+            self.weight_used = 0
+        self.weight_used += weight
+        return {"X-MBX-USED-WEIGHT-1M": str(self.weight_used)}
+
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        self.exchange_info_requests += 1
+        symbols = []
+        names = list(self.books)
+        for sym in names:
+            row: dict[str, object] = {
+                "symbol": sym,
+                "status": "DELIVERED" if sym in self.delivered else "TRADING",
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "tickSize": price_str(1)},
+                    {"filterType": "LOT_SIZE", "stepSize": qty_str(1)},
+                ],
+            }
+            if self.futures:
+                # A delivered contract keeps its type; the others move up past it.
+                live = [n for n in names if n not in self.delivered or n == sym]
+                ctype = _contract_type(sym, live)
+                row["contractType"] = ctype
+                row["pair"] = sym.partition("_")[0]
+                row["deliveryDate"] = _delivery_ms(sym)
+                if self.venue == "binance-coinm":
+                    row["contractStatus"] = row.pop("status")
+                    row["contractSize"] = 100 if sym.startswith("BTC") else 10
+            symbols.append(row)
+        weight = 1 if self.futures else 20
+        body = {
+            "rateLimits": [
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": 2400 if self.futures else 6000,
+                }
+            ],
+            "symbols": symbols,
+        }
+        return web.json_response(body, headers=self._weigh(weight))
+
+    async def _open_interest(self, request: web.Request) -> web.Response:
+        self.open_interest_requests += 1
+        symbol = request.query.get("symbol", "").upper()
+        book = self.books.get(symbol)
+        if book is None:
+            body = json.dumps({"code": -1121, "msg": "Invalid symbol."})
+            return web.Response(status=400, text=body, content_type="application/json")
+        oi = {"symbol": symbol, "openInterest": qty_str(10_000_000 + book.update_id % 100_000)}
+        if self.venue == "binance-coinm":
+            oi["pair"] = symbol.partition("_")[0]
+            oi["contractType"] = _contract_type(symbol, list(self.books))
+        oi["time"] = self._clock_ms
+        return web.json_response(oi, headers=self._weigh(1))
+
     async def _depth(self, request: web.Request) -> web.Response:
         self.snapshot_requests += 1
         if self._rest_failures:
@@ -353,9 +540,13 @@ class BinanceSimulator:
             if len(book.history) > lag:
                 last_id = book.history[-1 - lag].last_id
                 bids, asks = book.book_at(last_id)
+        head: dict[str, object] = {"lastUpdateId": last_id}
+        if self.futures:
+            head["E"] = self._clock_ms
+            head["T"] = self._clock_ms - 1
         body = json.dumps(
             {
-                "lastUpdateId": last_id,
+                **head,
                 "bids": [[price_str(p), qty_str(q)] for p, q in sorted(bids.items(), reverse=True)][
                     :limit
                 ],
@@ -364,11 +555,12 @@ class BinanceSimulator:
             separators=(",", ":"),
         )
         self.ledger.append(LedgerEntry(time.monotonic(), 0, "snapshot", body[:200]))
-        return web.Response(text=body, content_type="application/json")
+        weight = 20 if limit > 500 else 10 if limit > 100 else 5
+        return web.Response(text=body, content_type="application/json", headers=self._weigh(weight))
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         raw = request.query.get("streams", "")
-        streams = self._stream_set(raw.split("/")) if raw else set()
+        streams = self._stream_set(raw.split("/")) if raw else {}
         if raw and not streams:
             return web.json_response({"code": -1121, "msg": "Invalid request."}, status=400)
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
@@ -387,12 +579,14 @@ class BinanceSimulator:
             self.conns.remove(conn)
         return ws
 
-    def _stream_set(self, names: Sequence[str]) -> set[str]:
-        out = set()
+    def _stream_set(self, names: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        kinds = _FUTURES_STREAMS if self.futures else _SPOT_STREAMS
         for name in names:
             sym, _, kind = str(name).partition("@")
-            if sym.upper() in self.books and kind in ("depth", "depth@100ms", "trade"):
-                out.add(f"{sym}@{'trade' if kind == 'trade' else 'depth'}")
+            canonical = kinds.get(kind)
+            if sym.upper() in self.books and canonical is not None:
+                out[f"{sym}@{canonical}"] = str(name)
         return out
 
     async def _control(self, conn: _Conn, text: str) -> bool:
@@ -416,14 +610,15 @@ class BinanceSimulator:
             await conn.ws.send_str('{"error":{"code":3,"msg":"Invalid JSON"},"id":null}')
             return True
         if method == "SUBSCRIBE":
-            conn.streams |= self._stream_set(params)
+            conn.streams.update(self._stream_set(params))
             self.subscribe_requests += 1
             result: object = None
         elif method == "UNSUBSCRIBE":
-            conn.streams -= self._stream_set(params)
+            for name in self._stream_set(params):
+                conn.streams.pop(name, None)
             result = None
         elif method == "LIST_SUBSCRIPTIONS":
-            result = sorted(conn.streams)
+            result = sorted(conn.streams.values())
         else:
             await conn.ws.send_str(
                 json.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": rid})
@@ -462,16 +657,15 @@ class BinanceSimulator:
                     self._withhold[sym] -= 1
                     self.ledger.append(LedgerEntry(now, 0, "withheld", text))
                     continue
-                wrapped = f'{{"stream":"{stream}@100ms","data":{text}}}'
-            elif kind == "trade":
-                wrapped = f'{{"stream":"{stream}","data":{text}}}'
-            else:
-                wrapped = text
             for c in list(self.conns):
                 if (stream != "*" and stream not in c.streams) or c.stalled_until > now:
                     continue
-                if c.ws.closed:
+                if c.ws.closed or c.closing:
                     continue
+                if stream != "*":  # named as the client asked (the speed suffix included)
+                    wrapped = f'{{"stream":"{c.streams[stream]}","data":{text}}}'
+                else:
+                    wrapped = text
                 try:
                     if kind == "raw" and not wrapped.isascii():
                         # Text that is not valid UTF-8 (a lone surrogate) cannot be a text frame:
@@ -483,3 +677,60 @@ class BinanceSimulator:
                 except (ConnectionError, RuntimeError):
                     continue
                 self.ledger.append(LedgerEntry(now, c.number, kind, wrapped))
+
+
+_PATHS: Final = {
+    "binance": {"depth": "/api/v3/depth", "exchangeInfo": "/api/v3/exchangeInfo"},
+    "binance-usdm": {
+        "depth": "/fapi/v1/depth",
+        "exchangeInfo": "/fapi/v1/exchangeInfo",
+        "openInterest": "/fapi/v1/openInterest",
+    },
+    "binance-coinm": {
+        "depth": "/dapi/v1/depth",
+        "exchangeInfo": "/dapi/v1/exchangeInfo",
+        "openInterest": "/dapi/v1/openInterest",
+    },
+}
+# stream kind as asked -> the kind a connection is subscribed to
+_SPOT_STREAMS: Final = {
+    "depth": "depth",
+    "depth@100ms": "depth",
+    "trade": "trade",
+    "aggTrade": "aggTrade",
+    "bookTicker": "bookTicker",
+}
+_FUTURES_STREAMS: Final = {
+    "depth": "depth",
+    "depth@0ms": "depth",
+    "depth@100ms": "depth",
+    "depth@500ms": "depth",
+    "aggTrade": "aggTrade",
+    "bookTicker": "bookTicker",
+    "markPrice": "markPrice",
+    "markPrice@1s": "markPrice",
+    "forceOrder": "forceOrder",
+}
+
+
+def _delivery_ms(symbol: str) -> int:
+    """A dated contract's delivery (08:00 UTC of its YYMMDD suffix), 0 for a perpetual."""
+    suffix = symbol.rpartition("_")[2]
+    if len(suffix) != 6 or not suffix.isdigit():
+        return 0
+    import datetime as dt
+
+    day = dt.datetime.strptime(suffix, "%y%m%d").replace(hour=8, tzinfo=dt.UTC)
+    return int(day.timestamp() * 1000)
+
+
+def _contract_type(symbol: str, symbols: Sequence[str]) -> str:
+    """PERPETUAL, or CURRENT_QUARTER / NEXT_QUARTER by delivery order within the pair."""
+    when = _delivery_ms(symbol)
+    if not when:
+        return "PERPETUAL"
+    pair = symbol.partition("_")[0]
+    dated = sorted(
+        _delivery_ms(s) for s in symbols if s.partition("_")[0] == pair and _delivery_ms(s)
+    )
+    return "CURRENT_QUARTER" if dated.index(when) == 0 else "NEXT_QUARTER"

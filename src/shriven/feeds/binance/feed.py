@@ -1,4 +1,6 @@
-"""The Binance spot websocket adapter: combined streams, depth resync, reconnects.
+"""The Binance websocket adapter (spot, USD-M and COIN-M futures): combined streams, depth
+resync, reconnects. What differs between the venues is data (feeds/binance/venues.py): REST
+paths, stream names, the depth rule (spot's ``U``/``u``, futures' ``pu`` chain).
 
 Every trade and diff received is pushed to the sink as it arrives (with its receive time), every
 snapshot that (re)starts a book is pushed when it is used, and Status records mark connects,
@@ -13,18 +15,22 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from shriven.book.depth_sync import BUFFERED, GAP, DepthSync
+from shriven.book.depth_sync import BUFFERED, GAP, DepthSync, FuturesDepthSync
 from shriven.config import Settings
 from shriven.errors import ConfigError
 from shriven.events import (
     BinanceDepth,
+    BinanceDepthSnapshot,
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
     Record,
     SeqCounter,
     Status,
@@ -40,6 +46,12 @@ from shriven.feeds.binance.parse import (
     parse_message,
 )
 from shriven.feeds.binance.rest import SnapshotClient
+from shriven.feeds.binance.streams import (
+    parse_futures_snapshot,
+    parse_open_interest,
+    parse_venue_message,
+)
+from shriven.feeds.binance.venues import BinanceMarket, market
 from shriven.feeds.connection import Link, LoopPolicy, OpenLinks, Reconnect, run_connection
 from shriven.logging import get_logger
 
@@ -66,6 +78,17 @@ MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 
 @dataclass(slots=True)
 class BinanceFeedParams:
+    venue: str = VENUE  # "binance" (spot), "binance-usdm" or "binance-coinm"
+    # Stream kinds per symbol (venues.STREAM_KINDS); empty: the venue's default.
+    streams: tuple[str, ...] = ()
+    # Seconds between open-interest polls (futures; 0: none).
+    open_interest_secs: float = 0.0
+    # REST weight per minute the venue allows (0: the venue's documented figure).
+    weight_limit: int = 0
+    # Dated contracts: symbol -> delivery time (ms). At delivery the symbol stops (a
+    # subscriptions_changed marker) and an alias naming it moves to the next contract.
+    deliveries: dict[str, int] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # alias -> contract it names now
     api_root: str = "https://api.binance.com"
     ws_url: str = "wss://stream.binance.com:9443"
     depth_limit: int = 1000
@@ -88,9 +111,20 @@ class BinanceFeedParams:
     # Binance closes a connection sending more than 5 messages a second (pongs count too).
     subscribe_interval_secs: float = 0.3
 
+    @property
+    def market(self) -> BinanceMarket:
+        return market(self.venue)
+
+    @property
+    def stream_kinds(self) -> tuple[str, ...]:
+        return self.streams or self.market.default_streams
+
     @classmethod
-    def from_settings(cls, settings: Settings) -> BinanceFeedParams:
+    def from_settings(cls, settings: Settings, venue: str = VENUE) -> BinanceFeedParams:
+        if venue != VENUE:
+            return _futures_params(settings, venue)
         return cls(
+            streams=tuple(settings.binance_streams),
             api_root=settings.binance_api_root,
             ws_url=settings.binance_ws_url,
             depth_limit=settings.binance_depth_limit,
@@ -103,14 +137,41 @@ class BinanceFeedParams:
         )
 
 
-def shard_streams(symbols: Sequence[str], max_streams: int) -> list[list[str]]:
+def _futures_params(settings: Settings, venue: str) -> BinanceFeedParams:
+    prefix = "binance_usdm" if venue == "binance-usdm" else "binance_coinm"
+    return BinanceFeedParams(
+        venue=venue,
+        streams=tuple(getattr(settings, f"{prefix}_streams")),
+        open_interest_secs=settings.binance_open_interest_secs,
+        api_root=getattr(settings, f"{prefix}_api_root"),
+        ws_url=getattr(settings, f"{prefix}_ws_url"),
+        depth_limit=settings.binance_futures_depth_limit,
+        depth_interval=getattr(settings, f"{prefix}_depth_interval"),
+        max_streams_per_connection=settings.binance_futures_max_streams_per_connection,
+        reconnect_initial_secs=settings.binance_reconnect_initial_secs,
+        reconnect_max_secs=settings.binance_reconnect_max_secs,
+        stall_secs=settings.binance_stall_secs,
+        rest_max_backoff_secs=settings.binance_rest_max_backoff_secs,
+        # Futures servers drop a connection sending more than 10 messages a second.
+        subscribe_interval_secs=0.15,
+    )
+
+
+def shard_streams(
+    symbols: Sequence[str], max_streams: int, per_symbol: int = STREAMS_PER_SYMBOL
+) -> list[list[str]]:
     """Group symbols so that each connection carries at most ``max_streams`` streams; a symbol's
-    depth and trade streams always share a connection."""
-    per_conn = max(1, max_streams // STREAMS_PER_SYMBOL)
+    streams (``per_symbol`` of them) always share a connection."""
+    per_conn = max(1, max_streams // max(1, per_symbol))
     return [list(symbols[i : i + per_conn]) for i in range(0, len(symbols), per_conn)]
 
 
-def stream_names(symbols: Sequence[str], interval: str = "100ms") -> list[str]:
+def stream_names(
+    symbols: Sequence[str], interval: str = "100ms", params: BinanceFeedParams | None = None
+) -> list[str]:
+    if params is not None and (params.venue != VENUE or params.streams):
+        m = params.market
+        return [m.stream_name(s, k, interval) for s in symbols for k in params.stream_kinds]
     names: list[str] = []
     for s in symbols:
         low = s.lower()
@@ -125,11 +186,15 @@ def stream_url(ws_url: str, symbols: Sequence[str], interval: str = "100ms") -> 
 
 
 def connection_plan(
-    ws_url: str, symbols: Sequence[str], interval: str = "100ms", url_max_chars: int = 4096
+    ws_url: str,
+    symbols: Sequence[str],
+    interval: str = "100ms",
+    url_max_chars: int = 4096,
+    params: BinanceFeedParams | None = None,
 ) -> tuple[str, list[str]]:
     """The combined-stream URL holding as many of the symbols' streams as fit in
     ``url_max_chars`` (at least one), and the stream names left to SUBSCRIBE to once open."""
-    names = stream_names(symbols, interval)
+    names = stream_names(symbols, interval, params)
     url = f"{ws_url.rstrip('/')}/stream?streams="
     n = 0
     for name in names:
@@ -154,26 +219,39 @@ def subscribe_messages(names: Sequence[str], batch: int, first_id: int = 1) -> l
 
 def connection_report(params: BinanceFeedParams, symbols: Sequence[str]) -> str:
     """What the feed would open for ``symbols`` (for ``shriven run --dry-run``)."""
-    shards = shard_streams(list(symbols), params.max_streams_per_connection)
+    kinds = params.stream_kinds
+    shards = shard_streams(list(symbols), params.max_streams_per_connection, len(kinds))
+    shown = ", ".join(f"depth@{params.depth_interval}" if k == "depth" else k for k in kinds)
     lines = [
-        f"Binance: {len(symbols)} symbol(s), {STREAMS_PER_SYMBOL * len(symbols)} streams "
-        f"(depth@{params.depth_interval}, trade) over {len(shards)} websocket connection(s) "
+        f"{_TITLES[params.venue]}: {len(symbols)} symbol(s), {len(kinds) * len(symbols)} streams "
+        f"({shown}) over {len(shards)} websocket connection(s) "
         f"(at most {params.max_streams_per_connection} streams each) to {params.ws_url}; "
         f"depth snapshots of {params.depth_limit} levels from {params.api_root}:"
     ]
     for n, shard in enumerate(shards, 1):
         _url, later = connection_plan(
-            params.ws_url, shard, params.depth_interval, params.url_max_chars
+            params.ws_url, shard, params.depth_interval, params.url_max_chars, params
         )
         how = f", {len(later)} streams by SUBSCRIBE message" if later else ""
         lines.append(f"  connection {n}: {', '.join(shard)}{how}")
+    if params.market.futures and params.open_interest_secs > 0:
+        lines.append(f"  open interest polled every {params.open_interest_secs:g} s")
     return "\n".join(lines)
 
 
-class BinanceFeed:
-    """FeedAdapter for Binance spot trades and L2 books of ``symbols``."""
+_TITLES: Final = {
+    "binance": "Binance",
+    "binance-usdm": "Binance USD-M futures",
+    "binance-coinm": "Binance COIN-M futures",
+}
 
-    venue = VENUE
+
+class _Rolled(Exception):
+    """Internal: a contract was delivered and the symbols changed: reopen every connection."""
+
+
+class BinanceFeed:
+    """FeedAdapter for one Binance venue's trades, tickers and L2 books of ``symbols``."""
 
     def __init__(
         self,
@@ -186,16 +264,25 @@ class BinanceFeed:
     ) -> None:
         if isinstance(params, Settings):
             params = BinanceFeedParams.from_settings(params)
+        self.venue = params.venue
+        self.market = params.market
         if not symbols:
             raise ConfigError(
                 "no Binance symbols configured: set SHRIVEN_BINANCE_SYMBOLS (e.g. BTCUSDT,ETHUSDT)"
             )
         self.params = params
+        # Spot with only depth and trades takes the spot parser's fast path directly.
+        self._spot_only = not self.market.futures and set(params.stream_kinds) <= {"depth", "trade"}
         self.symbols = [s.upper() for s in symbols]
         self.sink = sink
-        self.stats = FeedStats(VENUE)
-        self.syncs: dict[str, DepthSync[None]] = {s: DepthSync() for s in self.symbols}
-        self.shards = shard_streams(self.symbols, params.max_streams_per_connection)
+        self.stats = FeedStats(self.venue)
+        sync = FuturesDepthSync if self.market.futures else DepthSync
+        self.syncs: dict[str, DepthSync[None] | FuturesDepthSync[None]] = {
+            s: sync() for s in self.symbols
+        }
+        self.shards = shard_streams(
+            self.symbols, params.max_streams_per_connection, len(params.stream_kinds)
+        )
         self._seq = seq or SeqCounter()
         self._rng = rng or random.Random()
         self._order = asyncio.Lock()
@@ -212,6 +299,10 @@ class BinanceFeed:
             max_backoff=params.rest_max_backoff_secs,
             on_venue_error=self._venue_error,
             rng=self._rng,
+            depth_path=self.market.depth_path,
+            depth_weight=self.market.depth_weight,
+            weight_limit=params.weight_limit or self.market.weight_per_minute,
+            venue=self.venue,
         )
         self._pending_venue_msgs: list[Status] = []
 
@@ -221,7 +312,7 @@ class BinanceFeed:
         """Stream until cancelled; each shard reconnects on its own."""
         p = self.params
         policy = LoopPolicy(
-            venue=VENUE,
+            venue=self.venue,
             reconnect_min_secs=p.reconnect_initial_secs,
             reconnect_max_secs=p.reconnect_max_secs,
             stall_secs=p.stall_secs,
@@ -232,13 +323,29 @@ class BinanceFeed:
             restart_on_error=True,
         )
         try:
-            async with asyncio.TaskGroup() as tg:
-                for i, shard in enumerate(self.shards):
-                    link = _ShardLink(self, i, shard)
-                    tg.create_task(
-                        run_connection(link, policy, self.stats, self._links, self._rng),
-                        name=f"binance-shard-{i}",
-                    )
+            while True:
+                rolled = False
+                # after a roll the shards are planned anew: so is the set that must be open
+                links = OpenLinks(self.stats, require="all")
+                for i in range(len(self.shards)):
+                    links.add(i)
+                self._links = links
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        for i, shard in enumerate(self.shards):
+                            link = _ShardLink(self, i, shard)
+                            tg.create_task(
+                                run_connection(link, policy, self.stats, links, self._rng),
+                                name=f"{self.venue}-shard-{i}",
+                            )
+                        if self.market.open_interest_path and self.params.open_interest_secs > 0:
+                            tg.create_task(self._poll_open_interest(), name=f"{self.venue}-oi")
+                        if self.params.deliveries:
+                            tg.create_task(self._watch_deliveries(), name=f"{self.venue}-roll")
+                except* _Rolled:
+                    rolled = True  # the shards closed cleanly: reconnect with the new contracts
+                if not rolled or not self.syncs:
+                    return
         finally:
             tasks = [
                 *self._resync_tasks.values(),
@@ -263,7 +370,10 @@ class BinanceFeed:
 
     async def _message(self, raw: str | bytes, recv_ns: int) -> None:
         try:
-            record = parse_message(raw, recv_ns, symbols=self.syncs)
+            if self._spot_only:
+                record = parse_message(raw, recv_ns, symbols=self.syncs)
+            else:
+                record = parse_venue_message(raw, recv_ns, self.venue, symbols=self.syncs)
         except ServerShutdown as exc:
             raise Reconnect("venue announced server shutdown") from exc
         except BinanceMessageError as exc:
@@ -286,6 +396,20 @@ class BinanceFeed:
                     )
                 elif outcome == BUFFERED:
                     self._ensure_resync(record.symbol)
+            elif type(record) is BinanceFuturesDepth:
+                fsync = self.syncs[record.symbol]
+                await self._put(record)
+                expected = fsync.last_update_id
+                outcome = fsync.on_diff(  # type: ignore[call-arg]
+                    record.first_update_id, record.last_update_id, record.prev_update_id, None
+                )
+                if outcome == GAP:
+                    await self._gap(
+                        record.symbol,
+                        f"sequence: expected pu={expected}, got pu={record.prev_update_id}",
+                    )
+                elif outcome == BUFFERED:
+                    self._ensure_resync(record.symbol)
             else:
                 await self._put(record)
             await self._flush_venue_messages()
@@ -296,7 +420,7 @@ class BinanceFeed:
         self.stats.records += 1
 
     def _status(self, kind: str, instrument: str = "", detail: str = "") -> Status:
-        return Status(now_ns(), 0, VENUE, kind, instrument, detail)
+        return Status(now_ns(), 0, self.venue, kind, instrument, detail)
 
     async def _gap(self, symbol: str, detail: str) -> None:
         self.stats.gaps += 1
@@ -337,7 +461,7 @@ class BinanceFeed:
         task = self._resync_tasks.get(symbol)
         if task is None or task.done():
             self._resync_tasks[symbol] = asyncio.create_task(
-                self._resync(symbol), name=f"binance-resync-{symbol}"
+                self._resync(symbol), name=f"{self.venue}-resync-{symbol}"
             )
 
     async def _resync(self, symbol: str) -> None:
@@ -350,7 +474,11 @@ class BinanceFeed:
                 await asyncio.sleep(self.params.rest_max_backoff_secs)
                 continue
             try:
-                snap = parse_depth_snapshot(body, symbol, recv_ns)
+                snap: BinanceDepthSnapshot | BinanceFuturesDepthSnapshot = (
+                    parse_futures_snapshot(body, self.venue, symbol, recv_ns)
+                    if self.market.futures
+                    else parse_depth_snapshot(body, symbol, recv_ns)
+                )
             except BinanceMessageError as exc:
                 if self.stats.count_error(exc.kind) == 1:
                     log.warning("bad depth snapshot", symbol=symbol, error=str(exc))
@@ -406,6 +534,85 @@ class BinanceFeed:
             )
         )
 
+    async def _poll_open_interest(self) -> None:
+        """The venue has no open-interest stream: ask REST for each symbol every interval."""
+        path = self.market.open_interest_path
+        while True:
+            for symbol in list(self.syncs):
+                try:
+                    body, recv_ns = await self.rest.get(
+                        path, {"symbol": symbol}, weight=1, symbol=symbol, what="open interest"
+                    )
+                    record = parse_open_interest(body, self.venue, symbol, recv_ns)
+                except BinanceMessageError as exc:
+                    if self.stats.count_error(exc.kind) == 1:
+                        log.warning("bad open interest answer", symbol=symbol, error=str(exc))
+                    continue
+                except Exception as exc:  # a refused symbol must not end the poll
+                    if self.stats.count_error("open_interest_refused") == 1:
+                        log.error("cannot fetch open interest", symbol=symbol, error=str(exc))
+                    continue
+                async with self._order:
+                    await self._put(record)
+                    await self._flush_venue_messages()
+            await asyncio.sleep(self.params.open_interest_secs)
+
+    async def _watch_deliveries(self) -> None:
+        """Sleep until the next delivery among our contracts, then roll (see :meth:`_roll`)."""
+        p = self.params
+        pending = {s: ms for s, ms in p.deliveries.items() if s in self.syncs}
+        if not pending:
+            await asyncio.Event().wait()  # nothing to deliver: idle until cancelled
+        symbol, when_ms = min(pending.items(), key=lambda kv: kv[1])
+        await asyncio.sleep(max(0.0, when_ms / 1000 - time.time()))
+        await self._roll(symbol)
+        raise _Rolled(symbol)
+
+    async def _roll(self, delivered: str) -> None:
+        """``delivered`` stops; every alias that named it is resolved again against
+        exchangeInfo (the venue lists the next contract under the same pair and contract type)."""
+        from shriven.feeds.binance.listings import resolve_symbols
+        from shriven.feeds.binance.streams import parse_exchange_info
+
+        p = self.params
+        p.deliveries.pop(delivered, None)
+        moved = [a for a, s in p.aliases.items() if s == delivered]
+        added: list[str] = []
+        for alias in moved:
+            try:
+                body, _ns = await self.rest.get(
+                    self.market.exchange_info_path, {}, weight=1, what="exchangeInfo"
+                )
+                resolved = resolve_symbols(self.venue, [alias], parse_exchange_info(body))
+            except Exception as exc:  # the roll must not end the feed
+                self.stats.count_error("roll_failed")
+                log.error("cannot roll the alias", venue=self.venue, alias=alias, error=str(exc))
+                continue
+            new = resolved.symbols[0]
+            p.aliases[alias] = new
+            listing = resolved.listings[new]
+            if listing.delivery_date:
+                p.deliveries[new] = listing.delivery_date
+            if new not in self.syncs and new != delivered:
+                added.append(new)
+        symbols = [s for s in self.symbols if s != delivered] + added
+        log.info("contract delivered, rolling", venue=self.venue, delivered=delivered, added=added)
+        async with self._order:
+            await self._put(
+                self._status(
+                    StatusKind.SUBSCRIPTIONS_CHANGED,
+                    delivered,
+                    status_detail(reason="delivered", removed=[delivered], added=added),
+                )
+            )
+        task = self._resync_tasks.pop(delivered, None)
+        if task is not None:
+            task.cancel()
+        sync_type = FuturesDepthSync if self.market.futures else DepthSync
+        self.syncs = {s: self.syncs.get(s) or sync_type() for s in symbols}
+        self.symbols = symbols
+        self.shards = shard_streams(symbols, p.max_streams_per_connection, len(p.stream_kinds))
+
     async def _flush_venue_messages(self) -> None:
         while self._pending_venue_msgs:
             await self._put(self._pending_venue_msgs.pop(0))
@@ -420,7 +627,7 @@ class _ShardLink(Link):
         self.index = index
         self._feed = feed
         self._symbols = symbols
-        self._url, later = connection_plan(p.ws_url, symbols, p.depth_interval, p.url_max_chars)
+        self._url, later = connection_plan(p.ws_url, symbols, p.depth_interval, p.url_max_chars, p)
         self._requests = subscribe_messages(later, p.subscribe_batch)
         self._subscribing: asyncio.Task[None] | None = None
 

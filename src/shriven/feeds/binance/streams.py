@@ -57,6 +57,7 @@ Decimal = Annotated[str, msgspec.Meta(pattern=DECIMAL_PATTERN)]
 Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9_]{1,32}\Z")]
 Word = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_]{1,32}\Z")]
 FundingRate = Annotated[str, msgspec.Meta(pattern=r"^(-?[0-9]{1,20}(\.[0-9]{1,20})?)?\Z")]
+OptionalDecimal = Annotated[str, msgspec.Meta(pattern=r"^([0-9]{1,20}(\.[0-9]{1,20})?)?\Z")]
 
 
 class _Wrapper(msgspec.Struct):
@@ -106,10 +107,11 @@ class _MarkPrice(msgspec.Struct):
     E: Int64
     s: Symbol
     p: Decimal
-    P: Decimal
     r: FundingRate
     T: Int64
-    i: Decimal = "0"  # COIN-M's per-pair stream has no index price
+    # Documented on both venues, but recorded as "" (never made up) if a message lacks one.
+    P: OptionalDecimal = ""
+    i: OptionalDecimal = ""
 
 
 class _Order(msgspec.Struct):
@@ -199,10 +201,13 @@ def parse_venue_message(
     try:
         msg = _wrapper(raw)
     except (_DecodeError, UnicodeError, RecursionError):
-        problem = _classify(raw)
-        if problem is None:
-            return None
-        raise problem from None
+        bare = _bare(raw, venue)  # a raw /ws/<stream> payload, no combined-stream wrapper
+        if bare is None:
+            problem = _classify(raw)
+            if problem is None:
+                return None
+            raise problem from None
+        msg = bare
     named = _stream_kind(msg.stream, venue)
     if named is None:
         problem = _classify(raw)
@@ -247,6 +252,41 @@ def parse_venue_message(
     return BinanceForceOrder(
         recv_ns, seq, venue, symbol, data.E, o.S, o.o, o.f, o.q, o.p, o.ap, o.X, o.l, o.z, o.T
     )
+
+
+class _Event(msgspec.Struct):
+    e: str = ""
+    s: str = ""
+    o: dict[str, object] | None = None
+
+
+_event = msgspec.json.Decoder(_Event).decode
+_STREAM_OF_EVENT: Final = {
+    "depthUpdate": "depth@100ms",
+    "aggTrade": "aggTrade",
+    "bookTicker": "bookTicker",
+    "markPriceUpdate": "markPrice",
+    "forceOrder": "forceOrder",
+}
+
+
+def _bare(raw: bytes | str, venue: str) -> _Wrapper | None:
+    """A payload sent without the wrapper, as the stream it would have been named by (from its
+    event type and symbol); None when it is not one of our events."""
+    try:
+        ev = _event(raw)
+    except (_DecodeError, UnicodeError, RecursionError):
+        return None
+    suffix = _STREAM_OF_EVENT.get(ev.e)
+    if suffix is None or (venue == "binance" and ev.e == "depthUpdate"):
+        return None
+    symbol = ev.s
+    if ev.e == "forceOrder" and isinstance(ev.o, dict):
+        symbol = str(ev.o.get("s", ""))
+    if not symbol:
+        return None
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    return _Wrapper(f"{symbol.lower()}@{suffix}", msgspec.Raw(data))
 
 
 def parse_futures_snapshot(
