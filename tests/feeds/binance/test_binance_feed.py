@@ -373,7 +373,9 @@ async def test_a_frame_over_the_size_limit_is_a_reconnect_not_unbounded_memory()
     sim = BinanceSimulator(SYMBOLS, seed=6, interval_ms=20)
     await sim.start()
     sink = ListSink()
-    feed = BinanceFeed(fast_params(sim), SYMBOLS, sink, rng=random.Random(1))
+    # A 16 MiB frame can take longer than the usual 0.6 s stall limit to arrive on a loaded
+    # machine; the stall would then be the reason for the reconnect, not the frame's size.
+    feed = BinanceFeed(fast_params(sim, stall_secs=30.0), SYMBOLS, sink, rng=random.Random(1))
     task = asyncio.create_task(feed.run())
     try:
         await caught_up(sim, sink, "initial books")
