@@ -63,4 +63,6 @@ def test_run_sim_usdm_records_a_store_whose_books_verify(tmp_path: Path) -> None
         "--data-dir", str(data), "--tz", "UTC",
     )  # fmt: skip
     assert book.returncode == 0, book.stderr
-    assert "binance-usdm:BTCUSDT" in book.stdout + book.stderr
+    assert "binance-usdm:BTCUSDT" in book.stdout
+    # named and scaled from the store's Binance instruments table
+    assert "binance-usdm:BTCUSDT: PERPETUAL of BTCUSDT, tick size 0.01000000" in book.stderr

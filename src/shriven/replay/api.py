@@ -19,7 +19,7 @@ from shriven.files import atomic_output
 from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, VerifyReport, verify_books
 from shriven.replay.columns import write_sidecars
-from shriven.replay.instruments import instruments_for
+from shriven.replay.instruments import contract_note, instruments_for
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
 from shriven.replay.reconstruct import BookAt, book_at, resolve_book_key
 from shriven.replay.select import (
@@ -272,6 +272,10 @@ def replay_book(
             "(`shriven replay --kind status` shows what was recorded and when) and --at"
             + (f"; {inst_note}" if inst_note else "")
         )
+    if contract := contract_note(data_dir, key):  # a futures contract named and scaled
+        notes.append(contract)
+        if on_note is not None:
+            on_note(contract)
     return BookResult(book, key, notes)
 
 

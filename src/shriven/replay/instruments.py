@@ -8,7 +8,7 @@ from pathlib import Path
 from shriven.errors import ShrivenError
 from shriven.replay.select import InstrumentRow
 
-__all__ = ["cached_instruments", "instruments_for"]
+__all__ = ["cached_instruments", "contract_note", "instruments_for"]
 
 
 def cached_instruments(cache_dir: Path) -> tuple[Sequence[InstrumentRow] | None, str]:
@@ -47,3 +47,26 @@ def instruments_for(
         return recorded, ""
     live = {r.instrument_token for r in cached}
     return [*cached, *(r for r in recorded if r.instrument_token not in live)], ""
+
+
+def contract_note(data_dir: Path, key: str) -> str:
+    """What the store's Binance instruments table says of ``key`` (``binance-coinm:BTCUSD_PERP``)
+    as one line, or "" when it has nothing on it."""
+    from shriven.universe.binance_recorded import load_listings
+
+    venue, _, symbol = key.partition(":")
+    row = load_listings(Path(data_dir)).get(venue, {}).get(symbol)
+    if row is None:
+        return ""
+    kind = row.contract_type or "spot"
+    parts = [f"{key}: {kind} of {row.pair}", f"tick size {row.tick_size or '?'}"]
+    parts.append(f"lot size {row.lot_size or '?'}")
+    if row.contract_size:
+        parts.append(f"contract size {row.contract_size}")
+    if row.delivery_date:
+        from zoneinfo import ZoneInfo
+
+        from shriven.replay.times import format_ns
+
+        parts.append(f"delivery {format_ns(row.delivery_date * 1_000_000, ZoneInfo('UTC'))}")
+    return ", ".join(parts) + " (the store's Binance instruments table)"
