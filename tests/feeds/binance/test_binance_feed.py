@@ -117,9 +117,11 @@ async def test_books_equal_the_true_books_after_gaps_disconnects_and_bad_input()
         assert_books_equal_truth(sim, sink.records)
 
         # A withheld diff: a gap on one symbol, a 429 and then a stale snapshot on its resync.
-        await wait_for(lambda: len(sim.books["ETHUSDT"].history) > 30, "some history")
+        # lag: 100 diffs (2 s) before the resync's request, so even a resync slowed by a loaded
+        # machine gets a snapshot from before the withheld diff, which must be refused as stale.
+        await wait_for(lambda: len(sim.books["ETHUSDT"].history) > 120, "some history")
         sim.fail_rest(1, 429, retry_after=0.05)
-        sim.serve_stale_snapshots(1, lag=20)
+        sim.serve_stale_snapshots(1, lag=100)
         sim.inject_gap("ETHUSDT")
         await wait_for(lambda: feed.stats.gaps >= 1, "gap detected")
         await wait_for(lambda: len(sink.statuses(StatusKind.RESYNCED)) >= 4, "resync after gap")
