@@ -39,6 +39,7 @@ from order_book import OrderBook as CBook
 from sortedcontainers import SortedList
 
 from shriven.book import BookKeeper, OrderBook, features
+from shriven.book.levels import ACCELERATED
 from shriven.events import BinanceDepth, BinanceDepthSnapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "binance"
@@ -372,7 +373,9 @@ def main() -> None:
 
     print(f"book_update: {n:,} level changes in {len(sdiffs):,} diffs (sizes from real BTCUSDT")
     print("diffs), 70% updates / 20% inserts / 10% deletes within the best 50 levels, on the real")
-    print(f"1000+1000-level BTCUSDT snapshot; median of {args.repeats} runs\n")
+    print(f"1000+1000-level BTCUSDT snapshot; median of {args.repeats} runs")
+    built = "built (C)" if ACCELERATED else "NOT built: the pure-Python reference runs"
+    print(f"shriven.book._levels: {built}\n")
     print(f"{'contestant':18s} {'median ns/change':>17s} {'best':>7s}")
     for name, v in results.items():
         print(f"{name:18s} {v:17.1f} {best[name]:7.1f}")
