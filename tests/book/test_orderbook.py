@@ -137,3 +137,18 @@ def test_best_prices_equal_the_public_api(batches_: list) -> None:
         assert book.is_locked() == (expected is not None and expected[0] == expected[1])
     book.replace([(1.0, 1.0), (3.0, 1.0)], [(2.0, 1.0), (5.0, 1.0)])
     assert best_prices(book) == (3.0, 2.0) and book.is_crossed()
+
+
+def test_the_python_reference_applies_the_levels_it_packed() -> None:
+    """The path a process without the C extension takes: pack once, then apply the doubles."""
+    from shriven.book.levels import py_apply_side, py_pack_levels
+
+    side: dict[float, float] = {100.0: 1.0, 99.0: 2.0}
+    keys = [99.0, 100.0]
+    packed = py_pack_levels([("100.5", "3"), ("99", "0"), ("98.25", "1.5")])
+    assert packed is not None
+    assert py_apply_side(side, keys, packed, False) == 3
+    assert side == {100.0: 1.0, 100.5: 3.0, 98.25: 1.5}
+    assert keys == [98.25, 100.0, 100.5]
+    assert py_pack_levels([("1", "NaN")]) is None
+    assert py_pack_levels([("abc", "1")]) is None
