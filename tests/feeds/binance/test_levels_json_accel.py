@@ -25,9 +25,16 @@ pair = st.builds(
 )
 odd_pair = st.sampled_from(['["1"]', '["1","2","3"]', "{}", '[["1","2"]]', "[]", '"1"'])
 arrays = st.builds(
-    lambda s1, items, seps, s2: "[" + s1 + "".join(
-        (sep if i else "") + item for i, (item, sep) in enumerate(zip(items, seps, strict=False))
-    ) + s2 + "]",
+    lambda s1, items, seps, s2: (
+        "["
+        + s1
+        + "".join(
+            (sep if i else "") + item
+            for i, (item, sep) in enumerate(zip(items, seps, strict=False))
+        )
+        + s2
+        + "]"
+    ),
     space,
     st.lists(st.one_of(pair, pair, pair, odd_pair), max_size=6),
     st.lists(st.sampled_from([",", " , ", ",\n", ""]), min_size=6, max_size=6),
