@@ -27,23 +27,24 @@ def reference(batches_: list) -> tuple[list, list]:
     return sorted(bids.items(), reverse=True), sorted(asks.items())
 
 
+def check_sides(book: OrderBook) -> None:
+    """The layout's invariant: each side's price list is its dict's keys, sorted best last."""
+    assert book.bid_keys == sorted(book.bids)
+    assert book.ask_keys == sorted(book.asks, reverse=True)
+
+
 @settings(max_examples=300, deadline=None)
-@given(batches, st.sampled_from([None, 4, 8]), st.booleans())
+@given(batches, st.booleans())
 def test_any_sequence_of_changes_equals_the_naive_reference(
-    batches_: list, load: int | None, read_between: bool
+    batches_: list, read_between: bool
 ) -> None:
     book = OrderBook()
-    if load is not None:  # tiny sublists: exercise SortedList's split, merge and index paths
-        book.bids._reset(load)
-        book.asks._reset(load)
     for b, a in batches_:
         book.apply(b, a)
-        if read_between:  # positional reads build SortedList's index, which updates must keep
+        if read_between:
             book.top(3)
-            book.bids.islice(1, 2)
-            book.asks.islice(1, 2)
-    book.bids._check()  # SortedDict's own invariants: sorted keys == dict keys
-    book.asks._check()
+            check_sides(book)
+    check_sides(book)
     ref_bids, ref_asks = reference(batches_)
     bids, asks = book.levels()
     assert bids == ref_bids
@@ -58,27 +59,18 @@ def test_any_sequence_of_changes_equals_the_naive_reference(
 
 
 @settings(max_examples=200, deadline=None)
-@given(batches, changes, changes, batches, st.sampled_from([None, 4]), st.booleans())
-def test_replace_discards_everything_before(
-    batches_: list, b: list, a: list, after: list, load: int | None, read_between: bool
-) -> None:
+@given(batches, changes, changes, batches)
+def test_replace_discards_everything_before(batches_: list, b: list, a: list, after: list) -> None:
     book = OrderBook()
-    if load is not None:  # tiny sublists: replace must leave SortedList's layout valid
-        book.bids._reset(load)
-        book.asks._reset(load)
     for bb, aa in batches_:
         book.apply(bb, aa)
-    if read_between:  # a positional index that replace must drop
-        book.top(3)
     book.replace(b, a, 42)
-    book.bids._check()
-    book.asks._check()
+    check_sides(book)
     assert book.levels() == reference([(b, a)])
     assert book.update_id == 42
     for bb, aa in after:  # and changes after it land as on a book built from scratch
         book.apply(bb, aa)
-    book.bids._check()
-    book.asks._check()
+    check_sides(book)
     assert book.levels() == reference([(b, a), *after])
 
 
@@ -129,26 +121,34 @@ def test_repeated_price_in_one_batch_ends_with_the_last_change() -> None:
     assert book.levels() == ([(10.0, 3.0)], [])
     book.apply([(10.0, 4.0), (10.0, 0.0)], [])
     assert book.levels() == ([], [])
-    book.bids._check()
+    check_sides(book)
 
 
 @settings(max_examples=200, deadline=None)
-@given(batches, st.sampled_from([None, 4, 8]))
-def test_best_prices_read_from_the_sorted_internals_equal_the_public_api(
-    batches_: list, load: int | None
-) -> None:
-    """best_prices reads sortedcontainers' private sublists: this is its check that they still
-    mean what it assumes, through splits and merges of the sublists (small loads)."""
+@given(batches)
+def test_best_prices_equal_the_public_api(batches_: list) -> None:
     book = OrderBook()
-    if load is not None:
-        book.bids._reset(load)
-        book.asks._reset(load)
     for b, a in batches_:
         book.apply(b, a)
-        bid, ask = book.best_bid(), book.best_ask()  # SortedDict.peekitem: the public way
+        bid, ask = book.best_bid(), book.best_ask()
         expected = None if bid is None or ask is None else (bid[0], ask[0])
         assert best_prices(book) == expected
         assert book.is_crossed() == (expected is not None and expected[0] > expected[1])
         assert book.is_locked() == (expected is not None and expected[0] == expected[1])
     book.replace([(1.0, 1.0), (3.0, 1.0)], [(2.0, 1.0), (5.0, 1.0)])
     assert best_prices(book) == (3.0, 2.0) and book.is_crossed()
+
+
+def test_the_python_reference_applies_the_levels_it_packed() -> None:
+    """The path a process without the C extension takes: pack once, then apply the doubles."""
+    from shriven.book.levels import py_apply_side, py_pack_levels
+
+    side: dict[float, float] = {100.0: 1.0, 99.0: 2.0}
+    keys = [99.0, 100.0]
+    packed = py_pack_levels([("100.5", "3"), ("99", "0"), ("98.25", "1.5")])
+    assert packed is not None
+    assert py_apply_side(side, keys, packed, False) == 3
+    assert side == {100.0: 1.0, 100.5: 3.0, 98.25: 1.5}
+    assert keys == [98.25, 100.0, 100.5]
+    assert py_pack_levels([("1", "NaN")]) is None
+    assert py_pack_levels([("abc", "1")]) is None

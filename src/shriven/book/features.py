@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from shriven.book.levels import position
 from shriven.book.orderbook import OrderBook
 
 __all__ = ["BookFeatures", "features"]
@@ -39,17 +40,22 @@ def features(book: OrderBook, n: int = 5, band_bps: float = 10.0) -> BookFeature
     the depth band around the mid."""
     bids = book.bids
     asks = book.asks
+    bk = book.bid_keys  # ascending: best last
+    ak = book.ask_keys  # descending: best last
     bid = bid_qty = ask = ask_qty = None
-    if bids:
-        bid, bid_qty = bids.peekitem(-1)
-    if asks:
-        ask, ask_qty = asks.peekitem(0)
+    if bk:
+        bid = bk[-1]
+        bid_qty = bids[bid]
+    if ak:
+        ask = ak[-1]
+        ask_qty = asks[ask]
 
-    # map over the dict's own __getitem__ keeps the summing loops in C
+    # map over the dict's own __getitem__ keeps the summing loops in C; both sides are summed
+    # in ascending price order, as they always were, so the float sums stay bit for bit
     bq = bids.__getitem__
     aq = asks.__getitem__
-    bids_n = sum(map(bq, bids.islice(max(len(bids) - n, 0), None)))
-    asks_n = sum(map(aq, asks.islice(0, n)))
+    bids_n = sum(map(bq, bk[max(len(bk) - n, 0) :]))
+    asks_n = sum(map(aq, reversed(ak[max(len(ak) - n, 0) :])))
 
     if bid is None or ask is None:
         return BookFeatures(
@@ -62,8 +68,9 @@ def features(book: OrderBook, n: int = 5, band_bps: float = 10.0) -> BookFeature
     qsum = bid_qty + ask_qty
     micro = (bid * ask_qty + ask * bid_qty) / qsum if qsum else mid
     band = mid * band_bps / 10_000.0
-    bid_band = sum(map(bq, bids.irange(mid - band, None)))
-    ask_band = sum(map(aq, asks.irange(None, mid + band)))
+    # the prices inside the band are each list's tail, from its first price not before the edge
+    bid_band = sum(map(bq, bk[position(bk, mid - band, False) :]))
+    ask_band = sum(map(aq, reversed(ak[position(ak, mid + band, True) :])))
     return BookFeatures(
         bid,
         bid_qty,

@@ -16,6 +16,7 @@ from shriven.book.depth_sync import (
     FuturesDepthSync,
     SnapshotResult,
 )
+from shriven.book.levels import levels_valid, pack_levels
 from shriven.book.orderbook import OrderBook, best_prices
 from shriven.events import (
     FUTURES_VENUES,
@@ -58,23 +59,8 @@ def _kite_side(levels: tuple[tuple[int, int, int], ...], divisor: int) -> list[t
     return [(price / divisor, float(qty)) for price, qty, _orders in levels if qty and price]
 
 
-_INF = float("inf")
-
-
 def _floats(levels: tuple[tuple[str, str], ...]) -> list[tuple[float, float]]:
     return [(float(p), float(q)) for p, q in levels]
-
-
-def _checked_floats(levels: tuple[tuple[str, str], ...]) -> list[tuple[float, float]] | None:
-    """The levels as floats, or None if any is not a finite, non-negative number."""
-    try:
-        out = [(float(p), float(q)) for p, q in levels]
-    except (ValueError, TypeError):
-        return None
-    for p, q in out:
-        if not (0.0 <= p < _INF and 0.0 <= q < _INF):  # False for NaN too
-            return None
-    return out
 
 
 class BookKeeper:
@@ -91,6 +77,9 @@ class BookKeeper:
         self.stats = KeeperStats()
         self.crossed_now: set[str] = set()  # keys whose book is crossed or locked right now
         self._snapshot_seq = SeqCounter()
+        # symbol -> (key, book, sync): the per-diff lookup, one dict get instead of a key built
+        # and two looked up (books are only ever added, so an entry never goes stale)
+        self._binance_of: dict[str, tuple[str, OrderBook, DepthSync[BinanceDepth]]] = {}
 
     # ------------------------------------------------------------ reading
 
@@ -180,21 +169,27 @@ class BookKeeper:
             self.apply(r)
 
     def _binance(self, symbol: str) -> tuple[str, OrderBook, DepthSync[BinanceDepth]]:
-        key = "binance:" + symbol
-        book = self.books.get(key)
-        if book is None:
-            book = self.books[key] = OrderBook()
-            self.syncs[key] = DepthSync()
-        return key, book, self.syncs[key]
+        entry = self._binance_of.get(symbol)
+        if entry is None:
+            key = "binance:" + symbol
+            book = self.books.get(key)
+            if book is None:
+                book = self.books[key] = OrderBook()
+                self.syncs[key] = DepthSync()
+            entry = self._binance_of[symbol] = (key, book, self.syncs[key])
+        return entry
 
     def _depth(self, d: BinanceDepth) -> None:
-        bids = _checked_floats(d.bids)
-        asks = _checked_floats(d.asks)
         stats = self.stats
+        # Read (and checked) before the sequence rules see it: a diff no book could take never
+        # moves one on. The doubles read here are what the book applies: the text is read once.
+        bids = pack_levels(d.bids)
+        asks = pack_levels(d.asks)
         if bids is None or asks is None:
             stats.rejected += 1
             return
-        key, book, sync = self._binance(d.symbol)
+        entry = self._binance_of.get(d.symbol)
+        key, book, sync = entry if entry is not None else self._binance(d.symbol)
         outcome = sync.on_diff(d.first_update_id, d.last_update_id, d)
         if outcome == APPLY:
             self._apply_diff(key, book, d, bids, asks)
@@ -212,26 +207,35 @@ class BookKeeper:
         key: str,
         book: OrderBook,
         d: BinanceDepth,
-        bids: list[tuple[float, float]] | None = None,
-        asks: list[tuple[float, float]] | None = None,
+        bids: bytes | None = None,
+        asks: bytes | None = None,
     ) -> None:
         stats = self.stats
         if bids is None or asks is None:  # a buffered diff, checked when it arrived
-            bids, asks = _floats(d.bids), _floats(d.asks)
-        stats.levels += book.apply(bids, asks)
+            stats.levels += book.apply(d.bids, d.asks)
+        else:
+            stats.levels += book.apply(bids, asks)
         stats.applied += 1
         book.update_id = d.last_update_id
-        self._check_crossed(key, book)
+        bk = book.bid_keys
+        ak = book.ask_keys
+        if bk and ak and bk[-1] >= ak[-1]:
+            self._check_crossed(key, book)  # crossed or locked: counted there
+        elif self.crossed_now:
+            self.crossed_now.discard(key)
 
     def _snapshot(self, s: BinanceDepthSnapshot) -> None:
-        bids = _checked_floats(s.bids)
-        asks = _checked_floats(s.asks)
-        if bids is None or asks is None:
+        if not (levels_valid(s.bids) and levels_valid(s.asks)):
             self.stats.rejected += 1
             return
         key, book, sync = self._binance(s.symbol)
         self._start_book(
-            key, book, sync.on_snapshot(s.last_update_id), bids, asks, s.last_update_id
+            key,
+            book,
+            sync.on_snapshot(s.last_update_id),
+            _floats(s.bids),
+            _floats(s.asks),
+            s.last_update_id,
         )
 
     def _start_book(
@@ -272,8 +276,8 @@ class BookKeeper:
         return key, book, self.syncs[key]  # type: ignore[return-value]
 
     def _futures_depth(self, d: BinanceFuturesDepth) -> None:
-        bids = _checked_floats(d.bids)
-        asks = _checked_floats(d.asks)
+        bids = pack_levels(d.bids)
+        asks = pack_levels(d.asks)
         stats = self.stats
         if bids is None or asks is None:
             stats.rejected += 1
@@ -292,14 +296,17 @@ class BookKeeper:
             stats.buffered += 1
 
     def _futures_snapshot(self, s: BinanceFuturesDepthSnapshot) -> None:
-        bids = _checked_floats(s.bids)
-        asks = _checked_floats(s.asks)
-        if bids is None or asks is None:
+        if not (levels_valid(s.bids) and levels_valid(s.asks)):
             self.stats.rejected += 1
             return
         key, book, sync = self._futures(s.venue, s.symbol)
         self._start_book(
-            key, book, sync.on_snapshot(s.last_update_id), bids, asks, s.last_update_id
+            key,
+            book,
+            sync.on_snapshot(s.last_update_id),
+            _floats(s.bids),
+            _floats(s.asks),
+            s.last_update_id,
         )
 
     def _kite(self, tick: KiteTick) -> None:

@@ -262,6 +262,7 @@ class StoreWriter:
         # per WAL, segment file name -> per-stream counts (the open segment's grow as we append)
         self._streams: dict[str, dict[str, StreamCounts]] = {}
         self._streams_lock = threading.Lock()  # appends and metadata() may run on two threads
+        self.last_ticks_counts: StreamCounts = {}  # per stream, the last append_ticks batch
         try:
             self._streams = self._stream_counts_on_open()
             self.write_metadata()
@@ -281,13 +282,20 @@ class StoreWriter:
             out[name] = per_segment
         return out
 
-    def _count(self, name: str, writer: WalWriter, records: Sequence[Record]) -> None:
+    def _count(self, name: str, writer: WalWriter, records: Sequence[Record]) -> StreamCounts:
+        """Count ``records`` per stream once: into the segment they went to, and returned."""
+        batch: StreamCounts = {}
+        count_streams(batch, records)
         with self._streams_lock:
-            count_streams(self._streams[name].setdefault(writer.segment_path.name, {}), records)
+            _merge(self._streams[name].setdefault(writer.segment_path.name, {}), batch)
+        return batch
 
     def append_ticks(self, records: Sequence[Record]) -> int:
+        """Append ``records`` as one tick frame; :attr:`last_ticks_counts` says, per stream, how
+        many records it held (the recorder's per-stream totals read it instead of counting the
+        batch a second time)."""
         n = self.ticks.append(records)
-        self._count("ticks", self.ticks, records)
+        self.last_ticks_counts = self._count("ticks", self.ticks, records)
         self._metadata_on_rotation()
         return n
 

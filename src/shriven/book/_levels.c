@@ -1,0 +1,421 @@
+/* The book's hot path in C: decimal strings -> doubles and one side's level changes.
+ *
+ * Optional: shriven.book.levels holds the pure-Python reference of every function here, used when
+ * this module is not built, and tests/book/test_levels_accel.py checks that both give the same
+ * results on any input. A side is a dict {price: quantity} and a list of its prices sorted with
+ * the best LAST (bids ascending, asks descending), so inserts and deletes near the top move few
+ * pointers.
+ *
+ * Numbers: a str is read as Python's float() reads it. The common case, ASCII digits with at most
+ * one '.', at most 15 significant digits and 22 decimals, is converted as mantissa / 10^k: both are
+ * exact doubles and one IEEE division rounds correctly (Clinger's fast path), so the result is
+ * the one float() gives. Anything else goes through float() itself. A value that is not a finite,
+ * non-negative number makes the whole call fail before anything changes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+#define STACK_LEVELS 64
+
+static const double POW10[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* 1 and *out set when the text is a plain decimal the fast path converts exactly, else 0. */
+static int
+fast_decimal(const char *s, Py_ssize_t n, double *out)
+{
+    unsigned long long mant = 0;
+    int digits = 0, frac = -1;
+    Py_ssize_t i;
+    if (n == 0 || n > 40)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            if (mant == 0 && c == '0') {
+                /* leading zeros are not significant */
+            }
+            else if (++digits > 15) {
+                return 0;
+            }
+            mant = mant * 10 + (unsigned long long)(c - '0');
+            if (frac >= 0)
+                frac++;
+        }
+        else if (c == '.' && frac < 0 && i > 0 && i < n - 1) {
+            frac = 0;
+        }
+        else {
+            return 0;
+        }
+    }
+    if (frac > 22)
+        return 0;
+    *out = frac > 0 ? (double)mant / POW10[frac] : (double)mant;
+    return 1;
+}
+
+/* The value of one price or quantity; -1 with an exception set when it is not a finite,
+ * non-negative number. */
+static int
+to_double(PyObject *v, double *out)
+{
+    double x;
+    if (PyFloat_CheckExact(v)) {
+        x = PyFloat_AS_DOUBLE(v);
+    }
+    else {
+        if (PyUnicode_CheckExact(v) && PyUnicode_IS_ASCII(v)) {
+            if (fast_decimal((const char *)PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v), out))
+                return 0;
+        }
+        PyObject *f = PyObject_CallOneArg((PyObject *)&PyFloat_Type, v); /* float(v) */
+        if (f == NULL)
+            return -1;
+        x = PyFloat_AS_DOUBLE(f);
+        Py_DECREF(f);
+    }
+    if (!(x >= 0.0 && x < INFINITY)) { /* false for NaN too */
+        PyErr_Format(PyExc_ValueError, "not a finite, non-negative number: %R", v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Read every (price, quantity) of a sequence into pairs[2 * i], pairs[2 * i + 1]. */
+static int
+read_levels(PyObject *seq, Py_ssize_t n, double *pairs)
+{
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *lvl = items[i];
+        PyObject *p, *q;
+        if (PyTuple_CheckExact(lvl) && PyTuple_GET_SIZE(lvl) == 2) {
+            p = PyTuple_GET_ITEM(lvl, 0);
+            q = PyTuple_GET_ITEM(lvl, 1);
+        }
+        else if (PyList_CheckExact(lvl) && PyList_GET_SIZE(lvl) == 2) {
+            p = PyList_GET_ITEM(lvl, 0);
+            q = PyList_GET_ITEM(lvl, 1);
+        }
+        else {
+            PyErr_Format(PyExc_ValueError, "a level must be a (price, quantity) pair, not %R",
+                         lvl);
+            return -1;
+        }
+        if (to_double(p, &pairs[2 * i]) < 0 || to_double(q, &pairs[2 * i + 1]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Index of the first key not before x in a list sorted best last (ascending, or descending). */
+static Py_ssize_t
+position(PyObject *keys, double x, int descending)
+{
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys);
+    PyObject **items = ((PyListObject *)keys)->ob_item;
+    if (hi && (descending ? PyFloat_AS_DOUBLE(items[hi - 1]) > x
+                          : PyFloat_AS_DOUBLE(items[hi - 1]) < x))
+        return hi; /* a new best: the commonest insert */
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) >> 1;
+        double k = PyFloat_AS_DOUBLE(items[mid]);
+        if (descending ? k > x : k < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int
+apply_one(PyObject *side, PyObject *keys, double p, double q, int descending)
+{
+    PyObject *price = PyFloat_FromDouble(p);
+    if (price == NULL)
+        return -1;
+    int rc = 0;
+    if (q != 0.0) {
+        PyObject *qty = PyFloat_FromDouble(q);
+        if (qty == NULL) {
+            Py_DECREF(price);
+            return -1;
+        }
+        PyObject *old = PyDict_SetDefault(side, price, qty); /* borrowed */
+        if (old == NULL)
+            rc = -1;
+        else if (old != qty)
+            rc = PyDict_SetItem(side, price, qty); /* an update: the commonest change */
+        else
+            rc = PyList_Insert(keys, position(keys, p, descending), price);
+        Py_DECREF(qty);
+    }
+    else {
+        PyObject *old = PyDict_GetItemWithError(side, price);
+        if (old != NULL) {
+            Py_ssize_t i = position(keys, p, descending);
+            rc = PyDict_DelItem(side, price);
+            if (rc == 0)
+                rc = PyList_SetSlice(keys, i, i + 1, NULL);
+        }
+        else if (PyErr_Occurred()) {
+            rc = -1;
+        } /* else: removing a level the book does not have changes nothing */
+    }
+    Py_DECREF(price);
+    return rc;
+}
+
+/* Levels already read by pack_levels: checked again (a cheap test of each double), not parsed. */
+static PyObject *
+apply_packed(PyObject *side, PyObject *keys, PyObject *packed, int descending)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(packed);
+    if (size % (2 * (Py_ssize_t)sizeof(double))) {
+        PyErr_SetString(PyExc_ValueError, "packed levels must be pairs of doubles");
+        return NULL;
+    }
+    Py_ssize_t n = size / (2 * (Py_ssize_t)sizeof(double));
+    const double *pairs = (const double *)PyBytes_AS_STRING(packed);
+    for (Py_ssize_t i = 0; i < 2 * n; i++) {
+        if (!(pairs[i] >= 0.0 && pairs[i] < INFINITY)) {
+            PyErr_SetString(PyExc_ValueError, "not a finite, non-negative number in packed levels");
+            return NULL;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (apply_one(side, keys, pairs[2 * i], pairs[2 * i + 1], descending) < 0)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+levels_apply_side(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "apply_side(side, keys, levels, descending)");
+        return NULL;
+    }
+    PyObject *side = args[0], *keys = args[1];
+    int descending = PyObject_IsTrue(args[3]);
+    if (!PyDict_CheckExact(side) || !PyList_CheckExact(keys) || descending < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "apply_side needs a dict and a list");
+        return NULL;
+    }
+    if (PyBytes_CheckExact(args[2]))
+        return apply_packed(side, keys, args[2], descending);
+    PyObject *seq = PySequence_Fast(args[2], "levels must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    double stack[2 * STACK_LEVELS];
+    double *pairs = n <= STACK_LEVELS ? stack : PyMem_Malloc(sizeof(double) * 2 * (size_t)n);
+    PyObject *result = NULL;
+    if (pairs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (read_levels(seq, n, pairs) < 0)
+        goto done; /* nothing changed */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (apply_one(side, keys, pairs[2 * i], pairs[2 * i + 1], descending) < 0)
+            goto done;
+    }
+    result = PyLong_FromSsize_t(n);
+done:
+    if (pairs != stack)
+        PyMem_Free(pairs);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *
+levels_pack(PyObject *self, PyObject *levels)
+{
+    PyObject *seq = PySequence_Fast(levels, "levels must be a sequence");
+    if (seq == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *packed = PyBytes_FromStringAndSize(NULL, 2 * (Py_ssize_t)sizeof(double) * n);
+    if (packed == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    if (read_levels(seq, n, (double *)PyBytes_AS_STRING(packed)) < 0) {
+        Py_CLEAR(packed);
+        /* what float() raises for a value that is not a number; anything else propagates */
+        if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_TypeError) ||
+            PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            packed = Py_NewRef(Py_None);
+        }
+    }
+    Py_DECREF(seq);
+    return packed;
+}
+
+/* ---------------------------------------------------------------- Binance's JSON level arrays */
+
+static int
+is_space(char c)
+{
+    /* what \s matches in a bytes regex (the reference's): JSON's four and \f \v */
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static const char *
+skip_space(const char *p, const char *end)
+{
+    while (p < end && is_space(*p))
+        p++;
+    return p;
+}
+
+/* One "digits(.digits)?" string (1..20 digits each side) as a str, or NULL (no exception set
+ * when the text does not match, one set when memory ran out). *pp moves past it. */
+static PyObject *
+read_decimal(const char **pp, const char *end)
+{
+    const char *p = *pp;
+    if (p >= end || *p != '"')
+        return NULL;
+    const char *start = ++p;
+    int n = 0;
+    while (p < end && *p >= '0' && *p <= '9' && n <= 20) {
+        p++;
+        n++;
+    }
+    if (n < 1 || n > 20)
+        return NULL;
+    if (p < end && *p == '.') {
+        p++;
+        n = 0;
+        while (p < end && *p >= '0' && *p <= '9' && n <= 20) {
+            p++;
+            n++;
+        }
+        if (n < 1 || n > 20)
+            return NULL;
+    }
+    if (p >= end || *p != '"')
+        return NULL;
+    PyObject *text = PyUnicode_New(p - start, 127);
+    if (text == NULL)
+        return NULL;
+    memcpy(PyUnicode_DATA(text), start, (size_t)(p - start));
+    *pp = p + 1;
+    return text;
+}
+
+static PyObject *
+levels_json_levels(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const char *p = view.buf, *end = p + view.len;
+    PyObject *out = PyList_New(0);
+    PyObject *result = NULL;
+    if (out == NULL)
+        goto done;
+    if (p >= end || *p != '[')
+        goto no_match;
+    p = skip_space(p + 1, end);
+    if (p < end && *p == ']') {
+        p++;
+        goto finish;
+    }
+    for (;;) {
+        PyObject *price, *qty, *pair;
+        if (p >= end || *p != '[')
+            goto no_match;
+        p = skip_space(p + 1, end);
+        if ((price = read_decimal(&p, end)) == NULL)
+            goto no_match;
+        p = skip_space(p, end);
+        if (p >= end || *p != ',') {
+            Py_DECREF(price);
+            goto no_match;
+        }
+        p = skip_space(p + 1, end);
+        if ((qty = read_decimal(&p, end)) == NULL) {
+            Py_DECREF(price);
+            goto no_match;
+        }
+        p = skip_space(p, end);
+        if (p >= end || *p != ']') {
+            Py_DECREF(price);
+            Py_DECREF(qty);
+            goto no_match;
+        }
+        p = skip_space(p + 1, end);
+        pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(price);
+            Py_DECREF(qty);
+            goto done;
+        }
+        PyTuple_SET_ITEM(pair, 0, price);
+        PyTuple_SET_ITEM(pair, 1, qty);
+        int rc = PyList_Append(out, pair);
+        Py_DECREF(pair);
+        if (rc < 0)
+            goto done;
+        if (p < end && *p == ',') {
+            p = skip_space(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == ']') {
+            p++;
+            break;
+        }
+        goto no_match;
+    }
+finish:
+    if (p != end)
+        goto no_match;
+    result = PyList_AsTuple(out);
+    goto done;
+no_match:
+    if (!PyErr_Occurred())
+        result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(out);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef levels_methods[] = {
+    {"apply_side", (PyCFunction)(void (*)(void))levels_apply_side, METH_FASTCALL,
+     "apply_side(side, keys, levels, descending) -> levels processed (ValueError: none)"},
+    {"json_levels", levels_json_levels, METH_O,
+     "json_levels(raw) -> the (price, quantity) str pairs of a JSON array of Binance decimal "
+     "pairs, or None when it is not one"},
+    {"pack_levels", levels_pack, METH_O,
+     "pack_levels(levels) -> the levels read as doubles (bytes), or None if one is not a "
+     "finite number >= 0"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef levels_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "shriven.book._levels",
+    .m_doc = "C versions of shriven.book.levels (the reference they are tested against).",
+    .m_size = -1,
+    .m_methods = levels_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__levels(void)
+{
+    return PyModule_Create(&levels_module);
+}

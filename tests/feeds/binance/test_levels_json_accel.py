@@ -1,0 +1,72 @@
+"""The C reader of Binance's level arrays against the parser's reference (regex + msgspec)."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shriven.feeds.binance import parse
+
+accel = pytest.importorskip(
+    "shriven.book._levels", reason="the optional C extension was not built (no C compiler)"
+)
+
+digits = st.text("0123456789", min_size=0, max_size=22)
+decimal = st.one_of(
+    st.builds(lambda i, f: f'"{i}.{f}"', digits, digits),
+    st.builds(lambda i: f'"{i}"', digits),
+    st.sampled_from(['"1e5"', '"-1"', '"+1"', '" 1"', '"1 "', "1", '"1.2.3"', '"١"', "null"]),
+)
+space = st.sampled_from(["", " ", "\n", "\t ", "\r\n  "])
+pair = st.builds(
+    lambda a, p, b, c, q, d: f"[{a}{p}{b},{c}{q}{d}]", space, decimal, space, space, decimal, space
+)
+odd_pair = st.sampled_from(['["1"]', '["1","2","3"]', "{}", '[["1","2"]]', "[]", '"1"'])
+arrays = st.builds(
+    lambda s1, items, seps, s2: (
+        "["
+        + s1
+        + "".join(
+            (sep if i else "") + item
+            for i, (item, sep) in enumerate(zip(items, seps, strict=False))
+        )
+        + s2
+        + "]"
+    ),
+    space,
+    st.lists(st.one_of(pair, pair, pair, odd_pair), max_size=6),
+    st.lists(st.sampled_from([",", " , ", ",\n", ""]), min_size=6, max_size=6),
+    space,
+)
+texts = st.one_of(arrays, st.sampled_from(["", "[", "]", "[[]", '[["1","2"],]', " []", "[] "]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts)
+def test_c_level_reader_equals_the_reference_on_any_text(text: str) -> None:
+    raw = text.encode()
+    want = parse._levels(msgspec.Raw(raw)) if _is_json(raw) else _regex_only(raw)
+    assert accel.json_levels(msgspec.Raw(raw)) == want
+    assert accel.json_levels(raw) == want
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+def _regex_only(raw: bytes) -> object:
+    # Text that is not JSON never reaches the reader (the message decode refuses it first);
+    # for it the reference's regex decides alone.
+    return None if parse._LEVELS_JSON(raw) is None else "regex-accepts-non-json"
+
+
+def test_the_parser_reads_levels_with_the_c_reader() -> None:
+    assert parse._read_levels is accel.json_levels
+    raw = msgspec.Raw(b'[["61837.63000000", "1.54698000"],["0.1","0"]]')
+    assert parse._read_levels(raw) == (("61837.63000000", "1.54698000"), ("0.1", "0"))
