@@ -115,7 +115,7 @@ async def kite_history(core: Core, request: web.Request) -> web.StreamResponse:
 async def _send_run(
     client: Client, subs: KiteSubscriptions, run: list[KiteTick], pacer: Pacer
 ) -> int:
-    message = MessageEncoder(run).message_for(subs)
+    message = MessageEncoder([run]).message_for(subs)
     if message is None:
         return 0
     await pacer.wait(run[0].recv_ns)
