@@ -35,6 +35,7 @@ from shriven.serve.history import (
     Pacer,
     Settle,
     check_range,
+    end_of_history,
     parse_range,
     read_chunks,
 )
@@ -194,13 +195,7 @@ async def binance_history_stream(core: Core, request: web.Request) -> web.Stream
                 await pacer.wait(r.recv_ns)
                 await client.put(message)
                 sent += 1
-        z = core.zone
-        await client.finish(
-            1000,
-            f"end of history {format_ns(rng.start_ns, z)} to {format_ns(rng.end_ns, z)}: "
-            f"{sent} messages",
-            "end_of_history",
-        )
+        await end_of_history(client, rng, core.zone, sent)
 
     return await core.websocket(
         request,

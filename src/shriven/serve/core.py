@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import WSMsgType, web
 
 from shriven.book import BookKeeper
+from shriven.errors import ShrivenError
 from shriven.events import (
     BinanceDepth,
     BinanceDepthSnapshot,
@@ -27,7 +28,7 @@ from shriven.events import (
 )
 from shriven.logging import get_logger
 from shriven.serve.binance_wire import BinanceSubscriptions, EventEncoder
-from shriven.serve.clients import Client, close_reason
+from shriven.serve.clients import Client, ClientGone, close_reason
 from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder
 from shriven.serve.options import ServeOptions
 from shriven.serve.stats import ServeStats
@@ -233,9 +234,6 @@ class Core:
         return ws
 
     async def _produce(self, client: Client, produce: Callable[[Client], Awaitable[None]]) -> None:
-        from shriven.errors import ShrivenError
-        from shriven.serve.clients import ClientGone
-
         try:
             await produce(client)
         except ClientGone:

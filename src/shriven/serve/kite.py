@@ -18,10 +18,17 @@ from aiohttp import web
 
 from shriven.errors import ReplayError
 from shriven.events import KiteTick, Status, StatusKind
-from shriven.replay import Selection, format_ns
+from shriven.replay import Selection
 from shriven.serve.clients import Client
 from shriven.serve.core import Core
-from shriven.serve.history import Pacer, Settle, check_range, parse_range, read_chunks
+from shriven.serve.history import (
+    Pacer,
+    Settle,
+    check_range,
+    end_of_history,
+    parse_range,
+    read_chunks,
+)
 from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder
 
 __all__ = ["kite_history", "kite_live"]
@@ -94,13 +101,7 @@ async def kite_history(core: Core, request: web.Request) -> web.StreamResponse:
                     sent += 1
             if run:
                 sent += await _send_run(client, subs, run, pacer)
-        z = core.zone
-        await client.finish(
-            1000,
-            f"end of history {format_ns(rng.start_ns, z)} to {format_ns(rng.end_ns, z)}: "
-            f"{sent} messages",
-            "end_of_history",
-        )
+        await end_of_history(client, rng, core.zone, sent)
 
     return await core.websocket(
         request,
