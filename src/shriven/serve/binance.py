@@ -12,6 +12,7 @@ behind what a client buffered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -181,20 +182,22 @@ async def binance_history_stream(core: Core, request: web.Request) -> web.Stream
         await settle.wait()
         pacer = Pacer(rng.speed)
         sent = 0
-        async for chunk in read_chunks(core.data_dir, _BINANCE_HISTORY, rng):
-            for r in chunk:
-                t = type(r)
-                if t is BinanceDepthSnapshot:
-                    session.passed_resync(r.symbol, r.recv_ns)  # type: ignore[union-attr]
-                    continue
-                if t is not BinanceDepth and t is not BinanceTrade:
-                    continue
-                message = EventEncoder(r).message_for(subs)
-                if message is None:
-                    continue
-                await pacer.wait(r.recv_ns)
-                await client.put(message)
-                sent += 1
+        # closed here, not by the collector: its reader thread stops at once
+        async with contextlib.aclosing(read_chunks(core.data_dir, _BINANCE_HISTORY, rng)) as chunks:
+            async for chunk in chunks:
+                for r in chunk:
+                    t = type(r)
+                    if t is BinanceDepthSnapshot:
+                        session.passed_resync(r.symbol, r.recv_ns)  # type: ignore[union-attr]
+                        continue
+                    if t is not BinanceDepth and t is not BinanceTrade:
+                        continue
+                    message = EventEncoder(r).message_for(subs)
+                    if message is None:
+                        continue
+                    await pacer.wait(r.recv_ns)
+                    await client.put(message)
+                    sent += 1
         await end_of_history(client, rng, core.zone, sent)
 
     return await core.websocket(

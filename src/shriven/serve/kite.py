@@ -12,6 +12,7 @@ close frame (1000) saying so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from aiohttp import web
@@ -83,24 +84,26 @@ async def kite_history(core: Core, request: web.Request) -> web.StreamResponse:
         await settle.wait()
         pacer = Pacer(rng.speed)
         sent = 0
-        async for chunk in read_chunks(core.data_dir, _KITE_HISTORY, rng):
-            run: list[KiteTick] = []
-            for r in chunk:
-                if type(r) is KiteTick:
-                    if run and r.recv_ns != run[0].recv_ns:
+        # closed here, not by the collector: its reader thread stops at once
+        async with contextlib.aclosing(read_chunks(core.data_dir, _KITE_HISTORY, rng)) as chunks:
+            async for chunk in chunks:
+                run: list[KiteTick] = []
+                for r in chunk:
+                    if type(r) is KiteTick:
+                        if run and r.recv_ns != run[0].recv_ns:
+                            sent += await _send_run(client, subs, run, pacer)
+                            run = []
+                        run.append(r)
+                        continue
+                    if run:
                         sent += await _send_run(client, subs, run, pacer)
                         run = []
-                    run.append(r)
-                    continue
+                    if type(r) is Status and r.kind == StatusKind.VENUE_MESSAGE:
+                        await pacer.wait(r.recv_ns)
+                        await client.put(r.detail)
+                        sent += 1
                 if run:
                     sent += await _send_run(client, subs, run, pacer)
-                    run = []
-                if type(r) is Status and r.kind == StatusKind.VENUE_MESSAGE:
-                    await pacer.wait(r.recv_ns)
-                    await client.put(r.detail)
-                    sent += 1
-            if run:
-                sent += await _send_run(client, subs, run, pacer)
         await end_of_history(client, rng, core.zone, sent)
 
     return await core.websocket(
