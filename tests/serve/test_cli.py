@@ -42,3 +42,16 @@ def test_run_serve_on_a_taken_port_fails_before_recording(tmp_path: Path) -> Non
     assert done.returncode == 2
     assert f"shriven: error: cannot serve on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_api_key_is_read_from_the_environment_and_never_printed(
+    synth_store: Path, tmp_path: Path
+) -> None:
+    done = _shriven(
+        tmp_path, "serve", "--data-dir", str(synth_store), "--port", "0", "--duration", "0.5",
+        SHRIVEN_SERVE__API_KEY="k-7c1e", SHRIVEN_SERVE__MAX_CLIENTS="3",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "serving" in done.stderr and "k-7c1e" not in done.stderr + done.stdout
+    typo = _shriven(tmp_path, "serve", "--data-dir", str(synth_store), SHRIVEN_SERVE__APIKEY="x")
+    assert typo.returncode == 2 and "unknown setting SHRIVEN_SERVE__APIKEY" in typo.stderr
