@@ -96,3 +96,18 @@ def test_binance_streams_by_name_and_raw() -> None:
         None,
         enc.message_for(BinanceSubscriptions(10, {"btcusdt@depth"})),
     )
+
+
+def test_binance_unsubscribe_and_the_stream_limit() -> None:
+    subs = BinanceSubscriptions(2)
+    ok = subs.control(
+        '{"method": "SUBSCRIBE", "params": ["btcusdt@trade", "BTCUSDT@depth"], "id": 1}'
+    )
+    assert json.loads(ok or "") == {"result": None, "id": 1}
+    assert subs.streams == {"btcusdt@trade", "btcusdt@depth"}
+    full = json.loads(
+        subs.control('{"method": "SUBSCRIBE", "params": ["ethusdt@trade"], "id": 2}') or ""
+    )
+    assert full["error"]["code"] == 2 and "at most 2 streams" in full["error"]["msg"]
+    subs.control('{"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 3}')
+    assert subs.streams == {"btcusdt@depth"}
