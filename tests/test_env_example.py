@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shriven.config import PipelineConfig, Settings
+from shriven.config import PipelineConfig, ServeConfig, Settings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
 
@@ -16,6 +16,8 @@ def _variables() -> list[str]:
     for name, info in Settings.model_fields.items():
         if name == "pipeline":
             names += [f"SHRIVEN_PIPELINE__{field.upper()}" for field in PipelineConfig.model_fields]
+        elif name == "serve":
+            names += [f"SHRIVEN_SERVE__{field.upper()}" for field in ServeConfig.model_fields]
         elif isinstance(info.validation_alias, str):
             names.append(info.validation_alias)
         else:

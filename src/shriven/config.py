@@ -351,6 +351,7 @@ def _variable_names() -> tuple[set[str], tuple[str, ...]]:
         names.add(env)
         if _is_mapping(info):
             prefixes.append(env + "__")
+    names |= {f"SHRIVEN_SERVE__{name.upper()}" for name in ServeConfig.model_fields}
     return names, tuple(prefixes)
 
 

@@ -46,7 +46,7 @@ async def test_kiteticker_decodes_every_recorded_tick_of_a_range(
     assert close["close"] == 1000 and close["reason"].startswith("end of history")
 
 
-async def test_recorded_packets_come_back_byte_equal_in_one_message(
+async def test_recorded_packets_come_back_byte_equal_with_heartbeats_and_text(
     tmp_path: Path, kite_fixtures: Path
 ) -> None:
     full = base64.b64decode((kite_fixtures / "ticker_full.packet").read_text())
@@ -56,15 +56,19 @@ async def test_recorded_packets_come_back_byte_equal_in_one_message(
     ticks = parse_message(message, recv, SeqCounter())
     data = tmp_path / "store"
     store = StoreWriter(data, WalOptions(fsync_policy="never"))
-    store.append_ticks([Status(T0, 1, "system", StatusKind.STARTED), *ticks])
+    text = '{"data":"market closes early today","type":"message"}'
+    notice = Status(recv + 3 * NS, 1, "kite", StatusKind.VENUE_MESSAGE, "", text)
+    store.append_ticks([Status(T0, 1, "system", StatusKind.STARTED), *ticks, notice])
     store.close()
     token = ticks[0].instrument_token
     async with serving(data) as server:
         root = server.url.replace("http", "ws")
-        root += f"/kite/history/{_iso(T0)}/{_iso(T0 + 10 * NS)}/max"
+        root += f"/kite/history/{_iso(T0)}/{_iso(T0 + 10 * NS)}/2x"  # 1.5 s between the two
         events = await run_kite_client(tmp_path, root, {token: "full"}, 20)
-    binary = [bytes.fromhex(e["bin"]) for e in events if "bin" in e and len(e["bin"]) > 2]
-    assert binary == [message]
+    binary = [bytes.fromhex(e["bin"]) for e in events if "bin" in e]
+    assert [b for b in binary if b != b"\x00"] == [message]
+    assert b"\x00" in binary  # Kite's 1-byte heartbeat filled the silence
+    assert [e["text"] for e in events if "text" in e] == [text]
     assert events[-1]["close"] == 1000
 
 

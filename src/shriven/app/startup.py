@@ -185,6 +185,13 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         )
         pipeline.lock_store()  # before logging in: a second recorder fails at once
         _add_retention(pipeline, settings.pipeline)
+        server = None
+        if options.serve_port is not None:  # also before logging in: a taken port fails at once
+            from shriven.app.serve import live_server
+
+            server = live_server(settings, options.serve_port)
+            await server.start()
+            stack.push_async_callback(server.stop)
         if "kite" in wanted:
             from shriven.app.kite_universe import add_kite
 
@@ -199,12 +206,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         for venue in BINANCE_VENUES:
             if venue in wanted:
                 await add_binance_venue(pipeline, settings, venue)
-        if options.serve_port is not None:
-            from shriven.app.serve import live_server
-
-            server = live_server(settings, options.serve_port)
-            await server.start()
-            stack.push_async_callback(server.stop)
+        if server is not None:
             pipeline.add_tap(server.tap, durable=False)
             print(f"shriven: serving live data at {server.url}", file=sys.stderr, flush=True)
         pipeline.install_signal_handlers()

@@ -12,6 +12,7 @@ behind what a client buffered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -35,6 +36,7 @@ from shriven.serve.history import (
     Pacer,
     Settle,
     check_range,
+    end_of_history,
     parse_range,
     read_chunks,
 )
@@ -180,27 +182,23 @@ async def binance_history_stream(core: Core, request: web.Request) -> web.Stream
         await settle.wait()
         pacer = Pacer(rng.speed)
         sent = 0
-        async for chunk in read_chunks(core.data_dir, _BINANCE_HISTORY, rng):
-            for r in chunk:
-                t = type(r)
-                if t is BinanceDepthSnapshot:
-                    session.passed_resync(r.symbol, r.recv_ns)  # type: ignore[union-attr]
-                    continue
-                if t is not BinanceDepth and t is not BinanceTrade:
-                    continue
-                message = EventEncoder(r).message_for(subs)
-                if message is None:
-                    continue
-                await pacer.wait(r.recv_ns)
-                await client.put(message)
-                sent += 1
-        z = core.zone
-        await client.finish(
-            1000,
-            f"end of history {format_ns(rng.start_ns, z)} to {format_ns(rng.end_ns, z)}: "
-            f"{sent} messages",
-            "end_of_history",
-        )
+        # closed here, not by the collector: its reader thread stops at once
+        async with contextlib.aclosing(read_chunks(core.data_dir, _BINANCE_HISTORY, rng)) as chunks:
+            async for chunk in chunks:
+                for r in chunk:
+                    t = type(r)
+                    if t is BinanceDepthSnapshot:
+                        session.passed_resync(r.symbol, r.recv_ns)  # type: ignore[union-attr]
+                        continue
+                    if t is not BinanceDepth and t is not BinanceTrade:
+                        continue
+                    message = EventEncoder(r).message_for(subs)
+                    if message is None:
+                        continue
+                    await pacer.wait(r.recv_ns)
+                    await client.put(message)
+                    sent += 1
+        await end_of_history(client, rng, core.zone, sent)
 
     return await core.websocket(
         request,

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from shriven.errors import ReplayError, ShrivenError
 from shriven.events import Record
 from shriven.replay import Selection, StoreReader, format_ns, parse_instant
+from shriven.serve.clients import Client
 from shriven.wal.check import wal_stats
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Pacer",
     "Settle",
     "check_range",
+    "end_of_history",
     "parse_range",
     "read_chunks",
     "store_span",
@@ -88,6 +90,16 @@ def check_range(data_dir: Path, rng: HistoryRange, zone: ZoneInfo) -> None:
             f"{format_ns(rng.start_ns, zone)} to {format_ns(rng.end_ns, zone)} is outside the "
             f"store, which holds {format_ns(first, zone)} to {format_ns(last, zone)}"
         )
+
+
+async def end_of_history(client: Client, rng: HistoryRange, zone: ZoneInfo, sent: int) -> None:
+    """The close frame that ends a history stream: code 1000 and what was replayed."""
+    await client.finish(
+        1000,
+        f"end of history {format_ns(rng.start_ns, zone)} to {format_ns(rng.end_ns, zone)}: "
+        f"{sent} messages",
+        "end_of_history",
+    )
 
 
 def _chunks(records: Iterator[Record]) -> Iterator[list[Record]]:

@@ -12,16 +12,24 @@ close frame (1000) saying so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from aiohttp import web
 
 from shriven.errors import ReplayError
 from shriven.events import KiteTick, Status, StatusKind
-from shriven.replay import Selection, format_ns
+from shriven.replay import Selection
 from shriven.serve.clients import Client
 from shriven.serve.core import Core
-from shriven.serve.history import Pacer, Settle, check_range, parse_range, read_chunks
+from shriven.serve.history import (
+    Pacer,
+    Settle,
+    check_range,
+    end_of_history,
+    parse_range,
+    read_chunks,
+)
 from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder
 
 __all__ = ["kite_history", "kite_live"]
@@ -76,31 +84,27 @@ async def kite_history(core: Core, request: web.Request) -> web.StreamResponse:
         await settle.wait()
         pacer = Pacer(rng.speed)
         sent = 0
-        async for chunk in read_chunks(core.data_dir, _KITE_HISTORY, rng):
-            run: list[KiteTick] = []
-            for r in chunk:
-                if type(r) is KiteTick:
-                    if run and r.recv_ns != run[0].recv_ns:
+        # closed here, not by the collector: its reader thread stops at once
+        async with contextlib.aclosing(read_chunks(core.data_dir, _KITE_HISTORY, rng)) as chunks:
+            async for chunk in chunks:
+                run: list[KiteTick] = []
+                for r in chunk:
+                    if type(r) is KiteTick:
+                        if run and r.recv_ns != run[0].recv_ns:
+                            sent += await _send_run(client, subs, run, pacer)
+                            run = []
+                        run.append(r)
+                        continue
+                    if run:
                         sent += await _send_run(client, subs, run, pacer)
                         run = []
-                    run.append(r)
-                    continue
+                    if type(r) is Status and r.kind == StatusKind.VENUE_MESSAGE:
+                        await pacer.wait(r.recv_ns)
+                        await client.put(r.detail)
+                        sent += 1
                 if run:
                     sent += await _send_run(client, subs, run, pacer)
-                    run = []
-                if type(r) is Status and r.kind == StatusKind.VENUE_MESSAGE:
-                    await pacer.wait(r.recv_ns)
-                    await client.put(r.detail)
-                    sent += 1
-            if run:
-                sent += await _send_run(client, subs, run, pacer)
-        z = core.zone
-        await client.finish(
-            1000,
-            f"end of history {format_ns(rng.start_ns, z)} to {format_ns(rng.end_ns, z)}: "
-            f"{sent} messages",
-            "end_of_history",
-        )
+        await end_of_history(client, rng, core.zone, sent)
 
     return await core.websocket(
         request,
@@ -115,7 +119,7 @@ async def kite_history(core: Core, request: web.Request) -> web.StreamResponse:
 async def _send_run(
     client: Client, subs: KiteSubscriptions, run: list[KiteTick], pacer: Pacer
 ) -> int:
-    message = MessageEncoder(run).message_for(subs)
+    message = MessageEncoder([run]).message_for(subs)
     if message is None:
         return 0
     await pacer.wait(run[0].recv_ns)

@@ -118,33 +118,56 @@ def _error(text: str) -> str:
 
 
 class MessageEncoder:
-    """Messages for one run of ticks, per subscription: each packet encoded once per mode,
-    each message once per distinct subscription."""
+    """Messages for runs of ticks, per subscription: each packet encoded once per mode, each
+    client's messages built once per distinct subscription. ``max_packets`` > 0 joins the runs
+    into messages of up to that many packets (the live fan-out under load: one send per client
+    per batch, not per venue message); 0 keeps one message per run (history, exact framing)."""
 
-    __slots__ = ("_messages", "_packets", "_ticks")
+    __slots__ = ("_max_packets", "_messages", "_packets", "_runs")
 
-    def __init__(self, ticks: list[KiteTick]) -> None:
-        self._ticks = ticks
+    def __init__(self, runs: list[list[KiteTick]], max_packets: int = 0) -> None:
+        self._runs = runs
+        self._max_packets = max_packets
         self._packets: dict[tuple[int, str], bytes] = {}
-        self._messages: dict[tuple[tuple[int, str], ...], bytes | None] = {}
+        self._messages: dict[tuple[tuple[int, str], ...], list[bytes]] = {}
 
-    def message_for(self, subs: KiteSubscriptions) -> bytes | None:
-        """The message a client with ``subs`` gets, or None when no tick is for it."""
+    def messages_for(self, subs: KiteSubscriptions) -> list[bytes]:
+        """The messages a client with ``subs`` gets (none when no tick is for it)."""
         try:
             return self._messages[subs.key]
         except KeyError:
             pass
         modes = subs.modes
-        packets = []
         cache = self._packets
-        for i, t in enumerate(self._ticks):
-            mode = modes.get(t.instrument_token)
-            if mode is None:
+        out: list[bytes] = []
+        joined: list[bytes] = []
+        limit = self._max_packets
+        for run in self._runs:
+            packets = []
+            for t in run:
+                mode = modes.get(t.instrument_token)
+                if mode is None:
+                    continue
+                k = (id(t), mode)
+                pk = cache.get(k)
+                if pk is None:
+                    pk = cache[k] = packet(t, mode)
+                packets.append(pk)
+            if not packets:
                 continue
-            pk = cache.get((i, mode))
-            if pk is None:
-                pk = cache[(i, mode)] = packet(t, mode)
-            packets.append(pk)
-        msg = encode_message(packets) if packets else None
-        self._messages[subs.key] = msg
-        return msg
+            if not limit:
+                out.append(encode_message(packets))
+                continue
+            if len(joined) + len(packets) > limit and joined:
+                out.append(encode_message(joined))
+                joined = []
+            joined.extend(packets)
+        if joined:
+            out.append(encode_message(joined))
+        self._messages[subs.key] = out
+        return out
+
+    def message_for(self, subs: KiteSubscriptions) -> bytes | None:
+        """One run's message (``MessageEncoder([run])``), or None when no tick is for it."""
+        messages = self.messages_for(subs)
+        return messages[0] if messages else None

@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from shriven.errors import ConfigError
 from shriven.events import Record
 from shriven.logging import get_logger
 from shriven.serve import binance, kite, query
 from shriven.serve.auth import key_matches, presented_key
 from shriven.serve.core import Core, json_error
 from shriven.serve.options import ServeOptions
-from shriven.serve.stats import render_metrics
+from shriven.serve.stats import ServeStats, render_metrics
 
 __all__ = ["Server"]
 
@@ -55,7 +56,7 @@ class Server:
         self._fanout: asyncio.Task[None] | None = None
 
     @property
-    def stats(self):  # type: ignore[no-untyped-def]
+    def stats(self) -> ServeStats:
         return self.core.stats
 
     def tap(self, batch: Sequence[Record]) -> None:
@@ -83,8 +84,6 @@ class Server:
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None
-            from shriven.errors import ConfigError
-
             raise ConfigError(
                 f"cannot serve on {self.options.host}:{self.options.port}: "
                 f"{exc.strerror or exc}; choose another port"

@@ -1,0 +1,113 @@
+"""The pure encoders behind the server: what they write is what the venues' parsers (ours, and
+the recorded layouts) read back as the same records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from replay.synth import generate
+from shriven.events import BinanceDepth, BinanceTrade, KiteTick, SeqCounter
+from shriven.feeds.binance.parse import parse_depth_snapshot, parse_message
+from shriven.feeds.binance.wire import combined, depth_answer, depth_event, trade_event
+from shriven.feeds.kite.protocol import parse_message as parse_kite
+from shriven.serve.binance_wire import BinanceSubscriptions, EventEncoder
+from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder
+
+
+def test_binance_events_parse_back_to_the_recorded_records(binance_fixtures: Path) -> None:
+    records = [r for r in generate(seed=3, seconds=20) if type(r) in (BinanceDepth, BinanceTrade)]
+    assert len(records) > 200
+    for r in records:
+        data = depth_event(r) if type(r) is BinanceDepth else trade_event(r)  # type: ignore[arg-type]
+        stream = f"{r.symbol.lower()}@{'depth@100ms' if type(r) is BinanceDepth else 'trade'}"  # type: ignore[union-attr]
+        back = parse_message(combined(stream, data), r.recv_ns, r.seq)
+        assert back == r
+
+
+def test_a_depth_answer_parses_to_the_book_it_came_from() -> None:
+    bids = [(67000.01, 0.5), (66999.5, 12.0)]
+    asks = [(67000.02, 0.00001), (67001.0, 3.25)]
+    snap = parse_depth_snapshot(depth_answer(42, bids, asks), "BTCUSDT", 1)
+    assert snap.last_update_id == 42
+    assert [(float(p), float(q)) for p, q in snap.bids] == bids
+    assert [(float(p), float(q)) for p, q in snap.asks] == asks
+
+
+def _ticks() -> list[KiteTick]:
+    return [r for r in generate(seed=5, seconds=30) if type(r) is KiteTick]  # type: ignore[misc]
+
+
+def test_live_runs_join_into_messages_of_at_most_the_limit_and_parse_back() -> None:
+    ticks = _ticks()[:60]
+    runs = [ticks[i : i + 6] for i in range(0, 60, 6)]
+    subs = KiteSubscriptions(3000)
+    subs.control(json.dumps({"a": "subscribe", "v": sorted({t.instrument_token for t in ticks})}))
+    subs.control(json.dumps({"a": "mode", "v": ["full", list(subs.modes)]}))
+    joined = MessageEncoder(runs, 25).messages_for(subs)
+    assert [len(parse_kite(m, 0, SeqCounter())) for m in joined] == [24, 24, 12]
+    exact = MessageEncoder(runs).messages_for(subs)
+    assert len(exact) == 10 and b"".join(m[2:] for m in exact) == b"".join(
+        m[2:] for m in MessageEncoder([[t] for t in ticks]).messages_for(subs)
+    )
+    back = [t for m in joined for t in parse_kite(m, 0, SeqCounter())]
+
+    def strip(ts: list[KiteTick]) -> list[tuple[object, ...]]:
+        return [(t.instrument_token, t.mode, t.last_price, t.bids) for t in ts]
+
+    assert strip(back) == strip(ticks)
+
+
+def test_a_smaller_mode_gets_the_smaller_layout_and_unsubscribed_tokens_nothing() -> None:
+    ticks = [t for t in _ticks() if t.mode == "full"][:20]
+    token = ticks[0].instrument_token
+    subs = KiteSubscriptions(3000)
+    assert subs.control(json.dumps({"a": "subscribe", "v": [token]})) == []
+    (message,) = MessageEncoder([ticks]).messages_for(subs)
+    got = parse_kite(message, 0, SeqCounter())
+    assert {t.mode for t in got} == {"quote"}  # a bare subscribe is quote, as on Kite
+    assert len(got) == sum(t.instrument_token == token for t in ticks)
+    subs.control(json.dumps({"a": "unsubscribe", "v": [token]}))
+    assert MessageEncoder([ticks]).messages_for(subs) == []
+
+
+def test_kite_control_errors_and_the_subscription_limit() -> None:
+    subs = KiteSubscriptions(2)
+    (error,) = subs.control(json.dumps({"a": "subscribe", "v": [1, 2, 3]}))
+    assert json.loads(error) == {"type": "error", "data": "maximum instruments reached (2)"}
+    assert sorted(subs.modes) == [1, 2]
+    for bad in ["{", '{"a": "subscribe", "v": [-1]}', '{"a": "dance", "v": []}', "[]"]:
+        (reply,) = subs.control(bad)
+        assert json.loads(reply)["type"] == "error"
+
+
+def test_binance_streams_by_name_and_raw() -> None:
+    trade = next(r for r in generate(seed=3, seconds=20) if type(r) is BinanceTrade)
+    subs = BinanceSubscriptions(10, {f"{trade.symbol.lower()}@trade"})
+    enc = EventEncoder(trade)
+    wrapped = json.loads(enc.message_for(subs) or "")
+    assert (
+        wrapped["stream"] == f"{trade.symbol.lower()}@trade"
+        and wrapped["data"]["t"] == trade.trade_id
+    )
+    raw = BinanceSubscriptions(10, set(subs.streams), raw=True)
+    assert json.loads(enc.message_for(raw) or "")["e"] == "trade"
+    assert enc.message_for(BinanceSubscriptions(10, {"btcusdt@depth"})) in (
+        None,
+        enc.message_for(BinanceSubscriptions(10, {"btcusdt@depth"})),
+    )
+
+
+def test_binance_unsubscribe_and_the_stream_limit() -> None:
+    subs = BinanceSubscriptions(2)
+    ok = subs.control(
+        '{"method": "SUBSCRIBE", "params": ["btcusdt@trade", "BTCUSDT@depth"], "id": 1}'
+    )
+    assert json.loads(ok or "") == {"result": None, "id": 1}
+    assert subs.streams == {"btcusdt@trade", "btcusdt@depth"}
+    full = json.loads(
+        subs.control('{"method": "SUBSCRIBE", "params": ["ethusdt@trade"], "id": 2}') or ""
+    )
+    assert full["error"]["code"] == 2 and "at most 2 streams" in full["error"]["msg"]
+    subs.control('{"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 3}')
+    assert subs.streams == {"btcusdt@depth"}
