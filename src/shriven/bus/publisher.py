@@ -33,7 +33,15 @@ from shriven.bus.connect import BusConfigError, connect, ensure_stream, error_te
 from shriven.bus.options import BusOptions, check_options
 from shriven.bus.position import Frontier, load_position, position_path, save_position
 from shriven.bus.subjects import MsgId, headers_for, subject_for
-from shriven.events import Record, Status, StatusKind, decode_wires, encode_record, stream_of
+from shriven.events import (
+    BookSnapshot,
+    Record,
+    Status,
+    StatusKind,
+    decode_wires,
+    encode_record,
+    stream_of,
+)
 from shriven.logging import get_logger
 from shriven.wal import WalReader
 from shriven.wal.format import segment_number
@@ -365,6 +373,8 @@ class Publisher:
         while len(self._inflight) >= self.options.max_in_flight:
             self._room.clear()
             await self._room.wait()
+        if type(r) is BookSnapshot:
+            return  # derived data: not published (docs/bus.md)
         stream = stream_of(r)
         msg_id = MsgId(self.options.recorder, run, stream, r.seq)
         out = _Out(
