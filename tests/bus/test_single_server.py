@@ -79,7 +79,10 @@ def test_nats_down_at_start_records_reports_lag_and_publishes_all_once_it_appear
     data = tmp_path / "market"
     server = NatsServer(tmp_path / "nats", "late")
     health = free_port()
-    env = recorder_env(tmp_path, SHRIVEN_NATS_BUFFER_RECORDS="500")
+    # small segments: the backlog spans several, so catch-up reads across rotation
+    env = recorder_env(
+        tmp_path, SHRIVEN_NATS_BUFFER_RECORDS="500", SHRIVEN_PIPELINE__WAL_SEGMENT_SIZE="65536"
+    )
     rec = start_recorder(tmp_path, data, server.url, "--health-port", str(health), env=env)
     try:
         wait_until(
@@ -107,6 +110,7 @@ def test_nats_down_at_start_records_reports_lag_and_publishes_all_once_it_appear
         out = finish(rec)
         assert rec.returncode == 0, out
         assert published(data) == len(wal_records(data / "ticks"))
+        assert len(list((data / "ticks").glob("*.wal"))) > 2
         assert out.count("not publishing for now: cannot reach NATS") == 1, out
     finally:
         if rec.poll() is None:
