@@ -57,11 +57,16 @@ def test_a_published_run_sunk_into_an_archive_equals_the_recorders_wal(
     out = sink_until(tmp_path, archive, nats_server.url, n, env)
     assert f"sink: {n} records stored" in out
     assert list(read_records(archive / "rec1" / "ticks")) == list(read_records(data / "ticks"))
-    check = subprocess.run(
-        [sys.executable, "-m", "shriven", "wal", "check", str(archive / "rec1")],
-        env=env, capture_output=True, timeout=60,
-    )  # fmt: skip
-    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+    store = str(archive / "rec1")
+    for args in (
+        ["wal", "check", store],
+        ["wal", "verify-books", store],
+        ["replay", "--data-dir", store, "--format", "jsonl", "--out", "all.jsonl"],
+    ):
+        done = subprocess.run([sys.executable, "-m", "shriven", *args], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert len((tmp_path / "all.jsonl").read_text().splitlines()) == n
 
 
 def _health(port: int) -> dict:

@@ -52,6 +52,9 @@ _SAVE_EVERY_S = 0.5
 _CHECK_EVERY_S = 0.2
 _RETRY_AFTER_NAK_S = 0.5
 _CONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+# The publisher shares the recorder's event loop: it gives the loop back this often, so a
+# publisher that cannot keep up lags rather than holding up the recorder's tasks.
+_YIELD_EVERY = 100
 LAGGING_AFTER_S = 10.0  # /health says "publisher lagging" past this
 
 
@@ -244,6 +247,7 @@ class Publisher:
                 raise
             except Exception as exc:
                 self._connect_error(f"NATS at {self.options.shown_urls}: {error_text(exc)}")
+                self._need_catchup = True  # a batch may have been cut short: the WAL has it
                 await self._close()
                 delay = _CONNECT_BACKOFF_S[min(attempt, len(_CONNECT_BACKOFF_S) - 1)]
                 attempt += 1
@@ -302,8 +306,10 @@ class Publisher:
                     run, batch = self._buffer.popleft()
                     self._buffered -= len(batch)
                     self._note_durable(run, batch)
-                    for r in batch:
+                    for i, r in enumerate(batch, 1):
                         await self._send(run, r)
+                        if not i % _YIELD_EVERY:
+                            await asyncio.sleep(0)
                     continue
                 assert self._wake is not None
                 self._wake.clear()
@@ -357,6 +363,11 @@ class Publisher:
                         continue
                     await self._send(run, r)
                     sent += 1
+                    if not sent % _YIELD_EVERY:
+                        await asyncio.sleep(0)
+        except BaseException:
+            self._need_catchup = True  # cut short: read again next time
+            raise
         finally:
             stop.set()
             with contextlib.suppress(queue.Empty):
