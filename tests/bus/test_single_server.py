@@ -124,24 +124,33 @@ def test_nats_down_at_start_records_reports_lag_and_publishes_all_once_it_appear
         server.stop()
 
 
+def _record_and_publish(tmp_path: Path, data: Path, url: str, env: dict[str, str]) -> None:
+    """One run of the recorder that published some records, stopped with SIGTERM."""
+    before = published(data, "WINDOW")
+    rec = start_recorder(tmp_path, data, url, env=env)
+    try:
+        wait_until("acks", lambda: published(data, "WINDOW") > before + 300, timeout=90)
+        out = finish(rec)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+    assert rec.returncode == 0, out
+
+
 def test_a_recorder_republishing_after_the_duplicate_window_adds_nothing_twice_to_the_archive(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
     data, archive = tmp_path / "market", tmp_path / "archive"
     env = recorder_env(tmp_path, SHRIVEN_NATS_STREAM="WINDOW",
                        SHRIVEN_NATS_DUPLICATE_WINDOW_SECS="1")  # fmt: skip
-    first = start_recorder(tmp_path, data, nats_server.url, "--duration", "3", env=env)
-    out = first.communicate(timeout=90)[0].decode()
-    assert first.returncode == 0, out
+    _record_and_publish(tmp_path, data, nats_server.url, env)
     n1 = len(wal_records(data / "ticks"))
     assert published(data, "WINDOW") == n1
     # The position is lost and the recorder comes back long after the window: it sends its
     # whole WAL again, and JetStream no longer knows those message ids.
     (data / "bus" / "WINDOW.position.json").unlink()
     time.sleep(1.5)
-    second = start_recorder(tmp_path, data, nats_server.url, "--duration", "3", env=env)
-    out = second.communicate(timeout=90)[0].decode()
-    assert second.returncode == 0, out
+    _record_and_publish(tmp_path, data, nats_server.url, env)
     wal = keyed(data / "ticks")
     out = sink_until(tmp_path, archive, nats_server.url, len(wal), env)
     assert f"sink: {len(wal)} records stored, {n1} duplicates dropped" in out
