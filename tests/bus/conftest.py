@@ -132,33 +132,31 @@ def recorder_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_recorder(
-    tmp_path: Path, data: Path, urls: str, *extra: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "shriven", "run", "--sim", "--quiet", "--data-dir", str(data)]
-    cmd += ["--sim-rate", "500", "--publish", urls, *extra]
-    if "--health-port" not in extra:
-        cmd += ["--health-port", "-1"]
+def shriven(tmp_path: Path, args: list[str], env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    """``python -m shriven ARGS`` in ``tmp_path``, output and errors together on stdout."""
     return subprocess.Popen(
-        cmd,
+        [sys.executable, "-m", "shriven", *args],
         cwd=tmp_path,
         env=env or recorder_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+def start_recorder(
+    tmp_path: Path, data: Path, urls: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    args = ["run", "--sim", "--quiet", "--data-dir", str(data), "--sim-rate", "500"]
+    args += ["--publish", urls, *extra]
+    if "--health-port" not in extra:
+        args += ["--health-port", "-1"]
+    return shriven(tmp_path, args, env)
 
 
 def start_sink(
     tmp_path: Path, archive: Path, urls: str, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "shriven", "sink", urls, "--data-dir", str(archive), *extra]
-    return subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env=env or recorder_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    return shriven(tmp_path, ["sink", urls, "--data-dir", str(archive), *extra], env)
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 40) -> str:

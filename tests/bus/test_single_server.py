@@ -16,6 +16,7 @@ from .conftest import (
     NatsServer,
     finish,
     free_port,
+    keyed,
     published,
     recorder_env,
     sink_until,
@@ -56,11 +57,16 @@ def test_a_published_run_sunk_into_an_archive_equals_the_recorders_wal(
     out = sink_until(tmp_path, archive, nats_server.url, n, env)
     assert f"sink: {n} records stored" in out
     assert list(read_records(archive / "rec1" / "ticks")) == list(read_records(data / "ticks"))
-    check = subprocess.run(
-        [sys.executable, "-m", "shriven", "wal", "check", str(archive / "rec1")],
-        env=env, capture_output=True, timeout=60,
-    )  # fmt: skip
-    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+    store = str(archive / "rec1")
+    for args in (
+        ["wal", "check", store],
+        ["wal", "verify-books", store],
+        ["replay", "--data-dir", store, "--format", "jsonl", "--out", "all.jsonl"],
+    ):
+        done = subprocess.run([sys.executable, "-m", "shriven", *args], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert len((tmp_path / "all.jsonl").read_text().splitlines()) == n
 
 
 def _health(port: int) -> dict:
@@ -79,7 +85,10 @@ def test_nats_down_at_start_records_reports_lag_and_publishes_all_once_it_appear
     data = tmp_path / "market"
     server = NatsServer(tmp_path / "nats", "late")
     health = free_port()
-    env = recorder_env(tmp_path, SHRIVEN_NATS_BUFFER_RECORDS="500")
+    # small segments: the backlog spans several, so catch-up reads across rotation
+    env = recorder_env(
+        tmp_path, SHRIVEN_NATS_BUFFER_RECORDS="500", SHRIVEN_PIPELINE__WAL_SEGMENT_SIZE="65536"
+    )
     rec = start_recorder(tmp_path, data, server.url, "--health-port", str(health), env=env)
     try:
         wait_until(
@@ -107,8 +116,42 @@ def test_nats_down_at_start_records_reports_lag_and_publishes_all_once_it_appear
         out = finish(rec)
         assert rec.returncode == 0, out
         assert published(data) == len(wal_records(data / "ticks"))
+        assert len(list((data / "ticks").glob("*.wal"))) > 2
         assert out.count("not publishing for now: cannot reach NATS") == 1, out
     finally:
         if rec.poll() is None:
             rec.kill()
         server.stop()
+
+
+def _record_and_publish(tmp_path: Path, data: Path, url: str, env: dict[str, str]) -> None:
+    """One run of the recorder that published some records, stopped with SIGTERM."""
+    before = published(data, "WINDOW")
+    rec = start_recorder(tmp_path, data, url, env=env)
+    try:
+        wait_until("acks", lambda: published(data, "WINDOW") > before + 300, timeout=90)
+        out = finish(rec)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+    assert rec.returncode == 0, out
+
+
+def test_a_recorder_republishing_after_the_duplicate_window_adds_nothing_twice_to_the_archive(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    data, archive = tmp_path / "market", tmp_path / "archive"
+    env = recorder_env(tmp_path, SHRIVEN_NATS_STREAM="WINDOW",
+                       SHRIVEN_NATS_DUPLICATE_WINDOW_SECS="1")  # fmt: skip
+    _record_and_publish(tmp_path, data, nats_server.url, env)
+    n1 = len(wal_records(data / "ticks"))
+    assert published(data, "WINDOW") == n1
+    # The position is lost and the recorder comes back long after the window: it sends its
+    # whole WAL again, and JetStream no longer knows those message ids.
+    (data / "bus" / "WINDOW.position.json").unlink()
+    time.sleep(1.5)
+    _record_and_publish(tmp_path, data, nats_server.url, env)
+    wal = keyed(data / "ticks")
+    out = sink_until(tmp_path, archive, nats_server.url, len(wal), env)
+    assert f"sink: {len(wal)} records stored, {n1} duplicates dropped" in out
+    assert keyed(archive / "rec1" / "ticks") == wal

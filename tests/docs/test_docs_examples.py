@@ -47,7 +47,7 @@ def is_group(command: object) -> bool:
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-KNOWN_LANGS = {"python", "bash", "text", "json", "toml"}
+KNOWN_LANGS = {"python", "bash", "text", "json", "toml", "go"}  # go: a consumer, shown
 FENCE = re.compile(r"^```(?P<lang>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
 MARKER = re.compile(r"<!--\s*docs-test:\s*(?P<what>run|skip)\b(?P<why>[^>]*)-->\s*\Z")
 INLINE = re.compile(r"(?<!`)`(shriven [^`]+)`(?!`)")

@@ -33,7 +33,15 @@ from shriven.bus.connect import BusConfigError, connect, ensure_stream, error_te
 from shriven.bus.options import BusOptions, check_options
 from shriven.bus.position import Frontier, load_position, position_path, save_position
 from shriven.bus.subjects import MsgId, headers_for, subject_for
-from shriven.events import Record, Status, StatusKind, decode_wires, encode_record, stream_of
+from shriven.events import (
+    BookSnapshot,
+    Record,
+    Status,
+    StatusKind,
+    decode_wires,
+    encode_record,
+    stream_of,
+)
 from shriven.logging import get_logger
 from shriven.wal import WalReader
 from shriven.wal.format import segment_number
@@ -44,6 +52,9 @@ _SAVE_EVERY_S = 0.5
 _CHECK_EVERY_S = 0.2
 _RETRY_AFTER_NAK_S = 0.5
 _CONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+# The publisher shares the recorder's event loop: it gives the loop back this often, so a
+# publisher that cannot keep up lags rather than holding up the recorder's tasks.
+_YIELD_EVERY = 100
 LAGGING_AFTER_S = 10.0  # /health says "publisher lagging" past this
 
 
@@ -236,6 +247,7 @@ class Publisher:
                 raise
             except Exception as exc:
                 self._connect_error(f"NATS at {self.options.shown_urls}: {error_text(exc)}")
+                self._need_catchup = True  # a batch may have been cut short: the WAL has it
                 await self._close()
                 delay = _CONNECT_BACKOFF_S[min(attempt, len(_CONNECT_BACKOFF_S) - 1)]
                 attempt += 1
@@ -294,8 +306,10 @@ class Publisher:
                     run, batch = self._buffer.popleft()
                     self._buffered -= len(batch)
                     self._note_durable(run, batch)
-                    for r in batch:
+                    for i, r in enumerate(batch, 1):
                         await self._send(run, r)
+                        if not i % _YIELD_EVERY:
+                            await asyncio.sleep(0)
                     continue
                 assert self._wake is not None
                 self._wake.clear()
@@ -349,6 +363,11 @@ class Publisher:
                         continue
                     await self._send(run, r)
                     sent += 1
+                    if not sent % _YIELD_EVERY:
+                        await asyncio.sleep(0)
+        except BaseException:
+            self._need_catchup = True  # cut short: read again next time
+            raise
         finally:
             stop.set()
             with contextlib.suppress(queue.Empty):
@@ -365,6 +384,8 @@ class Publisher:
         while len(self._inflight) >= self.options.max_in_flight:
             self._room.clear()
             await self._room.wait()
+        if type(r) is BookSnapshot:
+            return  # derived data: not published (docs/bus.md)
         stream = stream_of(r)
         msg_id = MsgId(self.options.recorder, run, stream, r.seq)
         out = _Out(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,14 +133,16 @@ async def run_sink(
     *,
     subjects: str | None = None,
     durable: str = "shriven-sink",
-    batch: int = 2000,
+    batch: int = 1000,
     ack_wait_s: float = 30.0,
     duration: float | None = None,
     stop: asyncio.Event | None = None,
     stats: SinkStats | None = None,
+    on_durable: Callable[[list[Record]], None] | None = None,
 ) -> SinkStats:
     """Consume until ``stop`` is set (or ``duration`` seconds); raises ConfigError for settings
-    the bus refuses. Reconnects by itself while the server is away."""
+    the bus refuses. Reconnects by itself while the server is away. ``on_durable`` gets each
+    batch's new records once they are fsynced (the latency benchmark's probe)."""
     problem = check_options(options)
     if problem:
         raise ConfigError(problem)
@@ -184,7 +186,9 @@ async def run_sink(
             stop = stop if stop is not None else asyncio.Event()
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 try:
-                    msgs = await sub.fetch(batch=batch, timeout=1.0)
+                    # A fetch returns when ``batch`` messages came or at its timeout: the
+                    # timeout bounds the wait of a quiet stream's last records.
+                    msgs = await sub.fetch(batch=batch, timeout=0.25)
                 except (nats.errors.TimeoutError, TimeoutError):
                     continue
                 except (nats.errors.ConnectionClosedError, nats.errors.NoServersError) as exc:
@@ -195,7 +199,9 @@ async def run_sink(
                     continue
                 if not msgs:
                     continue
-                await asyncio.to_thread(_store_batch, arch, msgs, stats)
+                stored = await asyncio.to_thread(_store_batch, arch, msgs, stats)
+                if on_durable is not None:
+                    on_durable(stored)
                 await msgs[-1].ack()
                 stats.batches += 1
         finally:
@@ -206,7 +212,7 @@ async def run_sink(
     return stats
 
 
-def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> None:
+def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> list[Record]:
     """Keep what is new, write it per recorder, fsync: durable before the ack."""
     by_recorder: dict[str, list[Record]] = {}
     for msg in msgs:
@@ -231,6 +237,7 @@ def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> None:
         stats.stored += len(records)
     for recorder in by_recorder:
         arch.open(recorder)[0].sync()
+    return [r for records in by_recorder.values() for r in records]
 
 
 def _refuse(stats: SinkStats, subject: str, why: str) -> None:
