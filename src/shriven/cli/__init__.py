@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import TYPE_CHECKING, Final
 
+# Command modules register themselves on `app` when imported (one import line per module).
+from shriven.cli import kite_commands as _kite_commands  # noqa: F401
+from shriven.cli import replay as _replay  # noqa: F401
+from shriven.cli import run as _run  # noqa: F401
+from shriven.cli import wal as _wal  # noqa: F401
+from shriven.cli.app import app
 from shriven.errors import ShrivenError
-
-if TYPE_CHECKING:
-    import typer
 
 __all__ = ["app", "main"]
 
-# Command modules register themselves on `app` when imported (one entry per module).
-COMMAND_MODULES: Final = ("kite_commands", "replay", "run", "wal")
-# A command of these groups needs only these modules: `shriven replay book` in a cold process
-# spent most of its time importing kiteconnect and twisted for the Kite commands (2.0 of 2.4 s
-# of `import shriven.cli` under -X importtime on the shared machine).
-_GROUP_MODULES: Final = {"replay": ("replay",), "wal": ("replay", "wal")}
-
-
-def _register(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
-    for name in modules:
-        importlib.import_module(f"shriven.cli.{name}")
-    from shriven.cli.app import app
-
-    return app
-
-
-def __getattr__(name: str) -> object:
-    if name == "app":  # `from shriven.cli import app`: every command registered
-        return _register()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 def main() -> None:
-    group = sys.argv[1] if len(sys.argv) > 1 else ""
     try:
-        app = _register(_GROUP_MODULES.get(group, COMMAND_MODULES))
         app()
     except ShrivenError as exc:
         print(f"shriven: error: {exc}", file=sys.stderr)
