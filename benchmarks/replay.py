@@ -86,7 +86,7 @@ def _templates(rng: random.Random) -> tuple[dict, list]:
     return diffs, kite
 
 
-def generate(directory: Path, n: int) -> int:
+def generate(directory: Path, n: int, segment_size: int = 100 << 20) -> int:
     rng = random.Random(42)
     diffs, kite = _templates(rng)
     u = dict.fromkeys(SYMBOLS, 10_000_000)
@@ -102,7 +102,9 @@ def generate(directory: Path, n: int) -> int:
     syms = list(SYMBOLS)
     gc.disable()
     written = 0
-    with WalWriter(directory, segment_size=100 << 20, compression=True, fsync_policy="never") as w:
+    with WalWriter(
+        directory, segment_size=segment_size, compression=True, fsync_policy="never"
+    ) as w:
         for i in range(len(out), n):
             t += STEP_NS
             slot = PATTERN[i % 20]

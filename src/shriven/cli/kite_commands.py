@@ -7,10 +7,10 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from types import ModuleType
 
 import typer
 
-from shriven.app import kite_plans
 from shriven.cli.app import app, settings
 from shriven.config import Settings, deprecation_warnings
 from shriven.errors import UniverseError
@@ -18,6 +18,16 @@ from shriven.universe import (
     EXPIRY_CHOICES,
     InstrumentTable,
 )
+
+
+def _plans() -> ModuleType:
+    """shriven.app.kite_plans, imported when a Kite command runs: it imports kiteconnect and
+    twisted, 2.0 of the 2.4 s `import shriven.cli` took under -X importtime (shared machine),
+    which every cold `shriven replay book` paid."""
+    from shriven.app import kite_plans
+
+    return kite_plans
+
 
 instruments_app = typer.Typer(help="The Kite instrument dump and its cache.", no_args_is_help=True)
 app.add_typer(instruments_app, name="instruments")
@@ -58,7 +68,7 @@ def load_table(s: Settings, *, force: bool = False) -> InstrumentTable:
     """The instrument table for commands: the fresh cache, else a fetch (with progress)."""
     progress = ProgressPrinter()
     try:
-        return kite_plans.load_table(s, force=force, progress=progress)
+        return _plans().load_table(s, force=force, progress=progress)
     finally:
         progress.close()
 
@@ -69,22 +79,22 @@ def instruments_fetch(
 ) -> None:
     """Download the Kite instrument dump into the cache (fresh after 08:00 IST each day)."""
     s = settings()
-    fresh = None if force else kite_plans.fresh_instrument_cache(s)
+    fresh = None if force else _plans().fresh_instrument_cache(s)
     if fresh is not None:
         print(
             f"instrument cache is fresh: {fresh.rows} rows fetched {fresh.fetched_at} "
-            f"({kite_plans.instruments_path(s)}); use --force to fetch again"
+            f"({_plans().instruments_path(s)}); use --force to fetch again"
         )
         return
     started = time.monotonic()
     progress = ProgressPrinter()
     try:
-        meta = kite_plans.fetch_instrument_dump(s, progress=progress)
+        meta = _plans().fetch_instrument_dump(s, progress=progress)
     finally:
         progress.close()
     print(
         f"fetched {meta.rows} instruments from {meta.source} in "
-        f"{time.monotonic() - started:.1f} s -> {kite_plans.instruments_path(s)}"
+        f"{time.monotonic() - started:.1f} s -> {_plans().instruments_path(s)}"
     )
 
 
@@ -127,13 +137,13 @@ def show_subscriptions(
     for line in deprecation_warnings(s.pipeline):
         _err(f"warning: {line}")
     table = load_table(s)
-    plan, source = kite_plans.plan_for(
+    plan, source = _plans().plan_for(
         s, table, symbol, spot=spot, strike_range=strike_range, expiry=expiry
     )
     if as_json:
         print(json.dumps({**plan.to_dict(), "spot_source": source}, indent=2))
     else:
-        print(kite_plans.render_plan(plan, source))
+        print(_plans().render_plan(plan, source))
 
 
 # ---------------------------------------------------------------- run --dry-run
