@@ -190,6 +190,20 @@ def test_check_reports_a_segment_that_is_a_symbolic_link(store, tmp_path):
     assert out.stdout.strip().endswith("result: CORRUPT")
 
 
+def test_stats_names_each_segment_that_is_a_symbolic_link_and_its_target(store, tmp_path):
+    segment = segments(store / "ticks")[0]
+    moved = tmp_path / "moved.wal"
+    segment.rename(moved)
+    segment.symlink_to(moved)
+    out = shriven("wal", "stats", str(store))
+    assert out.returncode == 0, out.stderr
+    links = [line for line in out.stdout.splitlines() if line.startswith("  symlink ")]
+    assert links == [
+        f"  symlink     {segment.name} -> {moved} (writers refuse to open this WAL; replace "
+        "the link with the file itself; `shriven wal check` reports it as damage)"
+    ]
+
+
 def test_stats_per_stream_counts_only_the_segments_left_after_front_deletion(store):
     from collections import Counter
 
