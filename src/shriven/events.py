@@ -18,6 +18,7 @@ not 1, that is shorter than layout 1, or whose strings are not msgpack ``str`` i
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -602,11 +603,26 @@ def _utf8(text: str) -> str:
 
 
 _packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+_batch_packers = threading.local()  # one per thread: a batch is packed in several calls
 
 
 def encode_batch(records: list[Record]) -> bytes:
-    """One msgpack array holding the wire form of each record, in order."""
-    return _packer.pack([_to_wire(r) for r in records])
+    """One msgpack array holding the wire form of each record, in order.
+
+    Packed a record at a time, so only one record's wire lists are alive at once: a list of
+    them all (three per Kite tick) made a 5,000-record batch hold ~15k extra small objects,
+    a peak that grew the interpreter's small-object arenas in steps (benchmarks/soak_rss.py)."""
+    packer = getattr(_batch_packers, "packer", None)
+    if packer is None:
+        packer = _batch_packers.packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    try:
+        packer.pack_array_header(len(records))
+        pack = packer.pack
+        for r in records:
+            pack(_to_wire(r))
+        return packer.bytes()
+    finally:
+        packer.reset()
 
 
 def encode_record(record: Record) -> bytes:

@@ -179,15 +179,33 @@ def test_check_and_stats_show_times_in_the_market_zone_with_the_offset(store):
         assert "2026-01-01T00:00:00.000000000Z" in utc.stdout
 
 
-def test_check_reports_a_segment_that_is_a_symbolic_link(store, tmp_path):
+@pytest.fixture
+def linked_segment(store, tmp_path):
+    """The store's first ticks segment moved out and replaced by a symbolic link to it."""
     segment = segments(store / "ticks")[0]
     moved = tmp_path / "moved.wal"
     segment.rename(moved)
     segment.symlink_to(moved)
+    return segment, moved
+
+
+def test_check_reports_a_segment_that_is_a_symbolic_link(store, linked_segment):
+    _segment, moved = linked_segment
     out = shriven("wal", "check", str(store))
     assert out.returncode == 1
     assert f"at byte 0: the segment is a symbolic link to {moved}" in out.stdout
     assert out.stdout.strip().endswith("result: CORRUPT")
+
+
+def test_stats_names_each_segment_that_is_a_symbolic_link_and_its_target(store, linked_segment):
+    segment, moved = linked_segment
+    out = shriven("wal", "stats", str(store))
+    assert out.returncode == 0, out.stderr
+    links = [line for line in out.stdout.splitlines() if line.startswith("  symlink ")]
+    assert links == [
+        f"  symlink     {segment.name} -> {moved} (writers refuse to open this WAL; replace "
+        "the link with the file itself; `shriven wal check` reports it as damage)"
+    ]
 
 
 def test_stats_per_stream_counts_only_the_segments_left_after_front_deletion(store):

@@ -177,6 +177,11 @@ def stats(
                 f"  unindexed   {st.unindexed_bytes} bytes (a writer is active, it crashed, or an "
                 "index is missing; not counted above; `shriven wal check` reads them)"
             )
+        for segment, target in st.symlinks:
+            typer.echo(
+                f"  symlink     {segment} -> {target} (writers refuse to open this WAL; replace "
+                "the link with the file itself; `shriven wal check` reports it as damage)"
+            )
         by_stream = recounted.get(name)
         if by_stream:
             typer.echo("  per stream  (from metadata.json, for the segments on disk)")

@@ -192,11 +192,15 @@ class WalStats:
     last_ns: int | None = None
     codecs: set[str] = field(default_factory=set)
     unindexed_bytes: int = 0  # bytes the indexes do not describe (newest segment being written)
+    # segments that are symbolic links, with their targets: `wal check` reports each as damage
+    symlinks: list[tuple[str, str]] = field(default_factory=list)
 
 
 def wal_stats(name: str, directory: Path) -> WalStats:
     out = WalStats(name, directory)
     for _n, path in list_segments(directory):
+        if path.is_symlink():
+            out.symlinks.append((path.name, os.readlink(path)))
         size = path.stat().st_size
         out.segments += 1
         out.bytes += size
