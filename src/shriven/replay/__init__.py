@@ -3,7 +3,8 @@ rebuilt at any instant from snapshots plus recorded changes.
 
 ``replay_range(data_dir, sink, zone, ...)`` writes a time range in one format, ``replay_book``
 gives a book at an instant and ``verify_store`` checks every snapshot (see api.py): the CLI and
-the Python API call the same functions.
+the Python API call the same functions. ``replay_chain`` gives an option chain with IV and Greeks
+at an instant or on a clock grid (chain_api.py).
 ``reconstruct_lob_from_ticks(symbol, start, end)`` returns the book at ``end``;
 ``iter_lob_states(symbol, start, end)`` yields every state in between (see reconstruct.py).
 """
@@ -17,6 +18,8 @@ from shriven.replay.api import (
     verify_store,
 )
 from shriven.replay.books import DEFAULT_MARGIN_NS, BookState, VerifyReport, verify_books
+from shriven.replay.chain import DEFAULT_LOOKBACK_NS, DEFAULT_RATE, ChainSnapshot
+from shriven.replay.chain_api import ChainResult, chain_instants, parse_every, replay_chain
 from shriven.replay.export import FORMATS
 from shriven.replay.features_view import render_book
 from shriven.replay.reconstruct import (
@@ -31,11 +34,15 @@ from shriven.replay.store import StoreReader
 from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
 
 __all__ = [
+    "DEFAULT_LOOKBACK_NS",
     "DEFAULT_MARGIN_NS",
+    "DEFAULT_RATE",
     "FORMATS",
     "BookAt",
     "BookResult",
     "BookState",
+    "ChainResult",
+    "ChainSnapshot",
     "ReplayResult",
     "Selection",
     "StoreReader",
@@ -43,14 +50,17 @@ __all__ = [
     "VerifyResult",
     "book_at",
     "book_states",
+    "chain_instants",
     "format_ns",
     "iter_lob_states",
     "load_zone",
+    "parse_every",
     "parse_instant",
     "parse_kinds",
     "reconstruct_lob_from_ticks",
     "render_book",
     "replay_book",
+    "replay_chain",
     "replay_range",
     "resolve_symbols",
     "verify_books",
