@@ -498,9 +498,11 @@ def chain_snapshots(
             while i < len(instants) and (record is None or record.recv_ns > instants[i]):
                 if chosen is None:
                     recorded = state.recorded_expiries(instants[i])
-                    run.selected = pick_expiries(run.expiry, recorded, where)
-                    chosen = recorded
-                yield state.snapshot(instants[i], chosen)
+                    if recorded or i == len(instants) - 1:
+                        run.selected = pick_expiries(run.expiry, recorded, where)
+                        chosen = recorded
+                # a series may start before the first option ticks: those instants have no legs
+                yield state.snapshot(instants[i], chosen or [])
                 i += 1
             if record is not None:
                 state.apply(record)  # type: ignore[arg-type]
