@@ -476,7 +476,7 @@ def chain_snapshots(
     if not instants:
         return
     store = run.store
-    _inside_store(store, instants[0], instants[-1], zone)
+    _inside_store(store, instants[0], instants[-1], zone, run.lookback_ns)
     state = ChainState(run.universe, run.rate, run.lookback_ns)
     selection = Selection(frozenset({"ticks"}), "kite", run.universe.keys)
     start = instants[0] - run.lookback_ns
@@ -510,13 +510,17 @@ def chain_snapshots(
         run.notes.append(line)
 
 
-def _inside_store(store: StoreReader, first_ns: int, last_ns: int, zone: ZoneInfo) -> None:
+def _inside_store(
+    store: StoreReader, first_ns: int, last_ns: int, zone: ZoneInfo, lookback_ns: int
+) -> None:
+    """Refuse instants before the store's first record or beyond its last by more than the
+    lookback (where every quote would be out of range)."""
     from shriven.wal.check import wal_stats
 
     st = wal_stats("ticks", store.data_dir / "ticks")
     if st.first_ns is None or st.last_ns is None:
         raise NotRecordedError(f"{store.data_dir} holds no records yet")
-    if last_ns < st.first_ns or first_ns > st.last_ns:
+    if last_ns < st.first_ns or first_ns > st.last_ns + lookback_ns:
         raise NotRecordedError(
             f"{format_ns(first_ns, zone)} is outside the store: {store.data_dir} holds records "
             f"from {format_ns(st.first_ns, zone)} to {format_ns(st.last_ns, zone)} (times "
