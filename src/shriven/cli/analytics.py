@@ -111,8 +111,12 @@ def arb(
         metavar="UNDERLYING",
         help="'NIFTY 50' (repeatable; default: every underlying with options the store recorded).",
     ),
-    threshold: float = typer.Option(
-        0.0, "--threshold", metavar="RUPEES", help="Report deviations above this after spreads."
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        metavar="RUPEES",
+        help="Report deviations above this after spreads (default: "
+        "SHRIVEN_ANALYTICS_PARITY_THRESHOLD, 1.0).",
     ),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table, jsonl or csv."),
     out: Path | None = typer.Option(None, "--out", metavar="FILE", help="Write to FILE."),
@@ -132,7 +136,7 @@ def arb(
         start_ns=_instant(start, zone),
         end_ns=_instant(end, zone),
         symbols=symbol,
-        threshold=threshold,
+        threshold=s.analytics_parity_threshold if threshold is None else threshold,
         rate=s.analytics_rate if rate is None else rate,
         fmt=fmt,
         cache_dir=Path(s.cache_dir),
