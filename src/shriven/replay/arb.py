@@ -31,7 +31,6 @@ from shriven.replay.instruments import instruments_for
 from shriven.replay.select import Selection
 from shriven.replay.store import StoreReader
 from shriven.replay.times import format_ns
-from shriven.universe.recorded import load_recorded
 from shriven.wal.gc import scan_gc
 
 __all__ = ["ARB_COLUMNS", "DEFAULT_THRESHOLD", "ArbResult", "ParityFeed", "replay_arb"]
@@ -142,6 +141,9 @@ def recorded_universes(
     data_dir: Path, cache_dir: Path | None, symbols: Sequence[str]
 ) -> list[ChainUniverse]:
     """The chains of ``symbols``, or of every spot the store recorded that has options."""
+    # imported here: shriven.universe brings the Kite instruments client (requests) with it
+    from shriven.universe.recorded import load_recorded
+
     instruments, note = instruments_for(cache_dir, data_dir)
     if symbols:
         return [resolve_chain(s, instruments, note) for s in symbols]  # type: ignore[arg-type]
