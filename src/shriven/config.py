@@ -213,6 +213,13 @@ class Settings(BaseSettings):
 
     cache_dir: Path = Path("./cache")
     market_tz: str = "Asia/Kolkata"
+    # Options analytics: the continuously compounded yearly rate that discounts option values
+    # (Black-76 on the future; the future carries the drift itself).
+    analytics_rate: float = Field(0.065, gt=-1.0, lt=1.0)
+    # The recorder's live parity watch (/metrics counters, a status record per violation): on
+    # for Kite chains; a violation is a round trip gaining more than this many rupees.
+    analytics_live_parity: bool = True
+    analytics_parity_threshold: float = Field(1.0, ge=0.0)
     health_host: str = "127.0.0.1"
     health_port: int = Field(8787, ge=0, le=65535)
 

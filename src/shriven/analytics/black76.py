@@ -27,6 +27,18 @@ def norm_pdf(x: Array) -> Array:
     return _INV_SQRT_2PI * np.exp(-0.5 * x * x)
 
 
+def _arrays(
+    forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike, is_call: ArrayLike
+) -> tuple[Array, Array, Array, Array, NDArray[np.bool_]]:
+    return (
+        np.asarray(forward, dtype=np.float64),
+        np.asarray(strike, dtype=np.float64),
+        np.asarray(t, dtype=np.float64),
+        np.asarray(vol, dtype=np.float64),
+        np.asarray(is_call, dtype=bool),
+    )
+
+
 def _d1_d2(forward: Array, strike: Array, t: Array, vol: Array) -> tuple[Array, Array, Array]:
     v = vol * np.sqrt(t)
     d1 = (np.log(forward / strike) + 0.5 * v * v) / v
@@ -42,11 +54,7 @@ def black76_price(
     rate: float = 0.0,
 ) -> Array:
     """Discounted Black-76 value of each option."""
-    f = np.asarray(forward, dtype=np.float64)
-    k = np.asarray(strike, dtype=np.float64)
-    tt = np.asarray(t, dtype=np.float64)
-    s = np.asarray(vol, dtype=np.float64)
-    call = np.asarray(is_call, dtype=bool)
+    f, k, tt, s, call = _arrays(forward, strike, t, vol, is_call)
     d1, d2, _v = _d1_d2(f, k, tt, s)
     sign = np.where(call, 1.0, -1.0)
     undiscounted = sign * (f * ndtr(sign * d1) - k * ndtr(sign * d2))
@@ -70,11 +78,7 @@ def greeks(
     rate: float = 0.0,
 ) -> Greeks:
     """Price and Greeks of each option; NaN where ``vol`` is NaN (an IV that could not be found)."""
-    f = np.asarray(forward, dtype=np.float64)
-    k = np.asarray(strike, dtype=np.float64)
-    tt = np.asarray(t, dtype=np.float64)
-    s = np.asarray(vol, dtype=np.float64)
-    call = np.asarray(is_call, dtype=bool)
+    f, k, tt, s, call = _arrays(forward, strike, t, vol, is_call)
     d1, d2, v = _d1_d2(f, k, tt, s)
     disc = np.exp(-rate * tt)
     sign = np.where(call, 1.0, -1.0)

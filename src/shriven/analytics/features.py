@@ -66,9 +66,9 @@ def _ofi(prev: Top, cur: Top) -> float:
 
 @dataclass(slots=True)
 class FeatureSampler:
-    """Feed book tops in time order (:meth:`update`); rows come out at each multiple of
-    ``every_ns`` in ``[start_ns, end_ns)``, each describing the book as it was at that instant
-    (updates at the instant count)."""
+    """Feed book tops in time order (:meth:`update`); rows come out at ``start_ns`` and every
+    ``every_ns`` after, each describing the book as it was at that instant (updates at the
+    instant count). Updates before ``start_ns`` only give the book the first row starts from."""
 
     start_ns: int
     every_ns: int
@@ -88,11 +88,12 @@ class FeatureSampler:
     def update(self, at_ns: int, top: Top) -> list[FeatureRow]:
         """Apply a book update received at ``at_ns``; returns the rows due before it."""
         rows = self.until(at_ns - 1)
-        if self._prev_seen is not None:
+        # updates before the start only set the book the first row starts from
+        if self._prev_seen is not None and at_ns >= self.start_ns:
             self._ofi += _ofi(self._prev_seen, top)
         self._prev_seen = top
         self._top = top
-        self._updates += 1
+        self._updates += at_ns >= self.start_ns
         return rows
 
     def until(self, at_ns: int) -> list[FeatureRow]:

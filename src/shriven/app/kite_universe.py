@@ -138,6 +138,18 @@ async def add_kite(
     await universe.record_instruments(plans)
     pipeline.add_task("kite-universe", universe.run)
     pipeline.sources.sections["kite_universe"] = lambda: (universe.report(), [])
+    if settings.analytics_live_parity:
+        from shriven.app.parity_tap import ParityTap, chain_universes
+
+        chains = chain_universes(table, (p.spot.instrument_token for p in plans))
+        tap = ParityTap(
+            chains,
+            settings.analytics_parity_threshold,
+            settings.analytics_rate,
+            pipeline.queue,
+            pipeline.metrics.registry,
+        )
+        pipeline.add_tap(tap, durable=False)
     for plan in plans:
         log.info(
             "kite universe",

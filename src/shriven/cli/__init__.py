@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 # Command modules register themselves on `app` when imported (one import line per module).
+from shriven.cli import analytics as _analytics  # noqa: F401
 from shriven.cli import bus as _bus  # noqa: F401
 from shriven.cli import kite_commands as _kite_commands  # noqa: F401
 from shriven.cli import monitor as _monitor  # noqa: F401

@@ -3,7 +3,9 @@ rebuilt at any instant from snapshots plus recorded changes.
 
 ``replay_range(data_dir, sink, zone, ...)`` writes a time range in one format, ``replay_book``
 gives a book at an instant and ``verify_store`` checks every snapshot (see api.py): the CLI and
-the Python API call the same functions.
+the Python API call the same functions. ``replay_chain`` gives an option chain with IV and Greeks
+at an instant or on a clock grid (chain_api.py), ``replay_arb`` the put-call parity violations
+of a range (arb.py), ``replay_features`` a book feature series (features_series.py).
 ``reconstruct_lob_from_ticks(symbol, start, end)`` returns the book at ``end``;
 ``iter_lob_states(symbol, start, end)`` yields every state in between (see reconstruct.py).
 """
@@ -18,8 +20,12 @@ from shriven.replay.api import (
     replay_range,
     verify_store,
 )
+from shriven.replay.arb import ArbResult, replay_arb
 from shriven.replay.books import DEFAULT_MARGIN_NS, BookState, VerifyReport, verify_books
+from shriven.replay.chain import DEFAULT_LOOKBACK_NS, DEFAULT_RATE, ChainSnapshot
+from shriven.replay.chain_api import ChainResult, chain_instants, parse_every, replay_chain
 from shriven.replay.export import FORMATS
+from shriven.replay.features_series import FeaturesResult, replay_features
 from shriven.replay.features_view import render_book
 from shriven.replay.reconstruct import (
     BookAt,
@@ -33,11 +39,17 @@ from shriven.replay.store import StoreReader
 from shriven.replay.times import format_ns, load_zone, parse_instant, zone_label
 
 __all__ = [
+    "DEFAULT_LOOKBACK_NS",
     "DEFAULT_MARGIN_NS",
+    "DEFAULT_RATE",
     "FORMATS",
+    "ArbResult",
     "BookAt",
     "BookResult",
     "BookState",
+    "ChainResult",
+    "ChainSnapshot",
+    "FeaturesResult",
     "IndexResult",
     "ReplayResult",
     "Selection",
@@ -46,15 +58,20 @@ __all__ = [
     "VerifyResult",
     "book_at",
     "book_states",
+    "chain_instants",
     "format_ns",
     "index_store",
     "iter_lob_states",
     "load_zone",
+    "parse_every",
     "parse_instant",
     "parse_kinds",
     "reconstruct_lob_from_ticks",
     "render_book",
+    "replay_arb",
     "replay_book",
+    "replay_chain",
+    "replay_features",
     "replay_range",
     "resolve_symbols",
     "verify_books",
