@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     binance_stall_secs: float = Field(60.0, gt=0)
     binance_rest_max_backoff_secs: float = Field(60.0, gt=0)
 
+    # `shriven wal archive|restore` to s3://...: an S3 API endpoint (None: AWS) and keys (None:
+    # boto3's own chain: AWS_* variables, ~/.aws, an instance role).
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+
     cache_dir: Path = Path("./cache")
     market_tz: str = "Asia/Kolkata"
     health_host: str = "127.0.0.1"
