@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # this long (a supervisor restarting us must not lock the account); --force-login overrides.
     kite_login_retry_secs: float = Field(900.0, ge=0)
     kite_force_login: bool = False
+    # "HH:MM-HH:MM" (IST): connect (and log in) to Kite only inside this daily window on NSE
+    # trading days; held disconnected otherwise (no useless logins on holidays). None: always.
+    kite_window: str | None = None
 
     binance_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
     binance_depth_limit: int = Field(1000, ge=5, le=5000)
@@ -182,6 +185,15 @@ class Settings(BaseSettings):
     def _split_binance(cls, v: object) -> object:
         v = _symbol_list(v)
         return check_binance_symbols(v) if isinstance(v, list) else v
+
+    @field_validator("kite_window")
+    @classmethod
+    def _window(cls, v: str | None) -> str | None:
+        if v is not None:
+            from shriven.calendar import parse_window
+
+            parse_window(v)
+        return v
 
     @field_validator("kite_ticker_class_modes")
     @classmethod

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from shriven.config import PipelineConfig, Settings, check_binance_symbols
 from shriven.errors import ConfigError, CredentialsError
+from shriven.feeds.base import FeedAdapter
 from shriven.feeds.kite.instruments import ProgressFn
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
@@ -151,7 +152,9 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         )
         pipeline.lock_store()  # before logging in: a second recorder fails at once
         _add_retention(pipeline, settings.pipeline)
-        if "kite" in wanted:
+        if "kite" in wanted and settings.kite_window:
+            add_windowed_kite(pipeline, settings, options.spots)
+        elif "kite" in wanted:
             from shriven.app.kite_universe import add_kite
 
             try:
@@ -166,6 +169,19 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             add_binance(pipeline, settings)
         pipeline.install_signal_handlers()
         return await pipeline.run(options.duration)
+
+
+def add_windowed_kite(pipeline: Pipeline, settings: Settings, spots: dict[str, float]) -> None:
+    """The Kite feed, logged in and connected only inside SHRIVEN_KITE_WINDOW on trading days."""
+    from shriven.app.kite_universe import prepare_kite
+    from shriven.app.kite_window import WindowedFeed
+    from shriven.calendar import parse_window
+
+    async def start() -> tuple[FeedAdapter, Callable[[], Awaitable[None]]]:
+        feed, universe = await prepare_kite(pipeline, settings, spots)
+        return feed, universe.run
+
+    pipeline.add_feed(WindowedFeed(start, parse_window(settings.kite_window or "")))
 
 
 async def install_nse_calendar() -> None:
