@@ -124,7 +124,6 @@ def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
 async def run_recorder(settings: Settings, options: RunOptions) -> int:
     """Run ``shriven run`` to completion; returns the exit code."""
     fix_mmap_threshold()
-    await install_nse_calendar()
     async with contextlib.AsyncExitStack() as stack:
         if options.sim:
             from shriven.app.simulators import start_simulators
@@ -151,6 +150,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             status_every_s=options.status_every_s,
         )
         pipeline.lock_store()  # before logging in: a second recorder fails at once
+        await install_nse_calendar()
         _add_retention(pipeline, settings.pipeline)
         if "kite" in wanted and settings.kite_window:
             add_windowed_kite(pipeline, settings, options.spots)
@@ -203,7 +203,7 @@ async def install_nse_calendar() -> None:
         )
         return
     install(calendar)
-    log.info("NSE calendar", first=str(calendar.first), last=str(calendar.last))
+    log.debug("NSE calendar", first=str(calendar.first), last=str(calendar.last))
 
 
 def _add_retention(pipeline: Pipeline, config: PipelineConfig) -> None:
