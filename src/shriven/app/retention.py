@@ -43,6 +43,19 @@ class PruneResult:
     recorder_running: bool  # metadata.json then follows at the recorder's next snapshot
 
 
+def _claim(data_dir: Path, dry_run: bool) -> tuple[DataDirLock, bool]:
+    """The store lock taken when no recorder holds it; and whether one does (then the caller
+    leaves metadata.json to it). A dry run takes nothing."""
+    lock = DataDirLock(data_dir)
+    if dry_run:
+        return lock, False
+    try:
+        lock.acquire()
+    except StoreLockedError:
+        return lock, True
+    return lock, False
+
+
 def prune_store(
     data_dir: Path,
     keep_days: float | None = None,
@@ -52,13 +65,7 @@ def prune_store(
     now_ns: int | None = None,
 ) -> PruneResult:
     """Remove what :func:`plan_prune` chooses (nothing with ``dry_run``)."""
-    lock = DataDirLock(Path(data_dir))
-    running = False
-    if not dry_run:
-        try:
-            lock.acquire()
-        except StoreLockedError:
-            running = True
+    lock, running = _claim(Path(data_dir), dry_run)
     try:
         plan = plan_prune(Path(data_dir), keep_days, keep_bytes, now_ns)
         if dry_run:
@@ -138,13 +145,7 @@ def archive_store(
     from shriven.wal.prune import sealed_segments
 
     dest = open_destination(where, credentials)
-    lock = DataDirLock(Path(data_dir))
-    running = False
-    if not dry_run:
-        try:
-            lock.acquire()
-        except StoreLockedError:
-            running = True
+    lock, running = _claim(Path(data_dir), dry_run)
     try:
         if keep_days is None and keep_bytes is None:
             by_wal = sealed_segments(Path(data_dir))
