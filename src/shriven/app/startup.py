@@ -150,7 +150,8 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             status_every_s=options.status_every_s,
         )
         pipeline.lock_store()  # before logging in: a second recorder fails at once
-        await install_nse_calendar()
+        if not options.sim:  # the simulators keep no exchange hours; pandas costs seconds
+            await install_nse_calendar()
         _add_retention(pipeline, settings.pipeline)
         if "kite" in wanted and settings.kite_window:
             add_windowed_kite(pipeline, settings, options.spots)
