@@ -3,16 +3,30 @@ Kite feed is expected to send data (and so when silence is "stale")."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from datetime import date, datetime, time
 
 import pytest
 
-from shriven.calendar import PLAIN, TradingCalendar, install, load_nse_calendar, nse_calendar
+from shriven.app.kite_window import WindowedFeed
+from shriven.calendar import (
+    PLAIN,
+    TradingCalendar,
+    install,
+    load_nse_calendar,
+    nse_calendar,
+    parse_window,
+    window_state,
+)
 from shriven.clock import IST
+from shriven.config import PipelineConfig
 from shriven.feeds.base import FeedStats
-from shriven.pipeline.health import feed_is_stale
+from shriven.pipeline.daemon import Pipeline
+from shriven.pipeline.health import evaluate, feed_is_stale
 from shriven.pipeline.validate import kite_market_open
+from shriven.wal import WalOptions
 
 
 def _at(d: date, hh: int, mm: int = 0) -> float:
@@ -68,3 +82,73 @@ def test_days_outside_the_calendar_fall_back_to_the_weekday_rule():
     cal = TradingCalendar(date(2026, 1, 1), date(2026, 1, 31), {})
     assert not cal.is_trading_day(date(2026, 1, 5))  # inside, no session listed
     assert cal.is_trading_day(date(2026, 2, 2))  # outside: a Monday trades
+
+
+def test_the_kite_window_opens_on_trading_days_only(nse):
+    window = parse_window("08:45-15:45")
+    holiday, next_day = date(2026, 11, 10), date(2026, 11, 11)
+    inside, change = window_state(nse, window, _at(holiday, 10))
+    assert not inside and change == _at(next_day, 8, 45)
+    inside, change = window_state(nse, window, _at(next_day, 9))
+    assert inside and change == _at(next_day, 15, 45)
+    with pytest.raises(ValueError, match="give HH:MM-HH:MM"):
+        parse_window("morning")
+
+
+class _Ticker:
+    """Stands in for the Kite ticker adapter (venue, stats, run): the window's subject is when
+    it is started and stopped."""
+
+    venue = "kite"
+
+    def __init__(self) -> None:
+        self.stats = FeedStats("kite")
+        self.stopped = False
+
+    async def run(self) -> None:
+        self.stats.connected = True
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.stopped = True
+
+
+async def test_a_held_kite_feed_never_logs_in_on_a_holiday_and_health_says_held(nse, tmp_path):
+    install(nse)
+    starts: list[_Ticker] = []
+
+    async def start():
+        starts.append(_Ticker())
+        return starts[-1], asyncio.Event().wait
+
+    now = [_at(date(2026, 11, 10), 11)]  # a holiday, mid-morning
+    feed = WindowedFeed(start, parse_window("08:45-15:45"), clock=lambda: now[0])
+    pipeline = Pipeline(PipelineConfig(data_dir=tmp_path), wal=WalOptions(), health_port=None,
+                        free_bytes=lambda: 10**12)  # fmt: skip
+    pipeline.add_feed(feed)
+    task = asyncio.create_task(feed.run())
+    await asyncio.sleep(0.1)
+    report = evaluate(pipeline.sources, now_ns=int(now[0] * 1e9))
+    assert starts == []  # no login, no connection
+    assert report["feeds"]["kite"]["held"].endswith("connects at 2026-11-11 08:45 IST")
+    assert report["status"] == "ok" and report["problems"] == []
+    # the next trading day inside the window: started; at the window's end: stopped, held again
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    now[0] = _at(date(2026, 11, 11), 15, 45) - 0.3
+    task = asyncio.create_task(feed.run())
+    for _ in range(50):
+        if starts and starts[0].stats.connected:
+            break
+        await asyncio.sleep(0.02)
+    assert len(starts) == 1 and feed.stats is starts[0].stats
+    now[0] += 0.3  # the window ends
+    for _ in range(100):
+        if starts[0].stopped and feed.stats.held:
+            break
+        await asyncio.sleep(0.02)
+    assert starts[0].stopped and feed.stats.held
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -89,3 +89,33 @@ def load_nse_calendar(start: date, end: date) -> TradingCalendar:
         for ts, row in schedule.iterrows()
     }
     return TradingCalendar(start, end, sessions)
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """``08:45-15:45`` -> (08:45, 15:45), IST wall clock; ValueError otherwise."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise ValueError(f"bad window {text!r}: give HH:MM-HH:MM (IST), e.g. 08:45-15:45") from None
+    if not start < end:
+        raise ValueError(f"bad window {text!r}: the start must come before the end")
+    return start, end
+
+
+def window_state(
+    calendar: TradingCalendar, window: tuple[time, time], epoch_s: float
+) -> tuple[bool, float]:
+    """Whether ``epoch_s`` is inside the daily ``window`` of a trading day, and the epoch
+    second when that next changes (the window's end, or the next trading day's start)."""
+    day = datetime.fromtimestamp(epoch_s, IST).date()
+    for i in range(40):
+        d = day + timedelta(days=i)
+        if not calendar.is_trading_day(d):
+            continue
+        start = datetime.combine(d, window[0], IST).timestamp()
+        end = datetime.combine(d, window[1], IST).timestamp()
+        if epoch_s < start:
+            return False, start
+        if epoch_s < end:
+            return True, end
+    return False, epoch_s + 86_400.0

@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     # this long (a supervisor restarting us must not lock the account); --force-login overrides.
     kite_login_retry_secs: float = Field(900.0, ge=0)
     kite_force_login: bool = False
+    # "HH:MM-HH:MM" (IST): connect (and log in) to Kite only inside this daily window on NSE
+    # trading days; held disconnected otherwise (no useless logins on holidays). None: always.
+    kite_window: str | None = None
 
     binance_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
     binance_depth_limit: int = Field(1000, ge=5, le=5000)
@@ -210,6 +213,13 @@ class Settings(BaseSettings):
     binance_futures_max_streams_per_connection: int = Field(200, ge=1, le=200)
     # Open interest has no stream: polled by REST this often per symbol (0: not recorded).
     binance_open_interest_secs: float = Field(60.0, ge=0)
+
+    # `shriven wal archive|restore` to s3://...: an S3 API endpoint (None: AWS) and keys (None:
+    # boto3's own chain: AWS_* variables, ~/.aws, an instance role).
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
 
     cache_dir: Path = Path("./cache")
     market_tz: str = "Asia/Kolkata"
@@ -288,6 +298,15 @@ class Settings(BaseSettings):
     @classmethod
     def _split_streams(cls, v: object) -> object:
         return _symbol_list(v)
+
+    @field_validator("kite_window")
+    @classmethod
+    def _window(cls, v: str | None) -> str | None:
+        if v is not None:
+            from shriven.calendar import parse_window
+
+            parse_window(v)
+        return v
 
     @field_validator("kite_ticker_class_modes")
     @classmethod

@@ -88,3 +88,9 @@ class NotRecordedError(ReplayError):
     """The store holds nothing of an instrument that was asked for (a typo, another store)."""
 
     exit_code = 1
+
+
+class ArchiveError(ShrivenError):
+    """An archive could not be written, verified or read back; local segments are kept."""
+
+    exit_code = 1

@@ -137,40 +137,31 @@ def configure_logging(
     )
     # JSON lines carry the traceback as the "exception" field, in the same scrubbed text.
     tracebacks: list = [structlog.processors.ExceptionRenderer(format_traceback)] if json else []
+
     # Libraries (websockets, urllib3, aiohttp) log through the standard library: render their
     # records like ours, so --log-json output is JSON on every line.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ScrubFilter())
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                *tracebacks,
-                renderer,
-            ],
-        )
-    )
-    handlers: list[logging.Handler] = [handler]
-    if log_file is not None:
-        file_handler = _file_handler(Path(log_file), rotate, keep)
-        file_handler.addFilter(_ScrubFilter())
-        file_renderer = (
-            structlog.processors.JSONRenderer()
-            if json
-            else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=_console_traceback)
-        )
-        file_handler.setFormatter(
+    def rendered_by(handler: logging.Handler, renderer: object) -> logging.Handler:
+        handler.addFilter(_ScrubFilter())
+        handler.setFormatter(
             structlog.stdlib.ProcessorFormatter(
                 foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
                 processors=[
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     *tracebacks,
-                    file_renderer,
+                    renderer,
                 ],
             )
         )
-        handlers.append(file_handler)
+        return handler
+
+    handlers = [rendered_by(logging.StreamHandler(sys.stderr), renderer)]
+    if log_file is not None:
+        file_renderer = (
+            structlog.processors.JSONRenderer()
+            if json
+            else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=_console_traceback)
+        )
+        handlers.append(rendered_by(_file_handler(Path(log_file), rotate, keep), file_renderer))
     logging.basicConfig(level=numeric, handlers=handlers, force=True)
     # websockets logs every frame at debug (thousands a second of market data); shriven's own
     # debug events are what --log-level debug is for

@@ -110,6 +110,29 @@ async def add_kite(
     pipeline: Pipeline, settings: Settings, spots: dict[str, float] | None = None
 ) -> KiteUniverse:
     """Log in, load instruments, plan the universe and add the ticker feed and universe job."""
+    feed, universe = await prepare_kite(pipeline, settings, spots)
+    pipeline.add_feed(feed)
+    pipeline.add_task("kite-universe", universe.run)
+    if settings.analytics_live_parity:
+        from shriven.app.parity_tap import ParityTap, chain_universes
+
+        chains = chain_universes(universe.table, (p.spot.instrument_token for p in universe.plans))
+        tap = ParityTap(
+            chains,
+            settings.analytics_parity_threshold,
+            settings.analytics_rate,
+            pipeline.queue,
+            pipeline.metrics.registry,
+        )
+        pipeline.add_tap(tap, durable=False)
+    return universe
+
+
+async def prepare_kite(
+    pipeline: Pipeline, settings: Settings, spots: dict[str, float] | None = None
+) -> tuple[KiteTickerFeed, KiteUniverse]:
+    """Log in, load instruments and plan the universe: the ticker feed and the universe job,
+    not yet running (add_kite adds them to the pipeline; kite_window runs them in its window)."""
     require_credentials(settings)
     auth = KiteAuth.from_settings(settings)
     session = await asyncio.to_thread(auth.session)
@@ -131,25 +154,11 @@ async def add_kite(
     feed = KiteTickerFeed.from_settings(
         settings, auth.access_token, pipeline.queue, subscriptions=subscriptions, on_ticks=spot
     )
-    pipeline.add_feed(feed)
     universe = KiteUniverse(
         settings, auth, table, plans, feed, Path(pipeline.config.data_dir), spot
     )
     await universe.record_instruments(plans)
-    pipeline.add_task("kite-universe", universe.run)
     pipeline.sources.sections["kite_universe"] = lambda: (universe.report(), [])
-    if settings.analytics_live_parity:
-        from shriven.app.parity_tap import ParityTap, chain_universes
-
-        chains = chain_universes(table, (p.spot.instrument_token for p in plans))
-        tap = ParityTap(
-            chains,
-            settings.analytics_parity_threshold,
-            settings.analytics_rate,
-            pipeline.queue,
-            pipeline.metrics.registry,
-        )
-        pipeline.add_tap(tap, durable=False)
     for plan in plans:
         log.info(
             "kite universe",
@@ -162,7 +171,7 @@ async def add_kite(
         )
         for line in plan.warnings:
             log.warning("kite universe: " + line, symbol=plan.spot_symbol)
-    return universe
+    return feed, universe
 
 
 class KiteUniverse:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from shriven.config import PipelineConfig, Settings, check_binance_symbols, check_futures_symbols
 from shriven.errors import ConfigError, CredentialsError, ShrivenError
 from shriven.events import BINANCE_VENUES
+from shriven.feeds.base import FeedAdapter
 from shriven.feeds.kite.instruments import ProgressFn
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
@@ -165,7 +166,6 @@ def resolve_settings(settings: Settings, options: RunOptions) -> Settings:
 async def run_recorder(settings: Settings, options: RunOptions) -> int:
     """Run ``shriven run`` to completion; returns the exit code."""
     fix_mmap_threshold()
-    await install_nse_calendar()
     async with contextlib.AsyncExitStack() as stack:
         if options.sim:
             from shriven.app.simulators import start_simulators
@@ -184,6 +184,8 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             status_every_s=options.status_every_s,
         )
         pipeline.lock_store()  # before logging in: a second recorder fails at once
+        if not options.sim:  # the simulators keep no exchange hours; pandas costs seconds
+            await install_nse_calendar()
         _add_retention(pipeline, settings.pipeline)
         server = None
         if options.serve_port is not None:  # also before logging in: a taken port fails at once
@@ -192,7 +194,9 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             server = live_server(settings, options.serve_port)
             await server.start()
             stack.push_async_callback(server.stop)
-        if "kite" in wanted:
+        if "kite" in wanted and settings.kite_window:
+            add_windowed_kite(pipeline, settings, options.spots)
+        elif "kite" in wanted:
             from shriven.app.kite_universe import add_kite
 
             try:
@@ -218,6 +222,19 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         return await pipeline.run(options.duration)
 
 
+def add_windowed_kite(pipeline: Pipeline, settings: Settings, spots: dict[str, float]) -> None:
+    """The Kite feed, logged in and connected only inside SHRIVEN_KITE_WINDOW on trading days."""
+    from shriven.app.kite_universe import prepare_kite
+    from shriven.app.kite_window import WindowedFeed
+    from shriven.calendar import parse_window
+
+    async def start() -> tuple[FeedAdapter, Callable[[], Awaitable[None]]]:
+        feed, universe = await prepare_kite(pipeline, settings, spots)
+        return feed, universe.run
+
+    pipeline.add_feed(WindowedFeed(start, parse_window(settings.kite_window or "")))
+
+
 async def install_nse_calendar() -> None:
     """Read NSE's sessions (holidays, special sessions) for the stale-feed check, off the event
     loop (the library imports pandas: seconds). Without the library: Monday to Friday."""
@@ -237,7 +254,7 @@ async def install_nse_calendar() -> None:
         )
         return
     install(calendar)
-    log.info("NSE calendar", first=str(calendar.first), last=str(calendar.last))
+    log.debug("NSE calendar", first=str(calendar.first), last=str(calendar.last))
 
 
 def _add_retention(pipeline: Pipeline, config: PipelineConfig) -> None:

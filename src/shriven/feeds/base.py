@@ -39,6 +39,7 @@ class FeedStats:
     task_restarts: int = 0  # connection tasks restarted after an unexpected exception
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     down_since_ns: int = 0  # when ``connected`` last turned false; 0 = never connected yet
+    held: str = ""  # why the feed is deliberately disconnected now ("" = it is not)
     _up: bool = field(default=False, repr=False)
 
     @property

@@ -88,11 +88,13 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
     feeds = list(src.feeds())
     for f in feeds:
         last_data = src.stats.last_data_ns.get(f.venue, 0)
-        stale = feed_is_stale(f, last_data, now, src.started_ns, src.stale_secs)
+        held = bool(f.held)
+        stale = not held and feed_is_stale(f, last_data, now, src.started_ns, src.stale_secs)
         is_open = market_open(f.venue, now / 1e9)
-        any_connected = any_connected or f.connected
+        any_connected = any_connected or f.connected or held
         feeds_out[f.venue] = {
             "connected": f.connected,
+            "held": f.held or None,
             "market_open": is_open,
             "stale": stale,
             "last_message_age_s": round((now - f.last_message_ns) / 1e9, 3)
@@ -109,7 +111,7 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
         }
         if f.task_restarts:
             problems.append(f"{f.venue} feed task restarted after an internal error")
-        if not f.connected and is_open:
+        if not f.connected and is_open and not held:
             problems.append(f"{f.venue} disconnected")
         if stale:
             problems.append(f"{f.venue} stale")

@@ -128,8 +128,14 @@ class _StateCollector(Collector):
             "Seconds since the last message (-1 before the first)",
             labels=["venue"],
         )
+        held = GaugeMetricFamily(
+            "shriven_feed_held",
+            "1 while the feed is held disconnected on purpose (SHRIVEN_KITE_WINDOW)",
+            labels=["venue"],
+        )
         now = time.time_ns()
         for f in feeds:
+            held.add_metric([f.venue], 1.0 if f.held else 0.0)
             for kind, n in f.errors_by_kind.items():
                 by_kind.add_metric([f.venue, kind], n)
             connected.add_metric([f.venue], 1.0 if f.connected else 0.0)
@@ -138,6 +144,7 @@ class _StateCollector(Collector):
             )
         yield by_kind
         yield connected
+        yield held
         yield age
         if self._feed_state is not None:
             market = GaugeMetricFamily(
