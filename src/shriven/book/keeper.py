@@ -193,7 +193,13 @@ class BookKeeper:
         outcome = sync.on_diff(d.first_update_id, d.last_update_id, d)
         if outcome == APPLY:
             self._apply_diff(key, book, d, bids, asks)
-        elif outcome == STALE:
+        else:
+            self._not_applied(outcome, key)
+
+    def _not_applied(self, outcome: int, key: str) -> None:
+        """Count a diff the synchroniser did not let through (spot and futures alike)."""
+        stats = self.stats
+        if outcome == STALE:
             stats.stale += 1
         elif outcome == GAP:
             stats.gaps += 1
@@ -286,14 +292,8 @@ class BookKeeper:
         outcome = sync.on_diff(d.first_update_id, d.last_update_id, d.prev_update_id, d)
         if outcome == APPLY:
             self._apply_diff(key, book, d, bids, asks)  # type: ignore[arg-type]
-        elif outcome == STALE:
-            stats.stale += 1
-        elif outcome == GAP:
-            stats.gaps += 1
-            stats.buffered += 1
-            self.crossed_now.discard(key)
         else:
-            stats.buffered += 1
+            self._not_applied(outcome, key)
 
     def _futures_snapshot(self, s: BinanceFuturesDepthSnapshot) -> None:
         if not (levels_valid(s.bids) and levels_valid(s.asks)):
