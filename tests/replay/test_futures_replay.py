@@ -135,3 +135,23 @@ def test_replay_book_and_verify_books_follow_the_pu_rule(store) -> None:  # type
     report = verify_store(data_dir).report
     assert report.pairs > 5 and report.differences == []
     assert report.seq_gaps == {}
+
+
+def test_replay_book_prints_a_contract_at_its_tick_and_lot_size(store) -> None:  # type: ignore[no-untyped-def]
+    from shriven.feeds.binance.streams import Listing
+    from shriven.replay import render_book
+    from shriven.universe.binance_recorded import record_listings
+
+    data_dir, records = store
+    key = f"{VENUE}:{SYMBOL}"
+    end = records[-1].recv_ns + NS
+    assert replay_book(data_dir, key, end, UTC).places == (None, None)  # no table: the venue's 8
+    listing = Listing(SYMBOL, "TRADING", "PERPETUAL", "AKROUSDT", 0, "0.000010", "1", 0)
+    record_listings(data_dir, VENUE, [listing])
+    result = replay_book(data_dir, key, end, UTC)
+    assert result.places == (5, 0)
+    text = render_book(result.book, 5, UTC, result.places)
+    bid_qty, bid = text.splitlines()[4].split("|")[0].split()
+    best = result.book.book.top(1)[0][0]
+    assert bid == f"{best[0]:.5f}" and len(bid.partition(".")[2]) == 5
+    assert bid_qty == f"{best[1]:.0f}"

@@ -173,7 +173,7 @@ def book(
         cache_dir=Path(settings().cache_dir),
         on_note=_note("replay book"),
     )
-    typer.echo(render_book(result.book, depth, zone))
+    typer.echo(render_book(result.book, depth, zone, result.places))
 
 
 @replay_app.command("index")

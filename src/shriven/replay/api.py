@@ -19,7 +19,7 @@ from shriven.files import atomic_output
 from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, VerifyReport, verify_books
 from shriven.replay.columns import write_sidecars
-from shriven.replay.instruments import contract_note, instruments_for
+from shriven.replay.instruments import contract_note, contract_places, instruments_for
 from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
 from shriven.replay.reconstruct import BookAt, book_at, resolve_book_key
 from shriven.replay.select import (
@@ -231,6 +231,8 @@ class BookResult:
     book: BookAt
     key: str
     notes: list[str] = field(default_factory=list)
+    # decimals of prices and quantities from the contract's tick and lot size (None: the venue's)
+    places: tuple[int | None, int | None] = (None, None)
 
 
 def replay_book(
@@ -276,7 +278,7 @@ def replay_book(
         notes.append(contract)
         if on_note is not None:
             on_note(contract)
-    return BookResult(book, key, notes)
+    return BookResult(book, key, notes, contract_places(data_dir, key))
 
 
 @dataclass(slots=True)

@@ -16,17 +16,29 @@ def _fixed(x: float | None, decimals: int) -> str:
     return "-" if x is None else f"{x:.{decimals}f}"
 
 
-def render_book(result: BookAt, depth: int, zone: ZoneInfo) -> str:
+def render_book(
+    result: BookAt,
+    depth: int,
+    zone: ZoneInfo,
+    places: tuple[int | None, int | None] = (None, None),
+) -> str:
+    """The book as text; ``places``: decimals of prices and quantities where the contract's
+    tick and lot size are known (``BookResult.places``), else the venue's own."""
     book = result.book
     venue, _, instrument = result.key.partition(":")
-    decimals = price_decimals(venue, instrument)
-    # mid and microprice can fall between ticks: one decimal more than the venue's prices
-    between = decimals + 1 if venue == "kite" else decimals
+    price_places, qty_places = places
+    decimals = price_decimals(venue, instrument) if price_places is None else price_places
+    # mid and microprice can fall between ticks: one decimal more than the tick's
+    between = decimals + 1 if venue == "kite" or price_places is not None else decimals
 
     def price(x: float) -> str:
+        if price_places is not None:
+            return f"{x:.{price_places}f}"
         return book_price(venue, instrument, x)
 
     def qty(x: float) -> str:
+        if qty_places is not None:
+            return f"{x:.{qty_places}f}"
         return book_quantity(venue, x)
 
     lines = [

@@ -8,7 +8,7 @@ from pathlib import Path
 from shriven.errors import ShrivenError
 from shriven.replay.select import InstrumentRow
 
-__all__ = ["cached_instruments", "contract_note", "instruments_for"]
+__all__ = ["cached_instruments", "contract_note", "contract_places", "instruments_for"]
 
 
 def cached_instruments(cache_dir: Path) -> tuple[Sequence[InstrumentRow] | None, str]:
@@ -70,3 +70,22 @@ def contract_note(data_dir: Path, key: str) -> str:
 
         parts.append(f"delivery {format_ns(row.delivery_date * 1_000_000, ZoneInfo('UTC'))}")
     return ", ".join(parts) + " (the store's Binance instruments table)"
+
+
+def contract_places(data_dir: Path, key: str) -> tuple[int | None, int | None]:
+    """Decimals of ``key``'s tick size and lot size in the store's Binance instruments table
+    (``"0.10"`` -> 1), so a book prints as the venue quotes the contract; None: not known."""
+    from shriven.universe.binance_recorded import load_listings
+
+    venue, _, symbol = key.partition(":")
+    row = load_listings(Path(data_dir)).get(venue, {}).get(symbol)
+    if row is None:
+        return None, None
+    return _places(row.tick_size), _places(row.lot_size)
+
+
+def _places(step: str) -> int | None:
+    whole, dot, frac = step.strip().partition(".")
+    if not whole.isdigit() or (frac and not frac.isdigit()) or float(step) <= 0:
+        return None
+    return len(frac.rstrip("0")) if dot else 0
