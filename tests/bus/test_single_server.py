@@ -141,7 +141,9 @@ def test_a_recorder_republishing_after_the_duplicate_window_adds_nothing_twice_t
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
     data, archive = tmp_path / "market", tmp_path / "archive"
-    env = recorder_env(tmp_path, SHRIVEN_NATS_STREAM="WINDOW",
+    # Its own subjects too: JetStream refuses a stream whose subjects overlap another's, and the
+    # module's server already holds the SHRIVEN stream on shriven.> from the tests before.
+    env = recorder_env(tmp_path, SHRIVEN_NATS_STREAM="WINDOW", SHRIVEN_NATS_SUBJECT_PREFIX="window",
                        SHRIVEN_NATS_DUPLICATE_WINDOW_SECS="1")  # fmt: skip
     _record_and_publish(tmp_path, data, nats_server.url, env)
     n1 = len(wal_records(data / "ticks"))
