@@ -59,6 +59,11 @@ def three_nodes(tmp_path_factory: pytest.TempPathFactory):
         node.stop()
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="open (issue 16): in about half the runs on a loaded 2-core machine the restarted sink "
+    "stalls before the archive holds every record (90 s); on a quiet one it passes in ~20 s",
+)
 def test_killing_a_node_the_publisher_and_the_sink_loses_and_duplicates_nothing(
     tmp_path: Path, three_nodes: list[NatsServer]
 ) -> None:
