@@ -27,7 +27,7 @@ from shriven.analytics.expiry import expiry_ns, years_between
 from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import KiteTick, kite_price_divisor
 from shriven.replay.instruments import instruments_for
-from shriven.replay.select import Selection, resolve_each
+from shriven.replay.select import InstrumentRow, Selection, resolve_each
 from shriven.replay.store import StoreReader
 from shriven.replay.times import format_ns
 from shriven.wal.gc import scan_gc
@@ -48,17 +48,9 @@ DEFAULT_LOOKBACK_NS: Final = 300 * 1_000_000_000
 NO_QUOTE: Final = "no quote in range"
 
 
-class DerivativeRow(Protocol):
-    """The columns of a Kite instrument row the chain reads."""
+class DerivativeRow(InstrumentRow, Protocol):
+    """The columns of a Kite instrument row the chain reads: selection's, plus the contract's."""
 
-    @property
-    def instrument_token(self) -> int: ...
-    @property
-    def tradingsymbol(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def segment(self) -> str: ...
     @property
     def expiry(self) -> date | None: ...
     @property
