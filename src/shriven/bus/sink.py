@@ -5,10 +5,13 @@ metadata.json): each recorder numbers its streams on its own, so one store per r
 every stream's ``seq`` consecutive and ``wal check``, ``verify-books``, ``replay`` and export
 work on ``ARCHIVE/<recorder id>`` as on the recorder's own data directory.
 
-A fetched batch is written to the stores and fsynced, and only then acknowledged (the consumer
-acks all up to the batch's last message). JetStream's duplicate window is finite, so the sink
-also drops a record it already holds, by recorder : run : stream : seq (:class:`Seen`), rebuilt
-from the archive at start: a recorder that re-publishes after the window adds nothing twice.
+A fetched batch is written to the stores and fsynced, and only then acknowledged, each message
+by its own ack (an explicit-ack consumer). Acking "all up to the last" (AckAll) loses records: it
+also acknowledges messages the server had handed to a sink that then died, or that were in
+flight on a node that died, and the server never sends those again. JetStream's duplicate
+window is finite, so the sink also drops a record it already holds, by recorder : run : stream :
+seq (:class:`Seen`), rebuilt from the archive at start: a recorder that re-publishes after the
+window adds nothing twice.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shriven.bus.connect import BusConfigError, connect, ensure_stream, error_text
@@ -166,9 +172,10 @@ async def run_sink(
                 await ensure_stream(js, options)
             except BusConfigError as exc:
                 raise ConfigError(str(exc)) from None
+            await _check_consumer(js, options.stream, durable)
             config = ConsumerConfig(
                 durable_name=durable,
-                ack_policy=AckPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=ack_wait_s,
                 max_ack_pending=-1,
@@ -202,7 +209,7 @@ async def run_sink(
                 stored = await asyncio.to_thread(_store_batch, arch, msgs, stats)
                 if on_durable is not None:
                     on_durable(stored)
-                await msgs[-1].ack()
+                await _ack(nc, msgs)
                 stats.batches += 1
         finally:
             with contextlib.suppress(Exception):
@@ -210,6 +217,31 @@ async def run_sink(
     finally:
         arch.close()
     return stats
+
+
+async def _check_consumer(js: JetStreamContext, stream: str, durable: str) -> None:
+    """ConfigError when ``durable`` exists with another ack policy (an older shriven's AckAll
+    consumer): it cannot be changed in place."""
+    try:
+        info = await js.consumer_info(stream, durable)
+    except nats.js.errors.NotFoundError:
+        return
+    policy = info.config.ack_policy
+    if policy is not None and policy != AckPolicy.EXPLICIT:
+        raise ConfigError(
+            f"consumer {durable} on stream {stream} acknowledges {policy.value}, the sink needs "
+            f"explicit acks: delete it (nats consumer rm {stream} {durable}; the archive's "
+            "dedup drops what it then delivers again) or pick another --durable"
+        )
+
+
+async def _ack(nc: Client, msgs: list[Msg]) -> None:
+    """One ack per message (an empty reply is JetStream's +ACK); the client sends them in one
+    write."""
+    publish = nc.publish
+    for msg in msgs:
+        if msg.reply:
+            await publish(msg.reply, b"")
 
 
 def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> list[Record]:
