@@ -48,7 +48,7 @@ from shriven.logging import get_logger
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.queue import RecordQueue
 from shriven.pipeline.stats import PipelineStats
-from shriven.pipeline.validate import check_record
+from shriven.pipeline.validate import check_depth, check_record
 from shriven.wal import StoreWriter
 from shriven.wal.store import StreamCounts
 
@@ -311,6 +311,7 @@ class RecorderLoop:
         exact at every batch boundary, which is the only place anything reads them (snapshots
         split batches at their boundary), and equal to a replay that applies every tick."""
         apply = self.books.apply
+        keeper_stats = self.books.stats
         stats = self.stats
         latest: dict[int, Record] = {}
         kite_last = -1
@@ -324,25 +325,29 @@ class RecorderLoop:
             try:
                 for r in it:
                     t = type(r)
+                    if t is BinanceDepth:
+                        refused = keeper_stats.rejected
+                        apply(r)
+                        binance_last = r.recv_ns
+                        problem = check_depth(r, keeper_stats.rejected != refused)  # type: ignore[arg-type]
+                        if problem is not None:
+                            self._nonsense(problem, r)
+                        continue
                     if t is KiteTick:
                         kite_last = r.recv_ns
                         if r.mode == "full":  # type: ignore[union-attr]
                             latest[r.instrument_token] = r  # type: ignore[union-attr]
                     else:
                         apply(r)
-                        if t is BinanceDepth or t is BinanceTrade:
+                        if t is BinanceTrade:
                             binance_last = r.recv_ns
                         elif t is Status:
                             self._on_status(r)  # type: ignore[arg-type]
                         elif t in VENUE_SYMBOL_TYPES:
                             venue_last[r.venue] = r.recv_ns  # type: ignore[union-attr]
                     problem = check_record(r)
-                    if problem is not None and stats.count_invalid(problem) == 1:
-                        log.warning(
-                            "nonsense values in a record (kept as received)",
-                            kind=problem,
-                            record=repr(r)[:300],
-                        )
+                    if problem is not None:
+                        self._nonsense(problem, r)
                 break
             except Exception as exc:
                 self._book_failed(exc, r)  # type: ignore[arg-type]
@@ -361,6 +366,14 @@ class RecorderLoop:
         stats.books = len(books.books)
         stats.crossed_books = books.stats.crossed + books.stats.locked
         stats.crossed_now = len(books.crossed_now)
+
+    def _nonsense(self, problem: str, r: Record) -> None:
+        if self.stats.count_invalid(problem) == 1:
+            log.warning(
+                "nonsense values in a record (kept as received)",
+                kind=problem,
+                record=repr(r)[:300],
+            )
 
     def _on_status(self, r: Status) -> None:
         stats = self.stats
