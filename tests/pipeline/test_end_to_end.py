@@ -265,7 +265,7 @@ async def test_a_slow_disk_makes_the_real_adapters_wait_and_nothing_is_lost(
         await p.shutdown()
         await sims.stop()
     assert p.queue.stats.dropped == 0
-    assert p.queue.stats.high_water <= 300
+    assert p.queue.stats.high_water >= 300  # it filled to its bound
     assert "shriven_queue_full_waits_total" in p.metrics.render().decode()
     records = list(read_records(Path(settings.pipeline.data_dir) / "ticks"))
     assert kite_recorded(records) == kite_ledger(sims)

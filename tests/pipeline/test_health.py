@@ -359,6 +359,27 @@ async def test_disk_thresholds_free_below_2_gib_is_degraded_below_256_mib_failin
         await p.shutdown()
 
 
+async def test_health_reports_the_queue_high_water_after_the_writer_drained_it(
+    tmp_path: Path,
+) -> None:
+    p, feed, _cfg = make(tmp_path)
+    await p.start()
+    try:
+        feed.stats.connected = True
+        written = p.stats.records_written
+        for _ in range(50):  # no await yields to the writer: the queue holds all 50 at once
+            p.queue.put_nowait(
+                BinanceTrade(time.time_ns(), feed.seq.next(), "BTCUSDT", 1, "1", "1", 1, 1, False)
+            )
+        await wait_for(lambda: p.stats.records_written >= written + 50)
+        _status, _body, data = await get(p.health_url + "/health")
+        assert data is not None
+        assert data["queue"]["depth"] == 0  # type: ignore[index]
+        assert 50 <= data["queue"]["high_water"] <= 100  # type: ignore[index,operator]
+    finally:
+        await p.shutdown()
+
+
 def test_a_queue_more_than_80_percent_full_is_degraded(tmp_path: Path) -> None:
     cfg = PipelineConfig(data_dir=tmp_path / "market", max_queue_size=10)
     p = Pipeline(cfg, wal=wal_options(cfg), health_port=None, free_bytes=lambda: 10 * GiB)

