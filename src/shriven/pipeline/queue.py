@@ -158,6 +158,7 @@ class RecordQueue:
     async def _wait_for_room(self, record: Record) -> None:
         stats = self.stats
         stats.waits += 1
+        stats.high_water = max(stats.high_water, len(self._items))
         if not self._in_episode:
             self._in_episode = True
             stats.full_episodes += 1
@@ -258,8 +259,13 @@ class RecordQueue:
     def take(self, max_records: int) -> list[Record]:
         """Whatever is queued, up to ``max_records``, without waiting."""
         items = self._items
-        n = min(max_records, len(items))
-        if n == len(items):
+        # Between takes the queue only grows, so its depth now is the deepest it has been since
+        # the last take: what is in memory waiting for the writer.
+        depth = len(items)
+        if depth > self.stats.high_water:
+            self.stats.high_water = depth
+        n = min(max_records, depth)
+        if n == depth:
             batch = list(items)
             items.clear()
         else:
@@ -273,8 +279,6 @@ class RecordQueue:
 
     def _after_take(self) -> None:
         depth = len(self._items)
-        if depth > self.stats.high_water:
-            self.stats.high_water = depth
         if self._in_episode and depth <= self.maxsize // 2:
             self._in_episode = False
         waiters = self._put_waiters
