@@ -121,3 +121,14 @@ async def test_drop_policy_never_drops_status_markers() -> None:
     got = q.take(10)
     assert [type(r).__name__ for r in got] == ["BinanceTrade", "Status"]
     assert q.stats.dropped == 1
+
+
+async def test_high_water_is_the_deepest_the_queue_has_been_not_what_a_take_left() -> None:
+    q = RecordQueue(100)
+    for i in range(1, 31):
+        await q.put(tick(i))
+    assert len(q.take(50)) == 30
+    for i in range(31, 41):
+        await q.put(tick(i))
+    assert len(q.take(4)) == 4
+    assert q.stats.high_water == 30

@@ -158,6 +158,7 @@ class RecordQueue:
     async def _wait_for_room(self, record: Record) -> None:
         stats = self.stats
         stats.waits += 1
+        stats.high_water = max(stats.high_water, len(self._items))
         if not self._in_episode:
             self._in_episode = True
             stats.full_episodes += 1
