@@ -11,10 +11,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from tests.replay.conftest import isolated_cli_settings  # noqa: F401 (a fixture)
 from tests.replay.synth import record_store
+from typer.testing import CliRunner
 
 from shriven.analytics import Quote
 from shriven.analytics.basis import BUY_PERP, SELL_PERP, basis_check
+from shriven.cli import app
 from shriven.errors import NotRecordedError
 from shriven.events import BinanceMarkPrice, Record, Status, StatusKind
 from shriven.feeds.binance.parse import parse_depth_snapshot
@@ -83,12 +86,19 @@ def test_basis_after_spreads_takes_the_better_round_trip() -> None:
     assert basis_check(spot, Quote(None, 100.2)).edge_bps is None
 
 
-def test_a_planted_basis_is_found_at_its_instant_with_its_size_and_funding(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Record]]:
+    store = tmp_path_factory.mktemp("basis") / "market"
     records = sim_records(400, plant=(150, 250))
-    record_store(tmp_path / "market", records)
-    rows, notes = arb(tmp_path / "market", basis_threshold=5.0)
+    record_store(store, records)
+    return store, records
+
+
+def test_a_planted_basis_is_found_at_its_instant_with_its_size_and_funding(
+    planted: tuple[Path, list[Record]],
+) -> None:
+    store, records = planted
+    rows, notes = arb(store, basis_threshold=5.0)
     assert [(r["check"], r["event"], r["contract"]) for r in rows] == [
         ("basis", "opened", f"{USDM}:{SYMBOL}"),
         ("basis", "closed", f"{USDM}:{SYMBOL}"),
@@ -169,3 +179,27 @@ def test_a_store_with_neither_options_nor_a_perpetual_is_one_line(
         NotRecordedError, match=r"no underlying with options .* no Binance perpetual"
     ):
         arb(tmp_path / "market")
+
+
+@pytest.mark.usefixtures("isolated_cli_settings")
+def test_the_command_lists_the_planted_basis_and_refuses_a_store_with_nothing_to_check(
+    planted: tuple[Path, list[Record]], tmp_path: Path
+) -> None:
+    store, _records = planted
+    runner = CliRunner()
+    done = runner.invoke(app, ["replay", "arb", "--data-dir", str(store), "--format", "csv"])
+    assert done.exit_code == 0, done.output
+    header, *rows = done.stdout.splitlines()
+    assert header == ",".join(ARB_COLUMNS)
+    assert [r.split(",")[4] for r in rows] == ["opened", "closed"]  # over the default 10 bps
+    assert "1 basis deviations over 10 bps" in done.stderr
+    done = runner.invoke(
+        app, ["replay", "arb", "--data-dir", str(store), "--basis-threshold", "31"]
+    )
+    assert done.exit_code == 0 and done.stdout.count("\n") == 1  # the header alone
+    empty = tmp_path / "empty"
+    record_store(empty, [Status(T0, 1, "system", StatusKind.STARTED, "", "{}")])
+    done = runner.invoke(app, ["replay", "arb", "--data-dir", str(empty)])
+    # the entry point prints the error's one line and exits with its code
+    assert isinstance(done.exception, NotRecordedError) and done.exception.exit_code == 1
+    assert "\n" not in str(done.exception) and "no Binance perpetual" in str(done.exception)
