@@ -14,7 +14,8 @@ depends only on the seed; timing depends on the event loop. Streams are chosen i
 as Binance does; a client sending more than 5 messages a second is disconnected (1008). Fault
 switches: withhold a diff
 (sequence gap), drop connections, stall the stream, send malformed JSON or an unsubscribed kind,
-answer snapshots with 429 or with an older book.
+answer snapshots with 429 or with an older book, move a whole book at once (a planted basis
+against another venue's book of the same symbol).
 """
 
 from __future__ import annotations
