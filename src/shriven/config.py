@@ -230,6 +230,10 @@ class Settings(BaseSettings):
     # for Kite chains; a violation is a round trip gaining more than this many rupees.
     analytics_live_parity: bool = True
     analytics_parity_threshold: float = Field(1.0, ge=0.0)
+    # The live basis watch, on when Binance spot and a perpetual of the same base are recorded:
+    # a deviation is a round trip across both spreads gaining more than this (basis points).
+    analytics_live_basis: bool = True
+    analytics_basis_threshold_bps: float = Field(10.0, ge=0.0)
     health_host: str = "127.0.0.1"
     health_port: int = Field(8787, ge=0, le=65535)
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, TypeVar
 
 __all__ = [
     "BUY_SYNTHETIC",
     "SELL_SYNTHETIC",
+    "Episode",
     "ParityCheck",
     "ParityEvent",
     "ParityWatch",
@@ -30,11 +31,13 @@ __all__ = [
     "annualised_basis",
     "calendar_basis",
     "parity_check",
+    "threshold_step",
 ]
 
 BUY_SYNTHETIC: Final = "buy_synthetic"
 SELL_SYNTHETIC: Final = "sell_synthetic"
 Direction = Literal["buy_synthetic", "sell_synthetic"]
+K = TypeVar("K")
 
 
 class Quote(NamedTuple):
@@ -103,10 +106,38 @@ class ParityEvent(NamedTuple):
 
 
 @dataclass(slots=True)
-class _Open:
+class Episode:
+    """A deviation over the threshold, open since ``since_ns``; ``peak`` is the largest edge."""
+
     since_ns: int
     peak: float
-    direction: Direction
+    direction: str
+
+
+def threshold_step(
+    episodes: dict[K, Episode],
+    key: K,
+    at_ns: int,
+    edge: float | None,
+    direction: str | None,
+    threshold: float,
+) -> Episode | None:
+    """The rule every check uses: an episode opens when ``edge`` exceeds ``threshold``, grows
+    its peak while it stays above, and closes when it falls to the threshold or cannot be
+    computed (a side missing). Returns the episode that opened (``since_ns == at_ns``) or
+    closed, else None; ``episodes`` holds the open ones."""
+    was = episodes.get(key)
+    if edge is not None and direction is not None and edge > threshold:
+        if was is None:
+            episodes[key] = opened = Episode(at_ns, edge, direction)
+            return opened
+        if edge > was.peak:
+            was.peak = edge
+        return None
+    if was is not None:
+        del episodes[key]
+        return was
+    return None
 
 
 @dataclass(slots=True)
@@ -123,7 +154,7 @@ class ParityWatch:
     futures: dict[str, Quote] = field(default_factory=dict)
     strikes: dict[str, set[float]] = field(default_factory=dict)
     discount: dict[str, float] = field(default_factory=dict)
-    open: dict[tuple[str, float], _Open] = field(default_factory=dict)
+    open: dict[tuple[str, float], Episode] = field(default_factory=dict)
     opened_total: int = 0
     closed_total: int = 0
 
@@ -155,16 +186,14 @@ class ParityWatch:
             if call is not None and put is not None:
                 check = parity_check(strike, call, put, future, disc)
                 edge, direction = check.edge, check.direction
-            was = self.open.get(key)
-            if edge is not None and direction is not None and edge > self.threshold:
-                if was is None:
-                    self.open[key] = _Open(at_ns, edge, direction)
-                    self.opened_total += 1
-                    events.append(ParityEvent(at_ns, expiry, strike, True, edge, direction))
-                elif edge > was.peak:
-                    was.peak = edge
-            elif was is not None:
-                del self.open[key]
+            step = threshold_step(self.open, key, at_ns, edge, direction, self.threshold)
+            if step is None:
+                continue
+            opened = key in self.open
+            if opened:
+                self.opened_total += 1
+            else:
                 self.closed_total += 1
-                events.append(ParityEvent(at_ns, expiry, strike, False, was.peak, was.direction))
+            side: Direction = step.direction  # type: ignore[assignment]
+            events.append(ParityEvent(at_ns, expiry, strike, opened, step.peak, side))
         return events

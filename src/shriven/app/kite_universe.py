@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shriven.config import Settings, deprecation_warnings
 from shriven.errors import ShrivenError
@@ -34,6 +35,10 @@ from shriven.universe import (
     update_plan,
 )
 from shriven.universe.recorded import record_instruments
+
+if TYPE_CHECKING:
+    from shriven.app.parity_tap import ParityTap
+    from shriven.replay.chain import ChainUniverse
 
 log = get_logger("shriven.app.kite_universe")
 
@@ -113,19 +118,28 @@ async def add_kite(
     feed, universe = await prepare_kite(pipeline, settings, spots)
     pipeline.add_feed(feed)
     pipeline.add_task("kite-universe", universe.run)
-    if settings.analytics_live_parity:
-        from shriven.app.parity_tap import ParityTap, chain_universes
-
-        chains = chain_universes(universe.table, (p.spot.instrument_token for p in universe.plans))
-        tap = ParityTap(
-            chains,
-            settings.analytics_parity_threshold,
-            settings.analytics_rate,
-            pipeline.queue,
-            pipeline.metrics.registry,
-        )
-        pipeline.add_tap(tap, durable=False)
+    tap = add_parity_tap(pipeline, settings)
+    if tap is not None:
+        tap.follow(universe.chains())
     return universe
+
+
+def add_parity_tap(pipeline: Pipeline, settings: Settings) -> ParityTap | None:
+    """The live parity watch (SHRIVEN_ANALYTICS_LIVE_PARITY), watching no chain until told to
+    :meth:`~shriven.app.parity_tap.ParityTap.follow` one."""
+    if not settings.analytics_live_parity:
+        return None
+    from shriven.app.parity_tap import ParityTap
+
+    tap = ParityTap(
+        [],
+        settings.analytics_parity_threshold,
+        settings.analytics_rate,
+        pipeline.queue,
+        pipeline.metrics.registry,
+    )
+    pipeline.add_tap(tap, durable=False)
+    return tap
 
 
 async def prepare_kite(
@@ -213,6 +227,12 @@ class KiteUniverse:
                 if self._failures == 0:
                     log.exception("kite universe check failed; retrying", error=str(exc))
                 self._failures += 1
+
+    def chains(self) -> list[ChainUniverse]:
+        """Every underlying's chain in the instruments table, for the live parity watch."""
+        from shriven.app.parity_tap import chain_universes
+
+        return chain_universes(self.table, (p.spot.instrument_token for p in self.plans))
 
     def report(self) -> dict[str, dict[str, object]]:
         """/health's ``kite_universe``: per underlying, spot, ATM, strikes subscribed, expiry and

@@ -52,11 +52,8 @@ class ParityTap:
     ) -> None:
         self.queue = queue
         self.seq = SeqCounter()
+        self.rate = rate
         self.feeds: dict[int, list[tuple[str, ParityFeed]]] = {}
-        for u in universes:
-            feed = ParityFeed(u, threshold, rate)
-            for key in u.keys:
-                self.feeds.setdefault(int(key.partition(":")[2]), []).append((u.underlying, feed))
         self.opened = Counter(
             "shriven_parity_violations_opened",
             "Put-call parity violations over the threshold after spreads that opened",
@@ -74,6 +71,20 @@ class ParityTap:
             registry=registry,
         )  # fmt: skip
         self.threshold = threshold
+        self.follow(universes)
+
+    def follow(self, universes: Sequence[ChainUniverse]) -> None:
+        """Watch these chains from now on, afresh: a Kite feed held to SHRIVEN_KITE_WINDOW
+        plans its universe again each time its window opens. Violations left open by the
+        chains watched so far leave the open gauge (no tick will close them)."""
+        for name, feed in {id(f): (n, f) for fs in self.feeds.values() for n, f in fs}.values():
+            if feed.watch.open:
+                self.open.labels(name).dec(len(feed.watch.open))
+        self.feeds = {}
+        for u in universes:
+            feed = ParityFeed(u, self.threshold, self.rate)
+            for key in u.keys:
+                self.feeds.setdefault(int(key.partition(":")[2]), []).append((u.underlying, feed))
 
     def __call__(self, batch: Sequence[Record]) -> None:
         feeds = self.feeds

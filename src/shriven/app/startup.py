@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,9 +208,14 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
                 raise CredentialsError(
                     f"{exc}; or record Binance alone with --venue binance"
                 ) from None
+        recorded: dict[str, list[str]] = {}
         for venue in BINANCE_VENUES:
             if venue in wanted:
-                await add_binance_venue(pipeline, settings, venue)
+                recorded[venue] = await add_binance_venue(pipeline, settings, venue)
+        if settings.analytics_live_basis and "binance" in recorded and len(recorded) > 1:
+            from shriven.app.basis_tap import add_basis_tap
+
+            add_basis_tap(pipeline, settings.analytics_basis_threshold_bps, recorded)
         if server is not None:
             pipeline.add_tap(server.tap, durable=False)
             print(f"shriven: serving live data at {server.url}", file=sys.stderr, flush=True)
@@ -222,17 +228,28 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         return await pipeline.run(options.duration)
 
 
-def add_windowed_kite(pipeline: Pipeline, settings: Settings, spots: dict[str, float]) -> None:
-    """The Kite feed, logged in and connected only inside SHRIVEN_KITE_WINDOW on trading days."""
-    from shriven.app.kite_universe import prepare_kite
+def add_windowed_kite(
+    pipeline: Pipeline,
+    settings: Settings,
+    spots: dict[str, float],
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """The Kite feed, logged in and connected only inside SHRIVEN_KITE_WINDOW on trading days,
+    with the live parity watch following the universe each window plans."""
+    from shriven.app.kite_universe import add_parity_tap, prepare_kite
     from shriven.app.kite_window import WindowedFeed
     from shriven.calendar import parse_window
 
+    tap = add_parity_tap(pipeline, settings)
+
     async def start() -> tuple[FeedAdapter, Callable[[], Awaitable[None]]]:
         feed, universe = await prepare_kite(pipeline, settings, spots)
+        if tap is not None:
+            tap.follow(universe.chains())
         return feed, universe.run
 
-    pipeline.add_feed(WindowedFeed(start, parse_window(settings.kite_window or "")))
+    window = parse_window(settings.kite_window or "")
+    pipeline.add_feed(WindowedFeed(start, window, clock=clock))
 
 
 async def install_nse_calendar() -> None:
@@ -287,9 +304,10 @@ def binance_venues_with_symbols(settings: Settings, options: RunOptions) -> tupl
     return wanted
 
 
-async def add_binance_venue(pipeline: Pipeline, settings: Settings, venue: str) -> None:
+async def add_binance_venue(pipeline: Pipeline, settings: Settings, venue: str) -> list[str]:
     """Check the venue's symbols against its exchangeInfo (ConfigError for one not listed),
-    resolve roll aliases, keep the listings in the store, and add the venue's feed."""
+    resolve roll aliases, keep the listings in the store, and add the venue's feed; returns the
+    symbols it records."""
     from shriven.feeds.binance.feed import BinanceFeed, BinanceFeedParams
 
     params = BinanceFeedParams.from_settings(settings, venue)
@@ -315,6 +333,7 @@ async def add_binance_venue(pipeline: Pipeline, settings: Settings, venue: str) 
     feed = BinanceFeed(params, symbols, pipeline.queue)
     pipeline.add_feed(feed)
     log.info(f"{venue} feed", symbols=symbols, aliases=params.aliases or None, ws=params.ws_url)
+    return symbols
 
 
 async def check_listings(params: BinanceFeedParams, symbols: list[str]) -> Resolved | None:

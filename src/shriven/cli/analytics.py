@@ -109,7 +109,8 @@ def arb(
         [],
         "--symbol",
         metavar="UNDERLYING",
-        help="'NIFTY 50' (repeatable; default: every underlying with options the store recorded).",
+        help="'NIFTY 50', or a Binance spot or perpetual symbol (repeatable; default: every "
+        "underlying with options and every perpetual the store recorded).",
     ),
     threshold: float | None = typer.Option(
         None,
@@ -117,6 +118,13 @@ def arb(
         metavar="RUPEES",
         help="Report deviations above this after spreads (default: "
         "SHRIVEN_ANALYTICS_PARITY_THRESHOLD, 1.0).",
+    ),
+    basis_threshold: float | None = typer.Option(
+        None,
+        "--basis-threshold",
+        metavar="BPS",
+        help="Report Binance spot vs perpetual deviations above this after both spreads "
+        "(default: SHRIVEN_ANALYTICS_BASIS_THRESHOLD_BPS, 10).",
     ),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table, jsonl or csv."),
     out: Path | None = typer.Option(None, "--out", metavar="FILE", help="Write to FILE."),
@@ -126,7 +134,8 @@ def arb(
     tz: str | None = typer.Option(None, "--tz", metavar="ZONE", help=_TZ_HELP),
     skip_damaged: bool = typer.Option(False, "--skip-damaged", help=_SKIP_HELP),
 ) -> None:
-    """Put-call parity violations against the future, after spreads, in a time range."""
+    """Put-call parity violations against the future, and Binance spot vs perpetual basis
+    deviations with funding, after spreads, in a time range."""
     s = settings()
     zone = load_zone(tz or s.market_tz)
     replay_arb(
@@ -137,6 +146,9 @@ def arb(
         end_ns=_instant(end, zone),
         symbols=symbol,
         threshold=s.analytics_parity_threshold if threshold is None else threshold,
+        basis_threshold=(
+            s.analytics_basis_threshold_bps if basis_threshold is None else basis_threshold
+        ),
         rate=s.analytics_rate if rate is None else rate,
         fmt=fmt,
         cache_dir=Path(s.cache_dir),

@@ -1,6 +1,7 @@
 """Put-call parity violations in recorded (or live) Kite ticks, after spreads: the feed that turns
 ticks into :class:`~shriven.analytics.ParityEvent` s, and ``replay_arb`` which lists them for a
-time range. The live pipeline runs the same feed behind a tap (app/parity_tap.py).
+time range, with the Binance spot against perpetual basis deviations (replay/basis.py) beside
+them. The live pipeline runs the same feeds behind taps (app/parity_tap.py, app/basis_tap.py).
 
 The hedge of an expiry is the future expiring the same day; for a weekly expiry, the future of
 the same month with its bid and ask carried back to the expiry at the carry it implies over spot
@@ -13,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,11 +23,13 @@ from typing import IO, Final
 from zoneinfo import ZoneInfo
 
 from shriven.analytics import ParityEvent, ParityWatch, Quote
+from shriven.analytics.basis import BasisEvent, periods_per_year
 from shriven.analytics.expiry import expiry_ns, years_between
 from shriven.errors import NotRecordedError, ReplayError, ShrivenError
 from shriven.events import KiteTick, kite_price_divisor
 from shriven.files import atomic_output
 from shriven.replay import export
+from shriven.replay.basis import BasisFeed, spot_of_perpetual
 from shriven.replay.chain import ChainUniverse, DerivativeRow, resolve_chain
 from shriven.replay.instruments import instruments_for
 from shriven.replay.select import Selection
@@ -33,12 +37,26 @@ from shriven.replay.store import StoreReader
 from shriven.replay.times import format_ns
 from shriven.wal.gc import scan_gc
 
-__all__ = ["ARB_COLUMNS", "DEFAULT_THRESHOLD", "ArbResult", "ParityFeed", "replay_arb"]
+__all__ = [
+    "ARB_COLUMNS",
+    "DEFAULT_BASIS_THRESHOLD",
+    "DEFAULT_THRESHOLD",
+    "ArbResult",
+    "ParityFeed",
+    "replay_arb",
+]
 
 DEFAULT_THRESHOLD: Final = 0.0
+DEFAULT_BASIS_THRESHOLD: Final = 0.0  # basis points of the spot mid
+# Parity rows fill the first eight (edge in rupees); basis rows all of them (edge in basis
+# points; underlying the spot symbol, contract the perpetual, expiry and strike empty).
 ARB_COLUMNS: Final = (
     "time", "underlying", "expiry", "strike", "event", "direction", "edge", "since",
+    "check", "unit", "contract", "basis_bps", "annualised", "funding_rate",
+    "funding_annualised", "next_funding",
 )  # fmt: skip
+_BINANCE_NAME: Final = re.compile(r"[A-Z0-9]{2,20}(_[A-Z0-9]{2,20})?")
+Event = tuple[str, ParityEvent] | BasisEvent
 
 
 def _top(tick: KiteTick) -> Quote:
@@ -174,6 +192,7 @@ def replay_arb(
     end_ns: int | None = None,
     symbols: Sequence[str] = (),
     threshold: float = DEFAULT_THRESHOLD,
+    basis_threshold: float = DEFAULT_BASIS_THRESHOLD,
     rate: float = 0.065,
     fmt: str = "table",
     cache_dir: Path | None = None,
@@ -181,70 +200,180 @@ def replay_arb(
     force: bool = False,
     on_note: Callable[[str], None] | None = None,
 ) -> ArbResult:
-    """List every put-call parity violation larger than ``threshold`` rupees after spreads in
-    ``[start_ns, end_ns)``: the instant it opened with its size, and when it closed with the
-    largest size it reached. ``fmt``: table, jsonl or csv."""
+    """List every put-call parity violation larger than ``threshold`` rupees after spreads, and
+    every Binance spot against perpetual basis deviation larger than ``basis_threshold`` basis
+    points after both spreads, in ``[start_ns, end_ns)``: the instant each opened with its
+    size, and when it closed with the largest size it reached. ``symbols``: Kite underlyings,
+    or Binance spot or perpetual symbols (default: everything recorded). ``fmt``: table, jsonl
+    or csv."""
     fmt = fmt.lower()
     if fmt not in ("table", "jsonl", "csv"):
         raise ReplayError(f"unknown --format {fmt!r}: use table, jsonl or csv")
     if not threshold >= 0:
         raise ReplayError(f"bad --threshold {threshold!r}: give rupees, 0 or more")
+    if not basis_threshold >= 0:
+        raise ReplayError(
+            f"bad --basis-threshold {basis_threshold!r}: give basis points, 0 or more"
+        )
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise ReplayError("the range is empty: --end must be after --start")
     out = sink if isinstance(sink, Path) else None
     atomic = export.check_out(out, data_dir, force) if out is not None else False
-    universes = recorded_universes(data_dir, cache_dir, symbols)
+    universes, binance_names, missing = _chains(data_dir, cache_dir, symbols)
     store = StoreReader(data_dir, strict=not skip_damaged)
     feeds: dict[int, list[tuple[str, ParityFeed]]] = {}
-    keys: set[str] = set()
     for u in universes:
         feed = ParityFeed(u, threshold, rate)
         for k in u.keys:
             feeds.setdefault(int(k.partition(":")[2]), []).append((u.underlying, feed))
-        keys |= u.keys
-    events: list[tuple[str, ParityEvent]] = []
-    opened_at: dict[tuple[str, str, float], int] = {}
+    basis = _basis_feed(data_dir, basis_threshold, binance_names)
+    events: list[Event] = []
+    kinds = {"depth", "status", "tickers", "marks"} | ({"ticks"} if feeds else set())
     with scan_gc():
-        for record in store.records(
-            Selection(frozenset({"ticks"}), "kite", frozenset(keys)), start_ns, end_ns
-        ):
-            if type(record) is not KiteTick:
-                continue
-            for name, feed in feeds.get(record.instrument_token, ()):
-                events += ((name, e) for e in feed.apply(record))
+        for record in store.records(Selection(frozenset(kinds)), start_ns, end_ns):
+            if type(record) is KiteTick:
+                for name, parity in feeds.get(record.instrument_token, ()):
+                    events += ((name, e) for e in parity.apply(record))
+            else:
+                events += basis.apply(record)
+    pairs = {p: s for p, s in basis.perps.items() if s is not None}
+    if binance_names:
+        pairs = {p: s for p, s in pairs.items() if _named(p, s, binance_names)}
+        events = [e for e in events if type(e) is not BasisEvent or e.perp in pairs]
+    if not universes and not pairs:
+        if missing is not None:
+            raise missing
+        raise NotRecordedError(
+            f"{data_dir} recorded nothing to check in the range: no underlying with options "
+            "(its instruments.json lists none) and no Binance perpetual; record an option chain "
+            "or a perpetual with its spot pair, or give --symbol 'NIFTY 50' with the "
+            "instruments cache"
+        )
     if out is not None:
         with atomic_output(out, 0o644) if atomic else open(out, "wb") as f:
             text = io.TextIOWrapper(f, encoding="utf-8", newline="")
             try:
-                _write(events, fmt, text, zone, opened_at)
+                _write(events, fmt, text, zone)
                 text.flush()
             finally:
                 text.detach()
     else:
-        _write(events, fmt, sink, zone, opened_at)  # type: ignore[arg-type]
-    result = ArbResult(
-        sum(1 for _n, e in events if e.opened),
-        sum(1 for _n, e in events if not e.opened),
-        len(opened_at),
-    )
+        _write(events, fmt, sink, zone)  # type: ignore[arg-type]
+    parity = [e for _n, e in (x for x in events if type(x) is tuple)]
+    based = [e for e in events if type(e) is BasisEvent]
+    opened = sum(1 for e in parity if e.opened) + sum(1 for e in based if e.opened)
+    closed = len(parity) + len(based) - opened
+    result = ArbResult(opened, closed, opened - closed)
     if line := store.skipped():
         result.notes.append(line)
-    result.notes.append(
-        f"{result.opened} parity violations over {threshold:g} rupees after spreads opened, "
-        f"{result.closed} closed, {result.still_open} still open at the end of the range"
-    )
+    if universes:
+        opened = sum(1 for e in parity if e.opened)
+        closed = len(parity) - opened
+        result.notes.append(
+            f"{opened} parity violations over {threshold:g} rupees after spreads opened, "
+            f"{closed} closed, {opened - closed} still open at the end of the range"
+        )
+    if pairs:
+        result.notes += _basis_notes(basis, pairs, based, basis_threshold, zone)
     for line in result.notes:
         if on_note is not None:
             on_note(line)
     return result
 
 
-def _rows(
-    events: Iterable[tuple[str, ParityEvent]],
+def _chains(
+    data_dir: Path, cache_dir: Path | None, symbols: Sequence[str]
+) -> tuple[list[ChainUniverse], set[str], NotRecordedError | None]:
+    """The Kite chains to check, the Binance names given (empty: all) and, when no chain was
+    found, why (raised only if no Binance perpetual is found either)."""
+    if not symbols:
+        try:
+            return recorded_universes(data_dir, cache_dir, ()), set(), None
+        except NotRecordedError:
+            return [], set(), None
+    chains: list[ChainUniverse] = []
+    binance: set[str] = set()
+    missing: NotRecordedError | None = None
+    for name in symbols:
+        try:
+            chains += recorded_universes(data_dir, cache_dir, (name,))
+        except ShrivenError as exc:
+            if not _BINANCE_NAME.fullmatch(name):
+                raise
+            binance.add(name)
+            if missing is None:
+                missing = NotRecordedError(f"{exc}; nor is {name} a recorded Binance perpetual")
+    return chains, binance, missing
+
+
+def _basis_feed(data_dir: Path, threshold_bps: float, names: set[str]) -> BasisFeed:
+    # imported here: shriven.universe brings the Kite instruments client (requests) with it
+    from shriven.universe.binance_recorded import load_listings
+
+    spots: set[str] | None = None
+    if names:
+        spots = set(names)
+        for venue in ("binance-usdm", "binance-coinm"):
+            spots |= {s for n in names if (s := spot_of_perpetual(venue, n)) is not None}
+    return BasisFeed(threshold_bps, load_listings(Path(data_dir)), spots)
+
+
+def _named(perp: str, spot: str, names: set[str]) -> bool:
+    return perp.partition(":")[2] in names or spot.partition(":")[2] in names
+
+
+def _basis_notes(
+    feed: BasisFeed,
+    pairs: dict[str, str],
+    events: list[BasisEvent],
+    threshold_bps: float,
     zone: ZoneInfo,
-    opened_at: dict[tuple[str, str, float], int],
-) -> Iterable[dict[str, object]]:
-    for name, e in events:
+) -> list[str]:
+    """One line per perpetual whose spot was not recorded, per pair without a funding rate, the
+    funding of the others at the end of the range, and the counts."""
+    notes: list[str] = []
+    checked = 0
+    for perp, spot in sorted(pairs.items()):
+        venue = perp.partition(":")[0]
+        if spot not in feed.spot_seen:
+            notes.append(
+                f"{perp}: a perpetual with no spot recorded ({spot} has no records in the range): "
+                f"no basis; record {spot.partition(':')[2]} too (SHRIVEN_BINANCE_SYMBOLS)"
+            )
+            continue
+        checked += 1
+        if perp not in feed.funded:
+            setting = f"SHRIVEN_{venue.upper().replace('-', '_')}_STREAMS"
+            notes.append(
+                f"{perp}: no funding rate recorded (no markPrice records in the range): basis "
+                f"against {spot} without funding; add markPrice to {setting}"
+            )
+            continue
+        f = feed.watch.funding[perp]
+        per_year = periods_per_year(f.interval_ms)
+        rate = f.rate or 0.0
+        when = format_ns(f.next_ms * 1_000_000, zone) if f.next_ms else "unknown"
+        notes.append(
+            f"{perp} against {spot}: funding {rate * 100:.4f}% per {f.interval_ms / 3.6e6:g} h "
+            f"({rate * per_year * 100:.2f}% a year) at the end of the range, next at {when}"
+        )
+    if checked:
+        opened = sum(1 for e in events if e.opened)
+        closed = len(events) - opened
+        notes.append(
+            f"{opened} basis deviations over {threshold_bps:g} bps after spreads opened, "
+            f"{closed} closed, {opened - closed} still open at the end of the range"
+        )
+    return notes
+
+
+def _rows(events: Iterable[Event], zone: ZoneInfo) -> Iterable[dict[str, object]]:
+    opened_at: dict[tuple[str, str, float] | str, int] = {}
+    for event in events:
+        if type(event) is BasisEvent:
+            yield _basis_row(event, zone, opened_at)
+            continue
+        name, e = event  # type: ignore[misc]
         key = (name, e.expiry, e.strike)
         since = None
         if e.opened:
@@ -261,17 +390,49 @@ def _rows(
             "direction": e.direction,
             "edge": round(e.edge, 6),
             "since": since,
+            "check": "parity",
+            "unit": "rupees",
         }
 
 
-def _write(
-    events: list[tuple[str, ParityEvent]],
-    fmt: str,
-    out: IO[str],
-    zone: ZoneInfo,
-    opened_at: dict[tuple[str, str, float], int],
-) -> None:
-    rows = _rows(events, zone, opened_at)
+def _basis_row(
+    e: BasisEvent, zone: ZoneInfo, opened_at: dict[tuple[str, str, float] | str, int]
+) -> dict[str, object]:
+    since = None
+    if e.opened:
+        opened_at[e.perp] = e.at_ns
+    else:
+        start = opened_at.pop(e.perp, None)
+        since = format_ns(start, zone) if start is not None else None
+
+    def r(x: float | None, digits: int) -> float | None:
+        return None if x is None else round(x, digits)
+
+    return {
+        "time": format_ns(e.at_ns, zone),
+        "underlying": e.spot.partition(":")[2],
+        "expiry": None,
+        "strike": None,
+        "event": "opened" if e.opened else "closed",
+        "direction": e.direction,
+        "edge": round(e.edge_bps, 4),
+        "since": since,
+        "check": "basis",
+        "unit": "bps",
+        "contract": e.perp,
+        "basis_bps": r(e.mid_bps, 4),
+        "annualised": r(e.annualised, 8),
+        "funding_rate": r(e.funding_rate, 8),
+        "funding_annualised": r(e.funding_annualised, 8),
+        "next_funding": format_ns(e.next_funding_ms * 1_000_000, zone)
+        if e.next_funding_ms
+        else None,
+    }
+
+
+def _write(events: list[Event], fmt: str, out: IO[str], zone: ZoneInfo) -> None:
+    events = sorted(events, key=lambda e: e.at_ns if type(e) is BasisEvent else e[1].at_ns)  # type: ignore[union-attr]
+    rows = _rows(events, zone)
     if fmt == "jsonl":
         for r in rows:
             out.write(json.dumps(r, separators=(",", ":")) + "\n")
@@ -279,14 +440,20 @@ def _write(
         w = csv.writer(out, lineterminator="\n")
         w.writerow(ARB_COLUMNS)
         for r in rows:
-            w.writerow(["" if r[c] is None else r[c] for c in ARB_COLUMNS])
+            w.writerow(["" if r.get(c) is None else r[c] for c in ARB_COLUMNS])
     else:
         out.write(f"{'time':<36} {'underlying':<10} {'expiry':<10} {'strike':>9} {'event':<6} "
                   f"{'direction':<14} {'edge':>9}  since\n")  # fmt: skip
         for r in rows:
+            if r["check"] == "basis":
+                # the perpetual in the expiry and strike columns, the edge in basis points
+                head = f"{r['contract']:<20} {r['event']:<6} {r['direction']:<14} "
+                edge = f"{r['edge']:>5.2f}bp"
+            else:
+                head = f"{r['expiry']:<10} {r['strike']:>9g} {r['event']:<6} {r['direction']:<14} "
+                edge = f"{r['edge']:>9.2f}"
             out.write(
-                f"{r['time']:<36} {r['underlying']:<10} {r['expiry']:<10} {r['strike']:>9g} "
-                f"{r['event']:<6} {r['direction']:<14} {r['edge']:>9.2f}  "
+                f"{r['time']:<36} {r['underlying']:<10} {head}{edge:>9}  "
                 f"{r['since'] or ''}".rstrip()
                 + "\n"
             )

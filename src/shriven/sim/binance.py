@@ -14,7 +14,8 @@ depends only on the seed; timing depends on the event loop. Streams are chosen i
 as Binance does; a client sending more than 5 messages a second is disconnected (1008). Fault
 switches: withhold a diff
 (sequence gap), drop connections, stall the stream, send malformed JSON or an unsubscribed kind,
-answer snapshots with 429 or with an older book.
+answer snapshots with 429 or with an older book, move a whole book at once (a planted basis
+against another venue's book of the same symbol).
 """
 
 from __future__ import annotations
@@ -120,7 +121,23 @@ class SimBook:
         prev = self.update_id
         first = self.update_id + 1 + self.id_skip
         self.update_id = first + rng.randint(0, 3)
-        diff = _Diff(first, self.update_id, event_ms, bids_ch, asks_ch, prev)
+        return self._keep(_Diff(first, self.update_id, event_ms, bids_ch, asks_ch, prev))
+
+    def shift(self, ticks: int, event_ms: int) -> _Diff:
+        """Move every level by ``ticks`` in one diff (no random draw: the seed's sequence of
+        the other symbols is unchanged)."""
+        bids_ch = dict.fromkeys(self.bids, 0)
+        asks_ch = dict.fromkeys(self.asks, 0)
+        self.bids = {p + ticks: q for p, q in self.bids.items()}
+        self.asks = {p + ticks: q for p, q in self.asks.items()}
+        bids_ch.update(self.bids)
+        asks_ch.update(self.asks)
+        self.mid += ticks
+        prev = self.update_id
+        self.update_id = prev + 1 + self.id_skip
+        return self._keep(_Diff(self.update_id, self.update_id, event_ms, bids_ch, asks_ch, prev))
+
+    def _keep(self, diff: _Diff) -> _Diff:
         self.history.append(diff)
         if len(self.history) > self.max_history:  # fold the oldest diffs into the start book
             drop = len(self.history) // 2
@@ -227,6 +244,7 @@ class BinanceSimulator:
         self._rest_failures: list[tuple[int, float]] = []
         self._stale_snapshots: list[int] = []
         self._liquidations = 0
+        self._shifts: dict[str, int] = {}
         self.weight_used = 0  # REST weight in the current minute (X-MBX-USED-WEIGHT-1M)
         self._weight_minute = 0
         self.open_interest_requests = 0
@@ -288,7 +306,8 @@ class BinanceSimulator:
             if sym in self.quiet:
                 continue
             low = sym.lower()
-            d = book.step(self.rng, self._clock_ms)
+            shift = self._shifts.pop(sym, 0)
+            d = book.shift(shift, self._clock_ms) if shift else book.step(self.rng, self._clock_ms)
             data = {
                 "e": "depthUpdate",
                 "E": d.event_time,
@@ -404,6 +423,11 @@ class BinanceSimulator:
 
     # ------------------------------------------------------------ fault switches
 
+    def shift_book(self, symbol: str, ticks: int) -> None:
+        """Move ``symbol``'s whole book by ``ticks`` at its next step, in place of a random one
+        (a basis planted against another venue's book of the same pair)."""
+        self._shifts[symbol.upper()] = self._shifts.get(symbol.upper(), 0) + ticks
+
     def send_liquidations(self, count: int = 1) -> None:
         """Futures: send a forceOrder for the next ``count`` symbol steps."""
         self._liquidations += count
@@ -513,6 +537,28 @@ class BinanceSimulator:
         oi["time"] = self._clock_ms
         return web.json_response(oi, headers=self._weigh(1))
 
+    def snapshot_body(self, symbol: str, limit: int = 1000, lag: int = 0) -> str:
+        """The REST depth answer for ``symbol`` now (``lag`` diffs old, when it has them)."""
+        book = self.books[symbol]
+        last_id, bids, asks = book.update_id, book.bids, book.asks
+        if lag and len(book.history) > lag:
+            last_id = book.history[-1 - lag].last_id
+            bids, asks = book.book_at(last_id)
+        head: dict[str, object] = {"lastUpdateId": last_id}
+        if self.futures:
+            head["E"] = self._clock_ms
+            head["T"] = self._clock_ms - 1
+        return json.dumps(
+            {
+                **head,
+                "bids": [[price_str(p), qty_str(q)] for p, q in sorted(bids.items(), reverse=True)][
+                    :limit
+                ],
+                "asks": [[price_str(p), qty_str(q)] for p, q in sorted(asks.items())][:limit],
+            },
+            separators=(",", ":"),
+        )
+
     async def _depth(self, request: web.Request) -> web.Response:
         self.snapshot_requests += 1
         if self._rest_failures:
@@ -534,26 +580,8 @@ class BinanceSimulator:
             limit = int(request.query.get("limit", "100"))
         except ValueError:
             limit = 100
-        last_id, bids, asks = book.update_id, book.bids, book.asks
-        if self._stale_snapshots:
-            lag = self._stale_snapshots.pop(0)
-            if len(book.history) > lag:
-                last_id = book.history[-1 - lag].last_id
-                bids, asks = book.book_at(last_id)
-        head: dict[str, object] = {"lastUpdateId": last_id}
-        if self.futures:
-            head["E"] = self._clock_ms
-            head["T"] = self._clock_ms - 1
-        body = json.dumps(
-            {
-                **head,
-                "bids": [[price_str(p), qty_str(q)] for p, q in sorted(bids.items(), reverse=True)][
-                    :limit
-                ],
-                "asks": [[price_str(p), qty_str(q)] for p, q in sorted(asks.items())][:limit],
-            },
-            separators=(",", ":"),
-        )
+        lag = self._stale_snapshots.pop(0) if self._stale_snapshots else 0
+        body = self.snapshot_body(symbol, limit, lag)
         self.ledger.append(LedgerEntry(time.monotonic(), 0, "snapshot", body[:200]))
         weight = 20 if limit > 500 else 10 if limit > 100 else 5
         return web.Response(text=body, content_type="application/json", headers=self._weigh(weight))
