@@ -10,7 +10,6 @@ the same month with its bid and ask carried back to the expiry at the carry it i
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -213,13 +212,11 @@ def replay_arb(
             for name, feed in feeds.get(record.instrument_token, ()):
                 events += ((name, e) for e in feed.apply(record))
     if out is not None:
-        with atomic_output(out, 0o644) if atomic else open(out, "wb") as f:
-            text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-            try:
-                _write(events, fmt, text, zone, opened_at)
-                text.flush()
-            finally:
-                text.detach()
+        with (
+            atomic_output(out, 0o644) if atomic else open(out, "wb") as f,
+            export.text_view(f) as text,
+        ):
+            _write(events, fmt, text, zone, opened_at)
     else:
         _write(events, fmt, sink, zone, opened_at)  # type: ignore[arg-type]
     result = ArbResult(
