@@ -212,13 +212,8 @@ def _write_binary(
         return export.write_parquet(records, f, zone)
     if fmt == "arrow":
         return export.write_arrow(records, f, zone)
-    text = io.TextIOWrapper(f, encoding="utf-8", newline="")  # type: ignore[type-var]
-    try:
-        n = _TEXT_WRITERS[fmt](records, text, zone, flush)
-        text.flush()
-    finally:
-        text.detach()
-    return n
+    with export.text_view(f) as text:
+        return _TEXT_WRITERS[fmt](records, text, zone, flush)
 
 
 _TEXT_WRITERS = {"table": export.write_table, "jsonl": export.write_jsonl, "csv": export.write_csv}

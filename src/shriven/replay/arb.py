@@ -11,7 +11,6 @@ the same month with its bid and ask carried back to the expiry at the carry it i
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import re
@@ -250,13 +249,11 @@ def replay_arb(
             "instruments cache"
         )
     if out is not None:
-        with atomic_output(out, 0o644) if atomic else open(out, "wb") as f:
-            text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-            try:
-                _write(events, fmt, text, zone)
-                text.flush()
-            finally:
-                text.detach()
+        with (
+            atomic_output(out, 0o644) if atomic else open(out, "wb") as f,
+            export.text_view(f) as text,
+        ):
+            _write(events, fmt, text, zone)
     else:
         _write(events, fmt, sink, zone)  # type: ignore[arg-type]
     parity = [e for _n, e in (x for x in events if type(x) is tuple)]

@@ -183,10 +183,5 @@ def _binary(
 ) -> int:
     if fmt == "parquet":
         return write_chain(snapshots, fmt, f, zone, selected)
-    text = io.TextIOWrapper(f, encoding="utf-8", newline="")  # type: ignore[type-var]
-    try:
-        n = write_chain(snapshots, fmt, text, zone, selected)
-        text.flush()
-    finally:
-        text.detach()
-    return n
+    with export.text_view(f) as text:
+        return write_chain(snapshots, fmt, text, zone, selected)

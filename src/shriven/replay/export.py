@@ -10,8 +10,10 @@ offset (jsonl, csv, table rows), the table starts with a ``# times in ...`` line
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Final
@@ -41,6 +43,7 @@ from shriven.replay.rows import COLUMNS, book_price, book_quantity, kite_price, 
 __all__ = [
     "FORMATS",
     "check_out",
+    "text_view",
     "write_arrow",
     "write_csv",
     "write_jsonl",
@@ -70,6 +73,18 @@ def check_out(out: Path, store_dir: Path, force: bool) -> bool:
     if out.exists() and not force:
         raise ReplayError(f"--out {out} exists: pass --force to replace it, or choose another")
     return True
+
+
+@contextmanager
+def text_view(f: IO[bytes]) -> Iterator[IO[str]]:
+    """A UTF-8 text stream over the binary ``f`` for the text formats, flushed when the block
+    ends without an error and detached either way, so ``f`` stays open for its owner."""
+    text = io.TextIOWrapper(f, encoding="utf-8", newline="")  # type: ignore[type-var]
+    try:
+        yield text
+        text.flush()
+    finally:
+        text.detach()
 
 
 def write_jsonl(

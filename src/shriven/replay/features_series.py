@@ -5,7 +5,6 @@ microprice, top-1 and top-N imbalance, order-flow imbalance, log return and real
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -114,12 +113,8 @@ def replay_features(
             if fmt == "parquet":
                 n = _parquet(stream, f, zone)
             else:
-                t = io.TextIOWrapper(f, encoding="utf-8", newline="")
-                try:
+                with export.text_view(f) as t:
                     n = _write(stream, fmt, t, zone)
-                    t.flush()
-                finally:
-                    t.detach()
     result = FeaturesResult(n, key)
     if line := store.skipped():
         result.notes.append(line)
