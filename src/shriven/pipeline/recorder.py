@@ -119,9 +119,14 @@ class RecorderLoop:
         max_wait = 0.0 if cfg.fsync_policy == "always" else cfg.batch_max_ms / 1000.0
         while True:
             batch = await q.get_batch(cfg.batch_max_records, max_wait, self._idle_timeout())
-            if batch:
+            n = len(batch)
+            if n:
                 await self._handle(batch)
-            elif q.finished and not len(q):
+            # Let go of the written batch before the fsync and the wait for the next one: held,
+            # it and the records arriving meanwhile (a burst when the fsync is slow) are both in
+            # memory, which raises the allocator's high water (RSS) for good.
+            del batch
+            if not n and q.finished and not len(q):
                 return
             await self._housekeeping()
 
