@@ -1,6 +1,7 @@
-"""A Binance spot client that keeps a local book by Binance's documented procedure, with its
-base URLs pointed at shriven (a websockets stream client and aiohttp REST, as a strategy would
-write one). It records the book after every update id it applied."""
+"""A Binance client that keeps a local book by Binance's documented procedure (spot's, or the
+futures venues' ``pu`` chain), with its base URLs pointed at shriven (a websockets stream client
+and aiohttp REST, as a strategy would write one). It records the book after every update id it
+applied."""
 
 from __future__ import annotations
 
@@ -41,18 +42,29 @@ class LocalBook:
                 side[float(p)] = float(q)
 
 
-async def _snapshot(session: aiohttp.ClientSession, rest: str, symbol: str) -> dict | None:
-    async with session.get(f"{rest}/api/v3/depth", params={"symbol": symbol, "limit": 1000}) as r:
+async def _snapshot(
+    session: aiohttp.ClientSession, rest: str, symbol: str, path: str
+) -> dict | None:
+    async with session.get(f"{rest}{path}", params={"symbol": symbol, "limit": 1000}) as r:
         if r.status != 200:
             return None  # e.g. 503 while the recorded book resyncs: try again
         return await r.json()
 
 
 async def keep_book(
-    stream: str, rest: str, symbol: str, *, updates: int, timeout: float = 30.0
+    stream: str,
+    rest: str,
+    symbol: str,
+    *,
+    updates: int,
+    timeout: float = 30.0,
+    depth_path: str = "/api/v3/depth",
 ) -> LocalBook:
     """Follow ``symbol``'s diff stream until ``updates`` diffs were applied, or the server ends
-    the stream (history), or ``timeout``."""
+    the stream (history), or ``timeout``. A ``depth_path`` other than spot's follows the futures
+    procedure: keep events with ``u >= lastUpdateId``, the first applied has
+    ``U <= lastUpdateId <= u``, each next one's ``pu`` is the previous ``u``."""
+    futures = depth_path != "/api/v3/depth"
     book = LocalBook(symbol)
     name = f"{symbol.lower()}@depth@100ms"
     deadline = time.monotonic() + timeout
@@ -77,9 +89,14 @@ async def keep_book(
                 else:
                     # 1. buffer; 2. snapshot, again while older than the buffer; 3. drop u <= it
                     buffered.append(event)
-                    snap = await _snapshot(session, rest, symbol)
-                    if snap is None or snap["lastUpdateId"] + 1 < buffered[0]["U"]:
+                    snap = await _snapshot(session, rest, symbol, depth_path)
+                    if (
+                        snap is None
+                        or snap["lastUpdateId"] + (0 if futures else 1) < (buffered[0]["U"])
+                    ):
                         continue
+                    if futures:
+                        assert {"E", "T"} <= snap.keys()
                     book.snapshots += 1
                     book.bids = {float(p): float(q) for p, q in snap["bids"]}
                     book.asks = {float(p): float(q) for p, q in snap["asks"]}
@@ -87,10 +104,16 @@ async def keep_book(
                     pending, buffered = buffered, []
                     synced = fresh = True
                 for e in pending:
-                    if e["u"] <= book.update_id:
+                    if e["u"] < book.update_id or (e["u"] == book.update_id and not futures):
                         continue
                     # 4. the first applied straddles the snapshot; 5. each next one continues it
-                    if fresh:
+                    if futures:
+                        ok = (
+                            e["U"] <= book.update_id <= e["u"]
+                            if fresh
+                            else e["pu"] == book.update_id
+                        )
+                    elif fresh:
                         ok = e["U"] <= book.update_id + 1 <= e["u"]
                     else:
                         ok = e["U"] == book.update_id + 1

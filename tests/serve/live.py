@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shriven.app.simulators import Simulators
-from shriven.app.startup import add_binance, wal_options
+from shriven.app.startup import add_binance, add_binance_venue, wal_options
 from shriven.config import Settings
 from shriven.pipeline.daemon import Pipeline
 from shriven.serve import ServeOptions, Server
@@ -42,8 +42,12 @@ async def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = 
 
 @asynccontextmanager
 async def live_binance(
-    tmp_path: Path, symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT"), **serve: Any
+    tmp_path: Path,
+    symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT"),
+    venue: str = "binance",
+    **serve: Any,
 ) -> AsyncIterator[Live]:
+    """``venue``: spot, or a futures venue (the simulator's futures mode, the real futures feed)."""
     data = tmp_path / "market"
     sims = Simulators(seed=5)
     base = Settings(
@@ -51,12 +55,21 @@ async def live_binance(
         cache_dir=tmp_path / "cache",
         pipeline={"data_dir": str(data), "snapshot_interval_secs": 1},  # type: ignore[arg-type]
     )
-    settings = await sims.start(base, ("binance",), binance_symbols=symbols, keep_ledgers=True)
+    settings = await sims.start(
+        base,
+        (venue,),
+        binance_symbols=symbols,
+        futures_symbols={venue: symbols},
+        keep_ledgers=True,
+    )
     cfg = settings.pipeline
     pipeline = Pipeline(
         cfg, open_store=lambda: StoreWriter(cfg.data_dir, wal_options(cfg)), health_port=None
     )
-    add_binance(pipeline, settings)
+    if venue == "binance":
+        add_binance(pipeline, settings)
+    else:
+        await add_binance_venue(pipeline, settings, venue)
     server = Server(ServeOptions(port=0, **serve), data, ZONE, live=True)
     await server.start()
     pipeline.add_tap(server.tap, durable=False)

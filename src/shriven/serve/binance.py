@@ -1,6 +1,8 @@
-"""The Binance spot endpoints: the combined stream ``/binance/stream?streams=...`` (and the raw
-``/binance/ws/<stream>``), SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS, and
-``/binance/api/v3/depth``; the same under ``/binance/history/<start>/<end>/<speed>/``.
+"""The Binance endpoints, one set per venue under its name: the combined stream
+``/<venue>/stream?streams=...`` (and the raw ``/<venue>/ws/<stream>``), SUBSCRIBE / UNSUBSCRIBE /
+LIST_SUBSCRIPTIONS, and the venue's REST depth path (``/binance/api/v3/depth``,
+``/binance-usdm/fapi/v1/depth``, ``/binance-coinm/dapi/v1/depth``); the same under
+``/<venue>/history/<start>/<end>/<speed>/``. A client needs only its base URLs changed.
 
 A client pointed at this base URL keeps a correct book by Binance's own procedure: the REST
 snapshot comes from the books as of the last diff queued to the stream's clients (live), or from
@@ -20,8 +22,9 @@ from typing import Final
 from aiohttp import web
 
 from shriven.errors import NotRecordedError, ReplayError, ShrivenError
-from shriven.events import BinanceDepth, BinanceDepthSnapshot, BinanceTrade
-from shriven.feeds.binance.wire import depth_answer
+from shriven.events import BinanceDepthSnapshot, BinanceFuturesDepth, BinanceFuturesDepthSnapshot
+from shriven.feeds.binance.venues import MARKETS
+from shriven.feeds.binance.wire import depth_answer, futures_depth_answer
 from shriven.replay import Selection, format_ns, replay_book
 from shriven.serve.binance_wire import (
     BinanceSubscriptions,
@@ -43,24 +46,28 @@ from shriven.serve.history import (
 
 __all__ = ["binance_depth", "binance_history_depth", "binance_history_stream", "binance_stream"]
 
-_BINANCE_HISTORY = Selection(frozenset({"trades", "depth", "status"}), "binance")
+_HISTORY_KINDS: Final = frozenset({"trades", "depth", "status", "tickers", "marks", "liquidations"})
 _DEFAULT_LIMIT: Final = 100
 _MAX_LIMIT: Final = 5000
+# Futures answer only these limits (feeds.binance.venues), and 500 when none is given.
+_FUTURES_DEFAULT_LIMIT: Final = 500
 
 
 def _venue_error(status: int, code: int, msg: str) -> web.Response:
     return web.json_response({"code": code, "msg": msg}, status=status)
 
 
-def _initial_streams(core: Core, request: web.Request) -> tuple[BinanceSubscriptions, str | None]:
+def _initial_streams(
+    core: Core, request: web.Request, venue: str
+) -> tuple[BinanceSubscriptions, str | None]:
     """The streams named in the URL; the refusal text when one is not served or too many."""
     raw = request.match_info.get("stream")
-    subs = BinanceSubscriptions(core.options.max_subscriptions, raw=raw is not None)
+    subs = BinanceSubscriptions(core.options.max_subscriptions, raw=raw is not None, venue=venue)
     names = (
         [raw] if raw is not None else [n for n in request.query.get("streams", "").split("/") if n]
     )
     try:
-        subs.streams.update(parse_streams(names))
+        subs.streams.update(parse_streams(names, venue))
     except StreamError as exc:
         return subs, str(exc)
     if len(subs.streams) > subs.limit:
@@ -84,36 +91,60 @@ def _on_text(
     return on_text
 
 
-async def binance_stream(core: Core, request: web.Request) -> web.StreamResponse:
+async def binance_stream(
+    core: Core, request: web.Request, venue: str = "binance"
+) -> web.StreamResponse:
     live = core.live
-    subs, refuse = _initial_streams(core, request)
+    subs, refuse = _initial_streams(core, request, venue)
     if live is None and refuse is None:
-        refuse = "no live data: this server replays a store; use /binance/history/START/END/SPEED/"
+        refuse = f"no live data: this server replays a store; use /{venue}/history/START/END/SPEED/"
+    clients = live.binance[venue] if live is not None else None
     return await core.websocket(
         request,
         "binance",
         _on_text(subs),
         refuse=refuse,
-        register=lambda c: live.binance.__setitem__(c, subs) if live is not None else None,
-        unregister=lambda c: live.binance.pop(c, None) if live is not None else None,
+        register=lambda c: clients.__setitem__(c, subs) if clients is not None else None,
+        unregister=lambda c: clients.pop(c, None) if clients is not None else None,
     )
 
 
-def _depth_params(request: web.Request) -> tuple[str, int] | web.Response:
+def _depth_params(request: web.Request, venue: str) -> tuple[str, int] | web.Response:
     symbol = request.query.get("symbol", "").strip().upper()
     if not symbol:
         return _venue_error(400, -1102, "Mandatory parameter 'symbol' was not sent.")
+    allowed = MARKETS[venue].depth_limits
+    default = _FUTURES_DEFAULT_LIMIT if allowed else _DEFAULT_LIMIT
     try:
-        limit = int(request.query.get("limit", _DEFAULT_LIMIT))
+        limit = int(request.query.get("limit", default))
     except ValueError:
         return _venue_error(400, -1100, "Illegal characters found in parameter 'limit'.")
+    if allowed and limit not in allowed:
+        return _venue_error(
+            400, -1130, f"limit must be one of {', '.join(map(str, allowed))} on {venue}"
+        )
     if not 1 <= limit <= _MAX_LIMIT:
         return _venue_error(400, -1100, f"limit must be 1 to {_MAX_LIMIT}")
     return symbol, limit
 
 
-async def binance_depth(core: Core, request: web.Request) -> web.Response:
-    params = _depth_params(request)
+def _answer(
+    venue: str,
+    symbol: str,
+    update_id: int,
+    times: tuple[int, int],
+    bids: list[tuple[float, float]],
+    asks: list[tuple[float, float]],
+) -> web.Response:
+    if venue == "binance":
+        text = depth_answer(update_id, bids, asks)
+    else:
+        text = futures_depth_answer(venue, symbol, update_id, *times, bids, asks)
+    return web.Response(text=text, content_type="application/json")
+
+
+async def binance_depth(core: Core, request: web.Request, venue: str = "binance") -> web.Response:
+    params = _depth_params(request, venue)
     if isinstance(params, web.Response):
         return params
     symbol, limit = params
@@ -122,9 +153,9 @@ async def binance_depth(core: Core, request: web.Request) -> web.Response:
             404,
             -1121,
             "no live books: this server replays a store; use "
-            "/binance/history/START/END/SPEED/api/v3/depth",
+            f"/{venue}/history/START/END/SPEED{MARKETS[venue].depth_path}",
         )
-    key = "binance:" + symbol
+    key = f"{venue}:{symbol}"
     book = core.live.books.book(key)
     if book is None:
         return _venue_error(400, -1121, f"Invalid symbol: {symbol} is not being recorded.")
@@ -133,36 +164,50 @@ async def binance_depth(core: Core, request: web.Request) -> web.Response:
             503, -1003, f"the book of {symbol} is resyncing after a gap; retry in a moment"
         )
     bids, asks = book.top(limit)
-    return web.Response(
-        text=depth_answer(book.update_id, bids, asks), content_type="application/json"
-    )
+    return _answer(venue, symbol, book.update_id, core.live.times.get(key, (0, 0)), bids, asks)
 
 
 @dataclass(eq=False)
 class _Session:
-    """One history stream, and the points its REST snapshots are taken at, per symbol: just
-    before the range, then each recorded resync the stream has passed. Each snapshot request
-    gets the next point not yet given (the last one again when there is no newer): a client
-    asks again only when its snapshot was older than what it buffered, or after a gap, so it
-    starts at the beginning of the range and gets past each resync it meets."""
+    """One history stream, and the points its REST snapshots are taken at, per symbol: the
+    start, then each recorded resync the stream has passed. Each snapshot request gets the next
+    point not yet given (the last one again when there is no newer): a client asks again only
+    when its snapshot was older than what it buffered, or after a gap, so it starts at the
+    beginning of the range and gets past each resync it meets.
+
+    The start is just before the range on spot (the first diff then has ``U`` = lastUpdateId + 1).
+    On futures it is the symbol's first diff streamed, included: Binance's futures procedure wants
+    the first diff applied to hold lastUpdateId (``U <= lastUpdateId <= u``), and re-applying that
+    one diff to a book that has it changes nothing."""
 
     rng: HistoryRange
-    anchors: dict[str, list[int]] = field(default_factory=dict)
+    # symbol -> [(recv_ns, (E, T))]: the book at recv_ns, and the E and T its answer carries (a
+    # futures resync's are the recorded snapshot's, a first diff's its own; spot has none)
+    anchors: dict[str, list[tuple[int, tuple[int, int]]]] = field(default_factory=dict)
     given: dict[str, int] = field(default_factory=dict)
 
-    def passed_resync(self, symbol: str, recv_ns: int) -> None:
-        self.anchors.setdefault(symbol, [self.rng.start_ns - 1]).append(recv_ns)
+    def _start(self) -> tuple[int, tuple[int, int]]:
+        return self.rng.start_ns - 1, (0, 0)
 
-    def snapshot_at(self, symbol: str) -> int:
-        points = self.anchors.get(symbol) or [self.rng.start_ns - 1]
+    def first_diff(self, symbol: str, recv_ns: int, times: tuple[int, int]) -> None:
+        if symbol not in self.anchors:
+            self.anchors[symbol] = [(recv_ns, times)]
+
+    def passed_resync(self, symbol: str, recv_ns: int, times: tuple[int, int] = (0, 0)) -> None:
+        self.anchors.setdefault(symbol, [self._start()]).append((recv_ns, times))
+
+    def snapshot_at(self, symbol: str) -> tuple[int, tuple[int, int]]:
+        points = self.anchors.get(symbol) or [self._start()]
         i = min(self.given.get(symbol, 0), len(points) - 1)
         self.given[symbol] = i + 1
         return points[i]
 
 
-async def binance_history_stream(core: Core, request: web.Request) -> web.StreamResponse:
+async def binance_history_stream(
+    core: Core, request: web.Request, venue: str = "binance"
+) -> web.StreamResponse:
     m = request.match_info
-    subs, refuse = _initial_streams(core, request)
+    subs, refuse = _initial_streams(core, request, venue)
     rng: HistoryRange | None = None
     if refuse is None:
         try:
@@ -183,18 +228,24 @@ async def binance_history_stream(core: Core, request: web.Request) -> web.Stream
         pacer = Pacer(rng.speed)
         sent = 0
         # closed here, not by the collector: its reader thread stops at once
-        async with contextlib.aclosing(read_chunks(core.data_dir, _BINANCE_HISTORY, rng)) as chunks:
+        selection = Selection(_HISTORY_KINDS, venue)
+        async with contextlib.aclosing(read_chunks(core.data_dir, selection, rng)) as chunks:
             async for chunk in chunks:
                 for r in chunk:
                     t = type(r)
                     if t is BinanceDepthSnapshot:
                         session.passed_resync(r.symbol, r.recv_ns)  # type: ignore[union-attr]
                         continue
-                    if t is not BinanceDepth and t is not BinanceTrade:
+                    if t is BinanceFuturesDepthSnapshot:
+                        times = (r.event_time, r.transaction_time)  # type: ignore[union-attr]
+                        session.passed_resync(r.symbol, r.recv_ns, times)  # type: ignore[union-attr]
                         continue
                     message = EventEncoder(r).message_for(subs)
                     if message is None:
                         continue
+                    if t is BinanceFuturesDepth:
+                        times = (r.event_time, r.transaction_time)  # type: ignore[union-attr]
+                        session.first_diff(r.symbol, r.recv_ns, times)  # type: ignore[union-attr]
                     await pacer.wait(r.recv_ns)
                     await client.put(message)
                     sent += 1
@@ -210,9 +261,11 @@ async def binance_history_stream(core: Core, request: web.Request) -> web.Stream
     )
 
 
-async def binance_history_depth(core: Core, request: web.Request) -> web.Response:
+async def binance_history_depth(
+    core: Core, request: web.Request, venue: str = "binance"
+) -> web.Response:
     m = request.match_info
-    params = _depth_params(request)
+    params = _depth_params(request, venue)
     if isinstance(params, web.Response):
         return params
     symbol, limit = params
@@ -224,11 +277,11 @@ async def binance_history_depth(core: Core, request: web.Request) -> web.Respons
         return _venue_error(400, -1100, str(exc))
     newest = core.history.get(rng.label)
     session = newest if isinstance(newest, _Session) else _Session(rng)
-    at_ns = session.snapshot_at(symbol)
+    at_ns, times = session.snapshot_at(symbol)
     data_dir = core.data_dir
     try:
         result = await asyncio.to_thread(
-            replay_book, data_dir, "binance:" + symbol, at_ns, core.zone
+            replay_book, data_dir, f"{venue}:{symbol}", at_ns, core.zone
         )
     except NotRecordedError:
         return _venue_error(
@@ -242,6 +295,4 @@ async def binance_history_depth(core: Core, request: web.Request) -> web.Respons
             503, -1003, f"the book of {symbol} was not in sync at {format_ns(at_ns, core.zone)}"
         )
     bids, asks = book.book.top(limit)
-    return web.Response(
-        text=depth_answer(book.book.update_id, bids, asks), content_type="application/json"
-    )
+    return _answer(venue, symbol, book.book.update_id, times, bids, asks)

@@ -1,11 +1,14 @@
 """Binance combined-stream subscriptions and the messages each client gets. Pure: no I/O.
 
-Streams served: ``<symbol>@trade`` and the diff-depth stream under the names Binance gives it
-(``<symbol>@depth``, ``<symbol>@depth@100ms``, ``<symbol>@depth@1000ms``); each carries the
-recorded diffs, whose update ids chain whatever the name's interval. A client's control messages
-are answered as Binance answers them (``{"result": null, "id": 1}``, ``{"error": {...}}``); a
-stream of a symbol nothing was recorded for is accepted and stays silent, as the venue does for
-a symbol that does not trade.
+Streams served, per venue (``feeds.binance.venues``' table): the diff-depth stream under every
+name the venue gives it (spot ``<symbol>@depth``, ``@depth@100ms``, ``@depth@1000ms``; USD-M also
+``@depth@0ms``, ``@depth@250ms``, ``@depth@500ms``; COIN-M ``@depth@100ms``, ``@depth@250ms``,
+``@depth@500ms``), each carrying the recorded diffs, whose update ids chain whatever the name's
+interval; ``@aggTrade`` and ``@bookTicker`` on all three; ``@trade`` on spot; ``@markPrice`` (and
+``@markPrice@1s``) and ``@forceOrder`` on the futures venues. A client's control messages are
+answered as Binance answers them (``{"result": null, "id": 1}``, ``{"error": {...}}``); a stream
+of a symbol nothing was recorded for is accepted and stays silent, as the venue does for a symbol
+that does not trade.
 """
 
 from __future__ import annotations
@@ -13,44 +16,103 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Final
 
-from shriven.events import BinanceDepth, BinanceTrade, Record
-from shriven.feeds.binance.wire import combined, depth_event, trade_event
+from shriven.events import (
+    BinanceAggTrade,
+    BinanceBookTicker,
+    BinanceDepth,
+    BinanceForceOrder,
+    BinanceFuturesDepth,
+    BinanceMarkPrice,
+    BinanceTrade,
+    Record,
+)
+from shriven.feeds.binance.venues import MARKETS
+from shriven.feeds.binance.wire import (
+    agg_trade_event,
+    book_ticker_event,
+    combined,
+    depth_event,
+    force_order_event,
+    futures_depth_event,
+    mark_price_event,
+    trade_event,
+)
 
-__all__ = ["BinanceSubscriptions", "EventEncoder", "parse_streams", "stream_names"]
+__all__ = ["BinanceSubscriptions", "EventEncoder", "parse_streams", "served_kinds", "stream_names"]
 
-_STREAM: Final = re.compile(r"^([a-z0-9]{2,30})@(trade|depth|depth@100ms|depth@1000ms)\Z")
-_DEPTH_NAMES: Final = ("depth", "depth@100ms", "depth@1000ms")
+_SYMBOL: Final = re.compile(r"^[a-z0-9_]{2,32}\Z")
+# record type -> its event's JSON; and the stream kinds (besides depth's names) it goes out under
+_ENCODERS: Final = {
+    BinanceDepth: depth_event,
+    BinanceFuturesDepth: futures_depth_event,
+    BinanceTrade: trade_event,
+    BinanceAggTrade: agg_trade_event,
+    BinanceBookTicker: book_ticker_event,
+    BinanceMarkPrice: mark_price_event,
+    BinanceForceOrder: force_order_event,
+}
+_KIND_NAMES: Final = {
+    BinanceTrade: ("trade",),
+    BinanceAggTrade: ("aggTrade",),
+    BinanceBookTicker: ("bookTicker",),
+    BinanceMarkPrice: ("markPrice", "markPrice@1s"),
+    BinanceForceOrder: ("forceOrder",),
+}
 
 
 class StreamError(ValueError):
     """A stream name shriven does not serve; the message says which are served."""
 
 
-def parse_streams(names: list[str]) -> list[str]:
-    """Checked, lower-cased stream names; raises StreamError naming the first bad one."""
+@cache
+def _depth_names(venue: str) -> tuple[str, ...]:
+    return ("depth", *(f"depth@{s}" for s in MARKETS[venue].speeds))
+
+
+@cache
+def served_kinds(venue: str) -> frozenset[str]:
+    """What may follow ``<symbol>@`` in a stream name of ``venue``."""
+    kinds = set(_depth_names(venue))
+    offered = MARKETS[venue].stream_kinds
+    for names in _KIND_NAMES.values():
+        kinds.update(n for n in names if n.partition("@")[0] in offered)
+    if venue == "binance":
+        kinds.add("trade")
+    return frozenset(kinds)
+
+
+def parse_streams(names: list[str], venue: str = "binance") -> list[str]:
+    """Checked stream names (the symbol lower-cased); raises StreamError naming the first bad
+    one and what ``venue`` serves."""
+    kinds = served_kinds(venue)
     out = []
     for name in names:
-        n = str(name).strip().lower()
-        if not _STREAM.match(n):
+        symbol, at, kind = str(name).strip().partition("@")
+        symbol = symbol.lower()
+        if not (at and _SYMBOL.match(symbol) and kind in kinds):
             raise StreamError(
-                f"shriven serves <symbol>@trade and <symbol>@depth[@100ms|@1000ms] streams, "
-                f"not {str(name)[:60]!r}"
+                f"shriven serves <symbol>@{'|'.join(sorted(kinds, key=str.lower))} streams on "
+                f"{venue}, not {str(name)[:60]!r}"
             )
-        out.append(n)
+        out.append(f"{symbol}@{kind}")
     return out
 
 
 def stream_names(record: Record) -> tuple[str, ...]:
     """The stream names a record is published under."""
     t = type(record)
-    if t is BinanceDepth:
+    if t is BinanceDepth or t is BinanceFuturesDepth:
         low = record.symbol.lower()  # type: ignore[union-attr]
-        return tuple(f"{low}@{n}" for n in _DEPTH_NAMES)
-    if t is BinanceTrade:
-        return (f"{record.symbol.lower()}@trade",)  # type: ignore[union-attr]
-    return ()
+        venue = "binance" if t is BinanceDepth else record.venue  # type: ignore[union-attr]
+        return tuple(f"{low}@{n}" for n in _depth_names(venue))
+    names = _KIND_NAMES.get(t)
+    if names is None:
+        return ()
+    low = record.symbol.lower()  # type: ignore[union-attr]
+    return tuple(f"{low}@{n}" for n in names)
 
 
 @dataclass(slots=True)
@@ -58,6 +120,7 @@ class BinanceSubscriptions:
     limit: int
     streams: set[str] = field(default_factory=set)
     raw: bool = False  # /ws/<stream>: events without the combined wrapper
+    venue: str = "binance"
 
     def control(self, text: str) -> str | None:
         """Apply one client message; the JSON answer (None: close the connection)."""
@@ -83,7 +146,7 @@ class BinanceSubscriptions:
         if not isinstance(params, list):
             return _error(2, "Invalid request: params must be a list of stream names", rid)
         try:
-            names = parse_streams(params)
+            names = parse_streams(params, self.venue)
         except StreamError as exc:
             return _error(2, f"Invalid request: {exc}", rid)
         if method == "UNSUBSCRIBE":
@@ -109,13 +172,7 @@ class EventEncoder:
 
     def __init__(self, record: Record) -> None:
         self._names = stream_names(record)
-        self._data = (
-            (
-                depth_event(record) if type(record) is BinanceDepth else trade_event(record)  # type: ignore[arg-type]
-            )
-            if self._names
-            else ""
-        )
+        self._data = _ENCODERS[type(record)](record) if self._names else ""  # type: ignore[operator]
         self._wrapped: dict[str, str] = {}
 
     def message_for(self, subs: BinanceSubscriptions) -> str | None:

@@ -18,8 +18,15 @@ from aiohttp import WSMsgType, web
 from shriven.book import BookKeeper
 from shriven.errors import ShrivenError
 from shriven.events import (
+    BINANCE_VENUES,
+    BinanceAggTrade,
+    BinanceBookTicker,
     BinanceDepth,
     BinanceDepthSnapshot,
+    BinanceForceOrder,
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
+    BinanceMarkPrice,
     BinanceTrade,
     KiteTick,
     Record,
@@ -41,11 +48,23 @@ _MAX_CLIENT_MESSAGE: Final = 64 * 1024
 # Batches the live fan-out may hold before it is deemed unable to keep up: every live client is
 # then cut (the recorder is never made to wait for the server).
 _MAX_PENDING_BATCHES: Final = 10_000
-_HISTORY_PATHS: Final = 256
+_HISTORY_PATHS: Final = 256  # history paths whose newest session is remembered
 # Live Kite ticks of one batch go to a client as messages of up to this many packets: a batch
 # holds one venue message at a normal rate, dozens when the recorder is catching up, and one
 # send per client per batch keeps the fan-out's cost from growing with the backlog.
-_MAX_PACKETS_PER_MESSAGE: Final = 1000  # history paths whose newest session is remembered
+_MAX_PACKETS_PER_MESSAGE: Final = 1000
+# Binance records sent on a stream (the depth diffs also update the live books)
+_EVENTS: Final = frozenset(
+    {
+        BinanceDepth,
+        BinanceTrade,
+        BinanceFuturesDepth,
+        BinanceAggTrade,
+        BinanceBookTicker,
+        BinanceMarkPrice,
+        BinanceForceOrder,
+    }
+)
 
 
 def json_error(status: int, text: str) -> web.Response:
@@ -63,9 +82,14 @@ class LiveFanout:
     def __init__(self, stats: ServeStats) -> None:
         self.stats = stats
         self.kite: dict[Client, KiteSubscriptions] = {}
-        self.binance: dict[Client, BinanceSubscriptions] = {}
+        # venue ("binance", "binance-usdm", "binance-coinm") -> its stream clients
+        self.binance: dict[str, dict[Client, BinanceSubscriptions]] = {
+            v: {} for v in BINANCE_VENUES
+        }
         self.books = BookKeeper()
-        self.symbols: set[str] = set()  # Binance symbols seen
+        self.symbols: set[str] = set()  # Binance book keys seen ("binance-usdm:BTCUSDT")
+        # futures book key -> (E, T) of its last diff applied: a depth answer carries them
+        self.times: dict[str, tuple[int, int]] = {}
         self.batches = 0
         self._pending: deque[Sequence[Record]] = deque()
         self._wake = asyncio.Event()
@@ -74,7 +98,7 @@ class LiveFanout:
         """The recorder loop's written-batch tap: hand the batch on, nothing more."""
         if len(self._pending) >= _MAX_PENDING_BATCHES:
             self._pending.clear()
-            for c in [*self.kite, *self.binance]:
+            for c in self.stream_clients():
                 c.cut("overloaded", "server overloaded: the live fan-out fell behind the recorder")
             log.warning("live fan-out fell behind; every live client was disconnected")
         self._pending.append(batch)
@@ -93,6 +117,7 @@ class LiveFanout:
 
     def dispatch(self, batch: Sequence[Record]) -> None:
         runs: list[list[KiteTick]] = []  # Kite ticks since the last text message, by receipt
+        venues = self.binance
         for r in batch:
             t = type(r)
             if t is KiteTick:
@@ -100,21 +125,31 @@ class LiveFanout:
                     runs[-1].append(r)  # type: ignore[arg-type]
                 else:
                     runs.append([r])  # type: ignore[list-item]
-            elif t is BinanceDepth or t is BinanceTrade:
-                if t is BinanceDepth:
+                continue
+            if t in _EVENTS:
+                venue = "binance" if t is BinanceDepth or t is BinanceTrade else r.venue  # type: ignore[union-attr]
+                if t is BinanceDepth or t is BinanceFuturesDepth:
                     self.books.apply(r)
-                    self.symbols.add(r.symbol)  # type: ignore[union-attr]
-                if self.binance:
+                    key = f"{venue}:{r.symbol}"  # type: ignore[union-attr]
+                    self.symbols.add(key)
+                    if t is BinanceFuturesDepth:
+                        self.times[key] = (r.event_time, r.transaction_time)  # type: ignore[union-attr]
+                clients = venues.get(venue)
+                if clients:
                     enc = EventEncoder(r)
-                    for c, subs in list(self.binance.items()):
+                    for c, subs in list(clients.items()):
                         m = enc.message_for(subs)
                         if m is not None:
                             c.offer(m, r.recv_ns)
-            elif t is BinanceDepthSnapshot:
+            elif t is BinanceDepthSnapshot or t is BinanceFuturesDepthSnapshot:
                 self.books.apply(r)
-                self.symbols.add(r.symbol)  # type: ignore[union-attr]
+                venue = "binance" if t is BinanceDepthSnapshot else r.venue  # type: ignore[union-attr]
+                key = f"{venue}:{r.symbol}"  # type: ignore[union-attr]
+                self.symbols.add(key)
+                if t is BinanceFuturesDepthSnapshot:
+                    self.times[key] = (r.event_time, r.transaction_time)  # type: ignore[union-attr]
             elif t is Status:
-                if r.venue == "binance":  # type: ignore[union-attr]
+                if r.venue in BINANCE_VENUES:  # type: ignore[union-attr]
                     self.books.apply(r)
                 elif r.venue == "kite" and r.kind == StatusKind.VENUE_MESSAGE:  # type: ignore[union-attr]
                     self._kite(runs)  # ticks before it go first
@@ -132,8 +167,11 @@ class LiveFanout:
             for m in enc.messages_for(subs):
                 c.offer(m, recv_ns)
 
+    def stream_clients(self) -> list[Client]:
+        return [*self.kite, *(c for clients in self.binance.values() for c in clients)]
+
     def cut_all(self, why: str, reason: str, code: int) -> None:
-        for c in [*self.kite, *self.binance]:
+        for c in self.stream_clients():
             c.cut(why, reason, code)
 
 

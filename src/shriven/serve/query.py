@@ -214,7 +214,7 @@ def _instruments(core: Core) -> dict[str, object]:
             if type(r) is BookSnapshot:
                 books.add(f"{r.venue}:{r.instrument}")
     if core.live is not None:
-        books |= {f"binance:{s}" for s in core.live.symbols}
+        books |= core.live.symbols
     return {"kite": kite, "books": sorted(books)}
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from shriven.errors import ConfigError
-from shriven.events import Record
+from shriven.events import BINANCE_VENUES, Record
+from shriven.feeds.binance.venues import MARKETS
 from shriven.logging import get_logger
 from shriven.serve import binance, kite, query
 from shriven.serve.auth import key_matches, presented_key
@@ -25,15 +27,28 @@ log = get_logger("shriven.serve")
 
 _Handler = Callable[[Core, web.Request], Awaitable[web.StreamResponse]]
 _HISTORY = "/history/{start}/{end}/{speed}"
+
+
+def _venue_routes(venue: str) -> tuple[tuple[str, _Handler], ...]:
+    """A Binance venue's endpoints under ``/<venue>``: its own stream and REST paths, so a client
+    changes only its base URLs (``wss://fstream.binance.com`` -> ``ws://HOST:PORT/binance-usdm``)."""
+    depth = MARKETS[venue].depth_path
+    stream = partial(binance.binance_stream, venue=venue)
+    history = partial(binance.binance_history_stream, venue=venue)
+    return (
+        (f"/{venue}/stream", stream),
+        (f"/{venue}/ws/{{stream}}", stream),
+        (f"/{venue}{depth}", partial(binance.binance_depth, venue=venue)),
+        (f"/{venue}{_HISTORY}/stream", history),
+        (f"/{venue}{_HISTORY}/ws/{{stream}}", history),
+        (f"/{venue}{_HISTORY}{depth}", partial(binance.binance_history_depth, venue=venue)),
+    )
+
+
 _ROUTES: tuple[tuple[str, _Handler], ...] = (
     ("/kite", kite.kite_live),
     ("/kite" + _HISTORY, kite.kite_history),
-    ("/binance/stream", binance.binance_stream),
-    ("/binance/ws/{stream}", binance.binance_stream),
-    ("/binance/api/v3/depth", binance.binance_depth),
-    ("/binance" + _HISTORY + "/stream", binance.binance_history_stream),
-    ("/binance" + _HISTORY + "/ws/{stream}", binance.binance_history_stream),
-    ("/binance" + _HISTORY + "/api/v3/depth", binance.binance_history_depth),
+    *(route for venue in BINANCE_VENUES for route in _venue_routes(venue)),
     ("/v1/records", query.records),
     ("/v1/book", query.book),
     ("/v1/instruments", query.instruments),
@@ -129,7 +144,9 @@ class Server:
             return json_error(
                 404,
                 f"no such endpoint {request.path}: see /kite, /binance/stream, "
-                "/binance/api/v3/depth, /v1/records, /v1/book, /v1/instruments, /v1/stats",
+                "/binance/api/v3/depth, /binance-usdm/stream, /binance-usdm/fapi/v1/depth, "
+                "/binance-coinm/stream, /binance-coinm/dapi/v1/depth, /v1/records, /v1/book, "
+                "/v1/instruments, /v1/stats",
             )
         except web.HTTPMethodNotAllowed:
             return json_error(405, f"{request.method} is not served here: use GET")
