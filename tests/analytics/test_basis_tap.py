@@ -26,6 +26,14 @@ from shriven.replay.times import format_ns
 UTC = ZoneInfo("UTC")
 
 
+def live_marks(data_dir: Path, kind: str) -> list[dict[str, object]]:
+    """The details of the store's ``analytics`` status records of ``kind``, in order."""
+    status = io.StringIO()
+    replay_range(data_dir, status, UTC, kinds=["status"], fmt="jsonl")
+    rows = map(json.loads, status.getvalue().splitlines())
+    return [json.loads(row["detail"]) for row in rows if row.get("kind") == kind]
+
+
 def test_a_planted_basis_is_counted_and_marked_when_it_opens_and_closes(tmp_path: Path) -> None:
     queue = RecordQueue(maxsize=1_000)
     registry = CollectorRegistry()
@@ -84,13 +92,7 @@ def test_run_sim_with_spot_and_a_perpetual_marks_live_what_replay_finds(tmp_path
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     assert b"live basis watch" in done.stderr, done.stderr.decode()
-    status = io.StringIO()
-    replay_range(data, status, UTC, kinds=["status"], fmt="jsonl")
-    live = [
-        json.loads(row["detail"])
-        for row in map(json.loads, status.getvalue().splitlines())
-        if row.get("kind") == BASIS_KIND
-    ]
+    live = live_marks(data, BASIS_KIND)
     assert live, "no deviation marked live in 4 s"
     out = io.StringIO()
     replay_arb(data, out, UTC, fmt="jsonl", basis_threshold=0.0)

@@ -10,12 +10,13 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from tests.analytics.test_basis_tap import live_marks
+
 from shriven.app.parity_tap import PARITY_KIND
 from shriven.app.simulators import Simulators
 from shriven.app.startup import add_windowed_kite, wal_options
 from shriven.config import Settings
 from shriven.pipeline.daemon import Pipeline
-from shriven.replay import replay_range
 from shriven.replay.arb import replay_arb
 from shriven.replay.times import format_ns
 
@@ -49,13 +50,7 @@ async def test_the_live_parity_watch_follows_a_kite_feed_held_to_its_window(
         assert await pipeline.run(3.0) == 0
     finally:
         await sims.stop()
-    status = io.StringIO()
-    replay_range(cfg.data_dir, status, IST, kinds=["status"], fmt="jsonl")
-    live = [
-        json.loads(row["detail"])
-        for row in map(json.loads, status.getvalue().splitlines())
-        if row.get("kind") == PARITY_KIND
-    ]
+    live = live_marks(cfg.data_dir, PARITY_KIND)
     assert live, "no violation marked live inside the window"
     out = io.StringIO()
     replay_arb(cfg.data_dir, out, IST, fmt="jsonl", threshold=0.0, cache_dir=settings.cache_dir)

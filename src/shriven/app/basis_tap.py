@@ -12,31 +12,17 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shriven.analytics.basis import BasisEvent
-from shriven.events import (
-    BinanceBookTicker,
-    BinanceDepth,
-    BinanceDepthSnapshot,
-    BinanceFuturesDepth,
-    BinanceFuturesDepthSnapshot,
-    BinanceMarkPrice,
-    Record,
-    SeqCounter,
-    Status,
-)
+from shriven.events import Record, SeqCounter, Status
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.queue import RecordQueue
-from shriven.replay.basis import BasisFeed, spot_of_perpetual
+from shriven.replay.basis import FED_TYPES, BasisFeed, spot_of_perpetual
 from shriven.universe.binance_recorded import load_listings
 
 __all__ = ["BASIS_KIND", "BasisTap", "add_basis_tap", "basis_pairs"]
 
 BASIS_KIND = "basis_violation"
 log = get_logger("shriven.app.basis_tap")
-_FED = frozenset({
-    BinanceDepth, BinanceDepthSnapshot, BinanceFuturesDepth, BinanceFuturesDepthSnapshot,
-    BinanceBookTicker, BinanceMarkPrice, Status,
-})  # fmt: skip
 
 
 def basis_pairs(
@@ -97,7 +83,7 @@ class BasisTap:
 
     def __call__(self, batch: Sequence[Record]) -> None:
         apply = self.feed.apply
-        fed = _FED
+        fed = FED_TYPES
         for r in batch:
             if type(r) in fed:  # not Kite ticks nor trades: most of a batch
                 for event in apply(r):

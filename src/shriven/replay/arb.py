@@ -226,8 +226,11 @@ def replay_arb(
         for k in u.keys:
             feeds.setdefault(int(k.partition(":")[2]), []).append((u.underlying, feed))
     basis = _basis_feed(data_dir, basis_threshold, binance_names)
+    with_basis = not symbols or bool(binance_names)  # --symbol 'NIFTY 50' alone: Kite only
     events: list[Event] = []
-    kinds = {"depth", "status", "tickers", "marks"} | ({"ticks"} if feeds else set())
+    kinds = {"ticks"} if feeds else set()
+    if with_basis:
+        kinds |= {"depth", "status", "tickers", "marks"}
     with scan_gc():
         for record in store.records(Selection(frozenset(kinds)), start_ns, end_ns):
             if type(record) is KiteTick:

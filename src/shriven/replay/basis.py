@@ -34,12 +34,14 @@ from shriven.events import (
 )
 from shriven.feeds.binance.streams import Listing
 
-__all__ = ["BasisFeed", "spot_of_perpetual"]
+__all__ = ["FED_TYPES", "BasisFeed", "spot_of_perpetual"]
 
 _SPOT: Final = "binance"
 _DEPTH: Final = (
     BinanceDepth, BinanceDepthSnapshot, BinanceFuturesDepth, BinanceFuturesDepthSnapshot,
 )  # fmt: skip
+# The record types BasisFeed.apply looks at (a tap can skip the rest before calling it)
+FED_TYPES: Final = frozenset((*_DEPTH, BinanceBookTicker, BinanceMarkPrice, Status))
 
 
 def spot_of_perpetual(venue: str, symbol: str, contract_type: str | None = None) -> str | None:
