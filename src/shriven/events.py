@@ -51,12 +51,15 @@ __all__ = [
     "BinanceOpenInterest",
     "BinanceTrade",
     "BookSnapshot",
+    "DepthLevels",
     "KiteTick",
     "Record",
     "SeqCounter",
     "Status",
     "StatusKind",
     "decode_batch",
+    "depth_from_levels",
+    "depth_levels",
     "encode_batch",
     "instrument_key",
     "kite_price_divisor",
@@ -179,6 +182,81 @@ class BinanceDepth:
     asks: tuple[StrLevel, ...]
 
     TYPE: ClassVar[int] = 3
+
+
+class DepthLevels:
+    """A live diff's two level arrays as the Binance parser read them, once, in C: ``wire`` is
+    the msgpack of both arrays (what :func:`encode_batch` writes as they are) and
+    ``bid_values``/``ask_values`` their prices and quantities as native doubles (what the book
+    applies). The ``(price, quantity)`` str tuples are made from ``wire`` only when something
+    reads :attr:`BinanceDepth.bids` or ``.asks``.
+
+    Why: 40 str and 20 tuple objects per 20-level diff were most of the parse, and the WAL then
+    re-encoded each of them (benchmarks/ingest_stages.py); the recorder's own path reads none.
+    """
+
+    __slots__ = ("_levels", "ask_values", "bid_values", "wire")
+
+    def __init__(self, wire: bytes, bid_values: bytes, ask_values: bytes) -> None:
+        self.wire = wire
+        self.bid_values = bid_values
+        self.ask_values = ask_values
+        self._levels: tuple[tuple[StrLevel, ...], tuple[StrLevel, ...]] | None = None
+
+    def levels(self) -> tuple[tuple[StrLevel, ...], tuple[StrLevel, ...]]:
+        """(bids, asks) as tuples of (price, quantity) str pairs."""
+        lv = self._levels
+        if lv is None:
+            lv = self._levels = msgpack.unpackb(b"\x92" + self.wire, raw=False, use_list=False)
+        return lv
+
+
+def _lazy_side(slot: object, side: int) -> property:
+    get = slot.__get__  # type: ignore[attr-defined]
+
+    def levels(self: BinanceDepth) -> tuple[StrLevel, ...]:
+        v = get(self)
+        return v.levels()[side] if type(v) is DepthLevels else v
+
+    return property(levels, slot.__set__)  # type: ignore[attr-defined]
+
+
+# A diff made by depth_from_levels holds the same DepthLevels in both slots; reading bids or
+# asks gives the tuples either way, so equality, repr, pickling and dataclasses.replace see a
+# plain record.
+_depth_bids_slot = BinanceDepth.bids.__get__  # type: ignore[attr-defined]
+_depth_asks_slot = BinanceDepth.asks.__get__  # type: ignore[attr-defined]
+BinanceDepth.bids = _lazy_side(BinanceDepth.bids, 0)  # type: ignore[assignment,method-assign]
+BinanceDepth.asks = _lazy_side(BinanceDepth.asks, 1)  # type: ignore[assignment,method-assign]
+
+
+def depth_from_levels(
+    recv_ns: int,
+    seq: int,
+    symbol: str,
+    first_update_id: int,
+    last_update_id: int,
+    event_time: int,
+    levels: DepthLevels,
+) -> BinanceDepth:
+    """A :class:`BinanceDepth` whose levels stay as the parser read them (see DepthLevels)."""
+    return BinanceDepth(
+        recv_ns,
+        seq,
+        symbol,
+        first_update_id,
+        last_update_id,
+        event_time,
+        levels,
+        levels,  # type: ignore[arg-type]
+    )
+
+
+def depth_levels(d: BinanceDepth) -> DepthLevels | None:
+    """The diff's levels as the parser read them, or None (a diff made from tuples, e.g. read
+    back from the WAL, or one whose bids or asks were set since)."""
+    v = _depth_bids_slot(d)
+    return v if type(v) is DepthLevels and _depth_asks_slot(d) is v else None
 
 
 @dataclass(slots=True)
@@ -615,14 +693,42 @@ def encode_batch(records: list[Record]) -> bytes:
     packer = getattr(_batch_packers, "packer", None)
     if packer is None:
         packer = _batch_packers.packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    chunks: list[bytes | memoryview] = []
     try:
         packer.pack_array_header(len(records))
         pack = packer.pack
         for r in records:
-            pack(_to_wire(r))
-        return packer.bytes()
+            lv = depth_levels(r) if type(r) is BinanceDepth else None  # type: ignore[arg-type]
+            if lv is None:
+                pack(_to_wire(r))
+                continue
+            # A live diff: its scalars, then its level arrays as the parser already wrote them.
+            # Packed as an 8-array whose header is then written as the record's 10.
+            head = _head_packer().pack(
+                [3, WIRE_VERSION, r.recv_ns, r.seq, r.symbol, r.first_update_id,
+                 r.last_update_id, r.event_time]  # type: ignore[union-attr]
+            )  # fmt: skip
+            chunks.append(packer.bytes())
+            packer.reset()
+            chunks.append(_DEPTH_HEADER)
+            chunks.append(memoryview(head)[1:])
+            chunks.append(lv.wire)
+        if not chunks:
+            return packer.bytes()
+        chunks.append(packer.bytes())
+        return b"".join(chunks)
     finally:
         packer.reset()
+
+
+_DEPTH_HEADER: Final = b"\x9a"  # msgpack fixarray of 10: a BinanceDepth's wire form
+
+
+def _head_packer() -> msgpack.Packer:
+    packer = getattr(_batch_packers, "head", None)
+    if packer is None:
+        packer = _batch_packers.head = msgpack.Packer(use_bin_type=True, autoreset=True)
+    return packer
 
 
 def encode_record(record: Record) -> bytes:

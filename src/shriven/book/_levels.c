@@ -280,22 +280,22 @@ skip_space(const char *p, const char *end)
     return p;
 }
 
-/* One "digits(.digits)?" string (1..20 digits each side) as a str, or NULL (no exception set
- * when the text does not match, one set when memory ran out). *pp moves past it. */
-static PyObject *
-read_decimal(const char **pp, const char *end)
+/* One quoted "digits(.digits)?" (1..20 digits each side): 1 with *start and *len set to the text
+ * between the quotes and *pp moved past it, else 0. */
+static int
+scan_decimal(const char **pp, const char *end, const char **start, Py_ssize_t *len)
 {
     const char *p = *pp;
     if (p >= end || *p != '"')
-        return NULL;
-    const char *start = ++p;
+        return 0;
+    const char *s = ++p;
     int n = 0;
     while (p < end && *p >= '0' && *p <= '9' && n <= 20) {
         p++;
         n++;
     }
     if (n < 1 || n > 20)
-        return NULL;
+        return 0;
     if (p < end && *p == '.') {
         p++;
         n = 0;
@@ -304,15 +304,29 @@ read_decimal(const char **pp, const char *end)
             n++;
         }
         if (n < 1 || n > 20)
-            return NULL;
+            return 0;
     }
     if (p >= end || *p != '"')
+        return 0;
+    *start = s;
+    *len = p - s;
+    *pp = p + 1;
+    return 1;
+}
+
+/* One decimal as a str, or NULL (no exception set when the text does not match, one set when
+ * memory ran out). *pp moves past it. */
+static PyObject *
+read_decimal(const char **pp, const char *end)
+{
+    const char *start;
+    Py_ssize_t n;
+    if (!scan_decimal(pp, end, &start, &n))
         return NULL;
-    PyObject *text = PyUnicode_New(p - start, 127);
+    PyObject *text = PyUnicode_New(n, 127);
     if (text == NULL)
         return NULL;
-    memcpy(PyUnicode_DATA(text), start, (size_t)(p - start));
-    *pp = p + 1;
+    memcpy(PyUnicode_DATA(text), start, (size_t)n);
     return text;
 }
 
@@ -394,7 +408,198 @@ done:
     return result;
 }
 
+/* ------------------------------------- a diff's level arrays, read once for the WAL and the book */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int
+buf_grow(Buf *b, Py_ssize_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *data = PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+/* A decimal of the grammar as float() reads it (the fast path, else the parser float() uses). */
+static int
+decimal_value(const char *s, Py_ssize_t n, double *out)
+{
+    char text[48];
+    if (fast_decimal(s, n, out))
+        return 0;
+    memcpy(text, s, (size_t)n); /* n <= 41 by the grammar */
+    text[n] = '\0';
+    double x = PyOS_string_to_double(text, NULL, NULL);
+    if (x == -1.0 && PyErr_Occurred())
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* One str the way msgpack's Packer(use_bin_type=True) writes it. */
+static void
+put_str(Buf *b, const char *s, Py_ssize_t n)
+{
+    char *o = b->data + b->len;
+    if (n < 32) {
+        *o++ = (char)(0xa0 | n);
+    }
+    else {
+        *o++ = (char)0xd9;
+        *o++ = (char)n;
+    }
+    memcpy(o, s, (size_t)n);
+    b->len = (o - b->data) + n;
+}
+
+static void
+put_array_header(Buf *b, Py_ssize_t n)
+{
+    unsigned char *o = (unsigned char *)b->data + b->len;
+    if (n < 16) {
+        o[0] = (unsigned char)(0x90 | n);
+        b->len += 1;
+    }
+    else if (n < 65536) {
+        o[0] = 0xdc;
+        o[1] = (unsigned char)(n >> 8);
+        o[2] = (unsigned char)n;
+        b->len += 3;
+    }
+    else {
+        o[0] = 0xdd;
+        o[1] = (unsigned char)(n >> 24);
+        o[2] = (unsigned char)(n >> 16);
+        o[3] = (unsigned char)(n >> 8);
+        o[4] = (unsigned char)n;
+        b->len += 5;
+    }
+}
+
+/* One JSON level array (json_levels' grammar) appended to *wire as a msgpack array of [str, str]
+ * arrays, its values appended to *dbl as doubles. 1 read, 0 not the grammar, -1 error set. */
+static int
+scan_levels(const char *p, const char *end, Buf *wire, Buf *dbl)
+{
+    Buf body = {NULL, 0, 0};
+    Py_ssize_t n = 0;
+    int rc = 0;
+    if (p >= end || *p != '[')
+        goto done;
+    p = skip_space(p + 1, end);
+    if (p < end && *p == ']') {
+        p++;
+        goto finish;
+    }
+    for (;;) {
+        const char *ps, *qs;
+        Py_ssize_t pn, qn;
+        if (p >= end || *p != '[')
+            goto done;
+        p = skip_space(p + 1, end);
+        if (!scan_decimal(&p, end, &ps, &pn))
+            goto done;
+        p = skip_space(p, end);
+        if (p >= end || *p != ',')
+            goto done;
+        p = skip_space(p + 1, end);
+        if (!scan_decimal(&p, end, &qs, &qn))
+            goto done;
+        p = skip_space(p, end);
+        if (p >= end || *p != ']')
+            goto done;
+        p = skip_space(p + 1, end);
+        if (buf_grow(&body, 1 + 2 + pn + 2 + qn) < 0 ||
+            buf_grow(dbl, 2 * (Py_ssize_t)sizeof(double)) < 0) {
+            rc = -1;
+            goto done;
+        }
+        body.data[body.len++] = (char)0x92;
+        put_str(&body, ps, pn);
+        put_str(&body, qs, qn);
+        double *pair = (double *)(dbl->data + dbl->len);
+        if (decimal_value(ps, pn, &pair[0]) < 0 || decimal_value(qs, qn, &pair[1]) < 0) {
+            rc = -1;
+            goto done;
+        }
+        dbl->len += 2 * (Py_ssize_t)sizeof(double);
+        n++;
+        if (p < end && *p == ',') {
+            p = skip_space(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == ']') {
+            p++;
+            break;
+        }
+        goto done;
+    }
+finish:
+    if (p != end)
+        goto done;
+    if (buf_grow(wire, 5 + body.len) < 0) {
+        rc = -1;
+        goto done;
+    }
+    put_array_header(wire, n);
+    if (body.len)
+        memcpy(wire->data + wire->len, body.data, (size_t)body.len);
+    wire->len += body.len;
+    rc = 1;
+done:
+    PyMem_Free(body.data);
+    return rc;
+}
+
+static PyObject *
+levels_json_depth_levels(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "json_depth_levels(bids_raw, asks_raw)");
+        return NULL;
+    }
+    Py_buffer b, a;
+    if (PyObject_GetBuffer(args[0], &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &a, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    Buf wire = {NULL, 0, 0}, bd = {NULL, 0, 0}, ad = {NULL, 0, 0};
+    PyObject *result = NULL;
+    int rc = scan_levels(b.buf, (const char *)b.buf + b.len, &wire, &bd);
+    if (rc == 1)
+        rc = scan_levels(a.buf, (const char *)a.buf + a.len, &wire, &ad);
+    if (rc == 0)
+        result = Py_NewRef(Py_None);
+    else if (rc == 1)
+        result = Py_BuildValue("(y#y#y#)", wire.data ? wire.data : "", wire.len,
+                               bd.data ? bd.data : "", bd.len, ad.data ? ad.data : "", ad.len);
+    PyMem_Free(wire.data);
+    PyMem_Free(bd.data);
+    PyMem_Free(ad.data);
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return result;
+}
+
 static PyMethodDef levels_methods[] = {
+    {"json_depth_levels", (PyCFunction)(void (*)(void))levels_json_depth_levels, METH_FASTCALL,
+     "json_depth_levels(bids_raw, asks_raw) -> (msgpack of both level arrays, bid doubles, ask "
+     "doubles), or None when either is not a JSON array of Binance decimal pairs"},
     {"apply_side", (PyCFunction)(void (*)(void))levels_apply_side, METH_FASTCALL,
      "apply_side(side, keys, levels, descending) -> levels processed (ValueError: none)"},
     {"json_levels", levels_json_levels, METH_O,

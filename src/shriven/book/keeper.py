@@ -31,6 +31,7 @@ from shriven.events import (
     SeqCounter,
     Status,
     StatusKind,
+    depth_levels,
     kite_price_divisor,
 )
 
@@ -183,8 +184,14 @@ class BookKeeper:
         stats = self.stats
         # Read (and checked) before the sequence rules see it: a diff no book could take never
         # moves one on. The doubles read here are what the book applies: the text is read once.
-        bids = pack_levels(d.bids)
-        asks = pack_levels(d.asks)
+        # A live diff's levels were read (and checked) by the parser already.
+        lv = depth_levels(d)
+        if lv is not None:
+            bids = lv.bid_values
+            asks = lv.ask_values
+        else:
+            bids = pack_levels(d.bids)
+            asks = pack_levels(d.asks)
         if bids is None or asks is None:
             stats.rejected += 1
             return
@@ -218,7 +225,11 @@ class BookKeeper:
     ) -> None:
         stats = self.stats
         if bids is None or asks is None:  # a buffered diff, checked when it arrived
-            stats.levels += book.apply(d.bids, d.asks)
+            lv = depth_levels(d) if type(d) is BinanceDepth else None
+            if lv is not None:
+                stats.levels += book.apply(lv.bid_values, lv.ask_values)
+            else:
+                stats.levels += book.apply(d.bids, d.asks)
         else:
             stats.levels += book.apply(bids, asks)
         stats.applied += 1

@@ -1,12 +1,16 @@
-"""The C reader of Binance's level arrays against the parser's reference (regex + msgspec)."""
+"""The C readers of Binance's level arrays against the parser's reference (regex + msgspec)."""
 
 from __future__ import annotations
+
+import dataclasses
+from array import array
 
 import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shriven.events import BinanceDepth, decode_batch, depth_levels, encode_batch
 from shriven.feeds.binance import parse
 
 accel = pytest.importorskip(
@@ -70,3 +74,38 @@ def test_the_parser_reads_levels_with_the_c_reader() -> None:
     assert parse._read_levels is accel.json_levels
     raw = msgspec.Raw(b'[["61837.63000000", "1.54698000"],["0.1","0"]]')
     assert parse._read_levels(raw) == (("61837.63000000", "1.54698000"), ("0.1", "0"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, texts)
+def test_c_depth_levels_reader_equals_the_reference_on_any_text(b: str, a: str) -> None:
+    raw_b, raw_a = b.encode(), a.encode()
+    got = accel.json_depth_levels(msgspec.Raw(raw_b), raw_a)
+    if not (_is_json(raw_b) and _is_json(raw_a)):
+        assert got is None  # as for json_levels: the grammar accepts no text that is not JSON
+        return
+    assert got == parse._depth_levels_reference(raw_b, raw_a)
+
+
+def test_a_live_diff_keeps_its_levels_as_read_and_gives_the_same_record() -> None:
+    raw = (
+        b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT",'
+        b'"U":5,"u":6,"b":[["61837.63000000","1.54698000"],["0.12345678901234567890","0"]],'
+        b'"a":[["61837.64000000","0.00000000"]]}}'
+    )
+    d = parse.parse_message(raw, 7, 8)
+    lv = depth_levels(d)  # type: ignore[arg-type]
+    assert lv is not None
+    want = BinanceDepth(
+        7, 8, "BTCUSDT", 5, 6, 1,
+        (("61837.63000000", "1.54698000"), ("0.12345678901234567890", "0")),
+        (("61837.64000000", "0.00000000"),),
+    )  # fmt: skip
+    assert d == want and repr(d) == repr(want)
+    assert encode_batch([d, want, d]) == encode_batch([want, want, want])
+    assert decode_batch(encode_batch([d])) == [want]
+    assert array("d", lv.bid_values).tolist() == [61837.63, 1.54698, 0.12345678901234568, 0.0]
+    # setting a side makes it a plain record again: nothing stale is written
+    d.asks = ()
+    assert depth_levels(d) is None
+    assert decode_batch(encode_batch([d])) == [dataclasses.replace(want, asks=())]

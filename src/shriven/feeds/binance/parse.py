@@ -19,9 +19,17 @@ import re
 from collections.abc import Container
 from typing import Annotated, Final
 
+import msgpack
 import msgspec
 
-from shriven.events import BinanceDepth, BinanceDepthSnapshot, BinanceTrade
+from shriven.book.levels import py_pack_levels
+from shriven.events import (
+    BinanceDepth,
+    BinanceDepthSnapshot,
+    BinanceTrade,
+    DepthLevels,
+    depth_from_levels,
+)
 
 __all__ = [
     "ERROR_KINDS",
@@ -111,6 +119,31 @@ try:
     from shriven.book._levels import json_levels as _read_levels  # type: ignore[import-not-found]
 except ImportError:
     _read_levels = _levels
+
+_pack_wire = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+def _depth_levels_reference(
+    b: msgspec.Raw | bytes, a: msgspec.Raw | bytes
+) -> tuple[bytes, bytes, bytes] | None:
+    """What ``json_depth_levels`` gives, the slow way: the msgpack of both level arrays (as
+    the WAL writes the record's tuples) and each side's values as doubles; None when either
+    array fails the schema."""
+    bids = _levels(msgspec.Raw(b))
+    asks = _levels(msgspec.Raw(a))
+    if bids is None or asks is None:
+        return None
+    return _pack_wire(bids) + _pack_wire(asks), py_pack_levels(bids), py_pack_levels(asks)  # type: ignore[return-value]
+
+
+# A live diff's levels read once in C, straight into what the WAL writes and the book applies
+# (events.DepthLevels): no str or tuple per level. Without the extension the tuples are made.
+try:
+    from shriven.book._levels import (  # type: ignore[import-not-found]
+        json_depth_levels as _depth_levels,
+    )
+except ImportError:
+    _depth_levels = None
 
 
 class _Depth(msgspec.Struct, tag_field="e", tag="depthUpdate"):
@@ -258,6 +291,13 @@ def parse_message(
     if symbols is not None and data.s not in symbols:
         raise BinanceMessageError("unknown_symbol", _sample(raw), "symbol not subscribed")
     if type(data) is _Depth:
+        if _depth_levels is not None:
+            got = _depth_levels(data.b, data.a)
+            if got is None:
+                raise BinanceMessageError("bad_depthUpdate", _sample(raw), "bad price level")
+            return depth_from_levels(
+                recv_ns, seq, data.s, data.U, data.u, data.E, DepthLevels(*got)
+            )
         bids = _read_levels(data.b)
         asks = _read_levels(data.a)
         if bids is None or asks is None:
