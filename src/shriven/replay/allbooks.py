@@ -1,0 +1,252 @@
+"""Every book of a store at once, rebuilt from columns: a vectorised last-write-wins instead of a
+Python step per level change.
+
+:func:`every_book` reads the ticks WAL as columns (:mod:`shriven.replay.colscan`) and gives the
+books a :class:`~shriven.book.BookKeeper` fed every record in write order would hold as valid at
+the end, with the keeper's counts of book changes. The book at the end is last-write-wins per
+(side, price) over the rows that reach it:
+
+- a Kite book is the levels of its last full tick;
+- a Binance spot book is its last snapshot, then the diffs the depth-sync rules apply after it.
+  Those rules are checked on the id columns at once. The buffered diffs before the first
+  snapshot and the diffs after each snapshot must be in sequence: the first one the snapshot
+  leaves kept straddles it (``U <= lastUpdateId + 1 < u + 1``), each later one starts where the
+  previous ended (``U == previous u + 1``). Stale diffs are allowed only before that first one,
+  and only as many as the keeper allows. Ids must be sane (``U <= u``, spans within 10^9).
+
+A book for which any of that does not hold is rebuilt by a real :class:`BookKeeper` from its own
+records: a gap, a restart that leaves a hole, a Status gap marker, futures depth (pu-chained), or
+a level that is not a plain decimal. Books are independent, so the rest stay columnar. The
+answer equals the keeper's, book by book (tests/replay/test_allbooks.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+
+from shriven.book import BookKeeper, OrderBook
+from shriven.book.depth_sync import DEFAULT_MAX_BUFFER, MAX_ID_JUMP, MAX_STALE_RUN
+from shriven.events import instrument_key
+from shriven.replay.colscan import DIFF, KITE, NONE, SLOW, SNAPSHOT, scan_wal
+from shriven.replay.store import StoreReader
+
+__all__ = ["EveryBook", "every_book"]
+
+Level = tuple[float, float]
+_STALE_LIMIT: Final = MAX_STALE_RUN * 100  # stale diffs allowed after a snapshot, first excluded
+
+
+@dataclass(slots=True)
+class EveryBook:
+    """The valid books at the end (key -> (bids, asks), best first) and how they were made."""
+
+    books: dict[str, tuple[list[Level], list[Level]]] = field(default_factory=dict)
+    changes: int = 0  # diffs applied + snapshots that (re)started a book + Kite full ticks
+    levels: int = 0  # level changes those carried
+    records: int = 0  # records read
+    by_keeper: list[str] = field(default_factory=list)  # books the columns could not rebuild
+
+
+@dataclass(slots=True)
+class _Store:
+    kind: np.ndarray
+    key: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    row_event: np.ndarray  # each level row's event index
+    side: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+    keys: list[str]
+    records: int
+    row_start: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    row_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __post_init__(self) -> None:
+        # Rows are in event order (records are scanned in order), so an event's rows are one
+        # contiguous range: its count and where it starts.
+        self.row_count = np.bincount(self.row_event, minlength=len(self.kind)).astype(np.int64)
+        self.row_start = np.concatenate([[0], np.cumsum(self.row_count)])
+
+    def rows_of(self, events: np.ndarray) -> np.ndarray:
+        """Indices of the level rows of ``events``, in the order given."""
+        counts = self.row_count[events]
+        total = int(counts.sum())
+        if not total:
+            return np.zeros(0, np.int64)
+        ends = np.cumsum(counts)
+        offsets = np.repeat(self.row_start[events] - (ends - counts), counts)
+        return offsets + np.arange(total)
+
+
+def _read(reader: StoreReader, end_ns: int | None) -> _Store:
+    """The book events (records with a book kind) of the ticks WAL, with their level rows."""
+    names: dict[str, int] = {}
+    parts: list[tuple[np.ndarray, ...]] = []
+    events = records = 0
+    for cols in scan_wal(reader.ticks, None, end_ns):
+        records += len(cols)
+        gmap = np.array([names.setdefault(k, len(names)) for k in cols.keys] or [0], np.int32)
+        sel = np.flatnonzero(cols.kind != NONE)
+        local_to_event = np.full(len(cols), -1, np.int64)
+        local_to_event[sel] = np.arange(events, events + len(sel))
+        ev = local_to_event[cols.level_row]
+        parts.append(
+            (
+                cols.kind[sel],
+                gmap[cols.key[sel]],
+                cols.first_id[sel],
+                cols.last_id[sel],
+                ev,
+                cols.level_side,
+                cols.level_price,
+                cols.level_qty,
+            )
+        )
+        events += len(sel)
+    if not parts:
+        empty = np.zeros(0)
+        return _Store(*(empty.astype(t) for t in "bllllbdd"), keys=[], records=0)  # type: ignore[arg-type]
+    arrays = [np.concatenate(p) for p in zip(*parts, strict=True)]
+    return _Store(*arrays, keys=list(names), records=records)  # type: ignore[arg-type]
+
+
+def _sane(first: np.ndarray, last: np.ndarray) -> bool:
+    return not ((last < first).any() or (last - first > MAX_ID_JUMP).any())
+
+
+def _in_sequence(first: np.ndarray, last: np.ndarray, snap_id: int) -> int:
+    """How many of these diffs (after one snapshot, led by the ones buffered before it that it
+    does not cover) the sync rules apply, or -1 when the columns cannot say (the keeper must)."""
+    n = len(first)
+    if n == 0:
+        return 0
+    if not _sane(first, last):
+        return -1
+    kept = np.flatnonzero(last > snap_id)
+    m = int(kept[0]) if len(kept) else n
+    if m >= _STALE_LIMIT:
+        return -1
+    stale_first, stale_last = first[:m], last[:m]
+    if (np.abs(stale_first - snap_id) > MAX_ID_JUMP).any() or (
+        snap_id - stale_last > MAX_ID_JUMP
+    ).any():
+        return -1
+    if m == n:
+        return 0
+    if not (first[m] <= snap_id + 1 and abs(int(first[m]) - snap_id) <= MAX_ID_JUMP):
+        return -1
+    if (first[m + 1 :] != last[m:-1] + 1).any():
+        return -1
+    return n - m
+
+
+def _binance_rows(st: _Store, ev: np.ndarray, counts: list[int]) -> tuple[np.ndarray | None, bool]:
+    """Event indices whose rows make the book at the end (its last snapshot, then the diffs
+    applied after it), and whether the book is valid; None when the keeper must rebuild it.
+    ``counts`` gets [changes, levels] added."""
+    kinds = st.kind[ev]
+    if ((kinds != DIFF) & (kinds != SNAPSHOT)).any():
+        return None, False
+    snaps = np.flatnonzero(kinds == SNAPSHOT)
+    if len(snaps) == 0:
+        return np.zeros(0, np.int64), False  # never started: buffered diffs only
+    pre = ev[: snaps[0]]
+    if len(pre) > DEFAULT_MAX_BUFFER:
+        return None, False
+    if not _sane(st.first[pre], st.last[pre]) or (
+        len(pre) > 1 and (st.first[pre[1:]] != st.last[pre[:-1]] + 1).any()
+    ):
+        return None, False
+    final = ev[:0]
+    for j, s in enumerate(snaps):
+        end = snaps[j + 1] if j + 1 < len(snaps) else len(ev)
+        seg = ev[s + 1 : end]
+        snap_id = int(st.first[ev[s]])
+        if j == 0 and len(pre):
+            # buffered diffs the snapshot covers are dropped unread; the rest lead the segment
+            pre_kept = pre[st.last[pre] > snap_id]
+            seg = np.concatenate([pre_kept, seg])
+        applied = _in_sequence(st.first[seg], st.last[seg], snap_id)
+        if applied < 0:
+            return None, False
+        counts[0] += 1 + applied
+        done = seg[len(seg) - applied :]
+        counts[1] += int(st.row_count[done].sum())
+        if j == len(snaps) - 1:
+            final = np.concatenate([ev[s : s + 1], done])
+    return final, True
+
+
+def _lww(st: _Store, events: np.ndarray) -> tuple[list[Level], list[Level]]:
+    """The book the level rows of ``events`` make, applied in order (last write wins)."""
+    rows = st.rows_of(events)
+    side, price, qty = st.side[rows], st.price[rows], st.qty[rows]
+    order = np.lexsort((np.arange(len(price)), price, side))
+    side, price, qty = side[order], price[order], qty[order]
+    last = np.ones(len(price), bool)
+    if len(price) > 1:
+        last[:-1] = (side[1:] != side[:-1]) | (price[1:] != price[:-1])
+    keep = last & (qty != 0)
+    side, price, qty = side[keep], price[keep], qty[keep]
+    bid = side == 0
+    bids = list(zip(price[bid][::-1].tolist(), qty[bid][::-1].tolist(), strict=True))
+    asks = list(zip(price[~bid].tolist(), qty[~bid].tolist(), strict=True))
+    return bids, asks
+
+
+def every_book(reader: StoreReader, end_ns: int | None = None) -> EveryBook:
+    """Every book valid after the records with ``recv_ns < end_ns`` (all when None), in write
+    order, as a :class:`BookKeeper` fed them would hold them."""
+    st = _read(reader, end_ns)
+    out = EveryBook(records=st.records)
+    order = np.argsort(st.key, kind="stable")
+    bounds = np.flatnonzero(np.diff(st.key[order])) + 1
+    groups = np.split(order, bounds) if len(order) else []
+    keeper_keys: set[str] = set()
+    counts = [0, 0]
+    for ev in groups:
+        name = st.keys[int(st.key[ev[0]])]
+        kinds = st.kind[ev]
+        if name.startswith("binance:"):
+            rows, valid = _binance_rows(st, ev, counts)
+            if rows is None:
+                keeper_keys.add(name)
+            elif valid:
+                # the snapshot replaces the book (its zero quantities left out, as
+                # OrderBook.replace does), then each diff sets or removes: last write wins
+                out.books[name] = _lww(st, rows)
+        elif name.startswith("kite:"):
+            if (kinds == SLOW).any():
+                keeper_keys.add(name)
+                continue
+            ticks = ev[kinds == KITE]
+            if len(ticks):
+                counts[0] += len(ticks)  # a replace: the keeper counts no level changes
+                out.books[name] = _lww(st, ticks[-1:])
+        elif (kinds == SLOW).any():  # futures depth
+            keeper_keys.add(name)
+    # A Status gap on a key no diff or snapshot names does nothing in the keeper (it has no
+    # depth sync); on a Binance book it sent that book to the keeper above.
+    out.changes, out.levels = counts
+    if keeper_keys:
+        _by_keeper(reader, end_ns, keeper_keys, out)
+    return out
+
+
+def _by_keeper(reader: StoreReader, end_ns: int | None, keys: set[str], out: EveryBook) -> None:
+    keeper = BookKeeper()
+    for r in reader.ticks.records(None, end_ns):
+        if instrument_key(r) in keys:
+            keeper.apply(r)
+    st = keeper.stats
+    out.changes += st.applied + st.snapshots + st.kite_depth
+    out.levels += st.levels
+    for key in sorted(keys):
+        book: OrderBook | None = keeper.books.get(key)
+        if book is not None and keeper.is_valid(key):
+            out.books[key] = book.levels()
+    out.by_keeper = sorted(keys)
