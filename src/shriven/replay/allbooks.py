@@ -185,11 +185,20 @@ def _lww(st: _Store, events: np.ndarray) -> tuple[list[Level], list[Level]]:
     """The book the level rows of ``events`` make, applied in order (last write wins)."""
     rows = st.rows_of(events)
     side, price, qty = st.side[rows], st.price[rows], st.qty[rows]
-    order = np.lexsort((np.arange(len(price)), price, side))
-    side, price, qty = side[order], price[order], qty[order]
-    last = np.ones(len(price), bool)
-    if len(price) > 1:
-        last[:-1] = (side[1:] != side[:-1]) | (price[1:] != price[:-1])
+    if np.signbit(price).any():  # a negative Kite price: sort on (side, price, position)
+        order = np.lexsort((np.arange(len(price)), price, side))
+        side, price, qty = side[order], price[order], qty[order]
+        last = np.ones(len(price), bool)
+        if len(price) > 1:
+            last[:-1] = (side[1:] != side[:-1]) | (price[1:] != price[:-1])
+    else:
+        # One sort key: a non-negative double's bits order as the double does, and its sign bit
+        # is free for the side. The first of each key in reverse order is the last write.
+        key = price.view(np.uint64) | (side.astype(np.uint64) << np.uint64(63))
+        _, first_rev = np.unique(key[::-1], return_index=True)
+        pick = len(key) - 1 - first_rev
+        side, price, qty = side[pick], price[pick], qty[pick]
+        last = np.ones(len(price), bool)
     keep = last & (qty != 0)
     side, price, qty = side[keep], price[keep], qty[keep]
     bid = side == 0
