@@ -752,9 +752,159 @@ done:
     return result;
 }
 
+
+/* ------------------------------------------------------------ top of book along a series */
+
+/* One side: prices sorted with the best LAST (bids ascending, asks descending), quantities
+ * beside them. */
+typedef struct {
+    double *p, *q;
+    Py_ssize_t n, cap;
+    int descending;
+} Side;
+
+/* Index of the first price not before `price` in the side's order. */
+static Py_ssize_t
+side_pos(const Side *s, double price)
+{
+    Py_ssize_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        int before = s->descending ? s->p[mid] > price : s->p[mid] < price;
+        if (before)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int
+side_set(Side *s, double price, double qty)
+{
+    Py_ssize_t i = side_pos(s, price);
+    int found = i < s->n && s->p[i] == price;
+    if (qty != 0.0) {
+        if (found) {
+            s->q[i] = qty;
+            return 0;
+        }
+        if (s->n == s->cap) {
+            Py_ssize_t cap = s->cap ? 2 * s->cap : 256;
+            double *np_ = realloc(s->p, cap * sizeof(double));
+            if (np_ == NULL)
+                return -1;
+            s->p = np_;
+            double *nq = realloc(s->q, cap * sizeof(double));
+            if (nq == NULL)
+                return -1;
+            s->q = nq;
+            s->cap = cap;
+        }
+        memmove(s->p + i + 1, s->p + i, (s->n - i) * sizeof(double));
+        memmove(s->q + i + 1, s->q + i, (s->n - i) * sizeof(double));
+        s->p[i] = price;
+        s->q[i] = qty;
+        s->n++;
+    }
+    else if (found) {
+        memmove(s->p + i, s->p + i + 1, (s->n - i - 1) * sizeof(double));
+        memmove(s->q + i, s->q + i + 1, (s->n - i - 1) * sizeof(double));
+        s->n--;
+    }
+    return 0;
+}
+
+static int
+get_buf(PyObject *o, Py_buffer *b, Py_ssize_t item)
+{
+    if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (b->len % item) {
+        PyBuffer_Release(b);
+        PyErr_SetString(PyExc_ValueError, "column length is not whole items");
+        return -1;
+    }
+    return 0;
+}
+
+/* top_series(ops u8, starts i64, counts i64, sides u8, prices f64, qtys f64) -> bytes of
+ * 4 doubles per emitted step (best bid price, its quantity, best ask price, its quantity; NaN
+ * for an empty side). Step i applies rows starts[i] .. starts[i] + counts[i] - 1; ops bit 0:
+ * empty the book first (a snapshot or a Kite tick replaces it), bit 1: emit after the step. */
+static PyObject *
+top_series(PyObject *self, PyObject *args)
+{
+    PyObject *o[6];
+    if (!PyArg_ParseTuple(args, "OOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5]))
+        return NULL;
+    Py_buffer b[6];
+    const Py_ssize_t item[6] = {1, 8, 8, 1, 8, 8};
+    int got = 0;
+    PyObject *result = NULL;
+    Side sides[2] = {{NULL, NULL, 0, 0, 0}, {NULL, NULL, 0, 0, 1}};
+    double *out = NULL;
+    for (; got < 6; got++)
+        if (get_buf(o[got], &b[got], item[got]) < 0)
+            goto done;
+    const uint8_t *ops = b[0].buf;
+    const int64_t *starts = b[1].buf, *counts = b[2].buf;
+    const uint8_t *side = b[3].buf;
+    const double *price = b[4].buf, *qty = b[5].buf;
+    Py_ssize_t steps = b[0].len, rows = b[3].len;
+    if (b[1].len / 8 != steps || b[2].len / 8 != steps || b[4].len / 8 != rows ||
+        b[5].len / 8 != rows) {
+        PyErr_SetString(PyExc_ValueError, "columns of different lengths");
+        goto done;
+    }
+    Py_ssize_t emits = 0;
+    for (Py_ssize_t i = 0; i < steps; i++)
+        emits += (ops[i] & 2) != 0;
+    out = malloc((emits ? emits : 1) * 4 * sizeof(double));
+    if (out == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < steps; i++) {
+        if (ops[i] & 1)
+            sides[0].n = sides[1].n = 0;
+        int64_t a = starts[i], e = starts[i] + counts[i];
+        if (a < 0 || counts[i] < 0 || e > rows) {
+            PyErr_SetString(PyExc_ValueError, "a step's rows are outside the columns");
+            goto done;
+        }
+        for (int64_t r = a; r < e; r++)
+            if (side_set(&sides[side[r] ? 1 : 0], price[r], qty[r]) < 0) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        if (ops[i] & 2) {
+            double *row = out + 4 * k++;
+            for (int s = 0; s < 2; s++) {
+                const Side *sd = &sides[s];
+                row[2 * s] = sd->n ? sd->p[sd->n - 1] : Py_NAN;
+                row[2 * s + 1] = sd->n ? sd->q[sd->n - 1] : Py_NAN;
+            }
+        }
+    }
+    result = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)(emits * 4 * sizeof(double)));
+done:
+    for (int i = 0; i < got; i++)
+        PyBuffer_Release(&b[i]);
+    for (int s = 0; s < 2; s++) {
+        free(sides[s].p);
+        free(sides[s].q);
+    }
+    free(out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan_frame", scan_frame, METH_O,
      "A frame payload's records as columns (see shriven.replay.colscan), or None."},
+    {"top_series", top_series, METH_VARARGS,
+     "Best bid and ask after each step of level rows (see shriven.replay.topbook)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -56,6 +56,7 @@ class _Store:
     key: np.ndarray
     first: np.ndarray
     last: np.ndarray
+    recv: np.ndarray
     row_event: np.ndarray  # each level row's event index
     side: np.ndarray
     price: np.ndarray
@@ -82,7 +83,7 @@ class _Store:
         return offsets + np.arange(total)
 
 
-def _read(reader: StoreReader, end_ns: int | None) -> _Store:
+def read_events(reader: StoreReader, end_ns: int | None) -> _Store:
     """The book events (records with a book kind) of the ticks WAL, with their level rows."""
     names: dict[str, int] = {}
     parts: list[tuple[np.ndarray, ...]] = []
@@ -100,6 +101,7 @@ def _read(reader: StoreReader, end_ns: int | None) -> _Store:
                 gmap[cols.key[sel]],
                 cols.first_id[sel],
                 cols.last_id[sel],
+                cols.recv_ns[sel],
                 ev,
                 cols.level_side,
                 cols.level_price,
@@ -109,7 +111,7 @@ def _read(reader: StoreReader, end_ns: int | None) -> _Store:
         events += len(sel)
     if not parts:
         empty = np.zeros(0)
-        return _Store(*(empty.astype(t) for t in "bllllbdd"), keys=[], records=0)  # type: ignore[arg-type]
+        return _Store(*(empty.astype(t) for t in "BillllBdd"), keys=[], records=0)  # type: ignore[arg-type]
     arrays = [np.concatenate(p) for p in zip(*parts, strict=True)]
     return _Store(*arrays, keys=list(names), records=records)  # type: ignore[arg-type]
 
@@ -144,41 +146,49 @@ def _in_sequence(first: np.ndarray, last: np.ndarray, snap_id: int) -> int:
     return n - m
 
 
-def _binance_rows(st: _Store, ev: np.ndarray, counts: list[int]) -> tuple[np.ndarray | None, bool]:
-    """Event indices whose rows make the book at the end (its last snapshot, then the diffs
-    applied after it), and whether the book is valid; None when the keeper must rebuild it.
-    ``counts`` gets [changes, levels] added."""
+@dataclass(slots=True)
+class Run:
+    """One snapshot of a Binance book and what the sync rules apply after it (event indices)."""
+
+    snapshot: int
+    released: np.ndarray  # diffs buffered before the snapshot that it releases, in order
+    applied: np.ndarray  # diffs after the snapshot applied, in order
+
+
+def binance_runs(st: _Store, ev: np.ndarray) -> list[Run] | None:
+    """A Binance book's runs, one per snapshot (none: the book never started), or None when the
+    columns cannot say what the keeper does (it must rebuild the book)."""
     kinds = st.kind[ev]
     if ((kinds != DIFF) & (kinds != SNAPSHOT)).any():
-        return None, False
+        return None
     snaps = np.flatnonzero(kinds == SNAPSHOT)
     if len(snaps) == 0:
-        return np.zeros(0, np.int64), False  # never started: buffered diffs only
+        return []  # never started: buffered diffs only
     pre = ev[: snaps[0]]
     if len(pre) > DEFAULT_MAX_BUFFER:
-        return None, False
+        return None
     if not _sane(st.first[pre], st.last[pre]) or (
         len(pre) > 1 and (st.first[pre[1:]] != st.last[pre[:-1]] + 1).any()
     ):
-        return None, False
-    final = ev[:0]
+        return None
+    runs: list[Run] = []
     for j, s in enumerate(snaps):
         end = snaps[j + 1] if j + 1 < len(snaps) else len(ev)
         seg = ev[s + 1 : end]
         snap_id = int(st.first[ev[s]])
+        released = ev[:0]
         if j == 0 and len(pre):
             # buffered diffs the snapshot covers are dropped unread; the rest lead the segment
-            pre_kept = pre[st.last[pre] > snap_id]
-            seg = np.concatenate([pre_kept, seg])
+            released = pre[st.last[pre] > snap_id]
+            seg = np.concatenate([released, seg])
         applied = _in_sequence(st.first[seg], st.last[seg], snap_id)
         if applied < 0:
-            return None, False
-        counts[0] += 1 + applied
+            return None
+        # released diffs all end after the snapshot (u > lastUpdateId), so when there are any
+        # nothing is stale and every diff of the segment is applied, the released ones first
         done = seg[len(seg) - applied :]
-        counts[1] += int(st.row_count[done].sum())
-        if j == len(snaps) - 1:
-            final = np.concatenate([ev[s : s + 1], done])
-    return final, True
+        runs.append(Run(int(ev[s]), released, done[len(released) :]))
+    return runs
 
 
 def _lww(st: _Store, events: np.ndarray) -> tuple[list[Level], list[Level]]:
@@ -210,7 +220,7 @@ def _lww(st: _Store, events: np.ndarray) -> tuple[list[Level], list[Level]]:
 def every_book(reader: StoreReader, end_ns: int | None = None) -> EveryBook:
     """Every book valid after the records with ``recv_ns < end_ns`` (all when None), in write
     order, as a :class:`BookKeeper` fed them would hold them."""
-    st = _read(reader, end_ns)
+    st = read_events(reader, end_ns)
     out = EveryBook(records=st.records)
     order = np.argsort(st.key, kind="stable")
     bounds = np.flatnonzero(np.diff(st.key[order])) + 1
@@ -221,13 +231,20 @@ def every_book(reader: StoreReader, end_ns: int | None = None) -> EveryBook:
         name = st.keys[int(st.key[ev[0]])]
         kinds = st.kind[ev]
         if name.startswith("binance:"):
-            rows, valid = _binance_rows(st, ev, counts)
-            if rows is None:
+            runs = binance_runs(st, ev)
+            if runs is None:
                 keeper_keys.add(name)
-            elif valid:
+                continue
+            for run in runs:
+                counts[0] += 1 + len(run.released) + len(run.applied)
+                counts[1] += int(st.row_count[run.released].sum())
+                counts[1] += int(st.row_count[run.applied].sum())
+            if runs:
                 # the snapshot replaces the book (its zero quantities left out, as
                 # OrderBook.replace does), then each diff sets or removes: last write wins
-                out.books[name] = _lww(st, rows)
+                run = runs[-1]
+                rows = np.concatenate([[run.snapshot], run.released, run.applied])
+                out.books[name] = _lww(st, rows.astype(np.int64))
         elif name.startswith("kite:"):
             if (kinds == SLOW).any():
                 keeper_keys.add(name)
