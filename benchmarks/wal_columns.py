@@ -1,0 +1,84 @@
+"""WAL read as raw values: every frame into numpy columns (``replay.colscan.scan_wal``) beside
+today's record-by-record readers of the same store, measured in the same run.
+
+Target (issue 14): WAL read as raw values >= 5M records/s. The columns are every record's type,
+recv_ns, seq, book kind, instrument and update ids, and one row per level change (price and
+quantity as the book keeper's doubles). Peers: ``WalReader.wire()`` (the msgpack arrays, today's
+raw path) and ``WalReader.records()`` (record objects). CPU time (time.process_time), best of
+RUNS, so a shared machine disturbs the figure less; the ratios are the comparison.
+Usage: python benchmarks/wal_columns.py [records]
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from _walbench import make_records
+from shriven.replay.colscan import ACCELERATED, scan_wal
+from shriven.wal import WalReader, WalWriter
+from shriven.wal.gc import scan_gc
+
+BATCH = 1_000
+RUNS = 3
+
+
+def cpu_best(fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(RUNS):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def columns(d: Path) -> int:
+    return sum(len(c) for c in scan_wal(WalReader(d)))
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    records = make_records(n)
+    root = Path(tempfile.mkdtemp(prefix="shriven-bench-"))
+    rows = []
+    try:
+        for compression in (False, True):
+            with WalWriter(
+                root / f"wal-{compression}", compression=compression, segment_size=16 << 20
+            ) as w:
+                for i in range(0, n, BATCH):
+                    w.append(records[i : i + BATCH])
+        del records
+        with scan_gc():
+            for compression in (False, True):
+                d = root / f"wal-{compression}"
+                assert columns(d) == n
+                col = cpu_best(lambda d=d: columns(d))
+                wire = cpu_best(lambda d=d: deque(WalReader(d).wire(), maxlen=0))
+                objs = cpu_best(lambda d=d: deque(WalReader(d).records(), maxlen=0))
+                rows.append((compression, col, wire, objs))
+    finally:
+        shutil.rmtree(root)
+    print(
+        f"{n:,} records (sim samples: Kite full ticks, Binance diffs and trades), frames of "
+        f"{BATCH}; CPU time, best of {RUNS}; C scanner built: {ACCELERATED}"
+    )
+    print(
+        f"{'store':<10}{'columns/s':>14}{'wire()/s':>14}{'records()/s':>14}"
+        f"{'vs wire':>10}{'vs records':>12}"
+    )
+    for compression, col, wire, objs in rows:
+        print(
+            f"{'zstd' if compression else 'plain':<10}{n / col:>14,.0f}{n / wire:>14,.0f}"
+            f"{n / objs:>14,.0f}{wire / col:>9.1f}x{objs / col:>11.1f}x"
+        )
+    print("target: WAL read as raw values >= 5M records/s")
+
+
+if __name__ == "__main__":
+    main()
