@@ -111,3 +111,17 @@ def test_binance_unsubscribe_and_the_stream_limit() -> None:
     assert full["error"]["code"] == 2 and "at most 2 streams" in full["error"]["msg"]
     subs.control('{"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 3}')
     assert subs.streams == {"btcusdt@depth"}
+
+
+def test_a_futures_depth_event_parses_back_to_its_record() -> None:
+    from shriven.events import BinanceFuturesDepth
+    from shriven.feeds.binance.streams import parse_venue_message
+    from shriven.feeds.binance.wire import futures_depth_event
+
+    d = BinanceFuturesDepth(
+        7, 3, "binance-usdm", "BTCUSDT", 101, 105, 100, 1_700_000_000_123, 1_700_000_000_121,
+        (("67000.10", "1.500"), ("66999.90", "0.000")), (("67000.20", "2.000"),),
+    )  # fmt: skip
+    text = combined("btcusdt@depth@100ms", futures_depth_event(d))
+    assert parse_venue_message(text, 7, "binance-usdm", 3) == d
+    assert list(json.loads(text)["data"]) == ["e", "E", "T", "s", "U", "u", "pu", "b", "a"]

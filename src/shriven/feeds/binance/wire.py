@@ -11,9 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from shriven.events import BinanceDepth, BinanceTrade
+from shriven.events import BinanceDepth, BinanceFuturesDepth, BinanceTrade
 
-__all__ = ["combined", "depth_answer", "depth_event", "levels_json", "trade_event"]
+__all__ = [
+    "combined",
+    "depth_answer",
+    "depth_event",
+    "futures_depth_event",
+    "levels_json",
+    "trade_event",
+]
 
 
 def levels_json(levels: Iterable[tuple[str, str]]) -> str:
@@ -26,6 +33,15 @@ def depth_event(d: BinanceDepth) -> str:
         f'{{"e":"depthUpdate","E":{d.event_time},"s":{json.dumps(d.symbol)},'
         f'"U":{d.first_update_id},"u":{d.last_update_id},'
         f'"b":{levels_json(d.bids)},"a":{levels_json(d.asks)}}}'
+    )
+
+
+def futures_depth_event(d: BinanceFuturesDepth) -> str:
+    """A USD-M / COIN-M ``depthUpdate``: the spot one plus ``T`` and ``pu``, in Binance's order."""
+    return (
+        f'{{"e":"depthUpdate","E":{d.event_time},"T":{d.transaction_time},'
+        f'"s":{json.dumps(d.symbol)},"U":{d.first_update_id},"u":{d.last_update_id},'
+        f'"pu":{d.prev_update_id},"b":{levels_json(d.bids)},"a":{levels_json(d.asks)}}}'
     )
 
 
