@@ -132,3 +132,19 @@ async def test_high_water_is_the_deepest_the_queue_has_been_not_what_a_take_left
         await q.put(tick(i))
     assert len(q.take(4)) == 4
     assert q.stats.high_water == 30
+
+
+async def test_a_record_kept_over_the_bound_splits_the_drop_run_so_markers_hold_only_lost() -> None:
+    q = RecordQueue(3, "drop")
+    for i in range(1, 7):
+        await q.put(trade(i))  # 1..3 fit, 4..6 dropped
+    await q.put(Status(5, 7, "binance", StatusKind.GAP, "BTCUSDT", "x"))  # kept, seq 7
+    for i in range(8, 10):
+        await q.put(trade(i))  # dropped
+    assert [r.seq for r in q.take(10)] == [1, 2, 3, 7]
+    await q.put(trade(10))
+    *markers, after = q.take(10)
+    runs = [json.loads(m.detail) for m in markers if isinstance(m, Status)]
+    assert [(r["first_seq"], r["last_seq"], r["dropped"]) for r in runs] == [(4, 6, 3), (8, 9, 2)]
+    assert after.seq == 10
+    assert q.stats.drop_markers == 2

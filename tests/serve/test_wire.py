@@ -195,3 +195,17 @@ def test_each_venue_accepts_its_own_stream_names_only() -> None:
             subs.control(json.dumps({"method": "SUBSCRIBE", "params": [bad], "id": 7})) or ""
         )
         assert reply["error"]["code"] == 2 and bad in reply["error"]["msg"] and not subs.streams
+
+
+def test_a_futures_depth_event_parses_back_to_its_record() -> None:
+    from shriven.events import BinanceFuturesDepth
+    from shriven.feeds.binance.streams import parse_venue_message
+    from shriven.feeds.binance.wire import futures_depth_event
+
+    d = BinanceFuturesDepth(
+        7, 3, "binance-usdm", "BTCUSDT", 101, 105, 100, 1_700_000_000_123, 1_700_000_000_121,
+        (("67000.10", "1.500"), ("66999.90", "0.000")), (("67000.20", "2.000"),),
+    )  # fmt: skip
+    text = combined("btcusdt@depth@100ms", futures_depth_event(d))
+    assert parse_venue_message(text, 7, "binance-usdm", 3) == d
+    assert list(json.loads(text)["data"]) == ["e", "E", "T", "s", "U", "u", "pu", "b", "a"]

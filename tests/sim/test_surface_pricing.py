@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import date
 
 import numpy as np
+from kiteconnect import KiteConnect
+from tests.sim.test_kite_sim import login_session
 from tests.sim.test_kite_ticker_sim import connect, ticks_until
 
 from shriven.analytics import implied_vol
 from shriven.analytics.expiry import expiry_ns, years_between
 from shriven.app.simulators import surface_pricing
+from shriven.sim.background import simulator_thread
 from shriven.sim.kite_instruments import generate_instruments
 from shriven.sim.kite_rest import KiteSimulator
 from shriven.sim.kite_ticker import KiteTickerSimulator
@@ -79,3 +83,32 @@ async def test_streamed_quotes_bracket_the_surface_price_of_every_option() -> No
     assert np.all(iv_bid[has_bid] <= surface[has_bid])
     assert expiry == expiry_ns(date(2026, 12, 1))  # the weekly, 6 days 1.5 hours ahead
     assert has_bid.sum() >= 20
+
+
+def test_rest_quotes_of_futures_and_options_are_their_surface_price_at_the_rest_spot() -> None:
+    # REST quotes are priced at the wall clock: a table listed today, an expiry days ahead
+    kite = KiteSimulator(today=date.today(), prices={256265: SPOT})
+    pricing = surface_pricing(kite)
+    kite.pricing.update(pricing)
+    by_token = {i.instrument_token: i for i in kite.instruments}
+    soon = time.time_ns() + 2 * 86_400 * 10**9
+    expiry = min(p.expiry_ns for p in pricing.values() if p.kind == "CE" and p.expiry_ns > soon)
+    chosen = [
+        t
+        for t, p in pricing.items()
+        if p.spot_token == 256265
+        and (p.kind == "FUT" or (p.expiry_ns == expiry and p.strike in (24_500.0, 25_500.0)))
+    ]
+    keys = [f"NFO:{by_token[t].tradingsymbol}" for t in chosen]
+    with simulator_thread(kite) as url:
+        client = KiteConnect(kite.account.api_key, root=url)
+        client.set_access_token(login_session(kite, url)["access_token"])
+        quotes, ltps = client.quote(keys), client.ltp(keys)
+    now_ns = time.time_ns()
+    assert len(quotes) == len(keys) == 7  # three futures, two strikes of calls and puts
+    for key, token in zip(keys, chosen, strict=True):
+        truth = DEFAULT_SURFACE.price(SPOT, pricing[token], now_ns)
+        last = quotes[key]["last_price"]
+        assert last == ltps[key]["last_price"]
+        assert truth - 0.06 < last <= truth + 1e-9, (key, last, truth)  # the tick at or under
+    assert len({quotes[k]["last_price"] for k in keys}) == len(keys)

@@ -61,6 +61,17 @@ class _DropRun:
     first_ns: int
     last_ns: int
     instruments: set[str] = field(default_factory=set)
+    # A record of the stream kept over the bound (a Status, a snapshot) cuts the run, so that
+    # each marker's seq range holds only lost records: (count, first_seq, last_seq, first_ns,
+    # last_ns) of the runs before the cut.
+    cut: bool = False
+    earlier: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+
+    def spans(self) -> list[tuple[int, int, int, int, int]]:
+        return [
+            *self.earlier,
+            (self.count, self.first_seq, self.last_seq, self.first_ns, self.last_ns),
+        ]
 
 
 DropHandler = Callable[[str, set[str]], None]
@@ -137,6 +148,9 @@ class RecordQueue:
             return
         if self.policy == "drop":
             if type(record) in _NEVER_DROPPED:
+                run = self._drops.get(stream_of(record))
+                if run is not None:
+                    run.cut = True
                 self.put_nowait(record)
             else:
                 self._drop(record)
@@ -207,6 +221,10 @@ class RecordQueue:
                 stats.full_episodes += 1
                 log.warning("queue full: dropping records", maxsize=self.maxsize, stream=stream)
         else:
+            if run.cut:
+                run.earlier.append(run.spans()[-1])
+                run.cut = False
+                run.count, run.first_seq, run.first_ns = 0, record.seq, record.recv_ns
             run.count += 1
             run.last_seq = record.seq
             run.last_ns = record.recv_ns
@@ -214,23 +232,24 @@ class RecordQueue:
 
     def _flush_drop_markers(self) -> None:
         for stream, run in self._drops.items():
-            detail = status_detail(
-                stream=stream,
-                dropped=run.count,
-                first_seq=run.first_seq,
-                last_seq=run.last_seq,
-                first_recv_ns=run.first_ns,
-                last_recv_ns=run.last_ns,
-            )
-            marker = Status(
-                now_ns(), self._system_seq.next(), "system", StatusKind.DROPPED, stream, detail
-            )
-            self._items.append(marker)
-            self.stats.put += 1
-            self.stats.drop_markers += 1
-            log.warning(
-                "records dropped while the queue was full", stream=stream, dropped=run.count
-            )
+            for count, first_seq, last_seq, first_ns, last_ns in run.spans():
+                detail = status_detail(
+                    stream=stream,
+                    dropped=count,
+                    first_seq=first_seq,
+                    last_seq=last_seq,
+                    first_recv_ns=first_ns,
+                    last_recv_ns=last_ns,
+                )
+                marker = Status(
+                    now_ns(), self._system_seq.next(), "system", StatusKind.DROPPED, stream, detail
+                )
+                self._items.append(marker)
+                self.stats.put += 1
+                self.stats.drop_markers += 1
+                log.warning(
+                    "records dropped while the queue was full", stream=stream, dropped=count
+                )
         runs = list(self._drops.items())
         self._drops.clear()
         if self.on_drop is not None:

@@ -31,6 +31,15 @@ from typing import Final
 
 from aiohttp import WSMsgType, web
 
+from shriven.events import BinanceDepth, BinanceFuturesDepth, BinanceTrade
+from shriven.feeds.binance.wire import (
+    combined,
+    depth_event,
+    futures_depth_event,
+    levels_json,
+    trade_event,
+)
+
 __all__ = ["BinanceSimulator", "LedgerEntry", "SimBook"]
 
 TICKS_PER_UNIT = 100  # prices move in 0.01 steps
@@ -174,6 +183,11 @@ def _apply(side: dict[int, int], changes: dict[int, int]) -> None:
             side.pop(p, None)
 
 
+def _str_levels(side: dict[int, int], reverse: bool) -> tuple[tuple[str, str], ...]:
+    """Levels as Binance's decimal strings, best first."""
+    return tuple((price_str(p), qty_str(q)) for p, q in sorted(side.items(), reverse=reverse))
+
+
 def _float_levels(side: dict[int, int], reverse: bool) -> list[tuple[float, float]]:
     return [
         (float(price_str(p)), float(qty_str(q))) for p, q in sorted(side.items(), reverse=reverse)
@@ -308,19 +322,18 @@ class BinanceSimulator:
             low = sym.lower()
             shift = self._shifts.pop(sym, 0)
             d = book.shift(shift, self._clock_ms) if shift else book.step(self.rng, self._clock_ms)
-            data = {
-                "e": "depthUpdate",
-                "E": d.event_time,
-                "s": sym,
-                "U": d.first_id,
-                "u": d.last_id,
-                "b": [[price_str(p), qty_str(q)] for p, q in sorted(d.bids.items(), reverse=True)],
-                "a": [[price_str(p), qty_str(q)] for p, q in sorted(d.asks.items())],
-            }
+            bids = _str_levels(d.bids, True)
+            asks = _str_levels(d.asks, False)
             if self.futures:
-                data["T"] = d.event_time - 2
-                data["pu"] = d.prev_id
-            out.append((f"{low}@depth", "depth", json.dumps(data, separators=(",", ":"))))
+                text = futures_depth_event(
+                    BinanceFuturesDepth(0, 0, self.venue, sym, d.first_id, d.last_id, d.prev_id,
+                                        d.event_time, d.event_time - 2, bids, asks)
+                )  # fmt: skip
+            else:
+                text = depth_event(
+                    BinanceDepth(0, 0, sym, d.first_id, d.last_id, d.event_time, bids, asks)
+                )
+            out.append((f"{low}@depth", "depth", text))
             out.append((f"{low}@bookTicker", "bookTicker", self._book_ticker(book)))
             if self.futures:
                 out.extend(self._futures_extras(book))
@@ -331,22 +344,16 @@ class BinanceSimulator:
                 book.trade_id += 1
                 maker_buy = self.rng.random() < 0.5
                 px = max(book.bids) if maker_buy else min(book.asks or book.bids)
-                trade = {
-                    "e": "trade",
-                    "E": self._clock_ms,
-                    "s": sym,
-                    "t": book.trade_id,
-                    "p": price_str(px),
-                    "q": qty_str(self.rng.randint(1, 50_000)),
-                    "T": self._clock_ms - 1,
-                    "m": maker_buy,
-                    "M": True,
-                }
-                out.append((f"{low}@trade", "trade", json.dumps(trade, separators=(",", ":"))))
+                trade = BinanceTrade(
+                    0, 0, sym, book.trade_id, price_str(px),
+                    qty_str(self.rng.randint(1, 50_000)), self._clock_ms - 1, self._clock_ms,
+                    maker_buy,
+                )  # fmt: skip
+                out.append((f"{low}@trade", "trade", trade_event(trade)))
                 agg = {
-                    "e": "aggTrade", "E": trade["E"], "s": sym, "a": book.trade_id,
-                    "p": trade["p"], "q": trade["q"], "f": book.trade_id, "l": book.trade_id,
-                    "T": trade["T"], "m": maker_buy, "M": True,
+                    "e": "aggTrade", "E": trade.event_time, "s": sym, "a": book.trade_id,
+                    "p": trade.price, "q": trade.quantity, "f": book.trade_id,
+                    "l": book.trade_id, "T": trade.trade_time, "m": maker_buy, "M": True,
                 }  # fmt: skip
                 out.append((f"{low}@aggTrade", "aggTrade", json.dumps(agg, separators=(",", ":"))))
         return out
@@ -544,20 +551,12 @@ class BinanceSimulator:
         if lag and len(book.history) > lag:
             last_id = book.history[-1 - lag].last_id
             bids, asks = book.book_at(last_id)
-        head: dict[str, object] = {"lastUpdateId": last_id}
+        head = f'"lastUpdateId":{last_id}'
         if self.futures:
-            head["E"] = self._clock_ms
-            head["T"] = self._clock_ms - 1
-        return json.dumps(
-            {
-                **head,
-                "bids": [[price_str(p), qty_str(q)] for p, q in sorted(bids.items(), reverse=True)][
-                    :limit
-                ],
-                "asks": [[price_str(p), qty_str(q)] for p, q in sorted(asks.items())][:limit],
-            },
-            separators=(",", ":"),
-        )
+            head += f',"E":{self._clock_ms},"T":{self._clock_ms - 1}'
+        b = levels_json(_str_levels(bids, True)[:limit])
+        a = levels_json(_str_levels(asks, False)[:limit])
+        return f'{{{head},"bids":{b},"asks":{a}}}'
 
     async def _depth(self, request: web.Request) -> web.Response:
         self.snapshot_requests += 1
@@ -690,10 +689,8 @@ class BinanceSimulator:
                     continue
                 if c.ws.closed or c.closing:
                     continue
-                if stream != "*":  # named as the client asked (the speed suffix included)
-                    wrapped = f'{{"stream":"{c.streams[stream]}","data":{text}}}'
-                else:
-                    wrapped = text
+                # named as the client asked (the speed suffix included)
+                wrapped = combined(c.streams[stream], text) if stream != "*" else text
                 try:
                     if kind == "raw" and not wrapped.isascii():
                         # Text that is not valid UTF-8 (a lone surrogate) cannot be a text frame:

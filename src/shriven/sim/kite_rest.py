@@ -13,7 +13,9 @@ Fault switches (attributes, flip them any time): ``reject_password``, ``reject_t
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -26,6 +28,9 @@ from aiohttp import web
 from shriven.clock import IST
 from shriven.feeds.kite.instruments import Instrument, to_csv
 from shriven.sim.kite_instruments import generate_instruments
+from shriven.sim.surface import DEFAULT_SURFACE, PricedInstrument, VolSurface
+
+_TICK = 0.05  # rupees: the F&O tick, under which a derivative's quote is rounded, as in ticks
 
 
 class TickerHandler(Protocol):
@@ -97,6 +102,10 @@ class KiteSimulator:
         self.by_token = {i.instrument_token: i for i in self.instruments}
         self.by_key = {f"{i.exchange}:{i.tradingsymbol}": i for i in self.instruments}
         self.prices: dict[int, float] = {256265: 25_000.0, 260105: 52_000.0, **(prices or {})}
+        # Futures and options without a price of their own are quoted from their spot's price
+        # on ``surface``, as the ticker streams them (app/simulators.py fills both tables).
+        self.pricing: dict[int, PricedInstrument] = {}
+        self.surface: VolSurface = DEFAULT_SURFACE
         self.ticker = ticker
         if ticker is not None and hasattr(ticker, "api_key"):
             ticker.api_key = self.account.api_key  # one app key for REST and websocket
@@ -348,7 +357,12 @@ class KiteSimulator:
         return _ok({k: self._quote_row(i, now) for k, i in found.items()})
 
     def _price(self, ins: Instrument) -> float:
-        return self.prices.get(ins.instrument_token, 100.0)
+        token = ins.instrument_token
+        priced = self.pricing.get(token)
+        if token in self.prices or priced is None or priced.spot_token not in self.prices:
+            return self.prices.get(token, 100.0)
+        rupees = self.surface.price(self.prices[priced.spot_token], priced, time.time_ns())
+        return round(max(_TICK, math.floor(rupees / _TICK) * _TICK), 2)
 
     def _quote_row(self, ins: Instrument, now: str) -> dict[str, object]:
         p = self._price(ins)

@@ -57,7 +57,7 @@ class ListSink:
         return all(self.keeper.is_valid(f"binance:{s}") for s in SYMBOLS)
 
 
-async def wait_for(cond: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+async def wait_for(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -79,7 +79,9 @@ async def caught_up(sim: BinanceSimulator, sink: ListSink, what: str) -> None:
     await wait_for(done, what)
 
 
-def fast_params(sim: BinanceSimulator, **kw: float) -> BinanceFeedParams:
+def fast_params(sim: BinanceSimulator, **kw: object) -> BinanceFeedParams:
+    """Parameters pointing at ``sim``, with reconnects, stalls and retries made short enough
+    for a test; ``kw`` overrides (the futures tests share these)."""
     values: dict = dict(
         api_root=sim.base_url,
         ws_url=sim.ws_url,

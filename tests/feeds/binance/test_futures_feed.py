@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
 from itertools import pairwise
 
-import pytest
+from tests.feeds.binance.test_binance_feed import ListSink as SpotSink
+from tests.feeds.binance.test_binance_feed import fast_params, wait_for
 
 from shriven.book import BookKeeper
 from shriven.events import (
@@ -33,43 +33,20 @@ USDM = "binance-usdm"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-        self.keeper = BookKeeper()
-
-    async def put(self, record: Record) -> None:
-        self.records.append(record)
-        self.keeper.apply(record)
-
+class ListSink(SpotSink):
     def of(self, t: type) -> list[Record]:
         return [r for r in self.records if type(r) is t]
-
-
-async def wait_for(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def params(sim: BinanceSimulator, venue: str, **kw: object) -> BinanceFeedParams:
     values: dict = dict(
         venue=venue,
-        api_root=sim.base_url,
-        ws_url=sim.ws_url,
         depth_interval="100ms",
         max_streams_per_connection=10,  # two symbols (5 streams each) per connection
-        reconnect_initial_secs=0.05,
-        reconnect_max_secs=0.2,
-        stall_secs=0.6,
-        rest_max_backoff_secs=0.3,
-        stale_snapshot_retry_secs=0.05,
         open_interest_secs=0.2,
     )
     values.update(kw)
-    return BinanceFeedParams(**values)
+    return fast_params(sim, **values)
 
 
 def assert_books_equal_truth(
