@@ -225,6 +225,7 @@ class Publisher:
             "connected": s.connected,
             "servers": self.options.shown_urls,
             "stream": self.options.stream,
+            "fast_ingest": self._fast,
             "lag_records": s.lag_records,
             "lag_seconds": round(s.lag_seconds, 3),
             "acked": s.acked,
