@@ -640,6 +640,7 @@ class Publisher:
                 self._wake.set()
             if self._room is not None:
                 self._room.set()
+            return
         for token, out in self._inflight.items():
             if not out.acked:
                 out.retry_at = 0.0
