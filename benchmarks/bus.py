@@ -189,6 +189,23 @@ def _latency_sink(url: str, archive: str, n: int, out: mp.Queue) -> None:
     out.put(lat)
 
 
+async def wait_for_consumer(url: str, stream: str, durable: str, timeout: float = 120) -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                await js.consumer_info(stream, durable)
+                await asyncio.sleep(0.5)  # its first fetch
+                return
+            except Exception:
+                await asyncio.sleep(0.1)
+        sys.exit(f"the latency sink did not start in {timeout:g} s")
+    finally:
+        await nc.close()
+
+
 async def feed_paced(url: str, data: Path, rate: int, seconds: float) -> int:
     """The publisher fed at ``rate`` records/s, stamped on receipt, as the recorder would."""
     p = Publisher(options(url, "LAT", "lat"), data)
@@ -258,6 +275,7 @@ def main() -> None:
             target=_latency_sink, args=(url, str(root / "lat-archive"), expect, results)
         )
         child.start()
+        asyncio.run(wait_for_consumer(url, "LAT", "lat"))  # the sink's start is not latency
         sent = asyncio.run(feed_paced(url, root / "lat", args.rate, args.seconds))
         lat = results.get(timeout=150)
         child.join(30)
