@@ -1,10 +1,12 @@
 """Bus throughput and latency against a local JetStream (a real nats-server on loopback).
 
 Prints records/s and MB/s (payload bytes) of the publisher (`run --publish`'s Publisher, fed
-through its durable tap) and of the sink (`shriven sink`'s run_sink, into a WAL, fsync before
-ack), each with its ratio to the peer measured in the same run: nats-py's own JetStream
-``publish_async`` with the same subjects, payloads and headers, and a bare nats-py pull consumer
-that fetches and acks the same messages without storing them. Then the end-to-end latency from
+through its durable tap; fast-ingest batches) and of the sink (`shriven sink`'s run_sink, into a
+WAL, fsync before ack), each with its ratio to the peer measured in the same run: nats-py's own
+JetStream ``publish_async`` with the same subjects, payloads and headers, and a bare nats-py
+pull consumer that fetches and acks (each message, as the sink must) the same messages without
+storing them. The floor of one NATS message per record is printed too: nats-py's plain
+``publish`` of the same messages with no JetStream ack at all. Then the end-to-end latency from
 receipt at the recorder (``recv_ns``) to durable in the archive, p50/p99, with the publisher fed
 at 20,000 records/s and the sink in another process. Target (issue 16): >= 200,000 records/s
 each. CPU seconds are printed too: figures on a shared machine are noisy.
@@ -51,8 +53,8 @@ def start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def records(n: int, run_ns: int) -> list[Record]:
-    """A started marker, then ``n`` sample records (no book snapshots: they are not published)
-    renumbered per stream like a run."""
+    """A started marker, then ``n`` sample records (tick-WAL records only) renumbered per
+    stream like a run."""
     seqs: dict[str, SeqCounter] = {}
     out: list[Record] = [Status(run_ns, 1, "system", "started")]
     seqs["system"] = SeqCounter(1)
@@ -84,6 +86,21 @@ async def bench_publisher(url: str, data: Path, batch: list[Record]) -> tuple[fl
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     await p.close()
     task.cancel()
+    return wall, cpu
+
+
+async def bench_floor(url: str, batch: list[Record]) -> tuple[float, float]:
+    """nats-py ``publish`` alone, no reply subject, no ack: what one message per record costs."""
+    nc = await nats.connect(url)
+    msgs = [(subject_for("floor", r), encode_record(r), headers_for(_mid(r), r)) for r in batch]
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i, (s, d, h) in enumerate(msgs):
+        await nc.publish(s, d, headers=h)
+        if not i % 500:
+            await asyncio.sleep(0)
+    await nc.flush()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    await nc.close()
     return wall, cpu
 
 
@@ -129,13 +146,14 @@ async def bench_peer_sink(url: str, n: int) -> tuple[float, float]:
         "pub.>",
         durable="peer",
         stream="PUB",
-        config=ConsumerConfig(ack_policy=AckPolicy.ALL, max_ack_pending=-1),
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=-1),
     )
     got = 0
     while got < n:
         msgs = await sub.fetch(batch=1000, timeout=0.25)
         got += len(msgs)
-        await msgs[-1].ack()
+        for m in msgs:
+            await m.ack()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     await nc.close()
     return wall, cpu
@@ -169,6 +187,23 @@ def _latency_sink(url: str, archive: str, n: int, out: mp.Queue) -> None:
 
     asyncio.run(main())
     out.put(lat)
+
+
+async def wait_for_consumer(url: str, stream: str, durable: str, timeout: float = 120) -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                await js.consumer_info(stream, durable)
+                await asyncio.sleep(0.5)  # its first fetch
+                return
+            except Exception:
+                await asyncio.sleep(0.1)
+        sys.exit(f"the latency sink did not start in {timeout:g} s")
+    finally:
+        await nc.close()
 
 
 async def feed_paced(url: str, data: Path, rate: int, seconds: float) -> int:
@@ -222,9 +257,12 @@ def main() -> None:
         mb = sum(len(encode_record(r)) for r in batch) / 1e6
         wall, cpu = asyncio.run(bench_publisher(url, root / "pub", batch))
         pwall, pcpu = asyncio.run(bench_peer_publish(url, batch))
+        fwall, fcpu = asyncio.run(bench_floor(url, batch))
         print(f"publisher: {n / wall:,.0f} records/s, {mb / wall:.1f} MB/s, {cpu / n * 1e6:.1f} us "
               f"CPU/record; nats-py publish_async {n / pwall:,.0f} records/s "
               f"({pcpu / n * 1e6:.1f} us CPU); ratio {pwall / wall:.2f}")  # fmt: skip
+        print(f"  floor, nats-py publish with no ack: {n / fwall:,.0f} records/s, "
+              f"{fcpu / n * 1e6:.1f} us CPU/record")  # fmt: skip
         swall, scpu = asyncio.run(bench_sink(url, root / "archive", n))
         qwall, qcpu = asyncio.run(bench_peer_sink(url, n))
         print(f"sink:      {n / swall:,.0f} records/s, {mb / swall:.1f} MB/s, {scpu / n * 1e6:.1f} "
@@ -237,6 +275,7 @@ def main() -> None:
             target=_latency_sink, args=(url, str(root / "lat-archive"), expect, results)
         )
         child.start()
+        asyncio.run(wait_for_consumer(url, "LAT", "lat"))  # the sink's start is not latency
         sent = asyncio.run(feed_paced(url, root / "lat", args.rate, args.seconds))
         lat = results.get(timeout=150)
         child.join(30)

@@ -209,13 +209,29 @@ def archive_count(store: Path) -> int:
         return -1
 
 
-def sink_until(
-    tmp_path: Path, archive: Path, urls: str, n: int, env: dict[str, str], timeout: float = 90
-) -> str:
-    """Run a sink until the archive holds ``n`` records of rec1, then stop it; its output."""
-    sink = start_sink(tmp_path, archive, urls, env=env)
+def lob_count(store: Path) -> int:
     try:
-        wait_until(f"{n} records in the archive", lambda: archive_count(archive / "rec1") >= n,
+        return len(wal_records(store / "lob"))
+    except Exception:  # a segment being written: read again
+        return -1
+
+
+def sink_until(
+    tmp_path: Path,
+    archive: Path,
+    urls: str,
+    n: int,
+    env: dict[str, str],
+    timeout: float = 90,
+    snapshots: int = 0,
+) -> str:
+    """Run a sink until the archive holds ``n`` records (and ``snapshots`` book snapshots) of
+    rec1, then stop it; its output."""
+    sink = start_sink(tmp_path, archive, urls, env=env)
+    store = archive / "rec1"
+    try:
+        wait_until(f"{n} records in the archive",
+                   lambda: archive_count(store) >= n and lob_count(store) >= snapshots,
                    timeout=timeout, every=0.5)  # fmt: skip
     finally:
         out = finish(sink)

@@ -30,7 +30,9 @@ def test_a_published_run_sunk_into_an_archive_equals_the_recorders_wal(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
     data, archive = tmp_path / "market", tmp_path / "archive"
-    env = recorder_env(tmp_path, SHRIVEN_NATS_STREAM="ONE")
+    env = recorder_env(
+        tmp_path, SHRIVEN_NATS_STREAM="ONE", SHRIVEN_PIPELINE__SNAPSHOT_INTERVAL_SECS="1"
+    )
     rec = start_recorder(tmp_path, data, nats_server.url, env=env)
     try:
         wait_until("the first acks", lambda: published(data, "ONE") > 0, timeout=60)
@@ -54,10 +56,15 @@ def test_a_published_run_sunk_into_an_archive_equals_the_recorders_wal(
     rows = lines[2:]
     assert len(rows) == 5 and all(" kite_tick " in row for row in rows), lines
 
-    out = sink_until(tmp_path, archive, nats_server.url, n, env)
+    snapshots = wal_records(data / "lob")
+    assert len(snapshots) > 10  # a round a second
+    out = sink_until(tmp_path, archive, nats_server.url, n, env, snapshots=len(snapshots))
     assert f"sink: {n} records stored" in out
+    assert f"{len(snapshots)} book snapshots stored" in out
     assert list(read_records(archive / "rec1" / "ticks")) == list(read_records(data / "ticks"))
+    assert wal_records(archive / "rec1" / "lob") == snapshots
     store = str(archive / "rec1")
+    outputs = []
     for args in (
         ["wal", "check", store],
         ["wal", "verify-books", store],
@@ -65,7 +72,11 @@ def test_a_published_run_sunk_into_an_archive_equals_the_recorders_wal(
     ):
         done = subprocess.run([sys.executable, "-m", "shriven", *args], cwd=tmp_path, env=env,
                               capture_output=True, timeout=60)  # fmt: skip
+        outputs.append(done.stdout.decode())
         assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    # verify-books compared real books: every snapshot rebuilt from the one before or the start
+    assert f": {len(snapshots)} snapshots of " in outputs[1], outputs[1]
+    assert "; 0 differences" in outputs[1] and "nothing to compare" not in outputs[1]
     assert len((tmp_path / "all.jsonl").read_text().splitlines()) == n
 
 

@@ -109,9 +109,11 @@ class _PublisherCollector(Collector):
 
 
 def add_publisher(pipeline: Pipeline, options: BusOptions) -> Publisher:
-    """A publisher fed by ``pipeline``'s durable tap, on its /health and /metrics."""
+    """A publisher fed by ``pipeline``'s durable taps (records and book snapshots), on its
+    /health and /metrics."""
     publisher = Publisher(options, Path(pipeline.config.data_dir))
     pipeline.add_tap(publisher.tap, durable=True)
+    pipeline.add_snapshot_tap(publisher.snapshot_tap)
     pipeline.sources.sections["publisher"] = publisher.health
     pipeline.metrics.registry.register(_PublisherCollector(publisher))
     return publisher

@@ -129,6 +129,9 @@ def stream_config(options: BusOptions) -> StreamConfig:
         max_bytes=lim.max_bytes,
         num_replicas=lim.replicas,
         duplicate_window=lim.duplicate_window_s,
+        # fast-ingest batches (nats-server 2.14+; an older server ignores it and the publisher
+        # falls back to an ack per record)
+        allow_batched=True,
     )
 
 

@@ -5,10 +5,13 @@ bounded buffer, so recording never waits for the bus. When the bus is slow or do
 overflows and is dropped, and the publisher later reads what it missed back from the WAL
 (``catch-up``, also done at start for what earlier runs left unpublished, across segment rotation).
 
-Each record goes out with its ``Nats-Msg-Id`` (recorder : run : stream : seq) and a reply
-subject of ours; acks come back asynchronously. A negative ack, a missing one (after
-``ack_timeout_s``) or a lost connection sends the same message again with the same id, so
-JetStream's duplicate window drops what it already stored. The acknowledged prefix is saved
+Each record goes out with its ``Nats-Msg-Id`` (recorder : run : stream : seq). On a stream that
+allows it (``allow_batched``, nats-server 2.14+) records go out as JetStream fast-ingest batches
+(bus/fastingest.py): the server acks every FLOW messages (and on our ping when the feed pauses)
+instead of once per record, which was half of the publisher's CPU. Elsewhere each record has a
+reply subject of ours and its own ack. Either way a negative ack, a gap, a missing ack (after
+``ack_timeout_s``) or a lost connection sends what is not acknowledged again with the same id,
+so JetStream's duplicate window drops what it already stored. The acknowledged prefix is saved
 atomically (bus/position.py) at most every ``_SAVE_EVERY_S`` and at the end: a killed recorder
 resumes from it, re-sending at most what was in flight, which the duplicate window absorbs.
 """
@@ -21,6 +24,7 @@ import json
 import queue
 import threading
 import time
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,11 +33,22 @@ from pathlib import Path
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from shriven.bus import fastingest as fi
 from shriven.bus.connect import BusConfigError, connect, ensure_stream, error_text
 from shriven.bus.options import BusOptions, check_options
 from shriven.bus.position import Frontier, load_position, position_path, save_position
-from shriven.bus.subjects import MsgId, headers_for, subject_for
+from shriven.bus.subjects import (
+    HEADER_MSG_ID,
+    HEADER_RECV_NS,
+    HEADER_TYPE,
+    HEADER_VERSION,
+    LOB_STREAM,
+    TYPE_TOKENS,
+    SubjectCache,
+)
 from shriven.events import (
+    STREAM_OF_TYPE,
+    WIRE_VERSION,
     BookSnapshot,
     Record,
     Status,
@@ -54,7 +69,7 @@ _RETRY_AFTER_NAK_S = 0.5
 _CONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 # The publisher shares the recorder's event loop: it gives the loop back this often, so a
 # publisher that cannot keep up lags rather than holding up the recorder's tasks.
-_YIELD_EVERY = 100
+_YIELD_EVERY = 500
 LAGGING_AFTER_S = 10.0  # /health says "publisher lagging" past this
 
 
@@ -92,6 +107,22 @@ class _Out:
     acked: bool = False
 
 
+@dataclass(slots=True)
+class _Batch:
+    """One fast-ingest batch: its id, and the tokens sent in it not yet acknowledged."""
+
+    id: str
+    inbox: str
+    subject: str  # of its first message: pings and the end of batch go there
+    prefix: str = ""
+    seq: int = 0  # the last batch seq sent
+    base: int = 1  # the batch seq of tokens[0]
+    tokens: deque[int] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.prefix = fi.reply_prefix(self.inbox, self.id)
+
+
 def _is_start(r: Record) -> bool:
     return type(r) is Status and r.venue == "system" and r.kind == StatusKind.STARTED
 
@@ -125,6 +156,15 @@ class Publisher:
         self._problem = check_options(options)
         self._stopping = False
         self._warned: set[str] = set()
+        # fast-ingest batch state (see bus/fastingest.py); _fast is False on a stream without it
+        self._subject = SubjectCache(options.prefix)
+        self._recorder = options.recorder
+        self._version = str(WIRE_VERSION)
+        self._fast = False
+        self._batch: _Batch | None = None  # the batch being sent
+        self._closing: dict[str, _Batch] = {}  # ended by us, waiting for the server's last ack
+        self._batch_failed = ""  # why the batches must be restarted ("" while all is well)
+        self._last_send = 0.0
 
     # ------------------------------------------------------------------ the tap (recorder loop)
 
@@ -146,6 +186,14 @@ class Publisher:
         if self._wake is not None:
             self._wake.set()
 
+    def snapshot_tap(self, snapshots: Sequence[Record]) -> None:
+        """Durable tap of the LOB WAL: a round of book snapshots, published live after the
+        records before it. Catch-up does not read the LOB WAL: snapshots dropped with an
+        overflowing buffer, or in flight when the recorder died, are not sent again (derived
+        data; the next round has every book)."""
+        if self._run >= 0 and snapshots:
+            self.tap(snapshots)
+
     def _overflow(self) -> None:
         """Too much waiting: forget the buffered records (noting how far they reach) and read
         them back from the WAL later."""
@@ -158,8 +206,11 @@ class Publisher:
 
     def _note_durable(self, run: int, batch: Sequence[Record]) -> None:
         last: dict[str, int] = {}
-        for r in batch:
-            last[stream_of(r)] = r.seq
+        if type(batch[0]) is BookSnapshot:  # a snapshot round (snapshot_tap)
+            last[LOB_STREAM] = batch[-1].seq
+        else:
+            for r in batch:
+                last[stream_of(r)] = r.seq
         d = self._durable
         for stream, seq in last.items():
             d.advance(run, stream, seq)
@@ -174,6 +225,7 @@ class Publisher:
             "connected": s.connected,
             "servers": self.options.shown_urls,
             "stream": self.options.stream,
+            "fast_ingest": self._fast,
             "lag_records": s.lag_records,
             "lag_seconds": round(s.lag_seconds, 3),
             "acked": s.acked,
@@ -272,12 +324,21 @@ class Publisher:
         )
         self._nc = nc
         js = nc.jetstream(timeout=self.options.ack_timeout_s)
-        _info, warning = await ensure_stream(js, self.options)
+        info, warning = await ensure_stream(js, self.options)
         if warning and warning not in self._warned:
             self._warned.add(warning)
             log.warning(warning)
+        self._fast = bool(info.config.allow_batched)
+        if not self._fast and "batched" not in self._warned:
+            self._warned.add("batched")
+            log.warning(
+                f"stream {self.options.stream} does not allow fast batch publishing "
+                "(allow_batched, nats-server 2.14+): one ack per record, several times slower"
+            )
         self._inbox = nc.new_inbox()
-        await nc.subscribe(f"{self._inbox}.*", cb=self._on_ack)
+        self._batch = None  # a new connection starts a new batch
+        self._closing.clear()
+        await nc.subscribe(f"{self._inbox}.>", cb=self._on_ack)
         self.stats.connected = True
         log.info(
             "publishing",
@@ -301,6 +362,9 @@ class Publisher:
                 if self._need_catchup and self._run >= 0:
                     await self._catch_up()
                     continue
+                if self._batch_failed:
+                    await self._restart_batch()
+                    continue
                 if self._buffer:
                     self.stats.state = "live"
                     run, batch = self._buffer.popleft()
@@ -313,6 +377,8 @@ class Publisher:
                     continue
                 assert self._wake is not None
                 self._wake.clear()
+                if self._batch is not None:
+                    await self._end_batch()  # the feed paused: its end brings the last acks
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 1.0)
                 if checker.done():
@@ -381,42 +447,142 @@ class Publisher:
 
     async def _send(self, run: int, r: Record) -> None:
         assert self._room is not None
+        if self._batch_failed:
+            await self._restart_batch()
         while len(self._inflight) >= self.options.max_in_flight:
+            if self._batch_failed:
+                await self._restart_batch()
+                continue
+            if self._batch is not None:
+                await self._end_batch()
             self._room.clear()
             await self._room.wait()
-        if type(r) is BookSnapshot:
-            return  # derived data: not published (docs/bus.md)
-        stream = stream_of(r)
-        msg_id = MsgId(self.options.recorder, run, stream, r.seq)
+        t = type(r)
+        if t is BookSnapshot:
+            venue = r.venue  # type: ignore[union-attr]
+            stream = LOB_STREAM
+        else:
+            venue = stream = STREAM_OF_TYPE.get(t) or r.venue  # type: ignore[union-attr]
+        seq = r.seq
         out = _Out(
-            subject_for(self.options.prefix, r),
+            self._subject(r, venue),
             encode_record(r),
-            headers_for(msg_id, r),
+            {
+                HEADER_MSG_ID: f"{self._recorder}:{run}:{stream}:{seq}",
+                HEADER_TYPE: TYPE_TOKENS[t],
+                HEADER_VERSION: self._version,
+                HEADER_RECV_NS: str(r.recv_ns),
+            },
             run,
             stream,
-            r.seq,
+            seq,
             r.recv_ns,
         )
         token = self._next_token
         self._next_token += 1
         self._inflight[token] = out
-        self._sent.advance(run, stream, r.seq)
+        self._sent.advance(run, stream, seq)
         await self._publish(token, out)
 
     async def _publish(self, token: int, out: _Out) -> None:
         nc = self._nc
-        out.sent_at = time.monotonic()
+        now = out.sent_at = time.monotonic()
         out.retry_at = 0.0
         if nc is None or not nc.is_connected:
             return  # the ack checker sends it again once connected
+        if self._fast:
+            b = self._batch
+            if b is not None and now - self._last_send > fi.IDLE_S:
+                # the server may have dropped the quiet batch: start afresh, re-sending
+                # what it left unacknowledged (this message included)
+                self._batch_failed = "idle"
+                await self._restart_batch()
+                return
+            if b is None:
+                b = self._batch = _Batch(uuid.uuid4().hex, self._inbox, out.subject)
+            b.seq += 1
+            b.tokens.append(token)
+            self._last_send = now
+            reply = fi.reply_subject(b.prefix, b.seq, fi.START if b.seq == 1 else fi.ADD)
+        else:
+            reply = f"{self._inbox}.{token}"
         try:
-            await nc.publish(
-                out.subject, out.payload, reply=f"{self._inbox}.{token}", headers=out.headers
-            )
+            await nc.publish(out.subject, out.payload, reply=reply, headers=out.headers)
         except Exception as exc:
             self.stats.error("publish", f"publish failed: {error_text(exc)}")
 
+    # ------------------------------------------------------------------ fast-ingest batches
+
+    async def _end_batch(self) -> None:
+        """End the batch being sent (an end-of-batch commit, which stores nothing): the server
+        answers with the count stored, acknowledging the tail short of FLOW messages, and does
+        not hold the batch for its 10 s timeout."""
+        b, nc = self._batch, self._nc
+        self._batch = None
+        if b is None or not b.seq or nc is None or not nc.is_connected:
+            return
+        self._closing[b.id] = b
+        try:
+            await nc.publish(b.subject, b"", reply=fi.reply_subject(b.prefix, b.seq + 1, fi.EOB))
+        except Exception as exc:
+            self.stats.error("publish", f"publish failed: {error_text(exc)}")
+
+    async def _restart_batch(self) -> None:
+        """A batch failed (gap, error, lost ack, reconnect, a quiet batch): send everything not
+        acknowledged again, in order, in a new batch; the stream drops by Nats-Msg-Id what it
+        had stored."""
+        reason, self._batch_failed = self._batch_failed, ""
+        pending = [t for t, out in self._inflight.items() if not out.acked]
+        await self._end_batch()
+        self._closing.clear()  # their late acks would only confirm what goes again
+        if pending and reason != "idle":
+            log.info("publishing again what a batch left unacknowledged", reason=reason,
+                     records=len(pending))  # fmt: skip
+        for token in pending:
+            out = self._inflight.get(token)
+            if out is not None and not out.acked:
+                self.stats.retries += 1
+                await self._publish(token, out)
+
+    def _on_batch_reply(self, batch: str, data: bytes) -> None:
+        b = self._batch if self._batch is not None and self._batch.id == batch else None
+        b = b or self._closing.get(batch)
+        if b is None:
+            return  # a batch given up: what it left unacknowledged was sent again
+        reply = fi.parse_reply(data)
+        if reply.kind == fi.FAILED:
+            self.stats.error("nak", f"batch {batch}: {reply.text}")
+        else:
+            self._acked_through(b, reply.seq)
+        if reply.kind == fi.ACK:
+            return
+        self._closing.pop(batch, None)
+        if b is self._batch:
+            self._batch = None
+        if reply.kind == fi.FAILED or b.tokens:
+            self._batch_failed = reply.text or "the server ended the batch short"
+            if self._room is not None:
+                self._room.set()
+            if self._wake is not None:
+                self._wake.set()
+
+    def _acked_through(self, b: _Batch, seq: int) -> None:
+        tokens, inflight, n = b.tokens, self._inflight, 0
+        while tokens and b.base <= seq:
+            out = inflight.get(tokens.popleft())
+            b.base += 1
+            if out is not None and not out.acked:
+                out.acked = True
+                n += 1
+        if n:
+            self.stats.acked += n
+            self._advance_acked()
+
     async def _on_ack(self, msg: Msg) -> None:
+        batch = fi.batch_of(msg.subject)
+        if batch is not None:
+            self._on_batch_reply(batch, msg.data)
+            return
         try:
             token = int(msg.subject.rsplit(".", 1)[1])
         except ValueError:
@@ -444,17 +610,23 @@ class Publisher:
 
     def _advance_acked(self) -> None:
         inflight = self._inflight
-        acked = self.position.acked
-        n = 0
-        while inflight:
-            token, out = next(iter(inflight.items()))
+        done = 0
+        for out in inflight.values():
             if not out.acked:
                 break
-            del inflight[token]
+            done += 1
+        if not done:
+            return
+        acked = self.position.acked
+        records = 0
+        pop = inflight.popitem
+        for _ in range(done):
+            out = pop(last=False)[1]
             acked.advance(out.run, out.stream, out.seq)
-            n += 1
-        if n:
-            self.position.published += n
+            if out.stream is not LOB_STREAM:
+                records += 1  # "published" counts the tick WAL's records, not book snapshots
+        if done:
+            self.position.published += records
             if not inflight and not self._buffer:
                 self._oldest_pending_ns = 0
             if self._room is not None:
@@ -462,6 +634,13 @@ class Publisher:
 
     def _resend_all(self) -> None:
         """After a (re)connect every unacknowledged message goes out again at once."""
+        if self._fast:
+            self._batch_failed = "reconnected"
+            if self._wake is not None:
+                self._wake.set()
+            if self._room is not None:
+                self._room.set()
+            return
         for token, out in self._inflight.items():
             if not out.acked:
                 out.retry_at = 0.0
@@ -478,6 +657,15 @@ class Publisher:
             if nc is None or not nc.is_connected:
                 continue
             now = time.monotonic()
+            if self._fast:
+                first = next(iter(self._inflight.values()), None)
+                if first is not None and not first.acked and now - first.sent_at > timeout:
+                    self._batch_failed = f"no ack in {timeout:g} s"
+                    if self._room is not None:
+                        self._room.set()
+                    if self._wake is not None:
+                        self._wake.set()
+                continue
             due: list[tuple[int, _Out]] = []
             if self._naked:
                 naked, self._naked = self._naked, []
@@ -528,6 +716,7 @@ class Publisher:
         self._save()
 
     async def _close(self) -> None:
+        await self._end_batch()
         nc, self._nc = self._nc, None
         self.stats.connected = False
         if nc is not None:

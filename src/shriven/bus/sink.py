@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +32,17 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shriven.bus.connect import BusConfigError, connect, ensure_stream, error_text
 from shriven.bus.options import BusOptions, check_options
-from shriven.bus.subjects import HEADER_MSG_ID, parse_msg_id
+from shriven.bus.subjects import HEADER_MSG_ID, LOB_STREAM, parse_msg_id
 from shriven.errors import ConfigError
-from shriven.events import Record, RecordDecodeError, decode_record, wire_is_start, wire_stream
+from shriven.events import (
+    WIRE_RECV_NS,
+    BookSnapshot,
+    Record,
+    RecordDecodeError,
+    decode_record,
+    wire_is_start,
+    wire_stream,
+)
 from shriven.logging import get_logger
 from shriven.pipeline.lock import DataDirLock
 from shriven.wal import StoreWriter, WalOptions, WalReader
@@ -82,22 +91,31 @@ class Seen:
             s = self._sets[key] = SeqSet()
         return s.add(seq)
 
-    def add_wires(self, wires: Iterable[list | tuple]) -> int:
-        """Rebuild from a store's records in WAL order (runs begin at their started marker)."""
+    def add_wires(self, wires: Iterable[list | tuple]) -> list[int]:
+        """Rebuild from a store's tick records in WAL order (runs begin at their started
+        marker); the runs' start times, in order."""
         run = 0
-        n = 0
+        runs: list[int] = []
         for w in wires:
             if wire_is_start(w):
                 run = w[2]
+                runs.append(run)
             self.add(run, wire_stream(w), w[3])
-            n += 1
-        return n
+        return runs
+
+    def add_snapshot_wires(self, wires: Iterable[list | tuple], runs: list[int]) -> None:
+        """Rebuild from a store's LOB records: a snapshot belongs to the run that started last
+        before it (as verify-books reads them), its seq counts in LOB_STREAM."""
+        for w in wires:
+            i = bisect_right(runs, w[WIRE_RECV_NS])
+            self.add(runs[i - 1] if i else 0, LOB_STREAM, w[3])
 
 
 @dataclass(slots=True)
 class SinkStats:
     received: int = 0
     stored: int = 0
+    snapshots: int = 0  # book snapshots stored (in each store's LOB WAL)
     duplicates: int = 0
     refused: int = 0  # messages that are not a shriven record (counted, acknowledged, skipped)
     batches: int = 0
@@ -117,10 +135,12 @@ class _Archive:
             lock = DataDirLock(path)
             lock.acquire()
             seen = Seen()
-            ticks = path / "ticks"
+            ticks, lob = path / "ticks", path / "lob"
             if ticks.is_dir():
-                n = seen.add_wires(WalReader(ticks, strict=False).wire())
-                log.info("archive store opened", recorder=recorder, records=n)
+                runs = seen.add_wires(WalReader(ticks, strict=False).wire())
+                if lob.is_dir():
+                    seen.add_snapshot_wires(WalReader(lob, strict=False).wire(), runs)
+                log.info("archive store opened", recorder=recorder)
             store = StoreWriter(path, WalOptions(fsync_policy="caller"))
             got = self.stores[recorder] = (store, lock, seen)
         return got[0], got[2]
@@ -247,6 +267,7 @@ async def _ack(nc: Client, msgs: list[Msg]) -> None:
 def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> list[Record]:
     """Keep what is new, write it per recorder, fsync: durable before the ack."""
     by_recorder: dict[str, list[Record]] = {}
+    snapshots: dict[str, list[Record]] = {}
     for msg in msgs:
         stats.received += 1
         msg_id = parse_msg_id((msg.headers or {}).get(HEADER_MSG_ID, ""))
@@ -260,14 +281,19 @@ def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> list[Record]:
             continue
         _store, seen = arch.open(msg_id.recorder)
         if seen.add(msg_id.run, msg_id.stream, msg_id.seq):
-            by_recorder.setdefault(msg_id.recorder, []).append(record)
+            into = snapshots if type(record) is BookSnapshot else by_recorder
+            into.setdefault(msg_id.recorder, []).append(record)
         else:
             stats.duplicates += 1
     for recorder, records in by_recorder.items():
         store, _seen = arch.open(recorder)
         store.append_ticks(records)
         stats.stored += len(records)
-    for recorder in by_recorder:
+    for recorder, records in snapshots.items():
+        store, _seen = arch.open(recorder)
+        store.append_lob(records)
+        stats.snapshots += len(records)
+    for recorder in by_recorder.keys() | snapshots.keys():
         arch.open(recorder)[0].sync()
     return [r for records in by_recorder.values() for r in records]
 

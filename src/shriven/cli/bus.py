@@ -54,7 +54,7 @@ def sink_command(
     )
     print(
         f"sink: {stats.stored} records stored, {stats.duplicates} duplicates dropped, "
-        f"{stats.refused} messages refused",
+        f"{stats.refused} messages refused, {stats.snapshots} book snapshots stored",
         file=sys.stderr,
     )
 

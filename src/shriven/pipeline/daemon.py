@@ -128,6 +128,10 @@ class Pipeline:
         """See :meth:`RecorderLoop.add_tap`: records as written, or once fsynced."""
         self.writer.add_tap(tap, durable=durable)
 
+    def add_snapshot_tap(self, tap: RecordTap) -> None:
+        """See :meth:`RecorderLoop.add_snapshot_tap`: each round of book snapshots, once durable."""
+        self.writer.add_snapshot_tap(tap)
+
     def add_task(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         """A background job cancelled at shutdown before the feeds (e.g. universe re-centring)."""
         self._extra.append((name, factory))

@@ -93,12 +93,18 @@ class RecorderLoop:
         self.wal_ok = True
         self._written_taps: list[RecordTap] = []
         self._durable_taps: list[RecordTap] = []
+        self._snapshot_taps: list[RecordTap] = []
         self._not_durable: list[Sequence[Record]] = []  # written batches awaiting an fsync
 
     def add_tap(self, tap: RecordTap, *, durable: bool) -> None:
         """Call ``tap(batch)`` after each batch is written (``durable=False``) or after it is
         also fsynced (``durable=True``); batches arrive in WAL order."""
         (self._durable_taps if durable else self._written_taps).append(tap)
+
+    def add_snapshot_tap(self, tap: RecordTap) -> None:
+        """Call ``tap(snapshots)`` with each round of book snapshots once it is in the LOB WAL
+        (and fsynced, unless the fsync policy is ``never``)."""
+        self._snapshot_taps.append(tap)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -484,6 +490,8 @@ class RecorderLoop:
             self.stats.wal_failed(str(exc))
             log.error("cannot write book snapshots; will retry next round", error=str(exc))
             return
+        if snaps and self._snapshot_taps:
+            self._call_taps(self._snapshot_taps, snaps)
         self.stats.snapshots_written += len(snaps)
         self.stats.snapshot_rounds += 1
         self.stats.last_snapshot_ns = at_ns
