@@ -29,7 +29,7 @@ from shriven.pipeline.lock import DataDirLock
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.monitor import Monitor
 from shriven.pipeline.queue import RecordQueue
-from shriven.pipeline.recorder import RecorderLoop, RecordTap, StoreFactory
+from shriven.pipeline.recorder import PayloadTap, RecorderLoop, RecordTap, StoreFactory
 from shriven.pipeline.stats import PipelineStats
 from shriven.pipeline.validate import market_open
 from shriven.wal import StoreWriter, WalOptions
@@ -127,6 +127,10 @@ class Pipeline:
     def add_tap(self, tap: RecordTap, *, durable: bool) -> None:
         """See :meth:`RecorderLoop.add_tap`: records as written, or once fsynced."""
         self.writer.add_tap(tap, durable=durable)
+
+    def add_payload_tap(self, tap: PayloadTap) -> None:
+        """See :meth:`RecorderLoop.add_payload_tap`: each written batch's msgpack payload."""
+        self.writer.add_payload_tap(tap)
 
     def add_task(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         """A background job cancelled at shutdown before the feeds (e.g. universe re-centring)."""

@@ -61,6 +61,7 @@ _SHUTDOWN_WAL_ATTEMPTS = 5
 
 StoreFactory = Callable[[], StoreWriter]
 RecordTap = Callable[[Sequence[Record]], None]
+PayloadTap = Callable[[bytes], None]
 T = TypeVar("T")
 
 
@@ -93,12 +94,19 @@ class RecorderLoop:
         self.wal_ok = True
         self._written_taps: list[RecordTap] = []
         self._durable_taps: list[RecordTap] = []
+        self._payload_taps: list[PayloadTap] = []
         self._not_durable: list[Sequence[Record]] = []  # written batches awaiting an fsync
 
     def add_tap(self, tap: RecordTap, *, durable: bool) -> None:
         """Call ``tap(batch)`` after each batch is written (``durable=False``) or after it is
         also fsynced (``durable=True``); batches arrive in WAL order."""
         (self._durable_taps if durable else self._written_taps).append(tap)
+
+    def add_payload_tap(self, tap: PayloadTap) -> None:
+        """Call ``tap(payload)`` after each batch is written, with the frame's msgpack payload
+        (``events.encode_batch`` of the batch, as the WAL encoded it): for a consumer in another
+        process, which then costs this loop no encoding."""
+        self._payload_taps.append(tap)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -178,6 +186,13 @@ class RecorderLoop:
             self._unsynced_oldest_ns = batch[0].recv_ns
         if self._written_taps:
             self._call_taps(self._written_taps, batch)
+        if self._payload_taps and self._store is not None:
+            payload = self._store.ticks.last_payload
+            for payload_tap in self._payload_taps:
+                try:
+                    payload_tap(payload)
+                except Exception as exc:
+                    self._count_recorder_error("tap", exc, batch[0])
         if self._durable_taps:
             self._not_durable.append(batch)
         if self.config.fsync_policy == "always":
