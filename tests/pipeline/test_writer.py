@@ -22,6 +22,7 @@ from shriven.events import (
     SeqCounter,
     Status,
     StatusKind,
+    decode_batch,
 )
 from shriven.feeds.base import FeedStats
 from shriven.pipeline.daemon import Pipeline
@@ -249,14 +250,17 @@ async def test_taps_see_every_batch_in_wal_order_and_durable_ones_only_after_an_
     def broken(batch: Sequence[Record]) -> None:
         raise RuntimeError("a tap with a bug")
 
+    payloads: list[bytes] = []
     p.add_tap(on_written, durable=False)
     p.add_tap(broken, durable=True)
     p.add_tap(on_durable, durable=True)
+    p.add_payload_tap(payloads.append)  # the live server's process is fed these
     feed = ListFeed(p, ticks)
     p.add_feed(feed)
     await run_until(p, feed)
     assert p.exit_code == 0
     on_disk = list(read_records(cfg.data_dir / "ticks"))
     assert written == on_disk == durable
+    assert [r for payload in payloads for r in decode_batch(payload)] == on_disk
     assert late_fsyncs == []  # no batch reached a durable tap before an fsync after its write
     assert p.stats.recorder_errors["tap"] >= 1

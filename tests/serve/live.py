@@ -14,8 +14,11 @@ from typing import Any
 from shriven.app.simulators import Simulators
 from shriven.app.startup import add_binance, add_binance_venue, wal_options
 from shriven.config import Settings
+from shriven.events import SeqCounter
+from shriven.feeds.connection import Backoff
 from shriven.pipeline.daemon import Pipeline
 from shriven.serve import ServeOptions, Server
+from shriven.serve.process import ServeProcess
 from shriven.wal import StoreWriter
 
 from .helpers import ZONE
@@ -76,6 +79,46 @@ async def live_binance(
     await pipeline.start()
     try:
         yield Live(pipeline, sims, server, data)
+    finally:
+        pipeline.request_stop("test over")
+        await pipeline.shutdown()
+        await server.stop()
+        await sims.stop()
+
+
+@asynccontextmanager
+async def live_binance_process(
+    tmp_path: Path, symbols: Sequence[str] = ("BTCUSDT",)
+) -> AsyncIterator[tuple[Pipeline, Simulators, ServeProcess, Path]]:
+    """The spot recorder with the live server in its own process, wired as `run --serve` wires
+    it (payload tap, /health section), restarting fast."""
+    data = tmp_path / "market"
+    sims = Simulators(seed=5)
+    base = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        cache_dir=tmp_path / "cache",
+        pipeline={"data_dir": str(data), "snapshot_interval_secs": 1},  # type: ignore[arg-type]
+    )
+    settings = await sims.start(base, ("binance",), binance_symbols=symbols, keep_ledgers=True)
+    cfg = settings.pipeline
+    pipeline = Pipeline(
+        cfg, open_store=lambda: StoreWriter(cfg.data_dir, wal_options(cfg)), health_port=None
+    )
+    add_binance(pipeline, settings)
+    books = pipeline.writer.books
+    server = ServeProcess(
+        ServeOptions(port=0),
+        data,
+        "Asia/Kolkata",
+        lambda: books.snapshots(time.time_ns(), SeqCounter()),
+        backoff=Backoff(0.3, 0.6),
+    )
+    await server.start()
+    pipeline.add_payload_tap(server.tap)
+    pipeline.sources.sections["serve"] = server.health
+    await pipeline.start()
+    try:
+        yield pipeline, sims, server, data
     finally:
         pipeline.request_stop("test over")
         await pipeline.shutdown()

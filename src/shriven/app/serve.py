@@ -14,8 +14,9 @@ from shriven.errors import NotAStoreError
 from shriven.logging import get_logger
 from shriven.replay import load_zone
 from shriven.serve import ServeOptions, Server
+from shriven.serve.process import BooksFn, ServeProcess
 
-__all__ = ["live_server", "serve", "serve_options"]
+__all__ = ["live_server", "live_server_process", "serve", "serve_options"]
 
 log = get_logger("shriven.app.serve")
 
@@ -37,12 +38,24 @@ def serve_options(
 
 
 def live_server(settings: Settings, port: int) -> Server:
-    """The server ``run --serve PORT`` starts beside the pipeline (its tap added by the caller)."""
+    """An in-process live server (its tap added by the caller): tests and benchmarks."""
     return Server(
         serve_options(settings, port=port),
         Path(settings.pipeline.data_dir),
         load_zone(settings.market_tz),
         live=True,
+    )
+
+
+def live_server_process(settings: Settings, port: int, books: BooksFn) -> ServeProcess:
+    """The server ``run --serve PORT`` starts: its own process, fed from the pipeline's payload
+    tap (added by the caller); ``books`` gives the recorder's books for a (re)started child."""
+    load_zone(settings.market_tz)  # a bad zone fails here, in the recorder, in one line
+    return ServeProcess(
+        serve_options(settings, port=port),
+        Path(settings.pipeline.data_dir),
+        settings.market_tz,
+        books,
     )
 
 

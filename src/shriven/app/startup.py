@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from shriven.config import PipelineConfig, Settings, check_binance_symbols, check_futures_symbols
 from shriven.errors import ConfigError, CredentialsError, ShrivenError
-from shriven.events import BINANCE_VENUES
+from shriven.events import BINANCE_VENUES, SeqCounter
 from shriven.feeds.base import FeedAdapter
 from shriven.feeds.kite.instruments import ProgressFn
 from shriven.logging import get_logger
@@ -190,11 +190,15 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         _add_retention(pipeline, settings.pipeline)
         server = None
         if options.serve_port is not None:  # also before logging in: a taken port fails at once
-            from shriven.app.serve import live_server
+            from shriven.app.serve import live_server_process
 
-            server = live_server(settings, options.serve_port)
+            books = pipeline.writer.books
+            server = live_server_process(
+                settings, options.serve_port, lambda: books.snapshots(time.time_ns(), SeqCounter())
+            )
             await server.start()
             stack.push_async_callback(server.stop)
+            pipeline.sources.sections["serve"] = server.health
         if "kite" in wanted and settings.kite_window:
             add_windowed_kite(pipeline, settings, options.spots)
         elif "kite" in wanted:
@@ -217,7 +221,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
 
             add_basis_tap(pipeline, settings.analytics_basis_threshold_bps, recorded)
         if server is not None:
-            pipeline.add_tap(server.tap, durable=False)
+            pipeline.add_payload_tap(server.tap)
             print(f"shriven: serving live data at {server.url}", file=sys.stderr, flush=True)
         pipeline.install_signal_handlers()
         if options.publish:

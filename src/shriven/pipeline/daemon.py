@@ -29,7 +29,7 @@ from shriven.pipeline.lock import DataDirLock
 from shriven.pipeline.metrics import PipelineMetrics
 from shriven.pipeline.monitor import Monitor
 from shriven.pipeline.queue import RecordQueue
-from shriven.pipeline.recorder import RecorderLoop, RecordTap, StoreFactory
+from shriven.pipeline.recorder import PayloadTap, RecorderLoop, RecordTap, StoreFactory
 from shriven.pipeline.stats import PipelineStats
 from shriven.pipeline.validate import market_open
 from shriven.wal import StoreWriter, WalOptions
@@ -131,6 +131,10 @@ class Pipeline:
     def add_snapshot_tap(self, tap: RecordTap) -> None:
         """See :meth:`RecorderLoop.add_snapshot_tap`: each round of book snapshots, once durable."""
         self.writer.add_snapshot_tap(tap)
+
+    def add_payload_tap(self, tap: PayloadTap) -> None:
+        """See :meth:`RecorderLoop.add_payload_tap`: each written batch's msgpack payload."""
+        self.writer.add_payload_tap(tap)
 
     def add_task(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         """A background job cancelled at shutdown before the feeds (e.g. universe re-centring)."""

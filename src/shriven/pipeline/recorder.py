@@ -61,6 +61,7 @@ _SHUTDOWN_WAL_ATTEMPTS = 5
 
 StoreFactory = Callable[[], StoreWriter]
 RecordTap = Callable[[Sequence[Record]], None]
+PayloadTap = Callable[[bytes], None]
 T = TypeVar("T")
 
 
@@ -94,6 +95,7 @@ class RecorderLoop:
         self._written_taps: list[RecordTap] = []
         self._durable_taps: list[RecordTap] = []
         self._snapshot_taps: list[RecordTap] = []
+        self._payload_taps: list[PayloadTap] = []
         self._not_durable: list[Sequence[Record]] = []  # written batches awaiting an fsync
 
     def add_tap(self, tap: RecordTap, *, durable: bool) -> None:
@@ -105,6 +107,12 @@ class RecorderLoop:
         """Call ``tap(snapshots)`` with each round of book snapshots once it is in the LOB WAL
         (and fsynced, unless the fsync policy is ``never``)."""
         self._snapshot_taps.append(tap)
+
+    def add_payload_tap(self, tap: PayloadTap) -> None:
+        """Call ``tap(payload)`` after each batch is written, with the frame's msgpack payload
+        (``events.encode_batch`` of the batch, as the WAL encoded it): for a consumer in another
+        process, which then costs this loop no encoding."""
+        self._payload_taps.append(tap)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -189,6 +197,13 @@ class RecorderLoop:
             self._unsynced_oldest_ns = batch[0].recv_ns
         if self._written_taps:
             self._call_taps(self._written_taps, batch)
+        if self._payload_taps and self._store is not None:
+            payload = self._store.ticks.last_payload
+            for payload_tap in self._payload_taps:
+                try:
+                    payload_tap(payload)
+                except Exception as exc:
+                    self._count_recorder_error("tap", exc, batch[0])
         if self._durable_taps:
             self._not_durable.append(batch)
         if self.config.fsync_policy == "always":

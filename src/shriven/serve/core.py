@@ -28,6 +28,7 @@ from shriven.events import (
     BinanceFuturesDepthSnapshot,
     BinanceMarkPrice,
     BinanceTrade,
+    BookSnapshot,
     KiteTick,
     Record,
     Status,
@@ -103,6 +104,14 @@ class LiveFanout:
             log.warning("live fan-out fell behind; every live client was disconnected")
         self._pending.append(batch)
         self._wake.set()
+
+    def restore(self, snapshots: Sequence[Record]) -> None:
+        """Start the books from the recorder's (``BookSnapshot`` records as of the batch before
+        the first one this fan-out gets: a server process started beside a running recorder)."""
+        for r in snapshots:
+            if type(r) is BookSnapshot and r.venue in BINANCE_VENUES:
+                self.books.restore(r)
+                self.symbols.add(f"{r.venue}:{r.instrument}")
 
     async def run(self) -> None:
         while True:

@@ -225,6 +225,9 @@ class WalWriter:
         self.records_written = 0
         self.bytes_written = 0  # on disk: frame headers + (compressed) payloads
         self.raw_bytes_written = 0  # msgpack payload before compression
+        # The last frame's msgpack payload (encode_batch of its records), for a reader of the
+        # written records that wants them encoded (the live server's process): no second encode
+        self.last_payload = b""
         self.records_synced = 0
         self.segments_created = 0
         self.first_ns: int | None = None
@@ -349,6 +352,7 @@ class WalWriter:
             self._note_frame(size, n, mn, mx, len(payload))
             if self.fsync_policy == "always":
                 self.records_synced = self.records_written
+        self.last_payload = payload
         return size
 
     def _write_frame(self, header: bytes, data: bytes, size: int) -> None:
