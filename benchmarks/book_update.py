@@ -9,8 +9,12 @@ same process, through:
   ours (floats)     OrderBook.apply on float (price, qty) pairs
   ours (strings)    OrderBook.apply_strings on the exact strings Binance sends
                     (both in C when shriven.book._levels was built, as pip install does)
-  ours (keeper)     BookKeeper.apply on BinanceDepth records: sequence check, string->float,
-                    apply, crossed check (the pipeline's real per-diff path)
+  ours (keeper)     BookKeeper.apply on BinanceDepth records holding str tuples (as replay
+                    reads them from the WAL): sequence check, string->float, apply, crossed check
+  ours (live)       the live path from the diff's JSON level arrays: the parser's C reader
+                    (json_depth_levels: the WAL's msgpack and the doubles, in one pass), the
+                    record, then BookKeeper.apply; more than the peers are given (they start
+                    from str or float pairs already out of the JSON)
   DepthCache        python-binance binance.ws.depthcache.DepthCache.add_bid/add_ask on strings
                     (how DepthCacheManager applies a diff)
   order-book        the C `order_book.OrderBook` (cryptofeed's book), floats, set/del per level
@@ -40,7 +44,7 @@ from sortedcontainers import SortedList
 
 from shriven.book import BookKeeper, OrderBook, features
 from shriven.book.levels import ACCELERATED
-from shriven.events import BinanceDepth, BinanceDepthSnapshot
+from shriven.events import BinanceDepth, BinanceDepthSnapshot, DepthLevels, depth_from_levels
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "binance"
 HFT = FIXTURES / "hftbacktest_spot_btcusdt_20240808"
@@ -181,6 +185,23 @@ def run_ours_keeper(snap: tuple, records: list[BinanceDepth]) -> float:
     t = time.process_time_ns()
     for r in records:
         apply(r)
+    elapsed = time.process_time_ns() - t
+    assert keeper.stats.gaps == 0 and keeper.is_valid("binance:BTCUSDT")
+    return elapsed
+
+
+def run_ours_live(snap: tuple, raws: list[tuple[bytes, bytes]]) -> float:
+    from shriven.book._levels import json_depth_levels  # the live parser's reader
+
+    bids, asks, last = snap
+    keeper = BookKeeper()
+    keeper.apply(BinanceDepthSnapshot(0, 0, "BTCUSDT", last, tuple(bids), tuple(asks)))
+    apply = keeper.apply
+    u = last
+    t = time.process_time_ns()
+    for b, a in raws:
+        u += 1
+        apply(depth_from_levels(0, 0, "BTCUSDT", u, u, 0, DepthLevels(*json_depth_levels(b, a))))
     elapsed = time.process_time_ns() - t
     assert keeper.stats.gaps == 0 and keeper.is_valid("binance:BTCUSDT")
     return elapsed
@@ -333,6 +354,8 @@ def main() -> None:
         records.append(BinanceDepth(0, 0, "BTCUSDT", last + 1, last + 1, 0, tuple(b), tuple(a)))
         last += 1
 
+    raws = [(json.dumps(b).encode(), json.dumps(a).encode()) for b, a in sdiffs]
+
     # Same final book from every contestant (checked once, outside the timing).
     ref = OrderBook()
     ref.replace(
@@ -357,6 +380,7 @@ def main() -> None:
         "ours (floats)": lambda: run_ours_floats(snap, fdiffs),
         "ours (strings)": lambda: run_ours_strings(snap, sdiffs),
         "ours (keeper)": lambda: run_ours_keeper(snap, records),
+        **({"ours (live)": lambda: run_ours_live(snap, raws)} if ACCELERATED else {}),
         "DepthCache": lambda: run_depthcache(snap, sdiffs),
         "order-book": lambda: run_cbook(snap, fdiffs),
     }
@@ -384,16 +408,20 @@ def main() -> None:
         ("ours (strings)", "DepthCache"),
         ("ours (floats)", "order-book"),
         ("ours (keeper)", "DepthCache"),
+        ("ours (live)", "DepthCache"),
+        ("ours (live)", "order-book"),
     ):
-        print(f"{ours:15s} / {peer:11s} {results[ours] / results[peer]:5.2f}x the time")
+        if ours in results:
+            print(f"{ours:15s} / {peer:11s} {results[ours] / results[peer]:5.2f}x the time")
     # issue 14: the live path (strings in, keeper included) <= 150 ns, faster than both peers
     target = 150.0
-    live = results["ours (keeper)"]
+    live_name = "ours (live)" if "ours (live)" in results else "ours (keeper)"
+    live = results[live_name]
     fastest_peer = min(results["DepthCache"], results["order-book"])
     verdict = "meets" if live <= target and live < fastest_peer else "misses"
     print(
-        f"target: keeper <= {target:.0f} ns per change and below both peers: {verdict} "
-        f"(keeper {live:.1f} ns, fastest peer {fastest_peer:.1f} ns)\n"
+        f"target: live path <= {target:.0f} ns per change and below both peers: {verdict} "
+        f"({live_name} {live:.1f} ns, fastest peer {fastest_peer:.1f} ns)\n"
     )
 
     calib = min(

@@ -32,6 +32,7 @@ from websockets.frames import CloseCode
 
 from shriven.events import StatusKind, now_ns, status_detail
 from shriven.feeds.base import FeedStats
+from shriven.feeds.stall import StallWatch
 from shriven.logging import get_logger
 
 __all__ = [
@@ -216,19 +217,26 @@ async def _session(
         log.info(f"{who} connected", venue=policy.venue, shard=link.index, **shown)
         await link.mark(StatusKind.CONNECTED, status_detail(shard=link.index, **detail))
         timeout = policy.stall_secs
-        while True:
-            try:
-                async with asyncio.timeout(timeout):
+        watch = StallWatch(timeout)
+        try:
+            while True:
+                watch.reading()
+                try:
                     data = await ws.recv()
-            except TimeoutError:
-                reason = policy.stall_reason.format(secs=timeout)
-                break
-            recv_ns = now_ns()
-            messages += 1
-            stats.messages += 1
-            stats.bytes += len(data)
-            stats.last_message_ns = recv_ns
-            await link.received(data, recv_ns)
+                except asyncio.CancelledError:
+                    if not watch.stalled():
+                        raise
+                    reason = policy.stall_reason.format(secs=timeout)
+                    break
+                watch.done()
+                recv_ns = now_ns()
+                messages += 1
+                stats.messages += 1
+                stats.bytes += len(data)
+                stats.last_message_ns = recv_ns
+                await link.received(data, recv_ns)
+        finally:
+            watch.close()
     except Reconnect as exc:
         reason = str(exc)
     except ConnectionClosed as exc:
