@@ -174,3 +174,15 @@ def test_a_damaged_frame_raises_strict_and_is_skipped_and_counted_tolerant(
     baseline = WalReader(copy, strict=False)
     assert got == sum(1 for _ in baseline.records())
     assert tolerant.stats.corrupt_frames == baseline.stats.corrupt_frames == 1
+
+
+@pytest.mark.parametrize(
+    "only", ["binance:BTCUSDT", "binance:ETHUSDT", f"kite:{(7 << 8) | 3}", f"{U}:BTCUSDT", "kite:0"]
+)
+def test_only_one_book_leaves_the_others_unread_as_the_reference_does(only: str) -> None:
+    payload = encode_batch(ODD + generate(seed=4, seconds=20))
+    got = scan_frame(payload, only)
+    assert colscan._c_scan(payload, only) is not None
+    assert_same(got, py_scan_frame(payload, only))
+    assert set(got.keys) <= {only}
+    assert (got.kind[got.key < 0] == colscan.NONE).all()

@@ -523,9 +523,68 @@ static const char *const SPEC[] = {
     "ssissssii", "ssissssi", "ssisssssssssi", "sssi",
 };
 
-static PyObject *
-scan_frame(PyObject *self, PyObject *arg)
+/* The one book a scan is for (scan_frame's `only`): other books' records get kind NONE, their
+ * levels checked as msgpack but not read. */
+typedef struct {
+    int set;
+    const char *venue, *instrument;
+    Py_ssize_t nv, ni;
+    int kite_token_ok;
+    int64_t kite_token;
+} Only;
+
+static int
+only_parse(PyObject *o, Only *only)
 {
+    memset(only, 0, sizeof *only);
+    if (o == Py_None)
+        return 0;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s == NULL)
+        return -1;
+    const char *colon = memchr(s, ':', n);
+    if (colon == NULL) {
+        PyErr_SetString(PyExc_ValueError, "only must be a book key such as binance:BTCUSDT");
+        return -1;
+    }
+    only->set = 1;
+    only->venue = s;
+    only->nv = colon - s;
+    only->instrument = colon + 1;
+    only->ni = n - only->nv - 1;
+    if (only->ni > 0 && only->ni <= 18) {
+        int64_t t = 0;
+        Py_ssize_t i;
+        for (i = 0; i < only->ni && only->instrument[i] >= '0' && only->instrument[i] <= '9'; i++)
+            t = t * 10 + (only->instrument[i] - '0');
+        only->kite_token_ok = i == only->ni && (only->ni == 1 || only->instrument[0] != '0');
+        only->kite_token = t;
+    }
+    return 0;
+}
+
+static int
+only_match(const Only *o, const char *venue, Py_ssize_t nv, const char *instr, Py_ssize_t ni)
+{
+    return !o->set || (o->nv == nv && o->ni == ni && memcmp(o->venue, venue, nv) == 0 &&
+                       memcmp(o->instrument, instr, ni) == 0);
+}
+
+static int
+only_kite(const Only *o, int64_t token)
+{
+    return !o->set || (o->nv == 4 && memcmp(o->venue, "kite", 4) == 0 && o->kite_token_ok &&
+                       o->kite_token == token);
+}
+
+static PyObject *
+scan_frame(PyObject *self, PyObject *args)
+{
+    PyObject *arg, *only_arg = Py_None;
+    Only only;
+    if (!PyArg_ParseTuple(args, "O|O", &arg, &only_arg) || only_parse(only_arg, &only) < 0)
+        return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -575,11 +634,17 @@ scan_frame(PyObject *self, PyObject *arg)
             else {
                 last = first;
             }
-            key = key_index(&keys, 0, 0, s1, n1, NULL, 0);
-            if (key == -1)
-                goto done;
-            if (key == -2)
-                goto structure;
+            int want = only_match(&only, "binance", 7, s1, n1);
+            if (want) {
+                key = key_index(&keys, 0, 0, s1, n1, NULL, 0);
+                if (key == -1)
+                    goto done;
+                if (key == -2)
+                    goto structure;
+            }
+            else {
+                slow = 1; /* levels checked, not read */
+            }
             size_t rows_before = c.lrow.len;
             if ((rc = binance_side(&r, &c, row, 0, &slow)) < 0 ||
                 (rc = binance_side(&r, &c, row, 1, &slow)) < 0) {
@@ -588,7 +653,11 @@ scan_frame(PyObject *self, PyObject *arg)
                 goto structure;
             }
             left -= 2;
-            if (slow) { /* drop the rows this record added: the keeper reads it */
+            if (!want) {
+                kind = K_NONE;
+                first = last = 0;
+            }
+            else if (slow) { /* drop the rows this record added: the keeper reads it */
                 size_t kept = rows_before / sizeof(int32_t);
                 c.lrow.len = kept * sizeof(int32_t);
                 c.lside.len = kept;
@@ -608,7 +677,7 @@ scan_frame(PyObject *self, PyObject *arg)
                 if (rd_int(&r, &v) < 0)
                     goto structure;
             left -= 17;
-            if (mode == 2 && (token & 0xff) != 9) {
+            if (mode == 2 && (token & 0xff) != 9 && only_kite(&only, token)) {
                 key = key_index(&keys, 1, token, NULL, 0, NULL, 0);
                 if (key == -1)
                     goto done;
@@ -680,18 +749,12 @@ scan_frame(PyObject *self, PyObject *arg)
                     r.p++;
                     break;
                 case 'L': {
-                    int ignored = 0;
-                    /* rows are not kept for these: check the pairs, then drop what was added */
-                    size_t before = c.lrow.len / sizeof(int32_t);
-                    if ((rc = binance_side(&r, &c, row, 0, &ignored)) < 0) {
+                    int unread = 1; /* rows are not kept for these: the pairs checked only */
+                    if ((rc = binance_side(&r, &c, row, 0, &unread)) < 0) {
                         if (rc == -3)
                             goto nomem;
                         goto structure;
                     }
-                    c.lrow.len = before * sizeof(int32_t);
-                    c.lside.len = before;
-                    c.lprice.len = before * sizeof(double);
-                    c.lqty.len = before * sizeof(double);
                     break;
                 }
                 default:
@@ -700,7 +763,11 @@ scan_frame(PyObject *self, PyObject *arg)
                 }
                 left--;
             }
-            if ((type == 6 && is_gap(st[1], sn[1])) || type == 7 || type == 8) {
+            int named = type == 6 ? is_gap(st[1], sn[1]) : (type == 7 || type == 8);
+            if (named && !only_match(&only, st[0], sn[0], type == 6 ? st[2] : st[1],
+                                     type == 6 ? sn[2] : sn[1]))
+                named = 0;
+            if (named) {
                 kind = type == 6 ? K_GAP : K_SLOW;
                 key = type == 6 ? key_index(&keys, 2, 0, st[0], sn[0], st[2], sn[2])
                                 : key_index(&keys, 2, 0, st[0], sn[0], st[1], sn[1]);
@@ -901,8 +968,9 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"scan_frame", scan_frame, METH_O,
-     "A frame payload's records as columns (see shriven.replay.colscan), or None."},
+    {"scan_frame", scan_frame, METH_VARARGS,
+     "scan_frame(payload, only=None): a frame payload's records as columns (see "
+     "shriven.replay.colscan), or None."},
     {"top_series", top_series, METH_VARARGS,
      "Best bid and ask after each step of level rows (see shriven.replay.topbook)."},
     {NULL, NULL, 0, NULL},

@@ -83,12 +83,13 @@ class _Store:
         return offsets + np.arange(total)
 
 
-def read_events(reader: StoreReader, end_ns: int | None) -> _Store:
-    """The book events (records with a book kind) of the ticks WAL, with their level rows."""
+def read_events(reader: StoreReader, end_ns: int | None, only: str | None = None) -> _Store:
+    """The book events (records with a book kind) of the ticks WAL, with their level rows
+    (``only``: of that book alone)."""
     names: dict[str, int] = {}
     parts: list[tuple[np.ndarray, ...]] = []
     events = records = 0
-    for cols in scan_wal(reader.ticks, None, end_ns):
+    for cols in scan_wal(reader.ticks, None, end_ns, only):
         records += len(cols)
         gmap = np.array([names.setdefault(k, len(names)) for k in cols.keys] or [0], np.int32)
         sel = np.flatnonzero(cols.kind != NONE)

@@ -138,9 +138,9 @@ def _int64(*values: object) -> None:
             raise RecordDecodeError(f"expected a 64-bit msgpack integer, found {v!r}")
 
 
-def py_scan_frame(payload: bytes) -> FrameColumns:
+def py_scan_frame(payload: bytes, only: str | None = None) -> FrameColumns:
     """The reference: the records decoded (raising as the record reader raises), then each read
-    with the keeper's rules."""
+    with the keeper's rules. ``only``: a book key; other books' records get kind NONE."""
     records = decode_wires(unpack_batch(payload))
     n = len(records)
     kinds = [NONE] * n
@@ -181,6 +181,10 @@ def py_scan_frame(payload: bytes) -> FrameColumns:
         elif t is BinanceFuturesDepth or t is BinanceFuturesDepthSnapshot:
             key = f"{r.venue}:{r.symbol}"  # type: ignore[union-attr]
             kinds[i] = SLOW
+        if key and only is not None and key != only:
+            kinds[i] = NONE
+            first[i] = last[i] = 0
+            continue
         if key:
             keyix[i] = names.setdefault(key, len(names))
         if levels is None:
@@ -222,17 +226,19 @@ _DTYPES: Final = (
 )  # fmt: skip
 
 
-def scan_frame(payload: bytes) -> FrameColumns:
-    """One frame payload as columns: the C scanner where built and able, else the reference."""
+def scan_frame(payload: bytes, only: str | None = None) -> FrameColumns:
+    """One frame payload as columns: the C scanner where built and able, else the reference.
+    ``only``: a book key (``binance:BTCUSDT``); records of other books get kind NONE and no
+    level rows, their levels not read (a third of the work when a store holds three books)."""
     if _c_scan is not None:
-        out = _c_scan(payload)
+        out = _c_scan(payload, only)
         if out is not None:
             # an empty column comes back as None (no buffer was ever allocated for it)
             arrays = [
                 np.frombuffer(b or b"", dtype=d) for b, d in zip(out[1:12], _DTYPES, strict=True)
             ]
             return FrameColumns(*arrays, out[12])
-    return py_scan_frame(payload)
+    return py_scan_frame(payload, only)
 
 
 def _select(cols: FrameColumns, keep: np.ndarray) -> FrameColumns:
@@ -256,7 +262,10 @@ def _select(cols: FrameColumns, keep: np.ndarray) -> FrameColumns:
 
 
 def scan_wal(
-    reader: WalReader, start_ns: int | None = None, end_ns: int | None = None
+    reader: WalReader,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    only: str | None = None,
 ) -> Iterator[FrameColumns]:
     """Each frame of ``reader``'s WAL as columns, in write order, only records with ``start_ns <=
     recv_ns < end_ns``; damage is handled as ``reader.records()`` handles it (a strict reader
@@ -265,7 +274,7 @@ def scan_wal(
     hi = 1 << 63 if end_ns is None else end_ns
     for frame in reader.frames(start_ns, end_ns):
         try:
-            cols = scan_frame(frame.payload)
+            cols = scan_frame(frame.payload, only)
             if len(cols) != frame.count:
                 raise RecordDecodeError(
                     f"frame says {frame.count} records, payload holds {len(cols)}"

@@ -34,6 +34,7 @@ import msgpack
 
 from shriven.book import OrderBook
 from shriven.book.depth_sync import APPLY, GAP, DepthSync
+from shriven.book.levels import pack_levels
 from shriven.events import (
     WIRE_RECV_NS,
     BinanceDepth,
@@ -63,7 +64,6 @@ SIDECAR_SUFFIX: Final = ".books"
 SIDECAR_MAGIC: Final = b"SHRVBKS\x00"
 SIDECAR_VERSION: Final = 1
 _MAX_ID_JUMP: Final = 10**9  # depth_sync.MAX_ID_JUMP: a run never spans a jump the sync refuses
-_INF: Final = float("inf")
 
 # event codes in a symbol's event list
 RUN: Final = 0  # [RUN, first diff, end diff]
@@ -98,15 +98,12 @@ def _from_bytes(code: str, data: bytes) -> array:
 
 def _floats(levels: tuple[tuple[str, str], ...]) -> list[tuple[float, float]] | None:
     """The levels as the keeper applies them, or None when the keeper refuses the record (a value
-    that is not a finite, non-negative number): the same rule as BookKeeper's."""
-    try:
-        out = [(float(p), float(q)) for p, q in levels]
-    except (ValueError, TypeError):
+    that is not a finite, non-negative number): the keeper's own rule, book.levels.pack_levels."""
+    packed = pack_levels(levels)
+    if packed is None:
         return None
-    for p, q in out:
-        if not (0.0 <= p < _INF and 0.0 <= q < _INF):
-            return None
-    return out
+    values = array("d", packed)
+    return list(zip(values[0::2], values[1::2], strict=True))
 
 
 _INT_COLUMNS: Final = ("recv", "first", "last", "bid_at", "ask_at")

@@ -99,7 +99,7 @@ def top_of_book(
     reader: StoreReader, key: str, start_ns: int | None = None, end_ns: int | None = None
 ) -> TopOfBook:
     """``key``'s best bid and ask after each change received in ``[start_ns, end_ns)``."""
-    st = read_events(reader, end_ns)
+    st = read_events(reader, end_ns, key)
     ids = [i for i, name in enumerate(st.keys) if name == key]
     ev = np.flatnonzero(st.key == ids[0]) if ids else np.zeros(0, np.int64)
     lo = -(1 << 63) if start_ns is None else start_ns
