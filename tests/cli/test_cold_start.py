@@ -16,10 +16,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_importing_the_cli_loads_no_settings_logging_or_analytics_stack():
-    done = _run(
-        "import sys, shriven.cli\n"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
-    )
+    done = _run(f"import sys, shriven.cli\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
