@@ -12,12 +12,22 @@ from prometheus_client.registry import Collector
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.recorder import StoreFactory
 from shriven.replay.indexer import SidecarIndexer
-from shriven.wal import StoreWriter, WalOptions
+from shriven.wal import StoreWriter, WalOptions, list_segments
 
 
 def indexed_store(data_dir: Path, wal: WalOptions, indexer: SidecarIndexer) -> StoreFactory:
-    """Open ``data_dir`` with ``wal``; each tick segment rotation seals goes to ``indexer``."""
-    return lambda: StoreWriter(data_dir, wal, on_ticks_sealed=indexer.submit)
+    """Open ``data_dir`` with ``wal``; each tick segment rotation seals goes to ``indexer``, and
+    so does the previous run's last one (sealed by its close, never rotated), which a book read
+    across the restart would otherwise lack."""
+
+    def open_store() -> StoreWriter:
+        store = StoreWriter(data_dir, wal, on_ticks_sealed=indexer.submit)
+        segments = list_segments(store.ticks.directory)
+        if len(segments) > 1:
+            indexer.submit(segments[-2][1])  # the child skips it when its sidecar is valid
+        return store
+
+    return open_store
 
 
 class _IndexerCollector(Collector):
