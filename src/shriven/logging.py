@@ -117,11 +117,51 @@ def configure_logging(
     keep: int = 14,
 ) -> None:
     """Console (or JSON) lines on stderr; with ``log_file`` the same events also go to that file
-    (JSON with ``json``, plain text otherwise), rotated by ``rotate`` with ``keep`` old files."""
-    import structlog
+    (JSON with ``json``, plain text otherwise), rotated by ``rotate`` with ``keep`` old files.
 
+    Without a log file, and when nothing has imported structlog yet, the setup waits for the
+    first log call: importing structlog (which imports twisted and rich when they are installed)
+    took about half of a cold `shriven replay book`, a command that normally logs nothing."""
+    global _pending
     if level.lower() not in LEVELS:
         raise ConfigError(f"bad --log-level {level!r}: use {', '.join(LEVELS)}")
+    _pending = None
+    if log_file is None and "structlog" not in sys.modules:
+        _pending = (level, json)
+        logging.basicConfig(
+            level=logging.getLevelName(level.upper()), handlers=[_DeferredHandler()], force=True
+        )
+        _quiet_websockets(logging.getLevelName(level.upper()))
+        return
+    _configure(level, json, log_file, rotate, keep)
+
+
+# (level, json) of a configure_logging call whose structlog setup waits for the first log call
+_pending: tuple[str, bool] | None = None
+
+
+def _apply_pending() -> None:
+    global _pending
+    if _pending is not None:
+        level, json = _pending
+        _pending = None
+        _configure(level, json, None, "daily", 14)
+
+
+class _DeferredHandler(logging.Handler):
+    """The root handler until the real one exists: the first record a library logs sets
+    logging up and then goes through it, scrubbed like every other."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _apply_pending()
+        for handler in logging.getLogger().handlers:
+            if handler is not self and record.levelno >= handler.level:
+                handler.handle(record)
+
+
+def _configure(level: str, json: bool, log_file: Path | None, rotate: str, keep: int) -> None:
+    import structlog
+
     numeric = logging.getLevelName(level.upper())
     common: list = [
         structlog.processors.add_log_level,
@@ -163,9 +203,7 @@ def configure_logging(
         )
         handlers.append(rendered_by(_file_handler(Path(log_file), rotate, keep), file_renderer))
     logging.basicConfig(level=numeric, handlers=handlers, force=True)
-    # websockets logs every frame at debug (thousands a second of market data); shriven's own
-    # debug events are what --log-level debug is for
-    logging.getLogger("websockets").setLevel(max(numeric, logging.INFO))
+    _quiet_websockets(numeric)
     if log_file is not None:
         # Our events then go through the standard library too, so both handlers render them.
         structlog.configure(
@@ -189,6 +227,12 @@ def configure_logging(
     )
 
 
+def _quiet_websockets(numeric: int) -> None:
+    # websockets logs every frame at debug (thousands a second of market data); shriven's own
+    # debug events are what --log-level debug is for
+    logging.getLogger("websockets").setLevel(max(numeric, logging.INFO))
+
+
 def _stderr_logger(*_args: object) -> structlog.PrintLogger:
     import structlog
 
@@ -209,6 +253,7 @@ class _LazyLogger:
     def __getattr__(self, method: str) -> Any:
         logger = self._logger
         if logger is None:
+            _apply_pending()
             import structlog
 
             logger = self._logger = structlog.get_logger(self._name)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shriven.app.book_index import add_index_metrics, indexed_store
 from shriven.config import PipelineConfig, Settings, check_binance_symbols, check_futures_symbols
 from shriven.errors import ConfigError, CredentialsError, ShrivenError
 from shriven.events import BINANCE_VENUES, SeqCounter
@@ -28,6 +29,7 @@ from shriven.feeds.kite.instruments import ProgressFn
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
 from shriven.pipeline.memory import fix_mmap_threshold
+from shriven.replay.indexer import SidecarIndexer
 from shriven.wal import WalOptions
 
 if TYPE_CHECKING:
@@ -176,14 +178,18 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
         wanted = binance_venues_with_symbols(settings, options)
         check_data_dir(Path(settings.pipeline.data_dir), create=True)
         port = settings.health_port if options.health_port is None else options.health_port
+        indexer = SidecarIndexer()  # each sealed tick segment's book index, in a child process
+        stack.callback(indexer.close)
+        data_dir = Path(settings.pipeline.data_dir)
         pipeline = Pipeline(
             settings.pipeline,
-            wal=wal_options(settings.pipeline),
+            open_store=indexed_store(data_dir, wal_options(settings.pipeline), indexer),
             health_host=settings.health_host,
             health_port=None if port < 0 else port,
             quiet=options.quiet,
             status_every_s=options.status_every_s,
         )
+        add_index_metrics(pipeline, indexer)
         pipeline.lock_store()  # before logging in: a second recorder fails at once
         if not options.sim:  # the simulators keep no exchange hours; pandas costs seconds
             await install_nse_calendar()

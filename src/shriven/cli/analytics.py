@@ -11,15 +11,7 @@ import typer
 from shriven.cli.app import settings
 from shriven.cli.replay import _DATA_DIR_HELP, _SKIP_HELP, _TZ_HELP, _data_dir, _note, replay_app
 from shriven.errors import ReplayError
-from shriven.replay import (
-    DEFAULT_LOOKBACK_NS,
-    load_zone,
-    parse_every,
-    parse_instant,
-    replay_arb,
-    replay_chain,
-    replay_features,
-)
+from shriven.replay import DEFAULT_LOOKBACK_NS, load_zone, parse_instant
 
 _AT_HELP = "The instant (ISO 8601; no offset = market zone)."
 _START_HELP = "Series start (ISO 8601; no offset = market zone); with --end and --every."
@@ -62,6 +54,8 @@ def chain(
     skip_damaged: bool = typer.Option(False, "--skip-damaged", help=_SKIP_HELP),
 ) -> None:
     """The option chain at an instant (or on a clock grid) with IV and Greeks."""
+    from shriven.replay import parse_every, replay_chain
+
     s = settings()
     zone = load_zone(tz or s.market_tz)
     result = replay_chain(
@@ -136,6 +130,8 @@ def arb(
 ) -> None:
     """Put-call parity violations against the future, and Binance spot vs perpetual basis
     deviations with funding, after spreads, in a time range."""
+    from shriven.replay import replay_arb
+
     s = settings()
     zone = load_zone(tz or s.market_tz)
     replay_arb(
@@ -179,6 +175,8 @@ def features(
 ) -> None:
     """Book features of one instrument on a clock grid (mid, spread, microprice, imbalances,
     order-flow imbalance, log return, realised volatility)."""
+    from shriven.replay import parse_every, replay_features
+
     s = settings()
     zone = load_zone(tz or s.market_tz)
     result = replay_features(

@@ -7,16 +7,17 @@ import errno
 import functools
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
-from shriven.config import Settings, load_settings
 from shriven.logging import configure_logging
+
+if TYPE_CHECKING:
+    from shriven.config import Settings
 
 
 def usage_error_line(exc: ClickException) -> str:
@@ -89,11 +90,17 @@ app = typer.Typer(
 
 @functools.cache
 def settings() -> Settings:
-    """Settings loaded once per process (environment, .env, config/shriven.toml)."""
+    """Settings loaded once per process (environment, .env, config/shriven.toml). Imported here,
+    not at the top: pydantic-settings is most of a read command's start-up, and `replay book`
+    with --data-dir and --tz never needs it."""
+    from shriven.config import load_settings
+
     return load_settings()
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # 0.1 s: only for --version
+
     try:
         return version("shriven")
     except PackageNotFoundError:  # running from a source tree that was never installed

@@ -8,16 +8,16 @@ import sys
 import time
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import typer
 
 from shriven.cli.app import app, settings
-from shriven.config import Settings, deprecation_warnings
 from shriven.errors import UniverseError
-from shriven.universe import (
-    EXPIRY_CHOICES,
-    InstrumentTable,
-)
+
+if TYPE_CHECKING:
+    from shriven.config import Settings
+    from shriven.universe import InstrumentTable
 
 
 def _plans() -> ModuleType:
@@ -131,6 +131,9 @@ def show_subscriptions(
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Show the instruments shriven would record for one spot index."""
+    from shriven.config import deprecation_warnings
+    from shriven.universe import EXPIRY_CHOICES
+
     if expiry is not None and expiry not in EXPIRY_CHOICES:
         raise UniverseError(f"unknown --expiry {expiry!r}: use nearest, next or monthly")
     s = settings()

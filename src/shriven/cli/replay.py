@@ -13,17 +13,10 @@ import typer
 from shriven.cli.app import app, settings
 from shriven.cli.wal import wal_app
 from shriven.errors import ReplayError
-from shriven.replay import (
-    DEFAULT_MARGIN_NS,
-    format_ns,
-    index_store,
-    load_zone,
-    parse_instant,
-    render_book,
-    replay_book,
-    replay_range,
-    verify_store,
-)
+from shriven.replay import DEFAULT_MARGIN_NS, format_ns, load_zone, parse_instant
+
+# The commands import what they run (shriven.replay.api and the rooms under it) when they run:
+# every command's start-up pays for the imports at the top of each CLI module.
 
 replay_app = typer.Typer(
     help=(
@@ -122,6 +115,8 @@ def replay(
     """Replay recorded records of a time range, deterministically."""
     if ctx.invoked_subcommand is not None:
         return
+    from shriven.replay import replay_range
+
     zone = load_zone(tz or settings().market_tz)
     show_progress = progress if progress is not None else out is not None
     replay_range(
@@ -163,6 +158,8 @@ def book(
     skip_damaged: bool = typer.Option(False, "--skip-damaged", help=_SKIP_HELP),
 ) -> None:
     """The book at an instant: nearest snapshot at or before it plus the recorded changes."""
+    from shriven.replay import render_book, replay_book
+
     zone = load_zone(tz or settings().market_tz)
     result = replay_book(
         _data_dir(data_dir),
@@ -170,7 +167,7 @@ def book(
         parse_instant(at, zone),
         zone,
         skip_damaged=skip_damaged,
-        cache_dir=Path(settings().cache_dir),
+        cache_dir=lambda: Path(settings().cache_dir),
         on_note=_note("replay book"),
     )
     typer.echo(render_book(result.book, depth, zone, result.places))
@@ -184,6 +181,8 @@ def index(
     ),
 ) -> None:
     """Write the columnar book index beside each sealed tick segment (for `replay book`)."""
+    from shriven.replay import index_store
+
     result = index_store(_data_dir(data_dir), rebuild=rebuild)
     typer.echo(
         f"replay index: wrote {result.written} book index file(s); {result.valid} already valid"
@@ -218,6 +217,8 @@ def verify_books_command(
 ) -> None:
     """Rebuild every book snapshot from the one before it plus the recorded changes; exit 1 on
     any difference."""
+    from shriven.replay import verify_store
+
     zone = load_zone(tz or settings().market_tz)
     progress = _verify_progress() if sys.stderr.isatty() else None
     result = verify_store(

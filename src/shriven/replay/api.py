@@ -237,18 +237,21 @@ def replay_book(
     zone: ZoneInfo,
     *,
     skip_damaged: bool = False,
-    cache_dir: Path | None = None,
+    cache_dir: Path | Callable[[], Path] | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> BookResult:
     """The book of ``symbol`` (Binance symbol, Kite trading symbol or token) at ``at_ns``: the
     nearest snapshot at or before it plus the recorded changes. Notes go to ``on_note`` as soon
     as they are known, and into the result. Raises NotRecordedError when nothing was recorded
-    for it by then."""
+    for it by then. ``cache_dir`` may be a function giving it, called only when the symbol is a
+    Kite name to look up (the CLI's comes from the settings, slow to load for a cold command)."""
     instruments = None
     inst_note = ""
     text = symbol.strip()
     if not text.isdigit() and not text.startswith(("kite:", "binance:")):
-        instruments, inst_note = instruments_for(cache_dir, data_dir)
+        instruments, inst_note = instruments_for(
+            cache_dir() if callable(cache_dir) else cache_dir, data_dir
+        )
     key = resolve_book_key(text, instruments)
     store = StoreReader(data_dir, strict=not skip_damaged)
     with scan_gc():

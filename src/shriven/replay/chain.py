@@ -26,6 +26,7 @@ from shriven.analytics import REASONS, annualised_basis, calendar_basis, greeks,
 from shriven.analytics.expiry import expiry_ns, years_between
 from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import KiteTick, kite_price_divisor
+from shriven.replay.defaults import DEFAULT_LOOKBACK_NS
 from shriven.replay.instruments import instruments_for
 from shriven.replay.select import InstrumentRow, Selection, resolve_each
 from shriven.replay.store import StoreReader
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 DEFAULT_RATE: Final = 0.065
-DEFAULT_LOOKBACK_NS: Final = 300 * 1_000_000_000
 NO_QUOTE: Final = "no quote in range"
 
 

@@ -15,8 +15,9 @@ every later diff of the run continues it, so the run's levels are set in one C-l
 :func:`shriven.replay.reconstruct.book_at`'s (tests compare both on random and recorded stores).
 
 A sidecar is valid for the segment it names (number, creation time, size): a segment that grew
-or was truncated by recovery makes it stale, and it is then ignored. ``shriven replay index``
-writes sidecars for the sealed segments; replay never writes into a store by itself.
+or was truncated by recovery makes it stale, and it is then ignored. The recorder writes each
+segment's sidecar when rotation seals it (:class:`shriven.replay.indexer.SidecarIndexer`, a
+worker thread); ``shriven replay index`` writes those still missing. A read never writes.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ __all__ = [
     "build_columns",
     "load_columns",
     "sidecar_path",
+    "write_sidecar",
     "write_sidecars",
 ]
 
@@ -335,6 +337,15 @@ def load_columns(
         doc["min_ns"],
         doc["max_ns"],
     )
+
+
+def write_sidecar(segment: Path) -> bool:
+    """Write the sidecar of the sealed ``segment`` unless a valid one is there; True when it
+    wrote one. Raises WalCorruptionError for a damaged segment (nothing is written)."""
+    if load_columns(segment) is not None:
+        return False
+    atomic_write(sidecar_path(segment), _encode(build_columns(segment, strict=True)), mode=0o644)
+    return True
 
 
 def write_sidecars(ticks_dir: Path, *, rebuild: bool = False) -> tuple[int, int]:

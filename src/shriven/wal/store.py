@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import msgpack
@@ -246,13 +246,21 @@ def write_json_atomically(path: Path, document: dict[str, object]) -> None:
 
 
 class StoreWriter:
-    """Opens ``ticks`` and ``lob`` writers under ``data_dir``, both with ``options``."""
+    """Opens ``ticks`` and ``lob`` writers under ``data_dir``, both with ``options``;
+    ``on_ticks_sealed`` gets each tick segment that rotation seals (see WalWriter.on_sealed)."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], options: WalOptions | None = None):
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        options: WalOptions | None = None,
+        *,
+        on_ticks_sealed: Callable[[Path], None] | None = None,
+    ):
         options = options if options is not None else WalOptions()
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.ticks = WalWriter.open(self.data_dir / "ticks", options)
+        self.ticks.on_sealed = on_ticks_sealed
         try:
             self.lob = WalWriter.open(self.data_dir / "lob", options)
         except Exception:

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,6 +233,9 @@ class WalWriter:
         self.first_ns: int | None = None
         self.last_ns: int | None = None
 
+        # Called with a segment's path once rotation has sealed it (under the writer's lock:
+        # it must hand the work elsewhere and return, e.g. SidecarIndexer.submit).
+        self.on_sealed: Callable[[Path], None] | None = None
         self._lock = threading.Lock()
         self._closed = False
         self._failure: str | None = None
@@ -313,9 +316,12 @@ class WalWriter:
             self._fd = self._idx_fd = -1
 
     def _rotate(self) -> None:
+        sealed = self.segment_path
         self._close_segment()
         self._number += 1
         self._open_segment()
+        if self.on_sealed is not None:
+            self.on_sealed(sealed)
 
     # ------------------------------------------------------------ writing
 
