@@ -101,11 +101,12 @@ def test_a_wal_directory_that_is_a_file_is_refused_like_the_data_dir(tmp_path: P
     market = tmp_path / "market"
     market.mkdir()
     (market / "ticks").write_text("not a directory")
+    # in-process: test_a_real_process_prints_one_line_and_no_traceback covers the printed line
     for args in ([*BINANCE, "--data-dir", str(market)], ["run", *SIM, "--data-dir", str(market)]):
-        done = _process(tmp_path, *args)
-        assert done.returncode == 2, done.stderr
-        (line,) = done.stderr.strip().splitlines()[-1:]
-        assert line.startswith(f"shriven: error: cannot record into {market}: ")
+        result = runner.invoke(app, args)
+        assert isinstance(result.exception, ConfigError), result.output
+        line = str(result.exception)
+        assert line.startswith(f"cannot record into {market}: ") and "\n" not in line, line
         assert f"{market / 'ticks'} is a file" in line and "Errno" not in line, line
     assert (market / "ticks").read_text() == "not a directory"
 
