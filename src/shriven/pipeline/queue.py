@@ -260,9 +260,10 @@ class RecordQueue:
         """Whatever is queued, up to ``max_records``, without waiting."""
         items = self._items
         # Between takes the queue only grows, so its depth now is the deepest it has been since
-        # the last take: what is in memory waiting for the writer.
+        # the last take: what is in memory waiting for the writer. (Not counted while shutting
+        # down, when the queue takes what the stopping adapters still hold over its bound.)
         depth = len(items)
-        if depth > self.stats.high_water:
+        if depth > self.stats.high_water and not self._closed:
             self.stats.high_water = depth
         n = min(max_records, depth)
         if n == depth:
