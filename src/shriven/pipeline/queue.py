@@ -279,8 +279,10 @@ class RecordQueue:
         """Whatever is queued, up to ``max_records``, without waiting."""
         items = self._items
         depth = len(items)
-        # Records leave only here, so the depth before a take is the deepest since the last one.
-        if depth > self.stats.high_water:
+        # Records leave only here, so the depth before a take is the deepest since the last one
+        # (not counted while shutting down, when the queue takes what the stopping adapters
+        # still hold over its bound).
+        if depth > self.stats.high_water and not self._closed:
             self.stats.high_water = depth
         n = min(max_records, depth)
         if n == depth:
