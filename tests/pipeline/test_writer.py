@@ -264,3 +264,24 @@ async def test_taps_see_every_batch_in_wal_order_and_durable_ones_only_after_an_
     assert [r for payload in payloads for r in decode_batch(payload)] == on_disk
     assert late_fsyncs == []  # no batch reached a durable tap before an fsync after its write
     assert p.stats.recorder_errors["tap"] >= 1
+
+
+async def test_the_snapshot_tap_sees_each_round_once_it_is_in_the_lob_wal(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=None)
+    rounds: list[list[Record]] = []
+    unwritten: list[int] = []
+
+    def on_snapshots(snaps: Sequence[Record]) -> None:
+        on_disk = list(read_records(cfg.data_dir / "lob"))
+        if on_disk[-len(snaps) :] != list(snaps):
+            unwritten.append(len(snaps))
+        rounds.append(list(snaps))
+
+    p.add_snapshot_tap(on_snapshots)
+    feed = ListFeed(p, kite_ticks(500, time.time_ns()))
+    p.add_feed(feed)
+    await run_until(p, feed)
+    assert p.exit_code == 0
+    assert rounds and unwritten == []  # at least the final round, each after its write
+    assert [s for r in rounds for s in r] == list(read_records(cfg.data_dir / "lob"))

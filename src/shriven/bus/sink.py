@@ -136,11 +136,10 @@ class _Archive:
             lock.acquire()
             seen = Seen()
             ticks, lob = path / "ticks", path / "lob"
-            if ticks.is_dir():
-                runs = seen.add_wires(WalReader(ticks, strict=False).wire())
-                if lob.is_dir():
-                    seen.add_snapshot_wires(WalReader(lob, strict=False).wire(), runs)
-                log.info("archive store opened", recorder=recorder)
+            runs = seen.add_wires(WalReader(ticks, strict=False).wire()) if ticks.is_dir() else []
+            if lob.is_dir():
+                seen.add_snapshot_wires(WalReader(lob, strict=False).wire(), runs)
+            log.info("archive store opened", recorder=recorder)
             store = StoreWriter(path, WalOptions(fsync_policy="caller"))
             got = self.stores[recorder] = (store, lock, seen)
         return got[0], got[2]
