@@ -455,6 +455,16 @@ rows_reserve(Cols *c, size_t n)
     return 0;
 }
 
+/* Forget the level rows after the first `kept`. */
+static void
+rows_truncate(Cols *c, size_t kept)
+{
+    c->lrow.len = kept * sizeof(int32_t);
+    c->lside.len = kept;
+    c->lprice.len = kept * sizeof(double);
+    c->lqty.len = kept * sizeof(double);
+}
+
 /* Status kinds the keeper acts on. */
 static int
 is_gap(const char *s, Py_ssize_t n)
@@ -686,11 +696,7 @@ scan_frame(PyObject *self, PyObject *args)
                 first = last = 0;
             }
             else if (slow) { /* drop the rows this record added: the keeper reads it */
-                size_t kept = rows_before / sizeof(int32_t);
-                c.lrow.len = kept * sizeof(int32_t);
-                c.lside.len = kept;
-                c.lprice.len = kept * sizeof(double);
-                c.lqty.len = kept * sizeof(double);
+                rows_truncate(&c, rows_before / sizeof(int32_t));
                 kind = K_SLOW;
             }
             else {
@@ -720,11 +726,7 @@ scan_frame(PyObject *self, PyObject *args)
                     goto structure;
                 }
                 if (slow) {
-                    size_t kept = rows_before / sizeof(int32_t);
-                    c.lrow.len = kept * sizeof(int32_t);
-                    c.lside.len = kept;
-                    c.lprice.len = kept * sizeof(double);
-                    c.lqty.len = kept * sizeof(double);
+                    rows_truncate(&c, rows_before / sizeof(int32_t));
                     kind = K_SLOW;
                 }
                 else {
