@@ -15,10 +15,9 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from _walbench import cpu_best
 from replay import generate
 from shriven.book import BookKeeper
 from shriven.replay.allbooks import EveryBook, every_book
@@ -28,15 +27,6 @@ from shriven.wal.gc import scan_gc
 
 PEER_RECORDS = 500_000
 RUNS = 3
-
-
-def cpu_best(fn: Callable[[], object], runs: int = RUNS) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(runs):
-        t0 = time.process_time()
-        result = fn()
-        best = min(best, time.process_time() - t0)
-    return best, result
 
 
 def by_keeper(root: Path, end_ns: int) -> tuple[int, dict]:
@@ -56,8 +46,8 @@ def main() -> None:
         cut = next(r for i, r in enumerate(StoreReader(root).ticks.records()) if i == PEER_RECORDS)
         end_ns = cut.recv_ns
         with scan_gc():
-            whole_s, whole = cpu_best(lambda: every_book(StoreReader(root)))
-            part_s, part = cpu_best(lambda: every_book(StoreReader(root), end_ns))
+            whole_s, whole = cpu_best(lambda: every_book(StoreReader(root)), RUNS)
+            part_s, part = cpu_best(lambda: every_book(StoreReader(root), end_ns), RUNS)
             peer_s, (peer_changes, peer_books) = cpu_best(lambda: by_keeper(root, end_ns), 1)
     finally:
         shutil.rmtree(root)

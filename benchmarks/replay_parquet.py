@@ -13,14 +13,13 @@ import io
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from _walbench import make_records
+from _walbench import cpu_best, make_records
 from shriven.replay import load_zone, replay_range
 from shriven.wal import StoreWriter, WalOptions
 
@@ -28,13 +27,8 @@ BATCH = 1_000
 RUNS = 2
 
 
-def cpu_best(fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(RUNS):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
+def cpu_secs(fn: Callable[[], object]) -> float:
+    return cpu_best(fn, RUNS)[0]
 
 
 def main() -> None:
@@ -53,8 +47,8 @@ def main() -> None:
             return replay_range(root, sink, zone, fmt=fmt).records
 
         assert replay("parquet") == n
-        parquet = cpu_best(lambda: replay("parquet"))
-        jsonl = cpu_best(lambda: replay("jsonl"))
+        parquet = cpu_secs(lambda: replay("parquet"))
+        jsonl = cpu_secs(lambda: replay("jsonl"))
         table = pa.table(
             {
                 "time": pa.array(range(n), pa.int64()),
@@ -63,7 +57,7 @@ def main() -> None:
                 "quantity": pa.array([i % 97 / 10 for i in range(n)], pa.float64()),
             }
         )
-        peer = cpu_best(lambda: pq.write_table(table, io.BytesIO(), compression="zstd"))
+        peer = cpu_secs(lambda: pq.write_table(table, io.BytesIO(), compression="zstd"))
     finally:
         shutil.rmtree(root)
     print(f"{n:,} records; CPU time, best of {RUNS}")

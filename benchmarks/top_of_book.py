@@ -15,10 +15,9 @@ import math
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from _walbench import cpu_best
 from replay import generate
 from shriven.replay.colscan import ACCELERATED
 from shriven.replay.reconstruct import book_states
@@ -29,15 +28,6 @@ from shriven.wal.gc import scan_gc
 KEY = "binance:BTCUSDT"
 PEER_RECORDS = 500_000
 RUNS = 3
-
-
-def cpu_best(fn: Callable[[], object], runs: int = RUNS) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(runs):
-        t0 = time.process_time()
-        result = fn()
-        best = min(best, time.process_time() - t0)
-    return best, result
 
 
 def by_states(root: Path, end_ns: int) -> list[tuple[float, float]]:
@@ -56,8 +46,10 @@ def main() -> None:
         written = generate(root / "ticks", n)
         cut = next(r for i, r in enumerate(StoreReader(root).ticks.records()) if i == PEER_RECORDS)
         with scan_gc():
-            whole_s, whole = cpu_best(lambda: top_of_book(StoreReader(root), KEY))
-            part_s, part = cpu_best(lambda: top_of_book(StoreReader(root), KEY, None, cut.recv_ns))
+            whole_s, whole = cpu_best(lambda: top_of_book(StoreReader(root), KEY), RUNS)
+            part_s, part = cpu_best(
+                lambda: top_of_book(StoreReader(root), KEY, None, cut.recv_ns), RUNS
+            )
             peer_s, peer = cpu_best(lambda: by_states(root, cut.recv_ns), 1)
     finally:
         shutil.rmtree(root)

@@ -14,12 +14,11 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from _walbench import make_records
+from _walbench import cpu_best, make_records
 from shriven.replay.colscan import ACCELERATED, scan_wal
 from shriven.wal import WalReader, WalWriter
 from shriven.wal.gc import scan_gc
@@ -28,13 +27,8 @@ BATCH = 1_000
 RUNS = 3
 
 
-def cpu_best(fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(RUNS):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
+def cpu_secs(fn: Callable[[], object]) -> float:
+    return cpu_best(fn, RUNS)[0]
 
 
 def columns(d: Path) -> int:
@@ -58,9 +52,9 @@ def main() -> None:
             for compression in (False, True):
                 d = root / f"wal-{compression}"
                 assert columns(d) == n
-                col = cpu_best(lambda d=d: columns(d))
-                wire = cpu_best(lambda d=d: deque(WalReader(d).wire(), maxlen=0))
-                objs = cpu_best(lambda d=d: deque(WalReader(d).records(), maxlen=0))
+                col = cpu_secs(lambda d=d: columns(d))
+                wire = cpu_secs(lambda d=d: deque(WalReader(d).wire(), maxlen=0))
+                objs = cpu_secs(lambda d=d: deque(WalReader(d).records(), maxlen=0))
                 rows.append((compression, col, wire, objs))
     finally:
         shutil.rmtree(root)

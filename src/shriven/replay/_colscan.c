@@ -60,6 +60,14 @@ buf_reserve(Buf *b, size_t more)
         (b).len += sizeof(T);                          \
     } while (0)
 
+/* Append without a capacity check: the caller reserved room (rows_reserve, the record columns). */
+#define PUT(b, T, v)                                   \
+    do {                                               \
+        T tmp_ = (v);                                  \
+        memcpy((b).data + (b).len, &tmp_, sizeof(T));  \
+        (b).len += sizeof(T);                          \
+    } while (0)
+
 /* ------------------------------------------------------------ msgpack reading */
 
 typedef struct {
@@ -437,6 +445,26 @@ cols_free(Cols *c)
         free(all[i]->data);
 }
 
+static int
+rows_reserve(Cols *c, size_t n)
+{
+    if (buf_reserve(&c->lrow, n * sizeof(int32_t)) < 0 || buf_reserve(&c->lside, n) < 0 ||
+        buf_reserve(&c->lprice, n * sizeof(double)) < 0 ||
+        buf_reserve(&c->lqty, n * sizeof(double)) < 0)
+        return -1;
+    return 0;
+}
+
+/* Forget the level rows after the first `kept`. */
+static void
+rows_truncate(Cols *c, size_t kept)
+{
+    c->lrow.len = kept * sizeof(int32_t);
+    c->lside.len = kept;
+    c->lprice.len = kept * sizeof(double);
+    c->lqty.len = kept * sizeof(double);
+}
+
 /* Status kinds the keeper acts on. */
 static int
 is_gap(const char *s, Py_ssize_t n)
@@ -452,6 +480,8 @@ binance_side(Rd *r, Cols *c, int32_t row, uint8_t side, int *slow)
     Py_ssize_t n = rd_array(r);
     if (n < 0)
         return -1;
+    if (!*slow && rows_reserve(c, (size_t)n) < 0)
+        return -3;
     for (Py_ssize_t i = 0; i < n; i++) {
         const char *ps, *qs;
         Py_ssize_t pn, qn;
@@ -464,14 +494,12 @@ binance_side(Rd *r, Cols *c, int32_t row, uint8_t side, int *slow)
             *slow = 1;
             continue;
         }
-        PUSH(c->lrow, int32_t, row);
-        PUSH(c->lside, uint8_t, side);
-        PUSH(c->lprice, double, p);
-        PUSH(c->lqty, double, q);
+        PUT(c->lrow, int32_t, row);
+        PUT(c->lside, uint8_t, side);
+        PUT(c->lprice, double, p);
+        PUT(c->lqty, double, q);
     }
     return 0;
-nomem:
-    return -3;
 }
 
 /* Kite's flat [price, quantity, orders, ...] ints of one side, levels with a zero price or
@@ -482,6 +510,8 @@ kite_side(Rd *r, Cols *c, int32_t row, uint8_t side, double divisor, int *slow)
     Py_ssize_t n = rd_array(r);
     if (n < 0 || n % 3)
         return -1;
+    if (!*slow && rows_reserve(c, (size_t)n / 3) < 0)
+        return -3;
     const int64_t lim = (int64_t)1 << 53;
     for (Py_ssize_t i = 0; i < n; i += 3) {
         int64_t p, q, o;
@@ -493,14 +523,12 @@ kite_side(Rd *r, Cols *c, int32_t row, uint8_t side, double divisor, int *slow)
             *slow = 1;
             continue;
         }
-        PUSH(c->lrow, int32_t, row);
-        PUSH(c->lside, uint8_t, side);
-        PUSH(c->lprice, double, (double)p / divisor);
-        PUSH(c->lqty, double, (double)q);
+        PUT(c->lrow, int32_t, row);
+        PUT(c->lside, uint8_t, side);
+        PUT(c->lprice, double, (double)p / divisor);
+        PUT(c->lqty, double, (double)q);
     }
     return 0;
-nomem:
-    return -3;
 }
 
 static double
@@ -603,6 +631,16 @@ scan_frame(PyObject *self, PyObject *args)
         fallback = 1;
         goto done;
     }
+    /* a record takes at least one byte, so a count past the payload is damage, not a size */
+    if ((size_t)count > (size_t)(r.end - r.p)) {
+        fallback = 1;
+        goto done;
+    }
+    if (buf_reserve(&c.types, count) < 0 || buf_reserve(&c.recv, count * 8) < 0 ||
+        buf_reserve(&c.seq, count * 8) < 0 || buf_reserve(&c.kinds, count) < 0 ||
+        buf_reserve(&c.keys, count * 4) < 0 || buf_reserve(&c.first, count * 8) < 0 ||
+        buf_reserve(&c.last, count * 8) < 0)
+        goto nomem;
     for (Py_ssize_t i = 0; i < count; i++) {
         Py_ssize_t n = rd_array(&r);
         int64_t type, version, recv, seq;
@@ -658,11 +696,7 @@ scan_frame(PyObject *self, PyObject *args)
                 first = last = 0;
             }
             else if (slow) { /* drop the rows this record added: the keeper reads it */
-                size_t kept = rows_before / sizeof(int32_t);
-                c.lrow.len = kept * sizeof(int32_t);
-                c.lside.len = kept;
-                c.lprice.len = kept * sizeof(double);
-                c.lqty.len = kept * sizeof(double);
+                rows_truncate(&c, rows_before / sizeof(int32_t));
                 kind = K_SLOW;
             }
             else {
@@ -692,11 +726,7 @@ scan_frame(PyObject *self, PyObject *args)
                     goto structure;
                 }
                 if (slow) {
-                    size_t kept = rows_before / sizeof(int32_t);
-                    c.lrow.len = kept * sizeof(int32_t);
-                    c.lside.len = kept;
-                    c.lprice.len = kept * sizeof(double);
-                    c.lqty.len = kept * sizeof(double);
+                    rows_truncate(&c, rows_before / sizeof(int32_t));
                     kind = K_SLOW;
                 }
                 else {
@@ -782,13 +812,13 @@ scan_frame(PyObject *self, PyObject *args)
                 goto structure;
         if (kind == K_SLOW)
             first = last = 0;
-        PUSH(c.types, uint8_t, (uint8_t)type);
-        PUSH(c.recv, int64_t, recv);
-        PUSH(c.seq, int64_t, seq);
-        PUSH(c.kinds, uint8_t, kind);
-        PUSH(c.keys, int32_t, key);
-        PUSH(c.first, int64_t, first);
-        PUSH(c.last, int64_t, last);
+        PUT(c.types, uint8_t, (uint8_t)type);
+        PUT(c.recv, int64_t, recv);
+        PUT(c.seq, int64_t, seq);
+        PUT(c.kinds, uint8_t, kind);
+        PUT(c.keys, int32_t, key);
+        PUT(c.first, int64_t, first);
+        PUT(c.last, int64_t, last);
         continue;
     structure:
         fallback = 1;

@@ -83,9 +83,13 @@ class _Store:
         return offsets + np.arange(total)
 
 
-def read_events(reader: StoreReader, end_ns: int | None, only: str | None = None) -> _Store:
+def read_events(
+    reader: StoreReader, end_ns: int | None, only: str | None = None, kite_last: bool = False
+) -> _Store:
     """The book events (records with a book kind) of the ticks WAL, with their level rows
-    (``only``: of that book alone)."""
+    (``only``: of that book alone). ``kite_last``: keep a Kite tick's rows only when it is its
+    book's last in the frame (a tick replaces the book: the earlier ones' rows never reach the
+    end), which halves the rows of a store with many Kite books."""
     names: dict[str, int] = {}
     parts: list[tuple[np.ndarray, ...]] = []
     events = records = 0
@@ -95,7 +99,22 @@ def read_events(reader: StoreReader, end_ns: int | None, only: str | None = None
         sel = np.flatnonzero(cols.kind != NONE)
         local_to_event = np.full(len(cols), -1, np.int64)
         local_to_event[sel] = np.arange(events, events + len(sel))
-        ev = local_to_event[cols.level_row]
+        side, price, qty, level_row = (
+            cols.level_side,
+            cols.level_price,
+            cols.level_qty,
+            cols.level_row,
+        )
+        if kite_last:
+            kite = np.flatnonzero(cols.kind == KITE)
+            if len(kite) > 1:
+                _, last_rev = np.unique(cols.key[kite][::-1], return_index=True)
+                keep = np.ones(len(cols), bool)
+                keep[kite] = False
+                keep[kite[len(kite) - 1 - last_rev]] = True
+                rows = keep[level_row]
+                side, price, qty, level_row = side[rows], price[rows], qty[rows], level_row[rows]
+        ev = local_to_event[level_row]
         parts.append(
             (
                 cols.kind[sel],
@@ -104,9 +123,9 @@ def read_events(reader: StoreReader, end_ns: int | None, only: str | None = None
                 cols.last_id[sel],
                 cols.recv_ns[sel],
                 ev,
-                cols.level_side,
-                cols.level_price,
-                cols.level_qty,
+                side,
+                price,
+                qty,
             )
         )
         events += len(sel)
@@ -221,7 +240,7 @@ def _lww(st: _Store, events: np.ndarray) -> tuple[list[Level], list[Level]]:
 def every_book(reader: StoreReader, end_ns: int | None = None) -> EveryBook:
     """Every book valid after the records with ``recv_ns < end_ns`` (all when None), in write
     order, as a :class:`BookKeeper` fed them would hold them."""
-    st = read_events(reader, end_ns)
+    st = read_events(reader, end_ns, kite_last=True)
     out = EveryBook(records=st.records)
     order = np.argsort(st.key, kind="stable")
     bounds = np.flatnonzero(np.diff(st.key[order])) + 1
