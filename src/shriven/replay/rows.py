@@ -9,6 +9,7 @@ venue gave them (Kite epoch seconds, Binance epoch milliseconds).
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -237,7 +238,7 @@ def record_row(record: Record, zone: ZoneInfo) -> dict[str, object]:
         row["book_bids"] = [[p, q] for p, q in k.bids]
         row["book_asks"] = [[p, q] for p, q in k.asks]
     elif t in _VENUE_ROWS:
-        _VENUE_ROWS[t](record, row)
+        _venue_row(record, row, _VENUE_ROWS[t])
     else:
         st: Status = record  # type: ignore[assignment]
         row["venue"] = st.venue
@@ -249,93 +250,88 @@ def record_row(record: Record, zone: ZoneInfo) -> dict[str, object]:
 
 # ---------------------------------------------------------------- the futures-era types
 
-
-def _venue_symbol(r: Record, row: dict[str, object]) -> None:
-    row["venue"] = r.venue  # type: ignore[union-attr]
-    row["instrument"] = r.symbol  # type: ignore[union-attr]
-    row["symbol"] = r.symbol  # type: ignore[union-attr]
-
-
-def _futures_depth_row(r: BinanceFuturesDepth, row: dict[str, object]) -> None:
-    _venue_symbol(r, row)
-    row["event_time"] = r.event_time
-    row["transaction_time"] = r.transaction_time
-    row["first_update_id"] = r.first_update_id
-    row["last_update_id"] = r.last_update_id
-    row["prev_update_id"] = r.prev_update_id
-    row["bids"] = [[p, q] for p, q in r.bids]
-    row["asks"] = [[p, q] for p, q in r.asks]
-
-
-def _futures_snapshot_row(r: BinanceFuturesDepthSnapshot, row: dict[str, object]) -> None:
-    _venue_symbol(r, row)
-    row["event_time"] = r.event_time
-    row["transaction_time"] = r.transaction_time
-    row["last_update_id"] = r.last_update_id
-    row["bids"] = [[p, q] for p, q in r.bids]
-    row["asks"] = [[p, q] for p, q in r.asks]
-
-
-def _agg_trade_row(r: BinanceAggTrade, row: dict[str, object]) -> None:
-    _venue_symbol(r, row)
-    row["agg_trade_id"] = r.agg_trade_id
-    row["price"] = r.price
-    row["quantity"] = r.quantity
-    row["first_trade_id"] = r.first_trade_id
-    row["last_trade_id"] = r.last_trade_id
-    row["trade_time"] = r.trade_time
-    row["event_time"] = r.event_time
-    row["buyer_is_maker"] = r.buyer_is_maker
-
-
-def _book_ticker_row(r: BinanceBookTicker, row: dict[str, object]) -> None:
-    _venue_symbol(r, row)
-    row["update_id"] = r.update_id
-    row["bid_price"] = r.bid_price
-    row["bid_quantity"] = r.bid_quantity
-    row["ask_price"] = r.ask_price
-    row["ask_quantity"] = r.ask_quantity
-    row["event_time"] = r.event_time
-    row["transaction_time"] = r.transaction_time
-
-
-def _mark_price_row(r: BinanceMarkPrice, row: dict[str, object]) -> None:
-    _venue_symbol(r, row)
-    row["event_time"] = r.event_time
-    row["mark_price"] = r.mark_price
-    row["index_price"] = r.index_price
-    row["estimated_settle_price"] = r.estimated_settle_price
-    row["funding_rate"] = r.funding_rate
-    row["next_funding_time"] = r.next_funding_time
-
-
-def _force_order_row(r: BinanceForceOrder, row: dict[str, object]) -> None:
-    _venue_symbol(r, row)
-    row["event_time"] = r.event_time
-    row["side"] = r.side
-    row["order_type"] = r.order_type
-    row["time_in_force"] = r.time_in_force
-    row["quantity"] = r.quantity
-    row["price"] = r.price
-    row["average_price"] = r.average_price
-    row["order_status"] = r.status
-    row["last_filled_quantity"] = r.last_filled_quantity
-    row["filled_quantity"] = r.filled_quantity
-    row["trade_time"] = r.trade_time
-
-
-def _open_interest_row(r: BinanceOpenInterest, row: dict[str, object]) -> None:
-    _venue_symbol(r, row)
-    row["open_interest"] = r.open_interest
-    row["event_time"] = r.time
-
-
-_VENUE_ROWS: Final[dict[type, Callable[..., None]]] = {
-    BinanceFuturesDepth: _futures_depth_row,
-    BinanceFuturesDepthSnapshot: _futures_snapshot_row,
-    BinanceAggTrade: _agg_trade_row,
-    BinanceBookTicker: _book_ticker_row,
-    BinanceMarkPrice: _mark_price_row,
-    BinanceForceOrder: _force_order_row,
-    BinanceOpenInterest: _open_interest_row,
+# (column, attribute) after venue, instrument and symbol, in output order. A table rather than a
+# function per type: the rows differ only in fields.
+_FIELDS: Final[dict[type, tuple[tuple[str, str], ...]]] = {
+    BinanceFuturesDepth: (
+        ("event_time", "event_time"),
+        ("transaction_time", "transaction_time"),
+        ("first_update_id", "first_update_id"),
+        ("last_update_id", "last_update_id"),
+        ("prev_update_id", "prev_update_id"),
+    ),
+    BinanceFuturesDepthSnapshot: (
+        ("event_time", "event_time"),
+        ("transaction_time", "transaction_time"),
+        ("last_update_id", "last_update_id"),
+    ),
+    BinanceAggTrade: (
+        ("agg_trade_id", "agg_trade_id"),
+        ("price", "price"),
+        ("quantity", "quantity"),
+        ("first_trade_id", "first_trade_id"),
+        ("last_trade_id", "last_trade_id"),
+        ("trade_time", "trade_time"),
+        ("event_time", "event_time"),
+        ("buyer_is_maker", "buyer_is_maker"),
+    ),
+    BinanceBookTicker: (
+        ("update_id", "update_id"),
+        ("bid_price", "bid_price"),
+        ("bid_quantity", "bid_quantity"),
+        ("ask_price", "ask_price"),
+        ("ask_quantity", "ask_quantity"),
+        ("event_time", "event_time"),
+        ("transaction_time", "transaction_time"),
+    ),
+    BinanceMarkPrice: (
+        ("event_time", "event_time"),
+        ("mark_price", "mark_price"),
+        ("index_price", "index_price"),
+        ("estimated_settle_price", "estimated_settle_price"),
+        ("funding_rate", "funding_rate"),
+        ("next_funding_time", "next_funding_time"),
+    ),
+    BinanceForceOrder: (
+        ("event_time", "event_time"),
+        ("side", "side"),
+        ("order_type", "order_type"),
+        ("time_in_force", "time_in_force"),
+        ("quantity", "quantity"),
+        ("price", "price"),
+        ("average_price", "average_price"),
+        ("order_status", "status"),
+        ("last_filled_quantity", "last_filled_quantity"),
+        ("filled_quantity", "filled_quantity"),
+        ("trade_time", "trade_time"),
+    ),
+    BinanceOpenInterest: (("open_interest", "open_interest"), ("event_time", "time")),
 }
+# These end with their bids and asks.
+_WITH_LEVELS: Final = frozenset({BinanceFuturesDepth, BinanceFuturesDepthSnapshot})
+
+
+def _reader(t: type) -> tuple[tuple[str, ...], Callable[[Record], tuple[object, ...]], bool]:
+    fields = _FIELDS[t]
+    columns = tuple(c for c, _ in fields)
+    get = attrgetter(*(a for _, a in fields))
+    # attrgetter of several names gives a tuple (C speed: as fast as the per-type functions were)
+    read = get if len(fields) > 1 else lambda r: (get(r),)
+    return columns, read, t in _WITH_LEVELS
+
+
+_VENUE_ROWS: Final = {t: _reader(t) for t in _FIELDS}
+
+
+def _venue_row(
+    r: Record,
+    row: dict[str, object],
+    reader: tuple[tuple[str, ...], Callable[[Record], tuple[object, ...]], bool],
+) -> None:
+    columns, read, levels = reader
+    row["venue"] = r.venue  # type: ignore[union-attr]
+    row["instrument"] = row["symbol"] = r.symbol  # type: ignore[union-attr]
+    row.update(zip(columns, read(r), strict=True))
+    if levels:
+        row["bids"] = [[p, q] for p, q in r.bids]  # type: ignore[union-attr]
+        row["asks"] = [[p, q] for p, q in r.asks]  # type: ignore[union-attr]
