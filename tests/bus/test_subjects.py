@@ -14,7 +14,7 @@ from shriven.bus.subjects import (
     parse_msg_id,
     subject_for,
 )
-from shriven.events import BinanceTrade, KiteTick, Status
+from shriven.events import BinanceAggTrade, BinanceTrade, BookSnapshot, KiteTick, Status
 
 
 def test_subject_is_prefix_venue_type_instrument() -> None:
@@ -24,6 +24,13 @@ def test_subject_is_prefix_venue_type_instrument() -> None:
     assert subject_for("desk1.md", tick) == "desk1.md.kite.kite_tick.256265"
     assert subject_for("shriven", trade) == "shriven.binance.binance_trade.BTCUSDT"
     assert subject_for("shriven", marker) == "shriven.system.status.~"
+
+
+def test_futures_records_and_book_snapshots_have_subjects_too() -> None:
+    agg = BinanceAggTrade(1, 2, "binance-usdm", "BTCUSDT", 3, "1.0", "2.0", 4, 5, 6, 7, False)
+    snap = BookSnapshot(1, 1, "kite", "256265", 9, ((1.0, 2.0),), ((3.0, 4.0),))
+    assert subject_for("shriven", agg) == "shriven.binance-usdm.binance_agg_trade.BTCUSDT"
+    assert subject_for("shriven", snap) == "shriven.kite.book_snapshot.256265"
 
 
 def test_unsafe_characters_are_escaped_and_decode_back() -> None:
