@@ -43,14 +43,11 @@ async def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = 
         await asyncio.sleep(0.02)
 
 
-@asynccontextmanager
-async def live_binance(
-    tmp_path: Path,
-    symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT"),
-    venue: str = "binance",
-    **serve: Any,
-) -> AsyncIterator[Live]:
-    """``venue``: spot, or a futures venue (the simulator's futures mode, the real futures feed)."""
+async def _recorder(
+    tmp_path: Path, symbols: Sequence[str], venue: str
+) -> tuple[Pipeline, Simulators, Path]:
+    """The simulator of ``venue`` (spot, or a futures venue in the simulator's futures mode)
+    and a recorder of it, not yet started."""
     data = tmp_path / "market"
     sims = Simulators(seed=5)
     base = Settings(
@@ -73,6 +70,18 @@ async def live_binance(
         add_binance(pipeline, settings)
     else:
         await add_binance_venue(pipeline, settings, venue)
+    return pipeline, sims, data
+
+
+@asynccontextmanager
+async def live_binance(
+    tmp_path: Path,
+    symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT"),
+    venue: str = "binance",
+    **serve: Any,
+) -> AsyncIterator[Live]:
+    """The recorder with the server on its record tap, in this process."""
+    pipeline, sims, data = await _recorder(tmp_path, symbols, venue)
     server = Server(ServeOptions(port=0, **serve), data, ZONE, live=True)
     await server.start()
     pipeline.add_tap(server.tap, durable=False)
@@ -92,19 +101,7 @@ async def live_binance_process(
 ) -> AsyncIterator[tuple[Pipeline, Simulators, ServeProcess, Path]]:
     """The spot recorder with the live server in its own process, wired as `run --serve` wires
     it (payload tap, /health section), restarting fast."""
-    data = tmp_path / "market"
-    sims = Simulators(seed=5)
-    base = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        cache_dir=tmp_path / "cache",
-        pipeline={"data_dir": str(data), "snapshot_interval_secs": 1},  # type: ignore[arg-type]
-    )
-    settings = await sims.start(base, ("binance",), binance_symbols=symbols, keep_ledgers=True)
-    cfg = settings.pipeline
-    pipeline = Pipeline(
-        cfg, open_store=lambda: StoreWriter(cfg.data_dir, wal_options(cfg)), health_port=None
-    )
-    add_binance(pipeline, settings)
+    pipeline, sims, data = await _recorder(tmp_path, symbols, "binance")
     books = pipeline.writer.books
     server = ServeProcess(
         ServeOptions(port=0),

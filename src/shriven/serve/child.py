@@ -115,6 +115,9 @@ async def _serve_from_pipe() -> int:
                 live.tap(decode_batch(body))
             elif kind == KIND_BOOKS:
                 live.restore(decode_batch(body))
+            # A read of buffered frames does not yield: let the fan-out send this batch before
+            # the next is decoded (a backlog on the pipe would otherwise be decoded whole first).
+            await asyncio.sleep(0)
     except asyncio.IncompleteReadError:
         pass  # the recorder closed the pipe: it is stopping (or gone)
     finally:
