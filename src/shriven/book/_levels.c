@@ -314,20 +314,82 @@ scan_decimal(const char **pp, const char *end, const char **start, Py_ssize_t *l
     return 1;
 }
 
-/* One decimal as a str, or NULL (no exception set when the text does not match, one set when
- * memory ran out). *pp moves past it. */
-static PyObject *
-read_decimal(const char **pp, const char *end)
+/* Called for each [price, quantity] of a level array, with the text of both: 0, or -1 with an
+ * exception set to stop the walk. */
+typedef int (*level_visit)(void *ctx, const char *ps, Py_ssize_t pn, const char *qs,
+                           Py_ssize_t qn);
+
+/* Walk a JSON array of ["decimal", "decimal"] pairs (JSON's white space allowed where JSON allows
+ * it, nothing after the array): 1 when the whole text is one (each pair visited in order), 0 when
+ * it is not (some pairs may have been visited), -1 when a visit failed. */
+static int
+walk_levels(const char *p, const char *end, level_visit visit, void *ctx)
 {
-    const char *start;
-    Py_ssize_t n;
-    if (!scan_decimal(pp, end, &start, &n))
-        return NULL;
+    if (p >= end || *p != '[')
+        return 0;
+    p = skip_space(p + 1, end);
+    if (p < end && *p == ']') {
+        p++;
+        return p == end;
+    }
+    for (;;) {
+        const char *ps, *qs;
+        Py_ssize_t pn, qn;
+        if (p >= end || *p != '[')
+            return 0;
+        p = skip_space(p + 1, end);
+        if (!scan_decimal(&p, end, &ps, &pn))
+            return 0;
+        p = skip_space(p, end);
+        if (p >= end || *p != ',')
+            return 0;
+        p = skip_space(p + 1, end);
+        if (!scan_decimal(&p, end, &qs, &qn))
+            return 0;
+        p = skip_space(p, end);
+        if (p >= end || *p != ']')
+            return 0;
+        p = skip_space(p + 1, end);
+        if (visit(ctx, ps, pn, qs, qn) < 0)
+            return -1;
+        if (p < end && *p == ',') {
+            p = skip_space(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == ']') {
+            p++;
+            return p == end;
+        }
+        return 0;
+    }
+}
+
+static PyObject *
+ascii_str(const char *s, Py_ssize_t n)
+{
     PyObject *text = PyUnicode_New(n, 127);
-    if (text == NULL)
-        return NULL;
-    memcpy(PyUnicode_DATA(text), start, (size_t)n);
+    if (text != NULL)
+        memcpy(PyUnicode_DATA(text), s, (size_t)n);
     return text;
+}
+
+/* json_levels' visit: append the (price, quantity) str pair to a list. */
+static int
+append_str_pair(void *ctx, const char *ps, Py_ssize_t pn, const char *qs, Py_ssize_t qn)
+{
+    PyObject *price = ascii_str(ps, pn);
+    PyObject *qty = price != NULL ? ascii_str(qs, qn) : NULL;
+    PyObject *pair = qty != NULL ? PyTuple_New(2) : NULL;
+    if (pair == NULL) {
+        Py_XDECREF(price);
+        Py_XDECREF(qty);
+        return -1;
+    }
+    PyTuple_SET_ITEM(pair, 0, price);
+    PyTuple_SET_ITEM(pair, 1, qty);
+    int rc = PyList_Append((PyObject *)ctx, pair);
+    Py_DECREF(pair);
+    return rc;
 }
 
 static PyObject *
@@ -336,74 +398,17 @@ levels_json_levels(PyObject *self, PyObject *arg)
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    const char *p = view.buf, *end = p + view.len;
     PyObject *out = PyList_New(0);
     PyObject *result = NULL;
-    if (out == NULL)
-        goto done;
-    if (p >= end || *p != '[')
-        goto no_match;
-    p = skip_space(p + 1, end);
-    if (p < end && *p == ']') {
-        p++;
-        goto finish;
+    if (out != NULL) {
+        const char *p = view.buf;
+        int rc = walk_levels(p, p + view.len, append_str_pair, out);
+        if (rc == 1)
+            result = PyList_AsTuple(out);
+        else if (rc == 0)
+            result = Py_NewRef(Py_None);
+        Py_DECREF(out);
     }
-    for (;;) {
-        PyObject *price, *qty, *pair;
-        if (p >= end || *p != '[')
-            goto no_match;
-        p = skip_space(p + 1, end);
-        if ((price = read_decimal(&p, end)) == NULL)
-            goto no_match;
-        p = skip_space(p, end);
-        if (p >= end || *p != ',') {
-            Py_DECREF(price);
-            goto no_match;
-        }
-        p = skip_space(p + 1, end);
-        if ((qty = read_decimal(&p, end)) == NULL) {
-            Py_DECREF(price);
-            goto no_match;
-        }
-        p = skip_space(p, end);
-        if (p >= end || *p != ']') {
-            Py_DECREF(price);
-            Py_DECREF(qty);
-            goto no_match;
-        }
-        p = skip_space(p + 1, end);
-        pair = PyTuple_New(2);
-        if (pair == NULL) {
-            Py_DECREF(price);
-            Py_DECREF(qty);
-            goto done;
-        }
-        PyTuple_SET_ITEM(pair, 0, price);
-        PyTuple_SET_ITEM(pair, 1, qty);
-        int rc = PyList_Append(out, pair);
-        Py_DECREF(pair);
-        if (rc < 0)
-            goto done;
-        if (p < end && *p == ',') {
-            p = skip_space(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == ']') {
-            p++;
-            break;
-        }
-        goto no_match;
-    }
-finish:
-    if (p != end)
-        goto no_match;
-    result = PyList_AsTuple(out);
-    goto done;
-no_match:
-    if (!PyErr_Occurred())
-        result = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(out);
     PyBuffer_Release(&view);
     return result;
 }
@@ -489,78 +494,50 @@ put_array_header(Buf *b, Py_ssize_t n)
     }
 }
 
-/* One JSON level array (json_levels' grammar) appended to *wire as a msgpack array of [str, str]
- * arrays, its values appended to *dbl as doubles. 1 read, 0 not the grammar, -1 error set. */
+typedef struct {
+    Buf body; /* the msgpack of the pairs, without the array's header */
+    Buf *values;
+    Py_ssize_t n;
+} LevelsOut;
+
+/* json_depth_levels' visit: the pair as msgpack [str, str] and as two doubles. */
 static int
-scan_levels(const char *p, const char *end, Buf *wire, Buf *dbl)
+put_level(void *ctx, const char *ps, Py_ssize_t pn, const char *qs, Py_ssize_t qn)
 {
-    Buf body = {NULL, 0, 0};
-    Py_ssize_t n = 0;
-    int rc = 0;
-    if (p >= end || *p != '[')
-        goto done;
-    p = skip_space(p + 1, end);
-    if (p < end && *p == ']') {
-        p++;
-        goto finish;
-    }
-    for (;;) {
-        const char *ps, *qs;
-        Py_ssize_t pn, qn;
-        if (p >= end || *p != '[')
-            goto done;
-        p = skip_space(p + 1, end);
-        if (!scan_decimal(&p, end, &ps, &pn))
-            goto done;
-        p = skip_space(p, end);
-        if (p >= end || *p != ',')
-            goto done;
-        p = skip_space(p + 1, end);
-        if (!scan_decimal(&p, end, &qs, &qn))
-            goto done;
-        p = skip_space(p, end);
-        if (p >= end || *p != ']')
-            goto done;
-        p = skip_space(p + 1, end);
-        if (buf_grow(&body, 1 + 2 + pn + 2 + qn) < 0 ||
-            buf_grow(dbl, 2 * (Py_ssize_t)sizeof(double)) < 0) {
+    LevelsOut *out = ctx;
+    if (buf_grow(&out->body, 1 + 2 + pn + 2 + qn) < 0 ||
+        buf_grow(out->values, 2 * (Py_ssize_t)sizeof(double)) < 0)
+        return -1;
+    out->body.data[out->body.len++] = (char)0x92;
+    put_str(&out->body, ps, pn);
+    put_str(&out->body, qs, qn);
+    double *pair = (double *)(out->values->data + out->values->len);
+    if (decimal_value(ps, pn, &pair[0]) < 0 || decimal_value(qs, qn, &pair[1]) < 0)
+        return -1;
+    out->values->len += 2 * (Py_ssize_t)sizeof(double);
+    out->n++;
+    return 0;
+}
+
+/* One JSON level array appended to *wire as a msgpack array of [str, str] arrays, its values
+ * appended to *values as doubles. 1 read, 0 not the grammar, -1 error set. */
+static int
+scan_levels(const char *p, const char *end, Buf *wire, Buf *values)
+{
+    LevelsOut out = {{NULL, 0, 0}, values, 0};
+    int rc = walk_levels(p, end, put_level, &out);
+    if (rc == 1) {
+        if (buf_grow(wire, 5 + out.body.len) < 0) {
             rc = -1;
-            goto done;
         }
-        body.data[body.len++] = (char)0x92;
-        put_str(&body, ps, pn);
-        put_str(&body, qs, qn);
-        double *pair = (double *)(dbl->data + dbl->len);
-        if (decimal_value(ps, pn, &pair[0]) < 0 || decimal_value(qs, qn, &pair[1]) < 0) {
-            rc = -1;
-            goto done;
+        else {
+            put_array_header(wire, out.n);
+            if (out.body.len)
+                memcpy(wire->data + wire->len, out.body.data, (size_t)out.body.len);
+            wire->len += out.body.len;
         }
-        dbl->len += 2 * (Py_ssize_t)sizeof(double);
-        n++;
-        if (p < end && *p == ',') {
-            p = skip_space(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == ']') {
-            p++;
-            break;
-        }
-        goto done;
     }
-finish:
-    if (p != end)
-        goto done;
-    if (buf_grow(wire, 5 + body.len) < 0) {
-        rc = -1;
-        goto done;
-    }
-    put_array_header(wire, n);
-    if (body.len)
-        memcpy(wire->data + wire->len, body.data, (size_t)body.len);
-    wire->len += body.len;
-    rc = 1;
-done:
-    PyMem_Free(body.data);
+    PyMem_Free(out.body.data);
     return rc;
 }
 
