@@ -186,3 +186,12 @@ def test_only_one_book_leaves_the_others_unread_as_the_reference_does(only: str)
     assert_same(got, py_scan_frame(payload, only))
     assert set(got.keys) <= {only}
     assert (got.kind[got.key < 0] == colscan.NONE).all()
+
+
+def test_a_level_count_no_payload_could_hold_is_refused_not_allocated() -> None:
+    # a diff whose bids array header (array32) claims four billion levels
+    head = msgpack.packb([3, 1, 1, 1, "BTCUSDT", 1, 2, 3])
+    record = b"\x9a" + head[1:] + b"\xdd\xff\xff\xff\xf0" + b"\x90"
+    payload = b"\x91" + record
+    with pytest.raises((RecordDecodeError, ValueError, msgpack.UnpackException)):
+        scan_frame(payload)

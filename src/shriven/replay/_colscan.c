@@ -480,6 +480,8 @@ binance_side(Rd *r, Cols *c, int32_t row, uint8_t side, int *slow)
     Py_ssize_t n = rd_array(r);
     if (n < 0)
         return -1;
+    if ((size_t)n > (size_t)(r->end - r->p)) /* a count no payload could hold: damage */
+        return -1;
     if (!*slow && rows_reserve(c, (size_t)n) < 0)
         return -3;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -509,6 +511,8 @@ kite_side(Rd *r, Cols *c, int32_t row, uint8_t side, double divisor, int *slow)
 {
     Py_ssize_t n = rd_array(r);
     if (n < 0 || n % 3)
+        return -1;
+    if ((size_t)n > (size_t)(r->end - r->p))
         return -1;
     if (!*slow && rows_reserve(c, (size_t)n / 3) < 0)
         return -3;
