@@ -196,9 +196,11 @@ class Publisher:
 
     def _overflow(self) -> None:
         """Too much waiting: forget the buffered records (noting how far they reach) and read
-        them back from the WAL later."""
+        them back from the WAL later. Book snapshots are not read back, so they are not noted:
+        they would count as lag for ever."""
         for run, batch in self._buffer:
-            self._note_durable(run, batch)
+            if type(batch[0]) is not BookSnapshot:
+                self._note_durable(run, batch)
         self._buffer.clear()
         self._buffered = 0
         self._need_catchup = True
