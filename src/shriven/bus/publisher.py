@@ -70,6 +70,7 @@ _CONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 # The publisher shares the recorder's event loop: it gives the loop back this often, so a
 # publisher that cannot keep up lags rather than holding up the recorder's tasks.
 _YIELD_EVERY = 500
+_CLOSING_KEPT = 64  # ended batches whose last ack may still come
 LAGGING_AFTER_S = 10.0  # /health says "publisher lagging" past this
 
 
@@ -196,9 +197,11 @@ class Publisher:
 
     def _overflow(self) -> None:
         """Too much waiting: forget the buffered records (noting how far they reach) and read
-        them back from the WAL later."""
+        them back from the WAL later. Book snapshots are not read back, so they are not noted:
+        they would count as lag for ever."""
         for run, batch in self._buffer:
-            self._note_durable(run, batch)
+            if type(batch[0]) is not BookSnapshot:
+                self._note_durable(run, batch)
         self._buffer.clear()
         self._buffered = 0
         self._need_catchup = True
@@ -522,6 +525,8 @@ class Publisher:
         if b is None or not b.seq or nc is None or not nc.is_connected:
             return
         self._closing[b.id] = b
+        while len(self._closing) > _CLOSING_KEPT:
+            del self._closing[next(iter(self._closing))]
         try:
             await nc.publish(b.subject, b"", reply=fi.reply_subject(b.prefix, b.seq + 1, fi.EOB))
         except Exception as exc:
@@ -533,8 +538,10 @@ class Publisher:
         had stored."""
         reason, self._batch_failed = self._batch_failed, ""
         pending = [t for t, out in self._inflight.items() if not out.acked]
+        # The batches ended before keep their place in _closing: a late ack from one still
+        # counts. Dropping them made a loaded machine, whose acks took longer than the ack
+        # timeout, send the same records again and again without ever taking an ack.
         await self._end_batch()
-        self._closing.clear()  # their late acks would only confirm what goes again
         if pending and reason != "idle":
             log.info("publishing again what a batch left unacknowledged", reason=reason,
                      records=len(pending))  # fmt: skip
@@ -559,7 +566,9 @@ class Publisher:
         self._closing.pop(batch, None)
         if b is self._batch:
             self._batch = None
-        if reply.kind == fi.FAILED or b.tokens:
+        inflight = self._inflight
+        short = any(t in inflight and not inflight[t].acked for t in b.tokens)
+        if reply.kind == fi.FAILED or short:
             self._batch_failed = reply.text or "the server ended the batch short"
             if self._room is not None:
                 self._room.set()
