@@ -23,10 +23,7 @@
 
 enum { K_NONE = 0, K_KITE = 1, K_DIFF = 2, K_SNAPSHOT = 3, K_GAP = 4, K_SLOW = 5 };
 
-static const double POW10[] = {
-    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
+#include "../fast_decimal.h"
 
 /* ------------------------------------------------------------ growable column buffers */
 
@@ -289,36 +286,6 @@ many:
     return 0;
 }
 
-/* 1 and *out when the text is a plain decimal (see the top of this file), else 0. */
-static int
-plain_decimal(const char *s, Py_ssize_t n, double *out)
-{
-    unsigned long long mant = 0;
-    int digits = 0, frac = -1;
-    if (n == 0 || n > 40)
-        return 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= '0' && c <= '9') {
-            if (!(mant == 0 && c == '0') && ++digits > 15)
-                return 0;
-            mant = mant * 10 + (unsigned long long)(c - '0');
-            if (frac >= 0)
-                frac++;
-        }
-        else if (c == '.' && frac < 0 && i > 0 && i < n - 1) {
-            frac = 0;
-        }
-        else {
-            return 0;
-        }
-    }
-    if (frac > 22)
-        return 0;
-    *out = frac > 0 ? (double)mant / POW10[frac] : (double)mant;
-    return 1;
-}
-
 /* ------------------------------------------------------------ per-frame key table */
 
 #define KEY_SLOTS 4096 /* open addressing; a frame holds far fewer distinct books */
@@ -492,7 +459,7 @@ binance_side(Rd *r, Cols *c, int32_t row, uint8_t side, int *slow)
             return -1;
         if (*slow)
             continue;
-        if (!plain_decimal(ps, pn, &p) || !plain_decimal(qs, qn, &q)) {
+        if (!fast_decimal(ps, pn, &p) || !fast_decimal(qs, qn, &q)) {
             *slow = 1;
             continue;
         }
