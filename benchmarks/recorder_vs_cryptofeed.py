@@ -163,7 +163,7 @@ class Venue:
                 await ws.send_str(m)
                 self.sent += 1
             self.sent += 1
-            await asyncio.sleep(3600)  # idle until the client goes
+            await reader  # idle until the client goes (its reads end with the connection)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
