@@ -37,6 +37,7 @@ __all__ = [
     "ServerShutdown",
     "parse_depth_snapshot",
     "parse_message",
+    "read_snapshot",
     "record_ok",
     "valid_decimal",
 ]
@@ -174,6 +175,8 @@ class _Snapshot(msgspec.Struct):
     lastUpdateId: Int64
     bids: msgspec.Raw
     asks: msgspec.Raw
+    E: Int64 = 0  # the futures venues' answers only
+    T: Int64 = 0
 
 
 _combined = msgspec.json.Decoder(_Combined).decode
@@ -342,6 +345,15 @@ def parse_depth_snapshot(
     body: bytes | str, symbol: str, recv_ns: int, seq: int = 0
 ) -> BinanceDepthSnapshot:
     """The ``GET /api/v3/depth`` answer as a record. Raises :class:`BinanceMessageError`."""
+    last_id, _e, _t, bids, asks = read_snapshot(body)
+    return BinanceDepthSnapshot(recv_ns, seq, symbol, last_id, bids, asks)
+
+
+def read_snapshot(
+    body: bytes | str,
+) -> tuple[int, int, int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """A REST depth answer of any Binance venue: (lastUpdateId, E, T, bids, asks), E and T 0
+    where the venue (spot) sends none. Raises :class:`BinanceMessageError`."""
     try:
         msg = _snapshot(body)
     except (_DecodeError, UnicodeError, RecursionError):
@@ -350,4 +362,4 @@ def parse_depth_snapshot(
     asks = _read_levels(msg.asks)
     if bids is None or asks is None:
         raise BinanceMessageError("bad_snapshot", _sample(body), "bad price level")
-    return BinanceDepthSnapshot(recv_ns, seq, symbol, msg.lastUpdateId, bids, asks)
+    return msg.lastUpdateId, msg.E, msg.T, bids, asks

@@ -36,6 +36,7 @@ from shriven.feeds.binance.parse import (
     _levels,
     _sample,
     parse_message,
+    read_snapshot,
 )
 
 __all__ = [
@@ -134,14 +135,6 @@ class _ForceOrder(msgspec.Struct):
     o: _Order
 
 
-class _Snapshot(msgspec.Struct):
-    lastUpdateId: Int64
-    bids: msgspec.Raw
-    asks: msgspec.Raw
-    E: Int64 = 0
-    T: Int64 = 0
-
-
 class _OpenInterest(msgspec.Struct):
     symbol: Symbol
     openInterest: Decimal
@@ -154,7 +147,6 @@ _agg = msgspec.json.Decoder(_AggTrade).decode
 _ticker = msgspec.json.Decoder(_BookTicker).decode
 _mark = msgspec.json.Decoder(_MarkPrice).decode
 _force = msgspec.json.Decoder(_ForceOrder).decode
-_snapshot = msgspec.json.Decoder(_Snapshot).decode
 _open_interest = msgspec.json.Decoder(_OpenInterest).decode
 _DecodeError = msgspec.DecodeError
 
@@ -293,16 +285,9 @@ def parse_futures_snapshot(
     body: bytes | str, venue: str, symbol: str, recv_ns: int, seq: int = 0
 ) -> BinanceFuturesDepthSnapshot:
     """The ``GET /fapi/v1/depth`` (or ``/dapi/v1/depth``) answer as a record."""
-    try:
-        msg = _snapshot(body)
-    except (_DecodeError, UnicodeError, RecursionError):
-        raise BinanceMessageError("bad_snapshot", _sample(body), "fails the schema") from None
-    bids = _levels(msg.bids)
-    asks = _levels(msg.asks)
-    if bids is None or asks is None:
-        raise BinanceMessageError("bad_snapshot", _sample(body), "bad price level")
+    last_id, event_time, transaction_time, bids, asks = read_snapshot(body)
     return BinanceFuturesDepthSnapshot(
-        recv_ns, seq, venue, symbol, msg.lastUpdateId, msg.E, msg.T, bids, asks
+        recv_ns, seq, venue, symbol, last_id, event_time, transaction_time, bids, asks
     )
 
 
