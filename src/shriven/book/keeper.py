@@ -6,7 +6,9 @@ the WAL through another one. Both are pure and deterministic, so the books they 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shriven.book.depth_sync import (
     APPLY,
@@ -242,18 +244,7 @@ class BookKeeper:
             self.crossed_now.discard(key)
 
     def _snapshot(self, s: BinanceDepthSnapshot) -> None:
-        if not (levels_valid(s.bids) and levels_valid(s.asks)):
-            self.stats.rejected += 1
-            return
-        key, book, sync = self._binance(s.symbol)
-        self._start_book(
-            key,
-            book,
-            sync.on_snapshot(s.last_update_id),
-            _floats(s.bids),
-            _floats(s.asks),
-            s.last_update_id,
-        )
+        self._rest_snapshot(s, lambda: self._binance(s.symbol))
 
     def _start_book(
         self,
@@ -307,10 +298,19 @@ class BookKeeper:
             self._not_applied(outcome, key)
 
     def _futures_snapshot(self, s: BinanceFuturesDepthSnapshot) -> None:
+        self._rest_snapshot(s, lambda: self._futures(s.venue, s.symbol))
+
+    def _rest_snapshot(
+        self,
+        s: BinanceDepthSnapshot | BinanceFuturesDepthSnapshot,
+        find: Callable[[], tuple[str, OrderBook, Any]],
+    ) -> None:
+        """A REST depth answer (spot or futures) restarts its book; ``find`` looks the book up,
+        only once the levels are known to be valid."""
         if not (levels_valid(s.bids) and levels_valid(s.asks)):
             self.stats.rejected += 1
             return
-        key, book, sync = self._futures(s.venue, s.symbol)
+        key, book, sync = find()
         self._start_book(
             key,
             book,
