@@ -164,9 +164,9 @@ def _latency_sink(url: str, archive: str, n: int, out: mp.Queue) -> None:
     stop = asyncio.Event()
     last = [time.monotonic()]
 
-    def probe(stored: list[Record]) -> None:
+    def probe(stored: list[int]) -> None:
         now = time.time_ns()
-        lat.extend((now - r.recv_ns) / 1e6 for r in stored)
+        lat.extend((now - ns) / 1e6 for ns in stored)
         last[0] = time.monotonic()
         if len(lat) >= n:
             stop.set()

@@ -5,7 +5,9 @@ metadata.json): each recorder numbers its streams on its own, so one store per r
 every stream's ``seq`` consecutive and ``wal check``, ``verify-books``, ``replay`` and export
 work on ``ARCHIVE/<recorder id>`` as on the recorder's own data directory.
 
-A fetched batch is written to the stores and fsynced, and only then acknowledged, each message
+Each payload is stored as it came, as bytes: it is the record's wire form, the bytes a WAL frame
+holds (bus/payload.py checks it without decoding it). A fetched batch is written to the stores
+and fsynced, and only then acknowledged, each message
 by its own ack (an explicit-ack consumer). Acking "all up to the last" (AckAll) loses records: it
 also acknowledges messages the server had handed to a sink that then died, or that were in
 flight on a node that died, and the server never sends those again. JetStream's duplicate
@@ -32,17 +34,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shriven.bus.connect import BusConfigError, connect, ensure_stream, error_text
 from shriven.bus.options import BusOptions, check_options
+from shriven.bus.payload import PayloadError, record_head
 from shriven.bus.subjects import HEADER_MSG_ID, LOB_STREAM, parse_msg_id
 from shriven.errors import ConfigError
-from shriven.events import (
-    WIRE_RECV_NS,
-    BookSnapshot,
-    Record,
-    RecordDecodeError,
-    decode_record,
-    wire_is_start,
-    wire_stream,
-)
+from shriven.events import WIRE_RECV_NS, BookSnapshot, wire_is_start, wire_stream
 from shriven.logging import get_logger
 from shriven.pipeline.lock import DataDirLock
 from shriven.wal import StoreWriter, WalOptions, WalReader
@@ -163,11 +158,12 @@ async def run_sink(
     duration: float | None = None,
     stop: asyncio.Event | None = None,
     stats: SinkStats | None = None,
-    on_durable: Callable[[list[Record]], None] | None = None,
+    on_durable: Callable[[list[int]], None] | None = None,
 ) -> SinkStats:
     """Consume until ``stop`` is set (or ``duration`` seconds); raises ConfigError for settings
-    the bus refuses. Reconnects by itself while the server is away. ``on_durable`` gets each
-    batch's new records once they are fsynced (the latency benchmark's probe)."""
+    the bus refuses. Reconnects by itself while the server is away. ``on_durable`` gets the
+    ``recv_ns`` of each batch's new tick records once they are fsynced (the latency
+    benchmark's probe)."""
     problem = check_options(options)
     if problem:
         raise ConfigError(problem)
@@ -263,38 +259,85 @@ async def _ack(nc: Client, msgs: list[Msg]) -> None:
             await publish(msg.reply, b"")
 
 
-def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> list[Record]:
-    """Keep what is new, write it per recorder, fsync: durable before the ack."""
-    by_recorder: dict[str, list[Record]] = {}
-    snapshots: dict[str, list[Record]] = {}
+def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> list[int]:
+    """Keep what is new, write it per recorder, fsync: durable before the ack. Payloads are
+    stored as received (bus/payload.py checks each); returns the new tick records' recv_ns."""
+    ticks: dict[str, _Pending] = {}
+    lob: dict[str, _Pending] = {}
+    ids = _MsgIds()
     for msg in msgs:
         stats.received += 1
-        msg_id = parse_msg_id((msg.headers or {}).get(HEADER_MSG_ID, ""))
+        msg_id = ids.parse((msg.headers or {}).get(HEADER_MSG_ID, ""))
         if msg_id is None:
             _refuse(stats, msg.subject, "no shriven Nats-Msg-Id header")
             continue
+        data = msg.data
         try:
-            record = decode_record(msg.data)
-        except (RecordDecodeError, ValueError) as exc:
+            head = record_head(data)
+        except PayloadError as exc:
             _refuse(stats, msg.subject, f"payload is not a record ({exc})")
             continue
-        _store, seen = arch.open(msg_id.recorder)
-        if seen.add(msg_id.run, msg_id.stream, msg_id.seq):
-            into = snapshots if type(record) is BookSnapshot else by_recorder
-            into.setdefault(msg_id.recorder, []).append(record)
+        recorder, run, stream, seq = msg_id
+        snapshot = head.type == BookSnapshot.TYPE
+        if seq != head.seq or (stream != LOB_STREAM if snapshot else stream != head.stream):
+            _refuse(stats, msg.subject, f"payload is not the record {':'.join(map(str, msg_id))}")
+            continue
+        _store, seen = arch.open(recorder)
+        if seen.add(run, stream, seq):
+            into = lob if snapshot else ticks
+            pending = into.get(recorder)
+            if pending is None:
+                pending = into[recorder] = _Pending()
+            pending.add(data, head.stream, head.recv_ns)
         else:
             stats.duplicates += 1
-    for recorder, records in by_recorder.items():
-        store, _seen = arch.open(recorder)
-        store.append_ticks(records)
-        stats.stored += len(records)
-    for recorder, records in snapshots.items():
-        store, _seen = arch.open(recorder)
-        store.append_lob(records)
-        stats.snapshots += len(records)
-    for recorder in by_recorder.keys() | snapshots.keys():
+    for wal, by_recorder in (("ticks", ticks), ("lob", lob)):
+        for recorder, p in by_recorder.items():
+            store, _seen = arch.open(recorder)
+            store.append_encoded(wal, p.payloads, p.streams, p.times)
+    for recorder in ticks.keys() | lob.keys():
         arch.open(recorder)[0].sync()
-    return [r for records in by_recorder.values() for r in records]
+    stats.stored += sum(len(p.payloads) for p in ticks.values())
+    stats.snapshots += sum(len(p.payloads) for p in lob.values())
+    return [ns for p in ticks.values() for ns in p.times]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One recorder's new records of a batch for one WAL."""
+
+    payloads: list[bytes] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)
+
+    def add(self, payload: bytes, stream: str, recv_ns: int) -> None:
+        self.payloads.append(payload)
+        self.streams.append(stream)
+        self.times.append(recv_ns)
+
+
+class _MsgIds:
+    """:func:`parse_msg_id` as a tuple, checking each recorder id once (the regular expression
+    was most of the parse)."""
+
+    def __init__(self) -> None:
+        self._recorders: set[str] = set()
+
+    def parse(self, text: str) -> tuple[str, int, str, int] | None:
+        parts = text.split(":")
+        if len(parts) != 4:
+            return None
+        recorder, run, stream, seq = parts
+        if recorder not in self._recorders:
+            if parse_msg_id(text) is None:
+                return None
+            self._recorders.add(recorder)
+        if not stream:
+            return None
+        try:
+            return recorder, int(run), stream, int(seq)
+        except ValueError:
+            return None
 
 
 def _refuse(stats: SinkStats, subject: str, why: str) -> None:

@@ -313,6 +313,34 @@ class StoreWriter:
         self._metadata_on_rotation()
         return n
 
+    def append_encoded(
+        self, wal: str, records: Sequence[bytes], streams: Sequence[str], times: Sequence[int]
+    ) -> int:
+        """Append records already in their wire form (WalWriter.append_encoded) to the ``ticks``
+        or ``lob`` WAL as one frame; ``streams`` and ``times`` are each record's stream (as
+        events.wire_stream gives it) and ``recv_ns``, for the per-stream counts."""
+        if not records:
+            return 0
+        writer = self.ticks if wal == "ticks" else self.lob
+        n = writer.append_encoded(records, min(times), max(times))
+        batch: StreamCounts = {}
+        for stream, ns in zip(streams, times, strict=True):
+            c = batch.get(stream)
+            if c is None:
+                batch[stream] = [1, ns, ns]
+            else:
+                c[0] += 1
+                if ns < c[1]:
+                    c[1] = ns
+                elif ns > c[2]:
+                    c[2] = ns
+        with self._streams_lock:
+            _merge(self._streams[wal].setdefault(writer.segment_path.name, {}), batch)
+        if wal == "ticks":
+            self.last_ticks_counts = batch
+        self._metadata_on_rotation()
+        return n
+
     def _metadata_on_rotation(self) -> None:
         seen = (self.ticks.segments_created, self.lob.segments_created)
         if seen != self._segments_seen:

@@ -188,6 +188,15 @@ def _set_aside_damaged(path: Path, reason: str, report: RecoveryReport) -> None:
     )
 
 
+def _array_header(n: int) -> bytes:
+    """A msgpack array header for ``n`` items (what ``encode_batch`` starts with)."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
 class WalWriter:
     """Appends record batches, one frame per ``append``, to a new segment of ``directory``.
 
@@ -333,8 +342,20 @@ class WalWriter:
         with paused_gc():  # encoding makes a list per record
             payload = encode_batch(records)  # type: ignore[arg-type]
         times = [r.recv_ns for r in records]
-        mn = min(times)
-        mx = max(times)
+        return self._append_payload(payload, n, min(times), max(times))
+
+    def append_encoded(self, records: Sequence[bytes], min_ns: int, max_ns: int) -> int:
+        """Write records already in their wire form (each one msgpack array, as
+        ``encode_record`` makes it, e.g. received from the bus) as one frame, without decoding
+        them; ``min_ns``/``max_ns`` are their smallest and largest ``recv_ns``. The frame is
+        the one :meth:`append` writes for the same records."""
+        n = len(records)
+        if n == 0:
+            return 0
+        payload = _array_header(n) + b"".join(records)
+        return self._append_payload(payload, n, min_ns, max_ns)
+
+    def _append_payload(self, payload: bytes, n: int, mn: int, mx: int) -> int:
         flags = 0
         data = payload
         if self._cctx is not None:
