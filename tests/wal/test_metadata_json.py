@@ -40,3 +40,38 @@ def test_every_ns_time_has_its_iso_text_beside_it(tmp_path: Path) -> None:
         assert isinstance(ns, int) and ns > 2**53, where  # why the text twin is needed
         whole = datetime.fromtimestamp(ns // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         assert twin == f"{whole}.{ns % 10**9:09d}Z", where
+
+
+def test_metadata_taken_on_another_thread_than_the_appends_counts_each_frame_once(
+    tmp_path: Path,
+) -> None:
+    # Snapshot rounds write metadata.json on their own thread while ticks are appended: the
+    # segment being written must be summed from one view of it (its size and index entries).
+    import threading
+
+    from shriven.wal.format import SEGMENT_HEADER_SIZE
+
+    records = list(sample_records(20))
+    seen: list[tuple[int, int, int]] = []
+    with StoreWriter(tmp_path, WalOptions(fsync_policy="never", index_interval=256)) as store:
+        stop = threading.Event()
+
+        def append() -> None:
+            while not stop.is_set():
+                store.append_ticks(records)
+
+        writer = threading.Thread(target=append)
+        writer.start()
+        try:
+            for _ in range(100):
+                seg = store.metadata()["streams"]["ticks"]["segments"][-1]  # type: ignore[index]
+                seen.append((seg["bytes"], seg["frames"], seg["records"]))
+        finally:
+            stop.set()
+            writer.join(10)
+        frame = (store.ticks.bytes_written) // store.ticks.frames_written
+        assert store.ticks.bytes_written == frame * store.ticks.frames_written  # equal frames
+    assert len(seen) == 100 and seen[-1][1] > 0
+    # each summary holds whole frames, each counted once: its bytes, frames and records agree
+    assert all(b == SEGMENT_HEADER_SIZE + n * frame for b, n, _r in seen)
+    assert all(r == 20 * n for _b, n, r in seen)

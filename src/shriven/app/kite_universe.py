@@ -27,6 +27,7 @@ from shriven.feeds.kite.spot import kite_ltp
 from shriven.feeds.kite.ticker import KiteTickerFeed
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
+from shriven.pipeline.memory import freeze_long_lived
 from shriven.universe import (
     InstrumentTable,
     SubscriptionPlan,
@@ -283,6 +284,7 @@ class KiteUniverse:
         self.table = InstrumentTable(instruments)
         log.info("instruments refreshed", rows=len(instruments))
         await self.check()  # re-plan now: new strikes or months are subscribed (reason refresh)
+        freeze_long_lived()  # the new table, and yesterday's let go
 
     async def check(self) -> None:
         """Apply any re-centring or rollover the spot prices now call for, or what a refreshed

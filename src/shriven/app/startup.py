@@ -28,7 +28,7 @@ from shriven.feeds.base import FeedAdapter
 from shriven.feeds.kite.instruments import ProgressFn
 from shriven.logging import get_logger
 from shriven.pipeline.daemon import Pipeline
-from shriven.pipeline.memory import fix_mmap_threshold
+from shriven.pipeline.memory import fix_mmap_threshold, freeze_long_lived
 from shriven.replay.indexer import SidecarIndexer
 from shriven.wal import WalOptions
 
@@ -230,6 +230,7 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
             pipeline.add_payload_tap(server.tap)
             print(f"shriven: serving live data at {server.url}", file=sys.stderr, flush=True)
         pipeline.install_signal_handlers()
+        freeze_long_lived()  # instruments, plans, modules: out of every full collection's way
         if options.publish:
             from shriven.app.bus import add_publisher, bus_options, run_with_publisher
 
@@ -256,6 +257,7 @@ def add_windowed_kite(
         feed, universe = await prepare_kite(pipeline, settings, spots)
         if tap is not None:
             tap.follow(universe.chains())
+        freeze_long_lived()  # the window's instruments and plans
         return feed, universe.run
 
     window = parse_window(settings.kite_window or "")

@@ -1,8 +1,10 @@
-"""Keeping a long recording's resident memory flat: the C allocator's settings for the daemon."""
+"""Keeping a long recording's resident memory flat and its pauses short: the C allocator's settings
+and the garbage collector's view of the start-up objects, for the daemon."""
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 
 from shriven.logging import get_logger
@@ -34,3 +36,20 @@ def fix_mmap_threshold() -> bool:
     done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
     log.debug("malloc mmap threshold pinned", bytes=MMAP_THRESHOLD, ok=done)
     return done
+
+
+def freeze_long_lived() -> None:
+    """Collect once, then move every object alive now out of the collector's sight
+    (``gc.freeze``): call when start-up (or a refresh of the instrument tables) is done.
+
+    A full collection traverses every tracked object: in ``run --sim`` about 140k of them (the
+    modules, the instrument tables, the plans), 130 to 180 ms of CPU each time on the shared
+    machine, every 4 to 6 s, because records waiting in the queue outlive the young collections
+    and count towards the next full one. Those pauses held the writer while records queued up.
+    Frozen, a full collection traverses only what was made after; frozen objects are still freed
+    when nothing refers to them, and an unfreeze first lets this collection see the garbage
+    cycles among the objects of an earlier freeze (yesterday's instrument table)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    log.debug("long-lived objects frozen", objects=gc.get_freeze_count())

@@ -2,7 +2,10 @@
 
 One task owns the books and the store. WAL appends and fsyncs run on one dedicated thread (so
 frames stay in order and the event loop keeps receiving while zstd and the disk work); the books
-are updated on the loop meanwhile, from the same batch.
+are updated on the loop meanwhile, from the same batch. Snapshot rounds (the LOB WAL, its fsync,
+metadata.json) are written on a second thread, and the writer goes on taking ticks meanwhile:
+awaited, each round held every record arriving during its two fsyncs in the queue, and those
+rounds set the peaks of records in flight (benchmarks/soak_rss.py).
 
 Durability is driven from here rather than by the WAL's own timer: ``always`` syncs after every
 frame, ``interval`` at most ``fsync_interval_ms`` after a write, ``never`` leaves it to the OS until
@@ -37,6 +40,7 @@ from shriven.events import (
     VENUE_SYMBOL_TYPES,
     BinanceDepth,
     BinanceTrade,
+    BookSnapshot,
     KiteTick,
     Record,
     SeqCounter,
@@ -84,6 +88,8 @@ class RecorderLoop:
         self._open_store = open_store
         self._store: StoreWriter | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shriven-wal")
+        self._lob_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shriven-lob")
+        self._round: asyncio.Task[None] | None = None  # the snapshot round being written
         self._interval_ns = config.snapshot_interval_secs * 1_000_000_000
         self._next_snapshot_ns = 0
         self._unsynced_oldest_ns = 0  # oldest recv_ns appended but not yet durable
@@ -155,6 +161,7 @@ class RecorderLoop:
                 self._store = None
         finally:
             self._pool.shutdown(wait=True)
+            self._lob_pool.shutdown(wait=True)
 
     # ------------------------------------------------------------------ per batch
 
@@ -259,6 +266,8 @@ class RecorderLoop:
             )
         self.wal_ok = False
         await asyncio.sleep(_WAL_RETRY_S)
+        with contextlib.suppress(Exception):  # counted by the round; the store is closed next
+            await self._round_written()
         store = self._store
         self._store = None
         if store is not None:
@@ -474,16 +483,39 @@ class RecorderLoop:
     # ------------------------------------------------------------------ snapshots
 
     async def _snapshot(self, at_ns: int, final: bool = False) -> None:
-        """Write every book as of ``at_ns`` to the LOB WAL and refresh metadata.json."""
+        """Take every book as of ``at_ns`` and write them to the LOB WAL and refresh
+        metadata.json on the LOB thread, without waiting for it (``final``: waiting). One round
+        is written at a time: a disk slower than a round per interval makes the next round wait
+        for the last, not pile up rounds in memory."""
         if self._store is None:
             return
         if at_ns >= self._next_snapshot_ns:
             self._next_snapshot_ns = self._boundary_after(at_ns)
         if not self.config.enable_reconstruction:
             return
+        await self._round_written()
+        if self._store is None:  # the WAL failed meanwhile; the next round retries
+            return
         t0 = time.perf_counter()
         snaps = self.books.snapshots(at_ns)
+        self._round = asyncio.get_running_loop().create_task(
+            self._write_round(snaps, at_ns, final, t0), name="shriven-snapshot-round"
+        )
+        if final:
+            await self._round_written()
+
+    async def _round_written(self) -> None:
+        """Wait for the snapshot round in flight, if any (its WAL errors are counted by it)."""
+        if self._round is not None:
+            task, self._round = self._round, None
+            await task
+
+    async def _write_round(
+        self, snaps: list[BookSnapshot], at_ns: int, final: bool, t0: float
+    ) -> None:
         store = self._store
+        if store is None:
+            return
         policy = self.config.fsync_policy
 
         def write() -> None:
@@ -498,7 +530,7 @@ class RecorderLoop:
             store.write_metadata()
 
         try:
-            await self._in_pool(write)
+            await asyncio.get_running_loop().run_in_executor(self._lob_pool, write)
         except Exception as exc:
             if not (isinstance(exc, OSError) or _is_wal_error(exc)):
                 raise

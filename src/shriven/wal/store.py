@@ -130,15 +130,17 @@ def _merge(into: StreamCounts, counts: StreamCounts) -> None:
 
 def segment_summary(
     path: Path,
-    extra: IndexEntry | None = None,
+    active: tuple[int, list[IndexEntry]] | None = None,
     streams: StreamCounts | None = None,
 ) -> dict[str, object]:
-    """What one segment holds, from its index (plus ``extra``, an entry not yet in the file),
-    with its per-stream counts when given."""
-    size = path.stat().st_size
-    entries = load_index(path, size)
-    if extra is not None:
-        entries.append(extra)
+    """What one segment holds, from its index (or, for the segment being written, ``active``:
+    its size and entries as :meth:`WalWriter.active_segment` read them), with its per-stream
+    counts when given."""
+    if active is None:
+        size = path.stat().st_size
+        entries = load_index(path, size)
+    else:
+        size, entries = active
     first = min((e.min_ns for e in entries), default=None)
     last = max((e.max_ns for e in entries), default=None)
     out: dict[str, object] = {
@@ -163,12 +165,14 @@ def stream_summary(
 ) -> dict[str, object]:
     """What one WAL directory holds; ``streams_of`` maps segment file names to their per-stream
     counts (the store keeps them), and adds the ``by_stream`` totals."""
-    pending = writer.pending_index_entry() if writer is not None else None
-    active = writer.segment_path if writer is not None else None
+    # the segment being written first: one that rotation starts meanwhile is read from disk
+    active_path, active_size, active_entries = (
+        writer.active_segment() if writer is not None else (None, 0, [])
+    )
     segments = [
         segment_summary(
             path,
-            pending if path == active else None,
+            (active_size, active_entries) if path == active_path else None,
             None if streams_of is None else streams_of.get(path.name, {}),
         )
         for _n, path in list_segments(directory)
@@ -270,6 +274,9 @@ class StoreWriter:
         # per WAL, segment file name -> per-stream counts (the open segment's grow as we append)
         self._streams: dict[str, dict[str, StreamCounts]] = {}
         self._streams_lock = threading.Lock()  # appends and metadata() may run on two threads
+        # metadata.json is written by the tick appends (a rotation) and by snapshot rounds on
+        # another thread: one at a time, so the newest figures are the ones left on disk
+        self._metadata_lock = threading.RLock()
         self.last_ticks_counts: StreamCounts = {}  # per stream, the last append_ticks batch
         try:
             self._streams = self._stream_counts_on_open()
@@ -342,10 +349,11 @@ class StoreWriter:
         return n
 
     def _metadata_on_rotation(self) -> None:
-        seen = (self.ticks.segments_created, self.lob.segments_created)
-        if seen != self._segments_seen:
-            self._segments_seen = seen
-            self.write_metadata()
+        with self._metadata_lock:
+            seen = (self.ticks.segments_created, self.lob.segments_created)
+            if seen != self._segments_seen:
+                self._segments_seen = seen
+                self.write_metadata()
 
     def sync(self) -> None:
         self.ticks.sync()
@@ -370,7 +378,8 @@ class StoreWriter:
         }
 
     def write_metadata(self) -> None:
-        write_json_atomically(self.data_dir / METADATA_FILE, self.metadata())
+        with self._metadata_lock:
+            write_json_atomically(self.data_dir / METADATA_FILE, self.metadata())
 
     def close(self) -> None:
         try:

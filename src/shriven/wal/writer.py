@@ -447,11 +447,17 @@ class WalWriter:
                 "close it and open a new writer (it recovers the directory)"
             )
 
-    def pending_index_entry(self) -> IndexEntry | None:
-        """The index entry of the current segment that is not in its .idx file yet."""
+    def active_segment(self) -> tuple[Path, int, list[IndexEntry]]:
+        """The segment being written, its size and its index entries (those in its .idx file and
+        the one not written there yet), read under the append lock so that they agree: metadata
+        taken on another thread than the appends (a snapshot round's) counts each frame once."""
         with self._lock:
+            path = self.segment_path
+            entries = load_index(path, self._offset)
             g = self._group
-            return None if g is None else IndexEntry(*(getattr(g, f) for f in g.__slots__))
+            if g is not None:
+                entries.append(IndexEntry(*(getattr(g, f) for f in g.__slots__)))
+            return path, self._offset, entries
 
     # ------------------------------------------------------------ durability
 
