@@ -56,7 +56,7 @@ def child_config(
         "api_key": options.api_key.get_secret_value() if options.api_key is not None else None,
         "max_clients": options.max_clients,
         "max_subscriptions": options.max_subscriptions,
-        "client_queue_messages": options.client_queue_messages,
+        "client_buffer_bytes": options.client_buffer_bytes,
         "history_stall_secs": options.history_stall_secs,
         "socket_send_buffer": options.socket_send_buffer,
         "heartbeat_secs": options.heartbeat_secs,
