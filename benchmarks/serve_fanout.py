@@ -211,7 +211,8 @@ class _Served:
         if isinstance(self.server, Server):
             self.pipeline.add_tap(self.server.tap, durable=False)
         else:
-            self.pipeline.add_payload_tap(self.server.tap)
+            self.pipeline.add_payload_tap(self.server.tap, prompt=True)
+            self.pipeline.add_tap(self.server.record_tap, durable=False)
         return url
 
     def cpu(self) -> float:
