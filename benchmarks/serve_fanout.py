@@ -4,7 +4,8 @@ ingest with and without them, and history replay as fast as a client reads.
 The recorder is the real pipeline (queue, WAL with the default fsync policy, books) with the
 server on its written-batch tap; an in-process generator plays the Kite socket as
 benchmarks/ingest.py does (90 instruments, full packets, 50 a message). The clients are
-websockets connections in a second process, each subscribing every token in full mode.
+plain-socket websocket connections read by one selector in a second process, each subscribing
+every token in full mode.
 
 - fan-out: the generator paced at ``--rate`` ticks/s for ``--seconds``; for every message a
   client got, the latency from the tick's receipt (``recv_ns``) to the client's read, and the
@@ -27,8 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
+import selectors
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -59,34 +64,113 @@ def _key(message: bytes) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- the clients' process
+# Plain sockets and one selector, no websocket library: 100 websockets connections in one
+# Python process could not read 2,000 ticks/s each on a shared 2-core machine (the last round's
+# figures were that process's backlog), so the reader does the least a client can: the
+# handshake, two masked text frames, and for each server frame (unmasked) its header and the
+# first packet's token and volume.
 
 
-async def _clients(url: str, n: int, seconds: float, tokens: list[int], out: Path) -> None:
-    import websockets
+def _handshake(host: str, port: int, path: str) -> socket.socket:
+    sock = socket.create_connection((host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise SystemExit("the server closed during the handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise SystemExit(f"handshake refused: {head.splitlines()[0]!r}")
+    return sock
 
-    conns = [await websockets.connect(url, max_size=None) for _ in range(n)]
-    for ws in conns:
-        await ws.send(json.dumps({"a": "subscribe", "v": tokens}))
-        await ws.send(json.dumps({"a": "mode", "v": ["full", tokens]}))
-    seen: list[list[tuple[int, int, int, int]]] = [[] for _ in conns]
-    closed: list[str] = []
 
-    async def read(i: int) -> None:
-        try:
-            async for m in conns[i]:
-                if isinstance(m, bytes) and len(m) > 1:
-                    token, volume = _key(m)
-                    seen[i].append((time.time_ns(), token, volume, int.from_bytes(m[:2], "big")))
-        except websockets.ConnectionClosed as exc:
-            closed.append(exc.rcvd.reason if exc.rcvd else "closed")
+def _text_frame(text: str) -> bytes:
+    """A client's (masked) text frame."""
+    data = text.encode()
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    n = len(data)
+    head = bytes((0x81, 0x80 | n)) if n < 126 else struct.pack("!BBH", 0x81, 0xFE, n)
+    return head + mask + body
 
-    tasks = [asyncio.create_task(read(i)) for i in range(n)]
+
+class _Reader:
+    """One connection's unparsed bytes and what it read: (arrival ns, token, volume, packets)."""
+
+    __slots__ = ("buf", "closed", "seen")
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.seen: list[tuple[int, int, int, int]] = []
+        self.closed: str | None = None
+
+    def feed(self, data: bytes, now: int) -> None:
+        buf = self.buf + data if self.buf else data
+        at, end = 0, len(buf)
+        seen = self.seen
+        while end - at >= 2:
+            opcode, n = buf[at] & 0x0F, buf[at + 1] & 0x7F
+            head = 2
+            if n == 126:
+                if end - at < 4:
+                    break
+                n, head = int.from_bytes(buf[at + 2 : at + 4], "big"), 4
+            elif n == 127:
+                if end - at < 10:
+                    break
+                n, head = int.from_bytes(buf[at + 2 : at + 10], "big"), 10
+            if end - at < head + n:
+                break
+            p = at + head
+            if opcode == 2 and n > 1:
+                seen.append((
+                    now,
+                    int.from_bytes(buf[p + 4 : p + 8], "big"),
+                    int.from_bytes(buf[p + 20 : p + 24], "big"),
+                    int.from_bytes(buf[p : p + 2], "big"),
+                ))  # fmt: skip
+            elif opcode == 8:
+                self.closed = buf[p + 2 : p + n].decode(errors="replace") or "closed"
+            at = p + n
+        self.buf = buf[at:]
+
+
+def _clients(url: str, n: int, seconds: float, tokens: list[int], out: Path) -> None:
+    rest = url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    host, port = hostport.rsplit(":", 1)
+    sel = selectors.DefaultSelector()
+    readers = []
+    for _ in range(n):
+        sock = _handshake(host, int(port), "/" + path)
+        sock.sendall(_text_frame(json.dumps({"a": "subscribe", "v": tokens})))
+        sock.sendall(_text_frame(json.dumps({"a": "mode", "v": ["full", tokens]})))
+        sock.setblocking(False)
+        r = _Reader()
+        readers.append(r)
+        sel.register(sock, selectors.EVENT_READ, r)
     out.with_suffix(".ready").write_text("ready")
-    await asyncio.sleep(seconds)
-    for ws in conns:
-        await ws.close()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    out.write_text(json.dumps({"seen": seen, "closed": closed}))
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        for key, _ in sel.select(min(left, 0.5)):
+            try:
+                data = key.fileobj.recv(1 << 20)  # type: ignore[union-attr]
+            except BlockingIOError:
+                continue
+            r = key.data
+            if not data:
+                sel.unregister(key.fileobj)
+                r.closed = r.closed or "closed"
+                continue
+            r.feed(data, time.time_ns())
+    doc = {"seen": [r.seen for r in readers], "closed": [r.closed for r in readers if r.closed]}
+    out.write_text(json.dumps(doc))
 
 
 def start_clients(
@@ -127,7 +211,8 @@ class _Served:
         if isinstance(self.server, Server):
             self.pipeline.add_tap(self.server.tap, durable=False)
         else:
-            self.pipeline.add_payload_tap(self.server.tap)
+            self.pipeline.add_payload_tap(self.server.tap, prompt=True)
+            self.pipeline.add_tap(self.server.record_tap, durable=False)
         return url
 
     def cpu(self) -> float:
@@ -231,21 +316,28 @@ async def fan_out(
     await served.stop()
     doc = json.loads(out.read_text())
     total, added = [], []
-    got = 0
+    before_tap = [tap - recv for recv, tap in handed.values()]
+    got = packets = 0
     for per_client in doc["seen"]:
-        for arrival, token, volume, _packets in per_client:
+        for arrival, token, volume, in_message in per_client:
             at = handed.get((token, volume))
             if at is not None:
                 total.append(arrival - at[0])
                 added.append(arrival - at[1])
+            packets += in_message
         got += len(per_client)
     print(
         f"fan-out: {n:,} ticks at {n / elapsed:,.0f} ticks/s over {KITE_INSTRUMENTS} instruments "
-        f"to {clients} clients: {got:,} messages read, {len(doc['closed'])} clients cut"
+        f"to {clients} clients: {got:,} messages read ({packets:,} ticks of {n * clients:,}), "
+        f"{len(doc['closed'])} clients cut"
     )
     print(
         f"  receipt -> client read:      p50 {pct(total, 0.5):6.2f} ms, p99 {pct(total, 0.99):6.2f}"
         " ms (includes the recorder's batching and WAL write)"
+    )
+    print(
+        f"  receipt -> tap (the recorder's batch window, WAL write, books): p50 "
+        f"{pct(before_tap, 0.5):6.2f} ms, p99 {pct(before_tap, 0.99):6.2f} ms"
     )
     print(
         f"  added by serving (tap -> client read): p50 {pct(added, 0.5):6.2f} ms, "
@@ -318,29 +410,38 @@ async def main() -> None:
     ap.add_argument(
         "--in-process", action="store_true", help="the server on the recorder's loop (as before)"
     )
+    ap.add_argument(
+        "--phases", default="fanout,ingest,history", help="which of fanout,ingest,history to run"
+    )
     args = ap.parse_args()
+    phases = set(args.phases.split(","))
     inp = args.in_process
     tokens = [(12_000_000 + i * 256) | 2 for i in range(KITE_INSTRUMENTS)]  # ingest.py's
     with tempfile.TemporaryDirectory(prefix="shriven-serve-") as tmp:
         root = Path(tmp)
-        await fan_out(root / "fan" / "market", tokens, args.clients, args.rate, args.seconds, inp)
-        alone, alone_cpu, _ = await ingest(root / "i0" / "market", tokens, 0, args.ticks, inp)
-        served, served_cpu, cut = await ingest(
-            root / "i1" / "market", tokens, args.clients, args.ticks, inp
-        )
-        ratio = served / alone
-        print(
-            f"ingest, {args.ticks:,} ticks as fast as possible: {alone:,.0f} ticks/s alone "
-            f"({alone_cpu:,.0f} per CPU s), {served:,.0f} ticks/s with {args.clients} clients "
-            f"({served_cpu:,.0f} per CPU s; {cut} clients cut as slow): {ratio:.2f}x; target "
-            f">= {TARGET_INGEST_RATIO}: {'met' if ratio >= TARGET_INGEST_RATIO else 'not met'}"
-        )
-        await history(root / "fan" / "market", tokens)
+        fan = root / "fan" / "market"
+        if "fanout" in phases or "history" in phases:
+            await fan_out(fan, tokens, args.clients, args.rate, args.seconds, inp)
+        if "ingest" in phases:
+            alone, alone_cpu, _ = await ingest(root / "i0" / "market", tokens, 0, args.ticks, inp)
+            served, served_cpu, cut = await ingest(
+                root / "i1" / "market", tokens, args.clients, args.ticks, inp
+            )
+            ratio = served / alone
+            print(
+                f"ingest, {args.ticks:,} ticks as fast as possible: {alone:,.0f} ticks/s alone "
+                f"({alone_cpu:,.0f} per CPU s), {served:,.0f} ticks/s with {args.clients} clients"
+                f" ({served_cpu:,.0f} per CPU s; {cut} clients cut as slow): {ratio:.2f}x; target"
+                f" >= {TARGET_INGEST_RATIO}: {'met' if ratio >= TARGET_INGEST_RATIO else 'not met'}"
+            )
+            print(f"  load average: {os.getloadavg()[0]:.1f}")
+        if "history" in phases:
+            await history(fan, tokens)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--client-mode":
         url, n, seconds, out = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), Path(sys.argv[5])
-        asyncio.run(_clients(url, n, seconds, [int(t) for t in sys.argv[6:]], out))
+        _clients(url, n, seconds, [int(t) for t in sys.argv[6:]], out)
     else:
         asyncio.run(main())

@@ -135,7 +135,8 @@ class ServeConfig(BaseModel):
     api_key: SecretStr | None = None
     max_clients: int = Field(500, ge=1)
     max_subscriptions: int = Field(3000, ge=1)  # per client: Kite tokens or Binance streams
-    client_queue_messages: int = Field(2000, ge=1)  # a client this far behind is cut
+    # A live client with this many bytes unsent (beyond its socket's kernel buffer) is cut
+    client_buffer_bytes: int = Field(4 * MiB, ge=64 * 1024)
     history_stall_secs: float = Field(60.0, gt=0)  # a history client reading nothing is cut
 
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from shriven.app.startup import wal_options
-from shriven.events import KiteTick, Record
+from shriven.events import KiteTick, Record, decode_batch
 from shriven.pipeline.daemon import Pipeline
 from shriven.wal import read_records
 
@@ -40,3 +40,29 @@ async def test_fsync_always_makes_records_durable_without_waiting_for_the_batch_
     assert syncs >= 1
     on_disk = [r for r in read_records(cfg.data_dir / "ticks") if type(r) is KiteTick]
     assert on_disk == ticks
+
+
+async def test_a_prompt_payload_tap_gets_each_batch_without_waiting_for_the_batch_window(
+    tmp_path: Path,
+) -> None:
+    # The live server's tap: with the default fsync policy the old recorder held the first
+    # records for the whole window (here far longer than the test may run) before the tap.
+    cfg = config(tmp_path, batch_max_ms=30_000, batch_max_records=5_000)
+    ticks = kite_ticks(3, time.time_ns())
+    p = Pipeline(cfg, wal=wal_options(cfg), health_port=None)
+    payloads: list[bytes] = []
+    p.add_payload_tap(payloads.append, prompt=True)
+    p.add_feed(ListFeed(p, ticks))
+    await p.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(_ticks(payloads)) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        handed_while_running = _ticks(payloads)
+    finally:
+        await p.shutdown()
+    assert handed_while_running == ticks
+
+
+def _ticks(payloads: list[bytes]) -> list[Record]:
+    return [r for payload in payloads for r in decode_batch(payload) if type(r) is KiteTick]

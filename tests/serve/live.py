@@ -111,7 +111,8 @@ async def live_binance_process(
         backoff=Backoff(0.3, 0.6),
     )
     await server.start()
-    pipeline.add_payload_tap(server.tap)
+    pipeline.add_payload_tap(server.tap, prompt=True)
+    pipeline.add_tap(server.record_tap, durable=False)
     pipeline.sources.sections["serve"] = server.health
     await pipeline.start()
     try:

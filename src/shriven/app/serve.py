@@ -31,7 +31,7 @@ def serve_options(
         api_key=s.api_key,
         max_clients=s.max_clients,
         max_subscriptions=s.max_subscriptions,
-        client_queue_messages=s.client_queue_messages,
+        client_buffer_bytes=s.client_buffer_bytes,
         history_stall_secs=s.history_stall_secs,
         cache_dir=settings.cache_dir,
     )

@@ -227,7 +227,8 @@ async def run_recorder(settings: Settings, options: RunOptions) -> int:
 
             add_basis_tap(pipeline, settings.analytics_basis_threshold_bps, recorded)
         if server is not None:
-            pipeline.add_payload_tap(server.tap)
+            pipeline.add_payload_tap(server.tap, prompt=True)
+            pipeline.add_tap(server.record_tap, durable=False)
             print(f"shriven: serving live data at {server.url}", file=sys.stderr, flush=True)
         pipeline.install_signal_handlers()
         freeze_long_lived()  # instruments, plans, modules: out of every full collection's way

@@ -132,9 +132,10 @@ class Pipeline:
         """See :meth:`RecorderLoop.add_snapshot_tap`: each round of book snapshots, once durable."""
         self.writer.add_snapshot_tap(tap)
 
-    def add_payload_tap(self, tap: PayloadTap) -> None:
-        """See :meth:`RecorderLoop.add_payload_tap`: each written batch's msgpack payload."""
-        self.writer.add_payload_tap(tap)
+    def add_payload_tap(self, tap: PayloadTap, *, prompt: bool = False) -> None:
+        """See :meth:`RecorderLoop.add_payload_tap`: each written batch's msgpack payload
+        (``prompt``: as soon as it is written, no batch window)."""
+        self.writer.add_payload_tap(tap, prompt=prompt)
 
     def add_task(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         """A background job cancelled at shutdown before the feeds (e.g. universe re-centring)."""

@@ -102,6 +102,7 @@ class RecorderLoop:
         self._durable_taps: list[RecordTap] = []
         self._snapshot_taps: list[RecordTap] = []
         self._payload_taps: list[PayloadTap] = []
+        self._prompt = False  # a tap wants each batch at once: no batch window
         self._not_durable: list[Sequence[Record]] = []  # written batches awaiting an fsync
 
     def add_tap(self, tap: RecordTap, *, durable: bool) -> None:
@@ -114,11 +115,14 @@ class RecorderLoop:
         (and fsynced, unless the fsync policy is ``never``)."""
         self._snapshot_taps.append(tap)
 
-    def add_payload_tap(self, tap: PayloadTap) -> None:
+    def add_payload_tap(self, tap: PayloadTap, *, prompt: bool = False) -> None:
         """Call ``tap(payload)`` after each batch is written, with the frame's msgpack payload
         (``events.encode_batch`` of the batch, as the WAL encoded it): for a consumer in another
-        process, which then costs this loop no encoding."""
+        process, which then costs this loop no encoding. ``prompt`` (a live server): the writer
+        no longer waits up to ``batch_max_ms`` for a batch to fill, as with fsync ``always``;
+        a frame holds what arrived while the previous one was written. Add before :meth:`run`."""
         self._payload_taps.append(tap)
+        self._prompt = self._prompt or prompt
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -135,8 +139,11 @@ class RecorderLoop:
         q = self.queue
         # Group commit: with an fsync after every frame, waiting for a batch to fill only adds
         # latency (the 5 ms window was most of receive-to-durable). Instead each frame holds
-        # whatever arrived while the previous write and fsync were in flight.
-        max_wait = 0.0 if cfg.fsync_policy == "always" else cfg.batch_max_ms / 1000.0
+        # whatever arrived while the previous write and fsync were in flight. The same for a
+        # live server's tap: the window was most of receipt-to-tap (a Kite message is one
+        # batch at 2,000 ticks/s either way).
+        prompt = cfg.fsync_policy == "always" or self._prompt
+        max_wait = 0.0 if prompt else cfg.batch_max_ms / 1000.0
         while True:
             batch = await q.get_batch(cfg.batch_max_records, max_wait, self._idle_timeout())
             n = len(batch)

@@ -79,12 +79,15 @@ def _initial_streams(
 
 
 def _on_text(
-    subs: BinanceSubscriptions, settle: Settle | None = None
+    subs: BinanceSubscriptions,
+    settle: Settle | None = None,
+    changed: Callable[[], None] = lambda: None,
 ) -> Callable[[Client, str], None]:
     def on_text(client: Client, text: str) -> None:
         reply = subs.control(text)
         if reply is not None:
             client.offer(reply)
+        changed()
         if settle is not None:
             settle.control(bool(subs.streams))
 
@@ -98,14 +101,14 @@ async def binance_stream(
     subs, refuse = _initial_streams(core, request, venue)
     if live is None and refuse is None:
         refuse = f"no live data: this server replays a store; use /{venue}/history/START/END/SPEED/"
-    clients = live.binance[venue] if live is not None else None
+    if live is None or refuse is not None:
+        return await core.websocket(request, "binance", _on_text(subs), refuse=refuse)
     return await core.websocket(
         request,
         "binance",
-        _on_text(subs),
-        refuse=refuse,
-        register=lambda c: clients.__setitem__(c, subs) if clients is not None else None,
-        unregister=lambda c: clients.pop(c, None) if clients is not None else None,
+        _on_text(subs, changed=lambda: live.regroup(venue)),
+        register=lambda c: live.add(venue, c, subs),
+        unregister=lambda c: live.remove(venue, c),
     )
 
 

@@ -40,6 +40,7 @@ from shriven.feeds.binance.wire import (
     mark_price_event,
     trade_event,
 )
+from shriven.serve.frames import text_frame
 
 __all__ = ["BinanceSubscriptions", "EventEncoder", "parse_streams", "served_kinds", "stream_names"]
 
@@ -166,14 +167,27 @@ def _error(code: int, msg: str, rid: object) -> str:
 
 
 class EventEncoder:
-    """One record's event JSON, encoded once, wrapped once per stream name asked for."""
+    """One record's event JSON, encoded once, wrapped (and framed) once per stream name asked
+    for."""
 
-    __slots__ = ("_data", "_names", "_wrapped")
+    __slots__ = ("_data", "_frames", "_names", "_wrapped")
 
     def __init__(self, record: Record) -> None:
         self._names = stream_names(record)
         self._data = _ENCODERS[type(record)](record) if self._names else ""  # type: ignore[operator]
         self._wrapped: dict[str, str] = {}
+        self._frames: dict[str, bytes] = {}  # stream name ("" raw) -> the message's frame
+
+    def frame_for(self, subs: BinanceSubscriptions) -> bytes | None:
+        """:meth:`message_for`'s message as a websocket text frame."""
+        for name in self._names:
+            if name in subs.streams:
+                key = "" if subs.raw else name
+                f = self._frames.get(key)
+                if f is None:
+                    f = self._frames[key] = text_frame(self.message_for(subs))  # type: ignore[arg-type]
+                return f
+        return None
 
     def message_for(self, subs: BinanceSubscriptions) -> str | None:
         for name in self._names:

@@ -8,10 +8,13 @@ Frames on the pipe: one byte of kind, four of length (big-endian), the body.
   never in argv or the environment);
 - ``B``: ``events.encode_batch`` of the recorder's Binance books (``BookSnapshot`` records) as of
   the batch just written, sent before the first batch a (re)started child gets;
+- ``T``: with ``B``, each futures book's last diff's event and transaction times as JSON
+  (``{"binance-usdm:BTCUSDT": [E, T]}``), which its depth answers carry;
 - ``R``: one written batch's payload, in WAL order.
 
-The child prints ``url http://HOST:PORT`` (or ``error <one line>``) on stdout once, serves until
-its stdin ends (the recorder stopped, or died) and then closes its clients with code 1001.
+The child prints ``url http://HOST:PORT`` (or ``error <one line>``) on stdout once, logs JSON
+lines on stderr (the recorder logs them as its own), serves until its stdin ends (the recorder
+stopped, or died) and then closes its clients with code 1001.
 
     python -m shriven.serve.child
 """
@@ -23,6 +26,7 @@ import json
 import signal
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -35,7 +39,15 @@ from shriven.logging import configure_logging, get_logger
 from shriven.serve.options import ServeOptions
 from shriven.serve.server import Server
 
-__all__ = ["HEAD", "KIND_BOOKS", "KIND_CONFIG", "KIND_RECORDS", "child_config", "main"]
+__all__ = [
+    "HEAD",
+    "KIND_BOOKS",
+    "KIND_CONFIG",
+    "KIND_RECORDS",
+    "KIND_TIMES",
+    "child_config",
+    "main",
+]
 
 log = get_logger("shriven.serve")
 
@@ -43,12 +55,10 @@ HEAD: Final = struct.Struct(">cI")
 KIND_CONFIG: Final = b"C"
 KIND_BOOKS: Final = b"B"
 KIND_RECORDS: Final = b"R"
-_PIPE_LIMIT: Final = 1 << 20
+KIND_TIMES: Final = b"T"
 
 
-def child_config(
-    options: ServeOptions, data_dir: Path, zone: str, *, log_level: str, log_json: bool
-) -> bytes:
+def child_config(options: ServeOptions, data_dir: Path, zone: str, *, log_level: str) -> bytes:
     """The ``C`` frame's body."""
     fields = {
         "host": options.host,
@@ -56,19 +66,13 @@ def child_config(
         "api_key": options.api_key.get_secret_value() if options.api_key is not None else None,
         "max_clients": options.max_clients,
         "max_subscriptions": options.max_subscriptions,
-        "client_queue_messages": options.client_queue_messages,
+        "client_buffer_bytes": options.client_buffer_bytes,
         "history_stall_secs": options.history_stall_secs,
         "socket_send_buffer": options.socket_send_buffer,
         "heartbeat_secs": options.heartbeat_secs,
         "cache_dir": str(options.cache_dir) if options.cache_dir is not None else None,
     }
-    doc = {
-        "options": fields,
-        "data_dir": str(data_dir),
-        "zone": zone,
-        "log_level": log_level,
-        "log_json": log_json,
-    }
+    doc = {"options": fields, "data_dir": str(data_dir), "zone": zone, "log_level": log_level}
     return json.dumps(doc).encode()
 
 
@@ -82,21 +86,60 @@ def _options(fields: dict[str, object]) -> ServeOptions:
     )
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    kind, n = HEAD.unpack(await reader.readexactly(HEAD.size))
-    return kind, await reader.readexactly(n)
+class _Pipe(asyncio.Protocol):
+    """The recorder's frames as they arrive: every frame complete in one read is handed on at
+    once (its batches are then fanned out together, in one dispatch), no per-frame await."""
+
+    def __init__(self, on_frame: Callable[[bytes, bytes], None]) -> None:
+        self.on_frame = on_frame
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rest = b""  # the start of a frame not yet complete
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._rest + data if self._rest else data
+        at, end, head = 0, len(buf), HEAD.size
+        while end - at >= head:
+            kind, n = HEAD.unpack_from(buf, at)
+            if end - at - head < n:
+                break
+            body = buf[at + head : at + head + n]
+            at += head + n
+            self.on_frame(kind, body)
+        self._rest = buf[at:]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 async def _serve_from_pipe() -> int:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=_PIPE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-    try:
-        kind, body = await _read_frame(reader)
-    except asyncio.IncompleteReadError:
+    config: asyncio.Future[bytes] = loop.create_future()
+    server: Server | None = None
+
+    def on_frame(kind: bytes, body: bytes) -> None:
+        if not config.done():
+            config.set_result(body)
+            return
+        live = server.core.live if server is not None else None
+        if live is None:
+            return  # (not serving yet: the recorder waits for the url line before sending more)
+        if kind == KIND_RECORDS:
+            live.tap(decode_batch(body))
+        elif kind == KIND_BOOKS:
+            live.restore(decode_batch(body))
+        elif kind == KIND_TIMES:
+            live.restore((), {k: (e, t) for k, (e, t) in json.loads(body).items()})
+
+    pipe = _Pipe(on_frame)
+    await loop.connect_read_pipe(lambda: pipe, sys.stdin.buffer)
+    await asyncio.wait([config, pipe.done], return_when=asyncio.FIRST_COMPLETED)
+    if not config.done():
         return 0  # the recorder went before it said anything
-    doc = json.loads(body)
-    configure_logging(doc["log_level"], json=doc["log_json"])
+    doc = json.loads(config.result())
+    # JSON lines on stderr: the recorder reads them and logs each where it logs (its console,
+    # its --log-file), scrubbed there as here.
+    configure_logging(doc["log_level"], json=True)
     try:
         server = Server(
             _options(doc["options"]), Path(doc["data_dir"]), ZoneInfo(doc["zone"]), live=True
@@ -106,20 +149,8 @@ async def _serve_from_pipe() -> int:
         print("error", str(exc).replace("\n", " "), flush=True)
         return 2
     print("url", url, flush=True)
-    live = server.core.live
-    assert live is not None
     try:
-        while True:
-            kind, body = await _read_frame(reader)
-            if kind == KIND_RECORDS:
-                live.tap(decode_batch(body))
-            elif kind == KIND_BOOKS:
-                live.restore(decode_batch(body))
-            # A read of buffered frames does not yield: let the fan-out send this batch before
-            # the next is decoded (a backlog on the pipe would otherwise be decoded whole first).
-            await asyncio.sleep(0)
-    except asyncio.IncompleteReadError:
-        pass  # the recorder closed the pipe: it is stopping (or gone)
+        await pipe.done  # the recorder closed the pipe: it is stopping (or gone)
     finally:
         await server.stop()
     return 0

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -36,7 +37,8 @@ from shriven.events import (
 )
 from shriven.logging import get_logger
 from shriven.serve.binance_wire import BinanceSubscriptions, EventEncoder
-from shriven.serve.clients import Client, ClientGone, close_reason
+from shriven.serve.clients import Client, ClientGone, close_reason, send_heartbeats
+from shriven.serve.frames import binary_frame, frame
 from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder
 from shriven.serve.options import ServeOptions
 from shriven.serve.stats import ServeStats
@@ -54,6 +56,8 @@ _HISTORY_PATHS: Final = 256  # history paths whose newest session is remembered
 # holds one venue message at a normal rate, dozens when the recorder is catching up, and one
 # send per client per batch keeps the fan-out's cost from growing with the backlog.
 _MAX_PACKETS_PER_MESSAGE: Final = 1000
+# Pending batches are joined into one dispatch up to about this many records.
+_COALESCE_RECORDS: Final = 5000
 # Binance records sent on a stream (the depth diffs also update the live books)
 _EVENTS: Final = frozenset(
     {
@@ -75,10 +79,41 @@ def json_error(status: int, text: str) -> web.Response:
     )
 
 
+class _Group:
+    """The clients of one protocol with equal subscriptions, and the frames they get from one
+    dispatch (in order), with each frame's receive time."""
+
+    __slots__ = ("clients", "frames", "recv", "subs")
+
+    def __init__(self, subs: KiteSubscriptions | BinanceSubscriptions) -> None:
+        self.subs = subs
+        self.clients: list[Client] = []
+        self.frames: list[bytes] = []
+        self.recv: list[int] = []
+
+
+def _groups(
+    clients: dict[Client, KiteSubscriptions] | dict[Client, BinanceSubscriptions],
+) -> list[_Group]:
+    by_key: dict[object, _Group] = {}
+    for c, subs in clients.items():
+        key = subs.key if type(subs) is KiteSubscriptions else (subs.raw, frozenset(subs.streams))  # type: ignore[union-attr]
+        g = by_key.get(key)
+        if g is None:
+            g = by_key[key] = _Group(subs)
+        g.clients.append(c)
+    return list(by_key.values())
+
+
 class LiveFanout:
     """Batches from the recorder loop's tap, in WAL order, to every live client that asked for
     them; and the books as of the last record handed out (``/api/v3/depth`` answers from them,
-    so a snapshot is never behind a diff already queued to a client)."""
+    so a snapshot is never behind a diff already written to a client).
+
+    Each message is encoded and framed once per group of clients with equal subscriptions and
+    the same bytes written to each of them, one write per client per dispatch; batches that
+    arrived together are dispatched together (their Kite ticks in one message, as Kite joins
+    the packets of one moment)."""
 
     def __init__(self, stats: ServeStats) -> None:
         self.stats = stats
@@ -92,8 +127,36 @@ class LiveFanout:
         # futures book key -> (E, T) of its last diff applied: a depth answer carries them
         self.times: dict[str, tuple[int, int]] = {}
         self.batches = 0
+        # "kite" or a Binance venue -> its clients grouped by subscription, until one changes
+        self._grouped: dict[str, list[_Group]] = {}
         self._pending: deque[Sequence[Record]] = deque()
         self._wake = asyncio.Event()
+
+    def add(
+        self, name: str, client: Client, subs: KiteSubscriptions | BinanceSubscriptions
+    ) -> None:
+        """A stream client of ``name`` ("kite" or a Binance venue) with its subscriptions."""
+        if name == "kite":
+            self.kite[client] = subs  # type: ignore[assignment]
+        else:
+            self.binance[name][client] = subs  # type: ignore[assignment]
+        self._grouped.pop(name, None)
+
+    def remove(self, name: str, client: Client) -> None:
+        (self.kite if name == "kite" else self.binance[name]).pop(client, None)  # type: ignore[attr-defined]
+        self._grouped.pop(name, None)
+
+    def regroup(self, name: str) -> None:
+        """A client of ``name`` changed its subscriptions."""
+        self._grouped.pop(name, None)
+
+    def _groups(self, name: str) -> list[_Group]:
+        groups = self._grouped.get(name)
+        if groups is None:
+            groups = self._grouped[name] = _groups(
+                self.kite if name == "kite" else self.binance[name]
+            )
+        return groups
 
     def tap(self, batch: Sequence[Record]) -> None:
         """The recorder loop's written-batch tap: hand the batch on, nothing more."""
@@ -105,27 +168,40 @@ class LiveFanout:
         self._pending.append(batch)
         self._wake.set()
 
-    def restore(self, snapshots: Sequence[Record]) -> None:
+    def restore(
+        self, snapshots: Sequence[Record], times: dict[str, tuple[int, int]] | None = None
+    ) -> None:
         """Start the books from the recorder's (``BookSnapshot`` records as of the batch before
-        the first one this fan-out gets: a server process started beside a running recorder)."""
+        the first one this fan-out gets: a server process started beside a running recorder),
+        with each futures book's last (E, T)."""
         for r in snapshots:
             if type(r) is BookSnapshot and r.venue in BINANCE_VENUES:
                 self.books.restore(r)
                 self.symbols.add(f"{r.venue}:{r.instrument}")
+        if times:
+            self.times.update(times)
 
     async def run(self) -> None:
+        pending = self._pending
         while True:
             await self._wake.wait()
             self._wake.clear()
-            pending = self._pending
             while pending:
-                self.dispatch(pending.popleft())
+                batch = pending.popleft()
+                if pending:
+                    joined = list(batch)
+                    while pending and len(joined) < _COALESCE_RECORDS:
+                        joined.extend(pending.popleft())
+                    batch = joined
+                self.dispatch(batch)
                 self.batches += 1
                 if pending:
-                    await asyncio.sleep(0)  # let the writers run between batches
+                    await asyncio.sleep(0)  # let the clients' reads run between dispatches
 
     def dispatch(self, batch: Sequence[Record]) -> None:
         runs: list[list[KiteTick]] = []  # Kite ticks since the last text message, by receipt
+        kite: list[_Group] | None = None  # built when first needed
+        binance: dict[str, list[_Group]] = {}
         venues = self.binance
         for r in batch:
             t = type(r)
@@ -145,11 +221,15 @@ class LiveFanout:
                         self.times[key] = (r.event_time, r.transaction_time)  # type: ignore[union-attr]
                 clients = venues.get(venue)
                 if clients:
+                    groups = binance.get(venue)
+                    if groups is None:
+                        groups = binance[venue] = self._groups(venue)
                     enc = EventEncoder(r)
-                    for c, subs in list(clients.items()):
-                        m = enc.message_for(subs)
-                        if m is not None:
-                            c.offer(m, r.recv_ns)
+                    for g in groups:
+                        f = enc.frame_for(g.subs)  # type: ignore[arg-type]
+                        if f is not None:
+                            g.frames.append(f)
+                            g.recv.append(r.recv_ns)
             elif t is BinanceDepthSnapshot or t is BinanceFuturesDepthSnapshot:
                 self.books.apply(r)
                 venue = "binance" if t is BinanceDepthSnapshot else r.venue  # type: ignore[union-attr]
@@ -160,21 +240,43 @@ class LiveFanout:
             elif t is Status:
                 if r.venue in BINANCE_VENUES:  # type: ignore[union-attr]
                     self.books.apply(r)
-                elif r.venue == "kite" and r.kind == StatusKind.VENUE_MESSAGE:  # type: ignore[union-attr]
-                    self._kite(runs)  # ticks before it go first
+                elif r.venue == "kite" and r.kind == StatusKind.VENUE_MESSAGE and self.kite:  # type: ignore[union-attr]
+                    if kite is None:
+                        kite = self._groups("kite")
+                    _kite_frames(runs, kite)  # ticks before it go first
                     runs = []
-                    for c in list(self.kite):
-                        c.offer(r.detail, r.recv_ns)  # type: ignore[union-attr]
-        self._kite(runs)
+                    f = frame(r.detail)  # type: ignore[union-attr]
+                    for g in kite:
+                        g.frames.append(f)
+                        g.recv.append(r.recv_ns)
+        if runs and self.kite:
+            if kite is None:
+                kite = self._groups("kite")
+            _kite_frames(runs, kite)
+        now = time.time_ns()
+        if kite is not None:
+            self._send(kite, "kite", now)
+        for groups in binance.values():
+            self._send(groups, "binance", now)
 
-    def _kite(self, runs: list[list[KiteTick]]) -> None:
-        if not self.kite or not runs:
-            return
-        enc = MessageEncoder(runs, _MAX_PACKETS_PER_MESSAGE)
-        recv_ns = runs[0][0].recv_ns
-        for c, subs in list(self.kite.items()):
-            for m in enc.messages_for(subs):
-                c.offer(m, recv_ns)
+    def _send(self, groups: list[_Group], protocol: str, now: int) -> None:
+        stats = self.stats
+        for g in groups:
+            frames = g.frames
+            if not frames:
+                continue
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            sent = 0
+            for c in g.clients:
+                if c.write(data):
+                    sent += 1
+            if sent:
+                stats.messages[protocol] += len(frames) * sent
+                stats.bytes[protocol] += len(data) * sent
+                for recv_ns in g.recv:
+                    stats.observe_latency((now - recv_ns) / 1e9, sent)
+            frames.clear()
+            g.recv.clear()
 
     def stream_clients(self) -> list[Client]:
         return [*self.kite, *(c for clients in self.binance.values() for c in clients)]
@@ -182,6 +284,18 @@ class LiveFanout:
     def cut_all(self, why: str, reason: str, code: int) -> None:
         for c in self.stream_clients():
             c.cut(why, reason, code)
+
+
+def _kite_frames(runs: list[list[KiteTick]], groups: list[_Group]) -> None:
+    """Each group's binary messages for ``runs``, framed, appended to its frames."""
+    if not runs:
+        return
+    enc = MessageEncoder(runs, _MAX_PACKETS_PER_MESSAGE)
+    recv_ns = runs[0][0].recv_ns
+    for g in groups:
+        for m in enc.messages_for(g.subs):  # type: ignore[arg-type]
+            g.frames.append(binary_frame(m))
+            g.recv.append(recv_ns)
 
 
 class Core:
@@ -211,7 +325,7 @@ class Core:
         protocol: str,
         on_text: Callable[[Client, str], None],
         *,
-        heartbeat_s: float | None = None,
+        heartbeat: bool = False,
         refuse: str | None = None,
         register: Callable[[Client], None] = lambda c: None,
         unregister: Callable[[Client], None] = lambda c: None,
@@ -248,13 +362,12 @@ class Core:
             request,
             protocol,
             self.stats,
-            queue_limit=self.options.client_queue_messages,
-            heartbeat_s=heartbeat_s,
+            buffer_limit=self.options.client_buffer_bytes,
+            heartbeat=heartbeat,
             stall_s=self.options.history_stall_secs,
         )
         self.clients.add(client)
         self.stats.clients[protocol] += 1
-        client.writer = asyncio.create_task(client.run_writer(), name=f"serve-{protocol}-writer")
         register(client)
         producer = (
             asyncio.create_task(self._produce(client, produce), name=f"serve-{protocol}-history")
@@ -272,11 +385,10 @@ class Core:
             client.closed_by_peer()
             self.clients.discard(client)
             self.stats.clients[protocol] -= 1
-            for task in (producer, client.writer):
-                if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+            if producer is not None and not producer.done():
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await producer
             await client.wait_closed()
         return ws
 
@@ -290,6 +402,13 @@ class Core:
         except Exception as exc:
             log.error("history session failed", error=repr(exc)[:200])
             client.cut("error", f"history failed: {type(exc).__name__}", code=1011)
+
+    async def heartbeats(self) -> None:
+        """Kite's 1-byte heartbeat to every Kite client sent nothing for a tick of
+        ``heartbeat_secs``: one timer for all clients."""
+        while True:
+            await asyncio.sleep(self.options.heartbeat_secs)
+            send_heartbeats(self.clients, self.stats)
 
     async def close_all(self) -> None:
         self.stopping = True

@@ -38,11 +38,14 @@ _KITE_HISTORY = Selection(frozenset({"ticks", "status"}), "kite")
 
 
 def _on_text(
-    subs: KiteSubscriptions, settle: Settle | None = None
+    subs: KiteSubscriptions,
+    settle: Settle | None = None,
+    changed: Callable[[], None] = lambda: None,
 ) -> Callable[[Client, str], None]:
     def on_text(client: Client, text: str) -> None:
         for reply in subs.control(text):
             client.offer(reply)
+        changed()
         if settle is not None:
             settle.control(bool(subs.modes))
 
@@ -55,14 +58,15 @@ async def kite_live(core: Core, request: web.Request) -> web.StreamResponse:
     refuse = None
     if live is None:
         refuse = "no live data: this server replays a store; use /kite/history/START/END/SPEED"
+    if live is None:
+        return await core.websocket(request, "kite", _on_text(subs), heartbeat=True, refuse=refuse)
     return await core.websocket(
         request,
         "kite",
-        _on_text(subs),
-        heartbeat_s=core.options.heartbeat_secs,
-        refuse=refuse,
-        register=lambda c: live.kite.__setitem__(c, subs) if live is not None else None,
-        unregister=lambda c: live.kite.pop(c, None) if live is not None else None,
+        _on_text(subs, changed=lambda: live.regroup("kite")),
+        heartbeat=True,
+        register=lambda c: live.add("kite", c, subs),
+        unregister=lambda c: live.remove("kite", c),
     )
 
 
@@ -110,7 +114,7 @@ async def kite_history(core: Core, request: web.Request) -> web.StreamResponse:
         request,
         "kite",
         _on_text(subs, settle),
-        heartbeat_s=core.options.heartbeat_secs,
+        heartbeat=True,
         refuse=refuse,
         produce=produce if refuse is None else None,
     )

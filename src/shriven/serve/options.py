@@ -20,7 +20,8 @@ class ServeOptions:
     api_key: SecretStr | None = None
     max_clients: int = 500
     max_subscriptions: int = 3000  # per client: Kite tokens or Binance streams
-    client_queue_messages: int = 2000
+    # Unsent bytes held for one live client (beyond its socket's kernel buffer) before it is cut
+    client_buffer_bytes: int = 4 * 1024 * 1024
     history_stall_secs: float = 60.0
     # The kernel's send buffer per client socket (SO_SNDBUF): without a bound, loopback
     # autotuning lets a client that stopped reading absorb megabytes before its queue fills.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 import time
@@ -23,10 +24,24 @@ from pathlib import Path
 from typing import Final
 
 from shriven.errors import ConfigError
-from shriven.events import BINANCE_VENUES, BookSnapshot, Record, encode_batch
+from shriven.events import (
+    BINANCE_VENUES,
+    BinanceFuturesDepth,
+    BinanceFuturesDepthSnapshot,
+    BookSnapshot,
+    Record,
+    encode_batch,
+)
 from shriven.feeds.connection import Backoff
 from shriven.logging import get_logger
-from shriven.serve.child import HEAD, KIND_BOOKS, KIND_CONFIG, KIND_RECORDS, child_config
+from shriven.serve.child import (
+    HEAD,
+    KIND_BOOKS,
+    KIND_CONFIG,
+    KIND_RECORDS,
+    KIND_TIMES,
+    child_config,
+)
 from shriven.serve.options import ServeOptions
 
 __all__ = ["ServeProcess"]
@@ -43,13 +58,27 @@ DEFAULT_MAX_BACKLOG: Final = 64 * 1024 * 1024
 BooksFn = Callable[[], Sequence[Record]]
 
 
-def _parent_logging() -> tuple[str, bool]:
-    """The level and JSON-ness the recorder logs with, for the child to log the same way."""
-    import structlog
+def _parent_level() -> str:
+    """The level the recorder logs at, for the child to log at too."""
+    return logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
 
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
-    processors = structlog.get_config().get("processors", [])
-    return level, any(isinstance(p, structlog.processors.JSONRenderer) for p in processors)
+
+def _log_child_line(line: bytes) -> None:
+    """One line of the child's stderr, logged as the recorder's own event (its level, event and
+    fields; a line that is not the child's JSON, a traceback say, as one warning each)."""
+    text = line.decode(errors="replace").rstrip()
+    if not text:
+        return
+    try:
+        doc = json.loads(text)
+        event = doc.pop("event")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("live server process output", line=text[:500])
+        return
+    level = doc.pop("level", "info")
+    doc.pop("timestamp", None)
+    method = getattr(log, level if level in ("debug", "info", "warning", "error") else "info")
+    method(str(event), process="serve", **{str(k): v for k, v in doc.items()})
 
 
 class ServeProcess:
@@ -83,6 +112,8 @@ class ServeProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._pipe: asyncio.StreamWriter | None = None
         self._needs_books = True
+        self._times: dict[str, tuple[int, int]] = {}  # futures book key -> its last (E, T)
+        self._logs: asyncio.Task[None] | None = None
         self._started_at = 0.0
         self._retry_at = 0.0
         self._watch: asyncio.Task[None] | None = None
@@ -103,13 +134,14 @@ class ServeProcess:
             "shriven.serve.child",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        assert proc.stdin is not None and proc.stdout is not None
-        level, as_json = _parent_logging()
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self._logs = asyncio.create_task(self._forward_logs(proc.stderr), name="serve-logs")
         opts = self.options
         if self._port != opts.port:  # a restart keeps the port the first child was given
             opts = replace(opts, port=self._port)
-        body = child_config(opts, self.data_dir, self.zone, log_level=level, log_json=as_json)
+        body = child_config(opts, self.data_dir, self.zone, log_level=_parent_level())
         proc.stdin.write(HEAD.pack(KIND_CONFIG, len(body)) + body)
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), _START_TIMEOUT_S)
@@ -132,6 +164,11 @@ class ServeProcess:
         self._started_at = time.monotonic()
         self.state = "up"
         log.info("live server process up", url=self.url, pid=proc.pid)
+
+    async def _forward_logs(self, stderr: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError, ValueError):
+            while line := await stderr.readline():
+                _log_child_line(line)
 
     async def _supervise(self) -> None:
         while not self._stopping:
@@ -165,6 +202,16 @@ class ServeProcess:
                 self.restarts += 1
                 break
 
+    def record_tap(self, batch: Sequence[Record]) -> None:
+        """For ``Pipeline.add_tap(..., durable=False)``: note each futures book's last diff's
+        event and transaction times (the recorder's books do not keep them), which a restarted
+        child's depth answers carry before its first diff of the symbol."""
+        times = self._times
+        for r in batch:
+            t = type(r)
+            if t is BinanceFuturesDepth or t is BinanceFuturesDepthSnapshot:
+                times[f"{r.venue}:{r.symbol}"] = (r.event_time, r.transaction_time)  # type: ignore[union-attr]
+
     def tap(self, payload: bytes) -> None:
         """For ``Pipeline.add_payload_tap``: hand one written batch to the child, never waiting."""
         pipe = self._pipe
@@ -190,7 +237,10 @@ class ServeProcess:
             books = encode_batch(
                 [b for b in self._books() if type(b) is BookSnapshot and b.venue in BINANCE_VENUES]
             )
-            transport.writelines((HEAD.pack(KIND_BOOKS, len(books)), books))
+            times = json.dumps(self._times).encode()
+            transport.writelines(
+                (HEAD.pack(KIND_BOOKS, len(books)), books, HEAD.pack(KIND_TIMES, len(times)), times)
+            )
             return
         transport.writelines((HEAD.pack(KIND_RECORDS, len(payload)), payload))
         self.batches_sent += 1
@@ -241,4 +291,7 @@ class ServeProcess:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
+        if self._logs is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._logs, _STOP_TIMEOUT_S)  # its last lines
         self.state = "stopped"

@@ -259,7 +259,7 @@ async def stats(core: Core, request: web.Request) -> web.Response:
             "clients": dict(s.clients),
             "messages_sent": dict(s.messages),
             "bytes_sent": dict(s.bytes),
-            "dropped_messages": s.dropped,
+            "dropped_bytes": s.dropped_bytes,
             "disconnects": {f"{p}:{r}": n for (p, r), n in sorted(s.disconnects.items())},
         }
     }

@@ -69,6 +69,7 @@ class Server:
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._fanout: asyncio.Task[None] | None = None
+        self._heartbeats: asyncio.Task[None] | None = None
 
     @property
     def stats(self) -> ServeStats:
@@ -107,16 +108,18 @@ class Server:
         self.url = f"http://{host}:{port}"
         if self.core.live is not None:
             self._fanout = asyncio.create_task(self.core.live.run(), name="serve-fanout")
+        self._heartbeats = asyncio.create_task(self.core.heartbeats(), name="serve-heartbeats")
         log.info("serving", url=self.url, live=self.core.live is not None)
         return self.url
 
     async def stop(self) -> None:
         await self.core.close_all()
-        if self._fanout is not None:
-            self._fanout.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._fanout
-            self._fanout = None
+        for task in (self._fanout, self._heartbeats):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._fanout = self._heartbeats = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

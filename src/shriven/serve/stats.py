@@ -22,22 +22,23 @@ LATENCY_BUCKETS_S: Final = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 
 class ServeStats:
     clients: Counter[str] = field(default_factory=Counter)  # protocol -> connected now
     messages: Counter[str] = field(default_factory=Counter)  # protocol -> messages sent
-    bytes: Counter[str] = field(default_factory=Counter)  # protocol -> payload bytes sent
+    bytes: Counter[str] = field(default_factory=Counter)  # protocol -> frame bytes sent
     heartbeats: int = 0
-    dropped: int = 0  # queued messages thrown away with a client that was cut
+    dropped_bytes: int = 0  # left unsent to clients when they were cut
     disconnects: Counter[tuple[str, str]] = field(default_factory=Counter)  # (protocol, reason)
     rejected: Counter[str] = field(default_factory=Counter)  # reason -> refused requests
     requests: Counter[str] = field(default_factory=Counter)  # query endpoint -> requests
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
     latency_sum_s: float = 0.0
 
-    def observe_latency(self, seconds: float) -> None:
-        self.latency_sum_s += seconds
+    def observe_latency(self, seconds: float, n: int = 1) -> None:
+        """``n`` messages (one message written to ``n`` clients) ``seconds`` after receipt."""
+        self.latency_sum_s += seconds * n
         for i, bound in enumerate(LATENCY_BUCKETS_S):
             if seconds <= bound:
-                self.latency_counts[i] += 1
+                self.latency_counts[i] += n
                 return
-        self.latency_counts[-1] += 1
+        self.latency_counts[-1] += n
 
 
 class _Collector(Collector):
@@ -53,7 +54,7 @@ class _Collector(Collector):
             "shriven_serve_messages_sent", "Websocket messages sent.", labels=["protocol"]
         )
         b = CounterMetricFamily(
-            "shriven_serve_bytes_sent", "Websocket payload bytes sent.", labels=["protocol"]
+            "shriven_serve_bytes_sent", "Websocket bytes sent (whole frames).", labels=["protocol"]
         )
         for p in PROTOCOLS:
             g.add_metric([p], s.clients[p])
@@ -64,9 +65,9 @@ class _Collector(Collector):
             "shriven_serve_heartbeats_sent", "Kite 1-byte heartbeats sent.", value=s.heartbeats
         )
         yield CounterMetricFamily(
-            "shriven_serve_dropped_messages",
-            "Queued messages discarded with a client that was disconnected for falling behind.",
-            value=s.dropped,
+            "shriven_serve_dropped_bytes",
+            "Bytes left unsent to clients when they were disconnected (a slow client's backlog).",
+            value=s.dropped_bytes,
         )
         d = CounterMetricFamily(
             "shriven_serve_disconnects",
