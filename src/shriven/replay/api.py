@@ -20,7 +20,7 @@ from shriven.replay import export
 from shriven.replay.books import DEFAULT_MARGIN_NS, VerifyReport, verify_books
 from shriven.replay.columns import write_sidecars
 from shriven.replay.instruments import contract_note, contract_places, instruments_for
-from shriven.replay.ordering import DEFAULT_WINDOW_NS, paced, with_progress
+from shriven.replay.ordering import DEFAULT_WINDOW_NS, ProgressLine, paced, with_progress
 from shriven.replay.reconstruct import BookAt, book_at, resolve_book_key
 from shriven.replay.select import (
     RefusedFilter,
@@ -144,9 +144,15 @@ def replay_range(
         records = paced(records, speed)
     if progress is not None:
         records = with_progress(records, start_ns, end_ns, progress, lambda ns: format_ns(ns, zone))
+    columnar = None
+    if fmt in ("parquet", "arrow") and not wanted and not selection.venue and speed is None:
+        # Every record of the chosen kinds: a column at a time (the same output, 30x faster)
+        columnar = _columnar(store, selection, start_ns, end_ns, zone, refused, fmt, progress)
     with scan_gc():
         try:
-            n = _write(records, fmt, sink, zone, flush=speed is not None, atomic=atomic)
+            n = _write(
+                records, fmt, sink, zone, flush=speed is not None, atomic=atomic, columnar=columnar
+            )
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `replay | head`: the reader left; the caller exits quietly
@@ -190,18 +196,52 @@ def _store_span(store: StoreReader, zone: ZoneInfo) -> str:
     )
 
 
+def _columnar(
+    store: StoreReader,
+    selection: Selection,
+    start_ns: int | None,
+    end_ns: int | None,
+    zone: ZoneInfo,
+    refused: RefusedFilter,
+    fmt: str,
+    progress: IO[str] | None,
+) -> Callable[[IO[bytes]], int] | None:
+    """The column-at-a-time writer of the replay (replay.columnar_export), or None when it
+    does not serve it: book snapshots asked for, or no pyarrow (the record path then says so)."""
+    if selection.needs_lob:
+        return None
+    try:
+        from shriven.replay.columnar_export import write_file
+    except ImportError:
+        return None
+    line = None
+    if progress is not None:
+        line = ProgressLine(start_ns, end_ns, progress, lambda ns: format_ns(ns, zone))
+    return lambda f: write_file(store, selection, start_ns, end_ns, zone, refused, f, fmt, line)
+
+
 def _write(
-    records: Iterator[Record], fmt: str, sink: Sink, zone: ZoneInfo, flush: bool, atomic: bool
+    records: Iterator[Record],
+    fmt: str,
+    sink: Sink,
+    zone: ZoneInfo,
+    flush: bool,
+    atomic: bool,
+    columnar: Callable[[IO[bytes]], int] | None = None,
 ) -> int:
     if isinstance(sink, io.TextIOBase):
         n = _TEXT_WRITERS[fmt](records, sink, zone, flush)
         sink.flush()
         return n
     if not isinstance(sink, Path):
+        if columnar is not None:
+            return columnar(sink)  # type: ignore[arg-type]
         return _write_binary(records, fmt, sink, zone, flush)  # type: ignore[arg-type]
     # A file is written through a temporary file renamed over it when the export is complete,
     # so an interrupted or failed export never leaves a file that looks whole.
     with atomic_output(sink, 0o644) if atomic else open(sink, "wb") as f:
+        if columnar is not None:
+            return columnar(f)
         return _write_binary(records, fmt, f, zone, flush)
 
 

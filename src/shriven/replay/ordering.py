@@ -30,6 +30,7 @@ from shriven.events import (
 __all__ = [
     "DEFAULT_WINDOW_NS",
     "OrderStats",
+    "ProgressLine",
     "merge_ordered",
     "order_key",
     "paced",
@@ -132,22 +133,51 @@ def with_progress(
 ) -> Iterator[Record]:
     """Pass records through, writing ``replay: N records, at <time> (P%)`` to ``out`` at most
     every ``interval_s`` seconds (checked every 4096 records), and a final line."""
-    pct = _pct_factory(start_ns, end_ns)
+    line = ProgressLine(start_ns, end_ns, out, describe, interval_s, clock)
     n = 0
-    next_report = clock() + interval_s
     last_recv: int | None = None
     for record in records:
         n += 1
         last_recv = record.recv_ns
-        if not n & 4095 and clock() >= next_report:
-            out.write(f"\rreplay: {n:,} records, at {describe(last_recv)}{pct(last_recv)}")
-            out.flush()
-            next_report = clock() + interval_s
+        if not n & 4095:
+            line.update(n, last_recv)
         yield record
+    line.finish(n, last_recv)
 
-    at = f", last at {describe(last_recv)}" if last_recv is not None else ""
-    out.write(f"\rreplay: {n:,} records{at}\n")
-    out.flush()
+
+class ProgressLine:
+    """The progress line of a replay on ``out`` (see :func:`with_progress`), for writers that
+    count records themselves."""
+
+    def __init__(
+        self,
+        start_ns: int | None,
+        end_ns: int | None,
+        out: TextIO,
+        describe: Callable[[int], str],
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.out = out
+        self.describe = describe
+        self.interval_s = interval_s
+        self.clock = clock
+        self.pct = _pct_factory(start_ns, end_ns)
+        self.next_report = clock() + interval_s
+
+    def update(self, n: int, last_recv: int) -> None:
+        """``n`` records out so far, the last received at ``last_recv``: a line if it is time."""
+        if self.clock() >= self.next_report:
+            self.out.write(
+                f"\rreplay: {n:,} records, at {self.describe(last_recv)}{self.pct(last_recv)}"
+            )
+            self.out.flush()
+            self.next_report = self.clock() + self.interval_s
+
+    def finish(self, n: int, last_recv: int | None) -> None:
+        at = f", last at {self.describe(last_recv)}" if last_recv is not None else ""
+        self.out.write(f"\rreplay: {n:,} records{at}\n")
+        self.out.flush()
 
 
 def _pct_factory(start_ns: int | None, end_ns: int | None) -> Callable[[int], str]:
