@@ -56,3 +56,22 @@ def test_deferred_logging_renders_and_scrubs_the_first_library_and_own_lines():
     assert "access_token=***" in err and "TOKEN456" not in err
     assert "connecting" in err and "hunter2" not in err
     assert err.count("[warning") == 1 and err.count("[info") == 1
+
+
+def test_a_command_builds_and_imports_only_its_own_cli_module_and_no_pydantic(tmp_path):
+    (tmp_path / "ticks").mkdir()
+    argv = ["shriven", "replay", "book", "--symbol", "binance:BTCUSDT", "--depth", "3"]
+    argv += ["--at", "2026-01-01T00:00:00", "--data-dir", str(tmp_path), "--tz", "UTC"]
+    done = _run(
+        f"import sys\nsys.argv = {argv!r}\nfrom shriven.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print(exc.code)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('shriven.cli.', 'pydantic'))))"
+    )
+    code, modules = done.stdout.splitlines()
+    assert code == "1", done.stderr  # nothing recorded: the command ran, every option converted
+    assert "no book of binance:BTCUSDT" in done.stderr
+    # replay.py registers `wal verify-books`, so it imports wal.py; no other command module
+    assert modules == str(
+        ["shriven.cli.app", "shriven.cli.plain_params", "shriven.cli.replay", "shriven.cli.tree",
+         "shriven.cli.wal"]
+    )  # fmt: skip

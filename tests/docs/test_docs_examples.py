@@ -36,7 +36,9 @@ from shriven.cli import app
 # typer vendors the click its commands are built from (typer._click); reach it through the
 # command objects' own classes so the test works with either.
 ROOT = typer.main.get_command(app)
-_core = sys.modules[type(ROOT).__mro__[2].__module__]
+_core = next(
+    sys.modules[c.__module__] for c in type(ROOT).__mro__ if c.__module__.endswith("click.core")
+)
 Context = _core.Context
 ClickException = sys.modules[_core.__name__.rsplit(".", 1)[0] + ".exceptions"].ClickException
 

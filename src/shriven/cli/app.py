@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
-from typer.core import TyperGroup
 
+from shriven.cli.tree import TOP, LazyGroup
 from shriven.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -29,9 +29,13 @@ def usage_error_line(exc: ClickException) -> str:
     return f"shriven: error: {text}{hint}"
 
 
-class _Group(TyperGroup):
+class _Group(LazyGroup):
     """The top-level group: click's usage errors print as one line (``shriven: error: ...``,
-    exit status 2) like every other error, instead of a usage block."""
+    exit status 2) like every other error, instead of a usage block. Each command's module is
+    imported when the command is named (shriven.cli.tree)."""
+
+    table = TOP
+    source = "shriven.cli.app:app"
 
     def main(
         self,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from shriven.cli.app import app, settings
+from shriven.cli.tree import InstrumentsGroup
 from shriven.errors import UniverseError
 
 if TYPE_CHECKING:
@@ -29,7 +30,9 @@ def _plans() -> ModuleType:
     return kite_plans
 
 
-instruments_app = typer.Typer(help="The Kite instrument dump and its cache.", no_args_is_help=True)
+instruments_app = typer.Typer(
+    help="The Kite instrument dump and its cache.", no_args_is_help=True, cls=InstrumentsGroup
+)
 app.add_typer(instruments_app, name="instruments")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from shriven.cli.app import app, settings
+from shriven.cli.tree import ReplayGroup
 from shriven.cli.wal import wal_app
 from shriven.errors import ReplayError
 from shriven.replay import DEFAULT_MARGIN_NS, format_ns, load_zone, parse_instant
@@ -24,6 +25,7 @@ replay_app = typer.Typer(
         "per-stream sequence; or show a book at an instant (`replay book`)."
     ),
     invoke_without_command=True,
+    cls=ReplayGroup,
 )
 app.add_typer(replay_app, name="replay")
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from shriven.cli.app import app, settings
+from shriven.cli.tree import WalGroup
 from shriven.replay import format_ns, load_zone, zone_label
 from shriven.wal.check import (
     STORE_STREAMS,
@@ -22,7 +23,7 @@ from shriven.wal.check import (
 )
 from shriven.wal.store import store_stream_counts
 
-wal_app = typer.Typer(help="Inspect and verify WAL stores.", no_args_is_help=True)
+wal_app = typer.Typer(help="Inspect and verify WAL stores.", no_args_is_help=True, cls=WalGroup)
 app.add_typer(wal_app, name="wal")
 
 _PROGRESS_FROM_BYTES = 64 * 1024 * 1024
