@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from shriven.book.levels import position
 from shriven.book.orderbook import OrderBook
 
 __all__ = ["BookFeatures", "features"]
@@ -40,22 +39,19 @@ def features(book: OrderBook, n: int = 5, band_bps: float = 10.0) -> BookFeature
     the depth band around the mid."""
     bids = book.bids
     asks = book.asks
-    bk = book.bid_keys  # ascending: best last
-    ak = book.ask_keys  # descending: best last
     bid = bid_qty = ask = ask_qty = None
-    if bk:
-        bid = bk[-1]
-        bid_qty = bids[bid]
-    if ak:
-        ask = ak[-1]
-        ask_qty = asks[ask]
+    best = bids.best()
+    if best is not None:
+        bid, bid_qty = best
+    best = asks.best()
+    if best is not None:
+        ask, ask_qty = best
 
-    # map over the dict's own __getitem__ keeps the summing loops in C; both sides are summed
-    # in ascending price order, as they always were, so the float sums stay bit for bit
-    bq = bids.__getitem__
-    aq = asks.__getitem__
-    bids_n = sum(map(bq, bk[max(len(bk) - n, 0) :]))
-    asks_n = sum(map(aq, reversed(ak[max(len(ak) - n, 0) :])))
+    # The sums run in the side (in C): each adds its quantities in ascending price order, as
+    # they always were added, so the values stay bit for bit. The 10 bp band usually covers the
+    # whole side: summed in Python through the dict it was ~100 us of a top-20 read.
+    bids_n = bids.sum_best(n)
+    asks_n = asks.sum_best(n)
 
     if bid is None or ask is None:
         return BookFeatures(
@@ -68,9 +64,6 @@ def features(book: OrderBook, n: int = 5, band_bps: float = 10.0) -> BookFeature
     qsum = bid_qty + ask_qty
     micro = (bid * ask_qty + ask * bid_qty) / qsum if qsum else mid
     band = mid * band_bps / 10_000.0
-    # the prices inside the band are each list's tail, from its first price not before the edge
-    bid_band = sum(map(bq, bk[position(bk, mid - band, False) :]))
-    ask_band = sum(map(aq, reversed(ak[position(ak, mid + band, True) :])))
     return BookFeatures(
         bid,
         bid_qty,
@@ -81,8 +74,8 @@ def features(book: OrderBook, n: int = 5, band_bps: float = 10.0) -> BookFeature
         micro,
         _imbalance(bid_qty, ask_qty),
         _imbalance(bids_n, asks_n),
-        bid_band,
-        ask_band,
+        bids.sum_within(mid - band),
+        asks.sum_within(mid + band),
         bid > ask,
         bid == ask,
     )

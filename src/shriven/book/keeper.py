@@ -18,7 +18,7 @@ from shriven.book.depth_sync import (
     FuturesDepthSync,
     SnapshotResult,
 )
-from shriven.book.levels import levels_valid, pack_levels
+from shriven.book.levels import levels_valid, pack_levels, touching
 from shriven.book.orderbook import OrderBook, best_prices
 from shriven.events import (
     FUTURES_VENUES,
@@ -232,13 +232,11 @@ class BookKeeper:
                 stats.levels += book.apply(lv.bid_values, lv.ask_values)
             else:
                 stats.levels += book.apply(d.bids, d.asks)
-        else:
-            stats.levels += book.apply(bids, asks)
+        else:  # the sides' own apply: one Python call fewer per diff than book.apply
+            stats.levels += book.bids.apply(bids) + book.asks.apply(asks)
         stats.applied += 1
         book.update_id = d.last_update_id
-        bk = book.bid_keys
-        ak = book.ask_keys
-        if bk and ak and bk[-1] >= ak[-1]:
+        if touching(book.bids, book.asks):
             self._check_crossed(key, book)  # crossed or locked: counted there
         elif self.crossed_now:
             self.crossed_now.discard(key)

@@ -1,52 +1,45 @@
-"""An L2 order book: per side a dict of price -> quantity (floats) and its prices, best last.
+"""An L2 order book: per side a :class:`shriven.book.levels.Side`, a read-only mapping price ->
+quantity (floats) kept sorted, with the best level at one end.
 
-See :mod:`shriven.book.levels` for the layout: ``bids``/``asks`` are plain dicts, ``bid_keys``
-is ascending and ``ask_keys`` descending, so the best price of either side is its list's last
-item. Everything that hands levels out returns them best first.
+``bids``/``asks`` read like dicts (``book.bids[price]``, ``in``, ``len``, ``get``, ``==`` with a
+dict); everything that hands levels out returns them best first. ``bid_keys``/``ask_keys`` are
+the prices best LAST, a copy, for readers of the old layout.
 
-The SortedDict this book used before cost about 480 ns per level change through the keeper
-(its sorted key list is Python code, and every insert near the best ask shifted a sublist);
-python-binance's DepthCache, a bare dict sorted when read, did it in 150 ns. A dict per side
-makes updates (most changes) one dict store, and keeping the sorted prices in a flat list with
-the best at the end makes inserts and deletes near the top a short move, while top-N and the
-crossed check stay slices of that list instead of DepthCache's sort of the whole side.
+History, measured on benchmarks/book_update.py: a SortedDict cost about 480 ns per level change
+through the keeper; a dict per side with a sorted price list beside it (DepthCache's dict, plus
+the order kept) 280 ns in C, still two float objects and two dict operations per change while
+order-book keeps its side in a C tree. The side is now C arrays of doubles (``_levels.Side``),
+with the dict-and-list side kept as its reference (:class:`shriven.book.levels.PySide`,
+:class:`PyOrderBook`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import ClassVar
 
-from shriven.book.levels import apply_side
+from shriven.book.levels import PySide, Side
 
-__all__ = ["Level", "OrderBook", "best_prices"]
+__all__ = ["Level", "OrderBook", "PyOrderBook", "best_prices"]
 
 Level = tuple[float, float]  # (price, quantity)
 
 
 def best_prices(book: OrderBook) -> tuple[float, float] | None:
     """(best bid price, best ask price), or None when either side is empty."""
-    bk = book.bid_keys
-    ak = book.ask_keys
-    if bk and ak:
-        return bk[-1], ak[-1]
+    b = book.bids.best_price()
+    a = book.asks.best_price()
+    if b is not None and a is not None:
+        return b, a
     return None
-
-
-def _nonzero(levels: dict[float, float]) -> dict[float, float]:
-    if 0 in levels.values():  # rare (Kite leaves zeros out; REST snapshots have none)
-        return {p: q for p, q in levels.items() if q}
-    return levels
-
-
-def _best_first(side: dict[float, float], keys: list[float]) -> list[Level]:
-    # zip/map keep the per-level work in C: a snapshot of a 1000-level side is one pass
-    return list(zip(keys, map(side.__getitem__, keys), strict=True))
 
 
 class OrderBook:
     """One instrument's book. ``update_id`` is the last venue update applied (0 = none)."""
 
-    __slots__ = ("ask_keys", "asks", "bid_keys", "bids", "update_id")
+    __slots__ = ("asks", "bids", "update_id")
+
+    _side: ClassVar[type[Side]] = Side  # PyOrderBook: the pure-Python reference side
 
     def __init__(
         self,
@@ -54,10 +47,8 @@ class OrderBook:
         asks: Iterable[Level] = (),
         update_id: int = 0,
     ) -> None:
-        self.bids: dict[float, float] = {}
-        self.asks: dict[float, float] = {}
-        self.bid_keys: list[float] = []  # ascending: best bid last
-        self.ask_keys: list[float] = []  # descending: best ask last
+        self.bids: Side = self._side(False)
+        self.asks: Side = self._side(True)
         self.update_id = update_id
         self.replace(bids, asks, update_id)
 
@@ -70,75 +61,62 @@ class OrderBook:
         :func:`shriven.book.levels.pack_levels` read). A side with a value that is not a finite,
         non-negative number raises ValueError and is left as it was (check with
         :func:`shriven.book.levels.levels_valid` first)."""
-        return apply_side(self.bids, self.bid_keys, bids, False) + apply_side(
-            self.asks, self.ask_keys, asks, True
-        )
+        return self.bids.apply(bids) + self.asks.apply(asks)
 
     def apply_strings(
         self, bids: Iterable[tuple[str, str]], asks: Iterable[tuple[str, str]]
     ) -> int:
         """:meth:`apply` for decimal strings as Binance sends them (the same call)."""
-        return apply_side(self.bids, self.bid_keys, bids, False) + apply_side(
-            self.asks, self.ask_keys, asks, True
-        )
+        return self.bids.apply(bids) + self.asks.apply(asks)
 
     def replace(
         self, bids: Iterable[Level], asks: Iterable[Level], update_id: int | None = None
     ) -> None:
         """Make the book exactly these levels: what :meth:`apply` of them to an empty book gives
         (a later repeat of a price wins; zero quantities are left out)."""
-        b = _nonzero(dict(bids))
-        a = _nonzero(dict(asks))
-        self.bids = b
-        self.asks = a
-        self.bid_keys = sorted(b)
-        self.ask_keys = sorted(a, reverse=True)
+        self.bids.replace(bids)
+        self.asks.replace(asks)
         if update_id is not None:
             self.update_id = update_id
 
     def clear(self) -> None:
         self.bids.clear()
         self.asks.clear()
-        self.bid_keys.clear()
-        self.ask_keys.clear()
         self.update_id = 0
+
+    @property
+    def bid_keys(self) -> list[float]:
+        """Every bid price, ascending (best last): a copy."""
+        return self.bids.prices()
+
+    @property
+    def ask_keys(self) -> list[float]:
+        """Every ask price, descending (best last): a copy."""
+        return self.asks.prices()
 
     # ------------------------------------------------------------ reading the book
 
     def best_bid(self) -> Level | None:
-        keys = self.bid_keys
-        return (keys[-1], self.bids[keys[-1]]) if keys else None
+        return self.bids.best()
 
     def best_ask(self) -> Level | None:
-        keys = self.ask_keys
-        return (keys[-1], self.asks[keys[-1]]) if keys else None
+        return self.asks.best()
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """The best ``n`` bids and asks, best first."""
-        if n <= 0:
-            return [], []
-        stop = -n - 1
-        return (
-            _best_first(self.bids, self.bid_keys[:stop:-1]),
-            _best_first(self.asks, self.ask_keys[:stop:-1]),
-        )
+        return self.bids.top(n), self.asks.top(n)
 
     def levels(self) -> tuple[list[Level], list[Level]]:
         """Every level, best first."""
-        return (
-            _best_first(self.bids, self.bid_keys[::-1]),
-            _best_first(self.asks, self.ask_keys[::-1]),
-        )
+        return self.bids.levels(), self.asks.levels()
 
     def iter_bids(self) -> Iterator[Level]:
-        """Bids best first, without copying the book (do not change it while iterating)."""
-        bids = self.bids
-        return ((p, bids[p]) for p in reversed(self.bid_keys))
+        """Bids best first."""
+        return iter(self.bids.levels())
 
     def iter_asks(self) -> Iterator[Level]:
-        """Asks best first, without copying the book (do not change it while iterating)."""
-        asks = self.asks
-        return ((p, asks[p]) for p in reversed(self.ask_keys))
+        """Asks best first."""
+        return iter(self.asks.levels())
 
     def depth(self) -> tuple[int, int]:
         return len(self.bids), len(self.asks)
@@ -165,3 +143,12 @@ class OrderBook:
             f"OrderBook(update_id={self.update_id}, bids={len(self.bids)}, "
             f"asks={len(self.asks)}, best={self.best_bid()} / {self.best_ask()})"
         )
+
+
+class PyOrderBook(OrderBook):
+    """The same book on :class:`shriven.book.levels.PySide` sides: the reference the C sides are
+    tested against (and what :class:`OrderBook` is when the C extension was not built)."""
+
+    __slots__ = ()
+
+    _side = PySide

@@ -50,14 +50,9 @@ _NAN: Final = float("nan")
 
 
 def _top(book: OrderBook) -> tuple[float, float, float, float]:
-    bid = book.bid_keys[-1] if book.bid_keys else _NAN
-    ask = book.ask_keys[-1] if book.ask_keys else _NAN
-    return (
-        bid,
-        book.bids[bid] if book.bid_keys else _NAN,
-        ask,
-        book.asks[ask] if book.ask_keys else _NAN,
-    )
+    bid = book.best_bid() or (_NAN, _NAN)
+    ask = book.best_ask() or (_NAN, _NAN)
+    return (*bid, *ask)
 
 
 def py_top_series(

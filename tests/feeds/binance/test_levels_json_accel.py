@@ -109,3 +109,13 @@ def test_a_live_diff_keeps_its_levels_as_read_and_gives_the_same_record() -> Non
     d.asks = ()
     assert depth_levels(d) is None
     assert decode_batch(encode_batch([d])) == [dataclasses.replace(want, asks=())]
+
+
+def test_a_diff_larger_than_the_readers_stack_buffers_reads_the_same() -> None:
+    # 1,000 levels a side is far past the C reader's 2 kB start buffers, so they grow on the heap
+    rows = [f'["{61000 + i * 0.01:.8f}","{(i % 97) / 7:.8f}"]' for i in range(1000)]
+    raw_b = ("[" + ",".join(rows) + "]").encode()
+    raw_a = ("[" + ",".join(reversed(rows)) + "]").encode()
+    got = accel.json_depth_levels(raw_b, raw_a)
+    assert got == parse._depth_levels_reference(raw_b, raw_a)
+    assert array("d", got[1])[:2].tolist() == [61000.0, 0.0]
