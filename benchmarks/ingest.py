@@ -194,8 +194,7 @@ async def ingest(
             if delay > 0:
                 await asyncio.sleep(delay)
         recs = parse(m, time.time_ns(), seq)
-        for r in recs:
-            await q.put(r)
+        await q.put_many(recs)  # as the Kite feed hands over one message's ticks
         total += len(recs)
         await asyncio.sleep(0)  # a socket read would yield here
     store = holder[-1]

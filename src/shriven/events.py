@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from operator import itemgetter
 from typing import ClassVar, Final
 
@@ -62,8 +62,11 @@ __all__ = [
     "depth_levels",
     "encode_batch",
     "instrument_key",
+    "kite_depth_floats",
+    "kite_packet",
     "kite_price_divisor",
     "now_ns",
+    "py_encode_batch",
     "stream_of",
     "wire_is_start",
     "wire_stream",
@@ -151,6 +154,38 @@ class KiteTick:
     change: int = 0
 
     TYPE: ClassVar[int] = 1
+
+
+# With the optional C extension, the Kite parser returns full ticks *held* as their 184-byte
+# packet: a field is decoded (all at once, into the ordinary slots) only when first read or set,
+# and the WAL writes the tick's wire form straight from the packet. The recorder reads only the
+# token and mode of most ticks, so this saves ~60 objects a tick (see shriven/_kitetick.c).
+try:
+    from shriven import _kitetick
+except ImportError:  # not built (no C compiler): every tick is decoded when parsed
+    _kitetick = None  # type: ignore[assignment]
+else:
+    _kitetick.install(KiteTick, tuple(f.name for f in fields(KiteTick)), KITE_MODES)
+
+
+def kite_packet(tick: object) -> bytes | None:
+    """The full-mode packet a held tick still holds undecoded, else None (a tick built from its
+    fields, read back from the WAL, or one whose fields were read or set since)."""
+    return None
+
+
+def kite_depth_floats(
+    tick: KiteTick, divisor: int
+) -> tuple[list[FloatLevel], list[FloatLevel]] | None:
+    """A held tick's (bids, asks) as its book takes them: the levels with a price and a
+    quantity, best first, as (wire price / divisor, quantity) floats, read from the packet
+    without decoding the tick; None for a tick not held."""
+    return None
+
+
+if _kitetick is not None:  # the C versions (same answers, tests/feeds/kite/test_kitetick_accel.py)
+    kite_packet = _kitetick.packet  # type: ignore[assignment]
+    kite_depth_floats = _kitetick.kite_sides  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -685,6 +720,15 @@ _batch_packers = threading.local()  # one per thread: a batch is packed in sever
 
 
 def encode_batch(records: list[Record]) -> bytes:
+    """One msgpack array holding the wire form of each record, in order: :func:`py_encode_batch`,
+    with held Kite ticks (:func:`kite_packet`) written from their packets in C, byte for byte
+    what the reference writes for the decoded tick."""
+    if _kitetick is None:
+        return py_encode_batch(records)
+    return _kitetick.pack_batch(records, py_encode_batch)
+
+
+def py_encode_batch(records: list[Record]) -> bytes:
     """One msgpack array holding the wire form of each record, in order.
 
     Packed a record at a time, so only one record's wire lists are alive at once: a list of

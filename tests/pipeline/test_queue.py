@@ -148,3 +148,24 @@ async def test_a_record_kept_over_the_bound_splits_the_drop_run_so_markers_hold_
     assert [(r["first_seq"], r["last_seq"], r["dropped"]) for r in runs] == [(4, 6, 3), (8, 9, 2)]
     assert after.seq == 10
     assert q.stats.drop_markers == 2
+
+
+async def test_put_many_with_room_queues_all_in_order_and_wakes_the_writer() -> None:
+    q = RecordQueue(10)
+    waiting = asyncio.create_task(q.get_batch(4, 5.0, 5.0))
+    await asyncio.sleep(0)
+    await q.put_many([tick(i) for i in range(1, 5)])
+    batch = await asyncio.wait_for(waiting, 1.0)
+    assert [r.seq for r in batch] == [1, 2, 3, 4]
+    assert q.stats.put == 4
+
+
+async def test_put_many_past_the_bound_drops_by_policy_as_puts_would() -> None:
+    q = RecordQueue(3, "drop")
+    await q.put_many([tick(i) for i in range(1, 6)])  # 1..3 fit, 4 and 5 are dropped
+    assert q.stats.dropped == 2
+    assert [r.seq for r in q.take(10)] == [1, 2, 3]
+    await q.put_many([tick(6)])  # room again: the marker comes first
+    marker, after = q.take(10)
+    assert marker.kind == StatusKind.DROPPED and json.loads(marker.detail)["dropped"] == 2
+    assert after.seq == 6

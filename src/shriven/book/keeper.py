@@ -34,6 +34,7 @@ from shriven.events import (
     Status,
     StatusKind,
     depth_levels,
+    kite_depth_floats,
     kite_price_divisor,
 )
 
@@ -328,7 +329,11 @@ class BookKeeper:
         if book is None:
             book = self.books[key] = OrderBook()
         div = kite_price_divisor(tick.instrument_token)
-        book.replace(_kite_side(tick.bids, div), _kite_side(tick.asks, div), tick.seq)
+        sides = kite_depth_floats(tick, div)  # a held tick: read from its packet, in C
+        if sides is None:
+            book.replace(_kite_side(tick.bids, div), _kite_side(tick.asks, div), tick.seq)
+        else:
+            book.replace(sides[0], sides[1], tick.seq)
         self.stats.kite_depth += 1
         self._check_crossed(key, book)
 

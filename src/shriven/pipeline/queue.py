@@ -158,7 +158,22 @@ class RecordQueue:
         await self._wait_for_room(record)
 
     async def put_many(self, records: Iterable[Record]) -> None:
-        """``put`` each record in order (one call for the many records of one venue message)."""
+        """``put`` each record in order (one call for the many records of one venue message).
+
+        With room for them all and no drops pending it is one ``extend``: a ``put`` each was
+        about 0.35 us a Kite tick, a tenth of what the whole recorder may spend on one
+        (benchmarks/ingest.py)."""
+        items = self._items
+        if (
+            not self._drops
+            and isinstance(records, (list, tuple))
+            and len(items) + len(records) <= self.maxsize
+        ):
+            items.extend(records)
+            self.stats.put += len(records)
+            if self._getter is not None and len(items) >= self._getter_wants:
+                self._wake_getter()
+            return
         for r in records:
             await self.put(r)
 

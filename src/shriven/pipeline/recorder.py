@@ -47,6 +47,7 @@ from shriven.events import (
     Status,
     StatusKind,
     encode_record,
+    kite_packet,
 )
 from shriven.logging import get_logger
 from shriven.pipeline.metrics import PipelineMetrics
@@ -353,6 +354,7 @@ class RecorderLoop:
         exact at every batch boundary, which is the only place anything reads them (snapshots
         split batches at their boundary), and equal to a replay that applies every tick."""
         apply = self.books.apply
+        held = kite_packet
         keeper_stats = self.books.stats
         stats = self.stats
         latest: dict[int, Record] = {}
@@ -379,6 +381,8 @@ class RecorderLoop:
                         kite_last = r.recv_ns
                         if r.mode == "full":  # type: ignore[union-attr]
                             latest[r.instrument_token] = r  # type: ignore[union-attr]
+                            if held(r) is not None:
+                                continue  # a packet's words are unsigned: nothing to check
                     else:
                         apply(r)
                         if t is BinanceTrade:

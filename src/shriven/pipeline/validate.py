@@ -7,7 +7,7 @@ report. Checks stay cheap because they run on every record in the writer's hot l
 from __future__ import annotations
 
 from shriven.calendar import NSE_CLOSE, NSE_OPEN, nse_calendar
-from shriven.events import BinanceDepth, BinanceTrade, KiteTick, Record
+from shriven.events import BinanceDepth, BinanceTrade, KiteTick, Record, kite_packet
 
 __all__ = [
     "NSE_CLOSE",
@@ -56,6 +56,8 @@ def check_record(record: Record) -> str | None:
     t = type(record)
     if t is KiteTick:
         r: KiteTick = record  # type: ignore[assignment]
+        if kite_packet(r) is not None:
+            return None  # a held packet's words are unsigned: nothing in it can be negative
         # Kite sends zeros for empty levels and for instruments that have not traded: not errors.
         # Only the best level each side is looked at: enough to catch garbage, cheap per tick.
         if r.last_price < 0 or r.last_traded_quantity < 0 or r.volume_traded < 0:

@@ -33,7 +33,13 @@ __all__ = [
     "is_heartbeat",
     "parse_message",
     "parse_text",
+    "py_parse_message",
 ]
+
+try:  # the C parser (shriven.events installed its KiteTick on import)
+    from shriven import _kitetick
+except ImportError:  # not built: py_parse_message is what runs
+    _kitetick = None  # type: ignore[assignment]
 
 log = get_logger(__name__)
 
@@ -151,7 +157,24 @@ def parse_message(
 
     ``seq`` numbers the ticks. A packet of unknown length is skipped (its length field still
     says where the next one starts); a packet count that overruns the message, or trailing
-    bytes after the counted packets, is counted and the packets before it are kept."""
+    bytes after the counted packets, is counted and the packets before it are kept.
+
+    With the C extension (``shriven._kitetick``) full-mode ticks come back *held*: their fields
+    are read from the packet when first used (:func:`shriven.events.kite_packet`); the records
+    are equal to :func:`py_parse_message`'s, which is the reference and the fallback."""
+    if _kitetick is None:
+        return py_parse_message(data, recv_ns, seq, errors)
+    ticks, seq.value, problems = _kitetick.parse_message(data, recv_ns, seq.value)
+    if problems is not None:
+        for kind, what in problems:
+            _bad(errors, kind, data, what)
+    return ticks
+
+
+def py_parse_message(
+    data: bytes, recv_ns: int, seq: SeqCounter, errors: FeedStats | None = None
+) -> list[KiteTick]:
+    """:func:`parse_message` in Python, every field decoded at once."""
     size = len(data)
     if size < 2:
         return []

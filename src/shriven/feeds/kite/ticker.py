@@ -427,8 +427,12 @@ class _ShardLink(Link):
         ticks = parse_message(data, recv_ns, seq, stats)
         if ticks and feed._on_ticks is not None:
             feed._on_ticks(ticks)
-        for tick in ticks:
-            await sink.put(tick)
+        put_many = getattr(sink, "put_many", None)  # the pipeline's queue: one call a message
+        if put_many is not None:
+            await put_many(ticks)
+        else:
+            for tick in ticks:
+                await sink.put(tick)
         stats.records += len(ticks)
 
 
