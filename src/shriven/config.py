@@ -89,6 +89,9 @@ class PipelineConfig(BaseModel):
     snapshot_interval_secs: int = Field(60, ge=1)
     enable_reconstruction: bool = True
     max_queue_size: int = Field(100_000, ge=1)
+    # "wait" policy: past this many queued records, feeds wait for the writer's next take
+    # (pipeline/queue.py says why: the records in flight, and RSS, stay bounded by it).
+    queue_soft_limit: int = Field(2_000, ge=1)
     enable_compression: bool = True
     # "always": fsync after every frame; "interval": at most fsync_interval_ms apart; "never".
     fsync_policy: Literal["always", "interval", "never"] = "interval"

@@ -169,3 +169,57 @@ async def test_put_many_past_the_bound_drops_by_policy_as_puts_would() -> None:
     marker, after = q.take(10)
     assert marker.kind == StatusKind.DROPPED and json.loads(marker.detail)["dropped"] == 2
     assert after.seq == 6
+
+
+async def test_at_the_soft_limit_producers_wait_for_the_next_take_so_the_depth_stays_bounded() -> (
+    None
+):
+    # Without it a writer that falls behind (a slow fsync, a pause) lets every record received
+    # meanwhile queue up, and the allocator keeps that high water for good.
+    q = RecordQueue(1_000, "wait", soft_limit=10)
+    n = 300
+
+    async def produce() -> None:
+        for i in range(1, n + 1):
+            await q.put(tick(i))
+
+    producer = asyncio.create_task(produce())
+    got: list[int] = []
+    deepest = 0
+    for _ in range(2_000):
+        if len(got) == n:
+            break
+        await asyncio.sleep(0.001)  # a slow writer
+        deepest = max(deepest, len(q))
+        got.extend(r.seq for r in q.take(1_000))
+    await asyncio.wait_for(producer, 10)
+    assert got == list(range(1, n + 1))
+    assert deepest <= 10 and q.stats.high_water <= 10
+    assert q.stats.paced > 0 and q.stats.paced_seconds > 0
+    assert q.stats.waits == 0 and q.stats.full_episodes == 0  # pacing is not a full queue
+
+
+async def test_the_drop_policy_never_paces_and_close_releases_paced_producers() -> None:
+    dropping = RecordQueue(1_000, "drop", soft_limit=10)
+    for i in range(1, 101):  # no writer: nothing may wait
+        await asyncio.wait_for(dropping.put(tick(i)), 1)
+    assert len(dropping) == 100 and dropping.stats.paced == 0
+
+    q = RecordQueue(1_000, "wait", soft_limit=2)
+    await q.put(tick(1))
+    paced = asyncio.create_task(q.put(tick(2)))
+    await asyncio.sleep(0.01)
+    assert not paced.done() and len(q) == 2  # queued, then waiting for a take
+    q.close()
+    await asyncio.wait_for(paced, 1)
+    assert [r.seq for r in q.take(10)] == [1, 2]
+
+
+async def test_put_many_paces_at_the_soft_limit_as_puts_do() -> None:
+    # a Kite message's ticks go through put_many: past the soft limit it must wait for a take
+    q = RecordQueue(1_000, "wait", soft_limit=10)
+    paced = asyncio.create_task(q.put_many([tick(i) for i in range(1, 13)]))
+    await asyncio.sleep(0.01)
+    assert not paced.done() and len(q) == 12 and q.stats.paced == 1
+    assert [r.seq for r in q.take(100)] == list(range(1, 13))
+    await asyncio.wait_for(paced, 1)

@@ -97,3 +97,34 @@ def test_freezing_keeps_older_objects_out_of_full_collections_and_frees_their_cy
         assert id(kept) not in {id(o) for o in gc.get_objects()}
     finally:
         gc.unfreeze()  # the rest of the test session collects as usual
+
+
+async def test_while_the_writer_is_held_the_feeds_wait_at_the_soft_limit(tmp_path: Path) -> None:
+    from .test_memory import HeldSyncStore, HeldSyncWal
+    from .test_writer import ListFeed
+
+    cfg = PipelineConfig(data_dir=tmp_path / "market", fsync_policy="always", queue_soft_limit=100)
+    p = Pipeline(
+        cfg, open_store=lambda: HeldSyncStore(cfg.data_dir, wal_options(cfg)), health_port=None
+    )
+    HeldSyncWal.hold_after = 1  # the `started` marker's frame: its fsync waits
+    HeldSyncWal.holding.clear()
+    HeldSyncWal.release.clear()
+    feed = ListFeed(p, [tick(i) for i in range(1_000)])
+    p.add_feed(feed)
+    await p.start()
+    try:
+        assert await asyncio.to_thread(HeldSyncWal.holding.wait, 30)
+        deadline = time.monotonic() + 10
+        while p.queue.stats.paced == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        depth, done = len(p.queue), feed.done.is_set()
+    finally:
+        HeldSyncWal.release.set()
+    try:
+        await asyncio.wait_for(feed.done.wait(), 30)
+    finally:
+        await p.shutdown()
+    assert depth == 100 and not done  # not the 1,000 records the feed had
+    assert p.stats.records_written == 1_000 + 2  # and the started/stopped markers: none lost

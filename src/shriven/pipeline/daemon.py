@@ -73,7 +73,12 @@ class Pipeline:
         self._free_bytes = free_bytes
         self._lock = DataDirLock(Path(config.data_dir))
         self.system_seq = SeqCounter()
-        self.queue = RecordQueue(config.max_queue_size, config.queue_full_policy, self.system_seq)
+        self.queue = RecordQueue(
+            config.max_queue_size,
+            config.queue_full_policy,
+            self.system_seq,
+            soft_limit=config.queue_soft_limit,
+        )
         self.stats = PipelineStats(started_ns=time.time_ns())
         self.metrics = PipelineMetrics()
         self.books = BookKeeper()

@@ -160,6 +160,8 @@ def evaluate(src: HealthSources, now_ns: int | None = None) -> dict[str, object]
             "policy": q.policy,
             "high_water": q.stats.high_water,
             "full_waits": q.stats.waits,
+            "soft_limit": q.soft_limit,
+            "paced": q.stats.paced,
             "dropped": q.stats.dropped,
         },
         "wal": {

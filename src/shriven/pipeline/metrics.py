@@ -182,6 +182,16 @@ class _StateCollector(Collector):
         yield CounterMetricFamily(
             "shriven_queue_full_episodes", "Times the queue filled up", qs.full_episodes
         )
+        yield CounterMetricFamily(
+            "shriven_queue_paced",
+            "Puts that waited for the writer's next take at the queue's soft limit",
+            qs.paced,
+        )
+        yield CounterMetricFamily(
+            "shriven_queue_paced_seconds",
+            "Total time feeds spent waiting at the soft limit",
+            qs.paced_seconds,
+        )
         # Zero for every stream before its first drop: an alert on increase() needs a sample
         # from before the first drop to see it.
         streams = {f.venue: 0 for f in self._feeds()} | {"system": 0}

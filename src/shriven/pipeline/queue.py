@@ -3,6 +3,13 @@
 A plain deque with hand-rolled wake-ups rather than :class:`asyncio.Queue`: the writer takes whole
 batches at once, and the fast path of :meth:`RecordQueue.put` (room available) does no awaiting.
 
+Pacing (``wait`` policy): once ``soft_limit`` records are queued, a put returns only after the
+writer's next take. A burst then waits as bytes in the socket buffers (184 bytes a Kite full
+tick) rather than as parsed records (about 2 kB each), so the records in flight, and with them
+the allocator's high water (RSS), stay bounded by the soft limit instead of by the longest stall
+so far. Receive times stay the times the adapter read each message; a message that waited in
+the socket is stamped when read, and the waits are counted (``paced``, ``paced_seconds``).
+
 When the queue is full the policy decides:
 
 - ``"wait"``: the adapter awaits room. Nothing is lost; the first wait of an episode logs a warning
@@ -51,6 +58,8 @@ class QueueStats:
     dropped_by_stream: dict[str, int] = field(default_factory=dict)
     drop_markers: int = 0
     high_water: int = 0
+    paced: int = 0  # puts that waited for the writer's next take at the soft limit
+    paced_seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -104,11 +113,22 @@ class RecordQueue:
         maxsize: int,
         policy: QueuePolicy = "wait",
         system_seq: SeqCounter | None = None,
+        soft_limit: int | None = None,
     ) -> None:
+        """``soft_limit``: with the ``wait`` policy, puts pace themselves once this many records
+        are queued (see the module's docstring); unset, only ``maxsize`` bounds the queue."""
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
+        if soft_limit is not None and soft_limit < 1:
+            raise ValueError("soft_limit must be at least 1")
         self.maxsize = maxsize
         self.policy: QueuePolicy = policy
+        self.soft_limit = soft_limit
+        # a limit at or above the bound paces nothing: a full queue waits as before
+        self._pace_at = (
+            soft_limit if soft_limit is not None and soft_limit < maxsize else maxsize + 1
+        )
+        self._pacers: deque[asyncio.Future[None]] = deque()
         self.stats = QueueStats()
         self._items: deque[Record] = deque()
         self._put_waiters: deque[asyncio.Future[None]] = deque()
@@ -145,6 +165,8 @@ class RecordQueue:
             self.stats.put += 1
             if self._getter is not None and len(items) >= self._getter_wants:
                 self._wake_getter()
+            if len(items) >= self._pace_at and self.policy == "wait" and not self._closed:
+                await self._pace()
             return
         if self.policy == "drop":
             if type(record) in _NEVER_DROPPED:
@@ -173,6 +195,8 @@ class RecordQueue:
             self.stats.put += len(records)
             if self._getter is not None and len(items) >= self._getter_wants:
                 self._wake_getter()
+            if len(items) >= self._pace_at and self.policy == "wait" and not self._closed:
+                await self._pace()
             return
         for r in records:
             await self.put(r)
@@ -183,6 +207,19 @@ class RecordQueue:
         self.stats.put += 1
         if self._getter is not None and len(self._items) >= self._getter_wants:
             self._wake_getter()
+
+    async def _pace(self) -> None:
+        """Wait for the writer's next take (the record is already queued)."""
+        stats = self.stats
+        stats.paced += 1
+        stats.high_water = max(stats.high_water, len(self._items))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pacers.append(fut)
+        started = time.perf_counter()
+        try:
+            await fut
+        finally:
+            stats.paced_seconds += time.perf_counter() - started
 
     async def _wait_for_room(self, record: Record) -> None:
         stats = self.stats
@@ -316,11 +353,11 @@ class RecordQueue:
         depth = len(self._items)
         if self._in_episode and depth <= self.maxsize // 2:
             self._in_episode = False
-        waiters = self._put_waiters
-        while waiters:
-            fut = waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
+        for waiters in (self._pacers, self._put_waiters):
+            while waiters:
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
 
     async def _wait_until(self, n: int, timeout: float) -> None:
         if len(self._items) >= n or self._finished:
@@ -350,10 +387,11 @@ class RecordQueue:
         self._closed = True
         if self._drops:
             self._flush_drop_markers()
-        for fut in self._put_waiters:
+        for fut in (*self._put_waiters, *self._pacers):
             if not fut.done():
                 fut.set_result(None)
         self._put_waiters.clear()
+        self._pacers.clear()
 
     def finish(self) -> None:
         """The producers are gone: the writer's waits return at once and it stops when empty."""
