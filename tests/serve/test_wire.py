@@ -3,17 +3,22 @@ the recorded layouts) read back as the same records."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 from pathlib import Path
 
 from replay.synth import generate
 from shriven.events import (
+    KITE_MODES,
+    KITE_SEGMENT_INDICES,
     BinanceDepth,
     BinanceForceOrder,
     BinanceMarkPrice,
     BinanceTrade,
     KiteTick,
     SeqCounter,
+    encode_batch,
 )
 from shriven.feeds.binance.parse import parse_depth_snapshot, parse_message
 from shriven.feeds.binance.streams import parse_futures_snapshot, parse_venue_message
@@ -24,9 +29,16 @@ from shriven.feeds.binance.wire import (
     futures_depth_answer,
     trade_event,
 )
+from shriven.feeds.kite.protocol import encode_packet
 from shriven.feeds.kite.protocol import parse_message as parse_kite
 from shriven.serve.binance_wire import BinanceSubscriptions, EventEncoder, parse_streams
-from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder
+from shriven.serve.kite_wire import (
+    KiteSubscriptions,
+    MessageEncoder,
+    WireTick,
+    live_records,
+    packet,
+)
 
 
 def test_binance_events_parse_back_to_the_recorded_records(binance_fixtures: Path) -> None:
@@ -209,3 +221,32 @@ def test_a_futures_depth_event_parses_back_to_its_record() -> None:
     text = combined("btcusdt@depth@100ms", futures_depth_event(d))
     assert parse_venue_message(text, 7, "binance-usdm", 3) == d
     assert list(json.loads(text)["data"]) == ["e", "E", "T", "s", "U", "u", "pu", "b", "a"]
+
+
+def test_the_live_fan_out_sends_each_recorded_packet_without_decoding_it(
+    kite_fixtures: Path,
+) -> None:
+    real = [
+        t
+        for name in ("ticker_full.packet", "ticker_quote.packet")
+        for t in parse_kite(base64.b64decode((kite_fixtures / name).read_text()), 0, SeqCounter())
+    ]
+    index = 256265  # NIFTY 50: a token of the indices segment (its low byte is 9)
+    made = [
+        KiteTick(1, 1, index, "quote", 2_450_000, high=2, low=3, open=4, close=5, change=-7),
+        KiteTick(1, 2, index, "full", 2_450_000, high=2, low=3, open=4, close=5, change=7,
+                 exchange_timestamp=1_700_000_000),
+        KiteTick(1, 3, 738561, "ltp", 250_000),
+        KiteTick(1, 4, 738561, "full", 250_000, bids=((249_900, 10, 2),), asks=()),
+    ]  # fmt: skip
+    ticks = real + [t for t in _ticks() if t.mode != "ltp"][:50] + made
+    assert {t.mode for t in ticks} == {"ltp", "quote", "full"}
+    live = live_records(encode_batch(ticks))
+    assert all(type(w) is WireTick for w in live)
+    for tick, wire in zip(ticks, live, strict=True):
+        index_layout = tick.instrument_token & 0xFF == KITE_SEGMENT_INDICES
+        for mode in ("ltp", "quote", "full"):
+            sent = mode if KITE_MODES.index(mode) < KITE_MODES.index(tick.mode) else tick.mode
+            expected = encode_packet(dataclasses.replace(tick, mode=sent), index=index_layout)
+            assert packet(wire, mode) == packet(tick, mode) == expected, (tick, mode)
+    assert live_records(encode_batch(ticks), kite=False) == []  # no Kite client: nothing built

@@ -36,6 +36,7 @@ from pydantic import SecretStr
 from shriven.errors import ShrivenError
 from shriven.events import decode_batch
 from shriven.logging import configure_logging, get_logger
+from shriven.serve.kite_wire import live_records
 from shriven.serve.options import ServeOptions
 from shriven.serve.server import Server
 
@@ -125,7 +126,7 @@ async def _serve_from_pipe() -> int:
         if live is None:
             return  # (not serving yet: the recorder waits for the url line before sending more)
         if kind == KIND_RECORDS:
-            live.tap(decode_batch(body))
+            live.tap(live_records(body, kite=bool(live.kite)))
         elif kind == KIND_BOOKS:
             live.restore(decode_batch(body))
         elif kind == KIND_TIMES:

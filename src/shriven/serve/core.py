@@ -39,7 +39,7 @@ from shriven.logging import get_logger
 from shriven.serve.binance_wire import BinanceSubscriptions, EventEncoder
 from shriven.serve.clients import Client, ClientGone, close_reason, send_heartbeats
 from shriven.serve.frames import binary_frame, frame
-from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder
+from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder, WireTick
 from shriven.serve.options import ServeOptions
 from shriven.serve.stats import ServeStats
 
@@ -129,7 +129,7 @@ class LiveFanout:
         self.batches = 0
         # "kite" or a Binance venue -> its clients grouped by subscription, until one changes
         self._grouped: dict[str, list[_Group]] = {}
-        self._pending: deque[Sequence[Record]] = deque()
+        self._pending: deque[Sequence[Record | WireTick]] = deque()
         self._wake = asyncio.Event()
 
     def add(
@@ -158,7 +158,7 @@ class LiveFanout:
             )
         return groups
 
-    def tap(self, batch: Sequence[Record]) -> None:
+    def tap(self, batch: Sequence[Record | WireTick]) -> None:
         """The recorder loop's written-batch tap: hand the batch on, nothing more."""
         if len(self._pending) >= _MAX_PENDING_BATCHES:
             self._pending.clear()
@@ -198,14 +198,14 @@ class LiveFanout:
                 if pending:
                     await asyncio.sleep(0)  # let the clients' reads run between dispatches
 
-    def dispatch(self, batch: Sequence[Record]) -> None:
-        runs: list[list[KiteTick]] = []  # Kite ticks since the last text message, by receipt
+    def dispatch(self, batch: Sequence[Record | WireTick]) -> None:
+        runs: list[list[KiteTick | WireTick]] = []  # Kite ticks since the last text, by receipt
         kite: list[_Group] | None = None  # built when first needed
         binance: dict[str, list[_Group]] = {}
         venues = self.binance
         for r in batch:
             t = type(r)
-            if t is KiteTick:
+            if t is WireTick or t is KiteTick:
                 if runs and r.recv_ns == runs[-1][0].recv_ns:
                     runs[-1].append(r)  # type: ignore[arg-type]
                 else:
@@ -286,7 +286,7 @@ class LiveFanout:
             c.cut(why, reason, code)
 
 
-def _kite_frames(runs: list[list[KiteTick]], groups: list[_Group]) -> None:
+def _kite_frames(runs: list[list[KiteTick | WireTick]], groups: list[_Group]) -> None:
     """Each group's binary messages for ``runs``, framed, appended to its frames."""
     if not runs:
         return

@@ -9,21 +9,37 @@ arrived in one venue message share a receive time, and go out as one message aga
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from shriven.events import KITE_MODES, KITE_SEGMENT_INDICES, KiteTick, Record
-from shriven.feeds.kite.protocol import encode_message, encode_packet
+from shriven.events import (
+    KITE_MODES,
+    KITE_SEGMENT_INDICES,
+    KiteTick,
+    Record,
+    decode_wire,
+    unpack_batch,
+)
+from shriven.feeds.kite.protocol import (
+    INDEX_FULL_LEN,
+    INDEX_QUOTE_LEN,
+    LTP_LEN,
+    QUOTE_LEN,
+    encode_message,
+    encode_packet,
+    encode_wire_packet,
+)
 
 __all__ = [
     "DEFAULT_MODE",
     "HEARTBEAT",
     "KiteSubscriptions",
     "MessageEncoder",
+    "WireTick",
     "group_by_receipt",
+    "live_records",
     "packet",
 ]
 
@@ -32,11 +48,51 @@ DEFAULT_MODE: Final = "quote"  # what Kite streams after a bare subscribe
 _RANK: Final = {m: i for i, m in enumerate(KITE_MODES)}
 
 
-def packet(tick: KiteTick, mode: str) -> bytes:
+# A smaller mode's packet is the start of a larger one's: its length, by mode and index-ness.
+_PREFIX: Final = {
+    ("ltp", False): LTP_LEN,
+    ("ltp", True): LTP_LEN,
+    ("quote", False): QUOTE_LEN,
+    ("quote", True): INDEX_QUOTE_LEN,
+    ("full", True): INDEX_FULL_LEN,
+}
+
+
+@dataclass(slots=True)
+class WireTick:
+    """A recorded Kite tick as the live fan-out needs it: its receipt, token and mode, and its
+    packet as Kite sent it, built from the WAL's wire array without decoding a KiteTick."""
+
+    recv_ns: int
+    instrument_token: int
+    mode: str
+    packet: bytes
+
+
+def live_records(payload: bytes, *, kite: bool = True) -> list[Record | WireTick]:
+    """A written batch's payload (``events.encode_batch``) for the live fan-out: Kite ticks as
+    :class:`WireTick` (or left out, when no Kite client is connected: ``kite=False``), every
+    other record decoded."""
+    out: list[Record | WireTick] = []
+    for w in unpack_batch(payload):
+        if w[0] == 1:
+            if not kite:
+                continue
+            pk = encode_wire_packet(w)
+            if pk is not None:
+                out.append(WireTick(w[2], w[4], KITE_MODES[w[5]], pk))
+                continue
+        out.append(decode_wire(w))
+    return out
+
+
+def packet(tick: KiteTick | WireTick, mode: str) -> bytes:
     """``tick``'s wire payload in ``mode`` or, when less was recorded, in the recorded mode."""
+    index = tick.instrument_token & 0xFF == KITE_SEGMENT_INDICES
+    whole = tick.packet if type(tick) is WireTick else encode_packet(tick, index=index)  # type: ignore[arg-type, union-attr]
     if _RANK[mode] < _RANK[tick.mode]:
-        tick = dataclasses.replace(tick, mode=mode)
-    return encode_packet(tick, index=tick.instrument_token & 0xFF == KITE_SEGMENT_INDICES)
+        return whole[: _PREFIX[(mode, index)]]
+    return whole
 
 
 def group_by_receipt(records: Sequence[Record]) -> Iterator[list[KiteTick]]:
@@ -125,7 +181,7 @@ class MessageEncoder:
 
     __slots__ = ("_max_packets", "_messages", "_packets", "_runs")
 
-    def __init__(self, runs: list[list[KiteTick]], max_packets: int = 0) -> None:
+    def __init__(self, runs: list[list[KiteTick | WireTick]], max_packets: int = 0) -> None:
         self._runs = runs
         self._max_packets = max_packets
         self._packets: dict[tuple[int, str], bytes] = {}

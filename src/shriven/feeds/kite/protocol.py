@@ -15,9 +15,17 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Final
 
-from shriven.events import KiteTick, SeqCounter, Status, StatusKind
+from shriven.events import (
+    KITE_SEGMENT_INDICES,
+    WIRE_VERSION,
+    KiteTick,
+    SeqCounter,
+    Status,
+    StatusKind,
+)
 from shriven.feeds.base import FeedStats
 from shriven.logging import get_logger
 
@@ -30,6 +38,7 @@ __all__ = [
     "QUOTE_LEN",
     "encode_message",
     "encode_packet",
+    "encode_wire_packet",
     "is_heartbeat",
     "parse_message",
     "parse_text",
@@ -297,3 +306,39 @@ def encode_message(packets: list[bytes]) -> bytes:
         parts.append(_U16.pack(len(p)))
         parts.append(p)
     return b"".join(parts)
+
+
+# The packet's depth words (quantity, price, orders per level) from a WAL wire array's flat
+# (price, quantity, orders) levels, bids then asks.
+_WIRE_DEPTH: Final = itemgetter(*(i + d for i in range(0, 30, 3) for d in (1, 0, 2)))
+_NO_LEVELS: Final = (0,) * 15
+
+
+def encode_wire_packet(wire: list | tuple) -> bytes | None:
+    """The wire payload of a Kite tick straight from its WAL wire array (``events``' layout:
+    ``[1, version, recv_ns, seq, token, mode code, the 15 words in packet order, flat bids,
+    flat asks, change]``), equal to :func:`encode_packet` of the decoded tick with the index
+    layout for tokens of the indices segment; None for an array not in that layout (decode
+    it instead). The live server's process sends recorded ticks so, without building a
+    KiteTick each (decode and encode were most of its cost a tick)."""
+    n = len(wire)
+    if (n != 24 and n != 23) or wire[0] != 1 or wire[1] != WIRE_VERSION:
+        return None
+    token, mode = wire[4], wire[5]
+    if mode == 0:
+        return _LTP.pack(token, wire[6])
+    if token & 0xFF == KITE_SEGMENT_INDICES:
+        head = (token, wire[6], wire[13], wire[14], wire[12], wire[15], wire[23] if n == 24 else 0)
+        if mode == 1:
+            return _INDEX_QUOTE.pack(*head)
+        return _INDEX_FULL.pack(*head, wire[20]) if mode == 2 else None
+    if mode == 1:
+        return _QUOTE.pack(token, *wire[6:16])
+    if mode != 2:
+        return None
+    bids, asks = tuple(wire[21]), tuple(wire[22])
+    if len(bids) != 15:
+        bids = (bids + _NO_LEVELS)[:15]
+    if len(asks) != 15:
+        asks = (asks + _NO_LEVELS)[:15]
+    return _FULL.pack(token, *wire[6:21], *_WIRE_DEPTH(bids + asks))
