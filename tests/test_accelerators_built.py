@@ -1,6 +1,6 @@
 """The optional C extensions fall back to their pure-Python references when they cannot be built,
 so a broken build would pass every other test silently, slower. Where a C compiler is present
-(CI's machines have gcc), each must have been built."""
+(CI's machines have gcc), every one must have been built."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from shriven.replay import colscan
     shutil.which("cc") is None and shutil.which("gcc") is None,
     reason="no C compiler here: the pure-Python references are what runs",
 )
-def test_the_c_extensions_were_built_where_a_compiler_exists() -> None:
+def test_every_c_extension_was_built_where_a_compiler_exists() -> None:
     assert levels.ACCELERATED, "shriven.book._levels did not build: see pip install's output"
     assert colscan.ACCELERATED, "shriven.replay._colscan did not build: see pip install's output"
     assert events._kitetick is not None, "shriven._kitetick did not build: see pip install's output"
+    assert events.DECODE_ACCELERATED, "shriven._records did not build: see pip install's output"

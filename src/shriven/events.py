@@ -29,6 +29,7 @@ import msgpack
 
 __all__ = [
     "BINANCE_VENUES",
+    "DECODE_ACCELERATED",
     "FUTURES_VENUES",
     "STREAM_OF_TYPE",
     "VENUE_SYMBOL_TYPES",
@@ -165,6 +166,9 @@ try:
 except ImportError:  # not built (no C compiler): every tick is decoded when parsed
     _kitetick = None  # type: ignore[assignment]
 else:
+    # the plain slot descriptors, before install replaces them: shriven._records fills a
+    # KiteTick read from the WAL through them (such a tick holds no packet)
+    _KITE_MEMBER_SLOTS: Final = {name: KiteTick.__dict__[name] for name in KiteTick.__slots__}
     _kitetick.install(KiteTick, tuple(f.name for f in fields(KiteTick)), KITE_MODES)
 
 
@@ -1042,8 +1046,60 @@ def decode_wires(wires: list | tuple) -> list[Record]:
 
 
 def decode_batch(payload: bytes) -> list[Record]:
-    """Inverse of :func:`encode_batch`."""
+    """Inverse of :func:`encode_batch`: in C where built and the payload is plainly records,
+    else by the decoders above (which raise :class:`RecordDecodeError` for a damaged one)."""
+    if _c_decode_batch is not None:
+        out = _c_decode_batch(payload)
+        if out is not None:
+            return out
     return decode_wires(unpack_batch(payload))
+
+
+# The C record reader's layouts: per type, each field's kind in declaration order (see
+# _records.c: i int, s str, b bool, m Kite mode, k Kite levels, p str pairs, f float pairs,
+# o an int added after layout 1). Why: building a record from its wire tuple in Python cost more
+# than unpacking it (benchmarks/wal_read.py).
+_C_KINDS: Final[dict[type, str]] = {
+    KiteTick: "iiim" + "i" * 15 + "kko",
+    BinanceTrade: "iisissiib",
+    BinanceDepth: "iisiiipp",
+    BinanceDepthSnapshot: "iisipp",
+    BookSnapshot: "iissiff",
+    Status: "iissss",
+    BinanceFuturesDepth: "iissiiiiipp",
+    BinanceFuturesDepthSnapshot: "iissiiipp",
+    BinanceAggTrade: "iississiiiib",
+    BinanceBookTicker: "iississssii",
+    BinanceMarkPrice: "iississssi",
+    BinanceForceOrder: "iissi" + "s" * 9 + "i",
+    BinanceOpenInterest: "iisssi",
+}
+_C_SLOT_OF: Final = {
+    (BinanceDepth, "bids"): _depth_bids_slot,
+    (BinanceDepth, "asks"): _depth_asks_slot,
+}
+
+
+def _c_layouts() -> list[tuple[int, type, tuple[object, ...], str, int]]:
+    out = []
+    for cls, kinds in _C_KINDS.items():
+        plain = _KITE_MEMBER_SLOTS if cls is KiteTick and _kitetick is not None else cls.__dict__
+        descrs = tuple(
+            _C_SLOT_OF[(cls, name)].__self__ if (cls, name) in _C_SLOT_OF else plain[name]
+            for name in cls.__slots__
+        )
+        out.append((cls.TYPE, cls, descrs, kinds, 2 + REQUIRED_FIELDS[cls.TYPE]))
+    return out
+
+
+try:
+    from shriven import _records  # type: ignore[attr-defined]
+
+    _records.setup(_c_layouts(), KITE_MODES)
+    _c_decode_batch: Callable[[bytes], list[Record] | None] | None = _records.decode_batch
+except ImportError:  # the optional C extension was not built: the decoders above do the work
+    _c_decode_batch = None
+DECODE_ACCELERATED: Final = _c_decode_batch is not None
 
 
 def decode_record(payload: bytes) -> Record:

@@ -27,7 +27,7 @@ import msgpack
 import zstandard
 
 from shriven.errors import WalCorruptionError
-from shriven.events import WIRE_RECV_NS, Record, RecordDecodeError, decode_wires, unpack_batch
+from shriven.events import WIRE_RECV_NS, Record, RecordDecodeError, decode_batch, unpack_batch
 from shriven.wal.format import (
     FLAG_ZSTD,
     FRAME_HEADER,
@@ -374,7 +374,7 @@ def unpack_frame(frame: Frame, decode: bool = True) -> list:
     records the frame header says: not a msgpack array, another record count, a record that does
     not decode."""
     if decode:
-        batch: list = decode_wires(unpack_batch(frame.payload))
+        batch: list = decode_batch(frame.payload)
     else:
         batch = msgpack.unpackb(frame.payload, raw=False, use_list=True)
         if not isinstance(batch, list):
