@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from _cli import parser
 from _walbench import cpu_best, make_records
 from shriven.replay import load_zone, replay_range
 from shriven.wal import StoreWriter, WalOptions
@@ -32,7 +32,9 @@ def cpu_secs(fn: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    ap = parser(__doc__)
+    ap.add_argument("records", nargs="?", type=int, default=200_000, help="records")
+    n = ap.parse_args().records
     records = make_records(n)
     root = Path(tempfile.mkdtemp(prefix="shriven-parquet-bench-"))
     zone = load_zone("Asia/Kolkata")
