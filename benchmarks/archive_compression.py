@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _cli import parser
 from shriven.archive import LocalDestination, archive_segments
 from shriven.archive.archiver import train_dictionary
 from shriven.logging import configure_logging
@@ -37,7 +37,15 @@ def build_store(path: Path, n: int, compression: bool) -> None:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 120_000
+    ap = parser(__doc__)
+    ap.add_argument(
+        "records",
+        nargs="?",
+        type=int,
+        default=120_000,
+        help="records per store",
+    )
+    n = ap.parse_args().records
     configure_logging("warning")
     root = Path(tempfile.mkdtemp(prefix="shriven-archive-bench-"))
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry
 
+from _cli import parser
 from shriven.app.basis_tap import BasisTap
 from shriven.book import BookKeeper
 from shriven.events import Record, Status, StatusKind
@@ -38,7 +38,6 @@ from shriven.replay.arb import replay_arb
 from shriven.sim.binance import BinanceSimulator
 from shriven.wal import StoreWriter, WalOptions
 
-STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
 T0 = 1_795_146_300_000_000_000
 SYMBOL = "BTCUSDT"
 
@@ -81,7 +80,10 @@ def cpu(fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    recs = records(STEPS)
+    ap = parser(__doc__)
+    ap.add_argument("steps", nargs="?", type=int, default=20_000, help="simulator steps")
+    steps = ap.parse_args().steps
+    recs = records(steps)
     n = len(recs)
     batches = [recs[i : i + 64] for i in range(0, n, 64)]
     tmp = Path(tempfile.mkdtemp())
@@ -99,7 +101,7 @@ def main() -> None:
 
         tap_s = cpu(run_tap)
         keeper_s = cpu(run_keeper)
-        print(f"records: {n:,} ({STEPS:,} steps of spot + USD-M {SYMBOL})")
+        print(f"records: {n:,} ({steps:,} steps of spot + USD-M {SYMBOL})")
         print(f"tap: {tap_s / n * 1e6:.2f} us per record; BookKeeper.apply (peer) "
               f"{keeper_s / n * 1e6:.2f} us: {tap_s / keeper_s:.2f}x")  # fmt: skip
         store = tmp / "market"

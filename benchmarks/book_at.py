@@ -18,6 +18,7 @@ Usage: python benchmarks/book_at.py [records] [segment MB]
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import statistics
@@ -28,6 +29,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _cli import parser
 from replay import STEP_NS, T0, generate
 from shriven.events import BookSnapshot
 from shriven.replay import index_store
@@ -36,13 +38,32 @@ from shriven.replay.store import StoreReader
 from shriven.wal import WalWriter
 
 RUNS = 7
-SEGMENT = int(sys.argv[2]) << 20 if len(sys.argv) > 2 else 32 << 20
 NS = 1_000_000_000
 
 
 def _child_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+# A cold process, not a cold install: an installed shriven has its bytecode compiled, so the
+# children may write it, and one untimed run first writes what is missing. (With
+# PYTHONDONTWRITEBYTECODE set and stale bytecode, every run compiled the changed modules.)
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def _timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Median wall and CPU seconds of RUNS runs of ``cmd`` (after one untimed), its output."""
+    subprocess.run(cmd, capture_output=True, check=True, env=CHILD_ENV)
+    times, cpu = [], []
+    out = ""
+    for _ in range(RUNS):
+        t, c = time.perf_counter(), _child_cpu()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=CHILD_ENV)
+        times.append(time.perf_counter() - t)
+        cpu.append(_child_cpu() - c)
+        out = done.stdout
+    return statistics.median(times), statistics.median(cpu), out
 
 
 def cold(data_dir: Path, at_ns: int) -> tuple[float, float, str]:
@@ -52,24 +73,20 @@ def cold(data_dir: Path, at_ns: int) -> tuple[float, float, str]:
     when += f".{at_ns % NS // 1000:06d}Z"
     cmd = [str(shriven), "replay", "book", "--symbol", "binance:BTCUSDT", "--at", when]
     cmd += ["--data-dir", str(data_dir), "--tz", "UTC", "--depth", "5"]
-    times, cpu = [], []
-    out = ""
-    for _ in range(RUNS):
-        t, c = time.perf_counter(), _child_cpu()
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        times.append(time.perf_counter() - t)
-        cpu.append(_child_cpu() - c)
-        out = done.stdout
-    return statistics.median(times), statistics.median(cpu), out
+    return _timed(cmd)
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000
+    ap = parser(__doc__)
+    ap.add_argument("records", nargs="?", type=int, default=5_000_000, help="records in the store")
+    ap.add_argument("segment_mb", nargs="?", type=int, default=32, help="segment size in MB")
+    args = ap.parse_args()
+    n, segment = args.records, args.segment_mb << 20
     root = Path(tempfile.mkdtemp(prefix="shriven-bookat-bench-"))
     try:
         full = root / "full"
         t = time.perf_counter()
-        written = generate(full / "ticks", n, segment_size=SEGMENT)
+        written = generate(full / "ticks", n, segment_size=segment)
         gen_s = time.perf_counter() - t
         segments = len(list((full / "ticks").glob("*.wal")))
         t = time.perf_counter()
@@ -95,10 +112,11 @@ def main() -> None:
         ours = book_at(StoreReader(bare), "binance:BTCUSDT", at_ns)
         assert ours.book.levels() == peer.book.levels() and ours.changes == peer.changes
         help_s, help_cpu = cold_help()
+        replay_help_s, replay_help_cpu = cold_help("replay")
     finally:
         shutil.rmtree(root)
     print(
-        f"store: {written:,} records in {segments} segments of {SEGMENT >> 20} MB (generated in "
+        f"store: {written:,} records in {segments} segments of {segment >> 20} MB (generated in "
         f"{gen_s:.0f} s); replay index wrote {idx.written} sidecars in {index_s:.1f} s"
     )
     print(f"{'cold process, p50 of ' + str(RUNS):<62}{'wall':>9}{'CPU':>9}")
@@ -106,7 +124,8 @@ def main() -> None:
     def row(label: str, wall: float, cpu: float) -> None:
         print(f"{label:<62}{wall * 1e3:>6.0f} ms{cpu * 1e3:>6.0f} ms")
 
-    row("`shriven replay --help` (interpreter + imports)", help_s, help_cpu)
+    row("`shriven --help` (interpreter + imports)", help_s, help_cpu)
+    row("`shriven replay --help`", replay_help_s, replay_help_cpu)
     row("BTCUSDT book, from a snapshot 60 s before + changes after it", snap_s, snap_cpu)
     row(f"BTCUSDT book, from the start of the store ({peer.changes:,} diffs)", start_s, start_cpu)
     print(
@@ -118,16 +137,10 @@ def main() -> None:
     assert "BTCUSDT" in snap_out and "BTCUSDT" in start_out
 
 
-def cold_help() -> tuple[float, float]:
-    """p50 wall and CPU seconds of ``shriven replay --help`` (interpreter and imports)."""
-    shriven = Path(sys.executable).with_name("shriven")
-    times, cpu = [], []
-    for _ in range(RUNS):
-        t, c = time.perf_counter(), _child_cpu()
-        subprocess.run([str(shriven), "replay", "--help"], capture_output=True, check=True)
-        times.append(time.perf_counter() - t)
-        cpu.append(_child_cpu() - c)
-    return statistics.median(times), statistics.median(cpu)
+def cold_help(*words: str) -> tuple[float, float]:
+    """p50 wall and CPU seconds of ``shriven WORDS --help`` (interpreter and imports)."""
+    wall, cpu, _out = _timed([str(Path(sys.executable).with_name("shriven")), *words, "--help"])
+    return wall, cpu
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ Figures (CPU time, time.process_time, one core):
   strikes, calls and puts: 164 options) as the chain view computes them, chains per second;
 - day: `replay_chain` every minute of a 09:15-15:30 day (375 instants) of NIFTY and NIFTY BANK
   (spot, two futures, two expiries of +-20 strikes each: 334 instruments) from a store with one
-  full tick per instrument every ``STEP_S`` seconds, generated here from the simulator's surface
-  through the real StoreWriter; seconds for the whole series of both underlyings, Parquet out.
+  full tick per instrument every STEP_S seconds (the argument), generated here from the
+  simulator's surface through the real StoreWriter; seconds for the whole series of both
+  underlyings, Parquet out.
 
 Targets (issue 19): solver >= 1M options/s on one core. Usage:
 python benchmarks/options_chain.py [step_seconds]
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 import tempfile
 import time
 from datetime import date
@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from py_lets_be_rational import implied_volatility_from_a_transformed_rational_guess as lbr
 
+from _cli import parser
 from shriven.analytics import black76_price, greeks, implied_vol
 from shriven.events import Status
 from shriven.replay import replay_chain
@@ -43,7 +44,6 @@ RATE = 0.065
 TODAY = date(2026, 11, 25)
 DAY_START = 1_795_578_300 * NS  # 2026-11-25T09:15:00+05:30
 DAY_S = 375 * 60
-STEP_S = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
 PEER_SAMPLE = 20_000
 
 
@@ -106,7 +106,7 @@ def chain() -> None:
           f"{164 * runs / dt:,.0f} options/s)")  # fmt: skip
 
 
-def day(tmp: Path) -> None:
+def day(tmp: Path, step_s: float) -> None:
     data = tmp / "market"
     data.mkdir()
     rows = chain_instruments(TODAY, ("NIFTY", "BANKNIFTY"), strikes=20)
@@ -115,7 +115,7 @@ def day(tmp: Path) -> None:
     store = StoreWriter(data)
     pending: list = [Status(DAY_START - NS, 1, "system", "started", "", "{}")]  # type: ignore[type-arg]
     n = 0
-    for tick in chain_ticks(rows, DAY_START, DAY_START + DAY_S * NS, int(STEP_S * NS)):
+    for tick in chain_ticks(rows, DAY_START, DAY_START + DAY_S * NS, int(step_s * NS)):
         pending.append(tick)
         if len(pending) >= 5_000:
             store.append_ticks(pending)
@@ -125,7 +125,7 @@ def day(tmp: Path) -> None:
     n += len(pending)
     store.close()
     written = time.perf_counter() - t0
-    print(f"day: {len(rows)} instruments, {n:,} ticks (one per instrument every {STEP_S:g} s) "
+    print(f"day: {len(rows)} instruments, {n:,} ticks (one per instrument every {step_s:g} s) "
           f"written in {written:.1f} s")  # fmt: skip
     zone = ZoneInfo("Asia/Kolkata")
     total_cpu = total_wall = 0.0
@@ -145,11 +145,17 @@ def day(tmp: Path) -> None:
 
 
 def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument(
+        "step_s", nargs="?", type=float, default=20.0,
+        help="seconds between ticks of each instrument in the day's store",
+    )  # fmt: skip
+    step_s = ap.parse_args().step_s
     solver()
     chain()
     tmp = Path(tempfile.mkdtemp(prefix="shriven-chain-bench-"))
     try:
-        day(tmp)
+        day(tmp, step_s)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

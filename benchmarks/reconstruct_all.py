@@ -13,10 +13,10 @@ on the whole store (the figure). Both answers are compared book by book. CPU tim
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
+from _cli import parser
 from _walbench import cpu_best
 from replay import generate
 from shriven.book import BookKeeper
@@ -39,7 +39,9 @@ def by_keeper(root: Path, end_ns: int) -> tuple[int, dict]:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000
+    ap = parser(__doc__)
+    ap.add_argument("records", nargs="?", type=int, default=5_000_000, help="records")
+    n = ap.parse_args().records
     root = Path(tempfile.mkdtemp(prefix="shriven-allbooks-bench-"))
     try:
         written = generate(root / "ticks", n)

@@ -26,7 +26,6 @@ import gc
 import json
 import random
 import shutil
-import sys
 import tempfile
 import time
 from collections import deque
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from _cli import parser
 from shriven.book import BookKeeper
 from shriven.events import (
     BinanceDepth,
@@ -181,7 +181,9 @@ def in_memory(root: Path, jsonl: Path) -> tuple[float, int, int, int]:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000
+    ap = parser(__doc__)
+    ap.add_argument("records", nargs="?", type=int, default=5_000_000, help="records")
+    n = ap.parse_args().records
     root = Path(tempfile.mkdtemp(prefix="shriven-replay-bench-"))
     try:
         gen_s, written = timed(lambda: generate(root / "ticks", n))

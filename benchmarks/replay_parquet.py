@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import io
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from _cli import parser
 from _walbench import cpu_best, make_records
 from shriven.replay import export, load_zone, replay_range
 from shriven.replay.ordering import DEFAULT_WINDOW_NS
@@ -37,7 +37,9 @@ def cpu_secs(fn: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    ap = parser(__doc__)
+    ap.add_argument("records", nargs="?", type=int, default=100_000, help="records")
+    n = ap.parse_args().records
     records = make_records(n)
     root = Path(tempfile.mkdtemp(prefix="shriven-parquet-bench-"))
     zone = load_zone("Asia/Kolkata")

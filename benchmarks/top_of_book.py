@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
+from _cli import parser
 from _walbench import cpu_best
 from replay import generate
 from shriven.replay.colscan import ACCELERATED
@@ -40,7 +40,9 @@ def by_states(root: Path, end_ns: int) -> list[tuple[float, float]]:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000
+    ap = parser(__doc__)
+    ap.add_argument("records", nargs="?", type=int, default=5_000_000, help="records")
+    n = ap.parse_args().records
     root = Path(tempfile.mkdtemp(prefix="shriven-top-bench-"))
     try:
         written = generate(root / "ticks", n)

@@ -12,12 +12,12 @@ Usage: python benchmarks/wal_columns.py [records]
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from _cli import parser
 from _walbench import cpu_best, make_records
 from shriven.replay.colscan import ACCELERATED, scan_wal
 from shriven.wal import WalReader, WalWriter
@@ -36,7 +36,9 @@ def columns(d: Path) -> int:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    ap = parser(__doc__)
+    ap.add_argument("records", nargs="?", type=int, default=300_000, help="records")
+    n = ap.parse_args().records
     records = make_records(n)
     root = Path(tempfile.mkdtemp(prefix="shriven-bench-"))
     rows = []

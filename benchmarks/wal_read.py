@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import sys
 import tempfile
 from collections import deque
 from pathlib import Path
 
+from _cli import parser
 from _walbench import best_of, cpu_best, make_records, read_jsonl, write_jsonl
 from shriven import events
 from shriven.wal import WalReader, WalWriter
@@ -32,7 +32,9 @@ def drain(it: object) -> None:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    ap = parser(__doc__)
+    ap.add_argument("records", nargs="?", type=int, default=300_000, help="records")
+    n = ap.parse_args().records
     records = make_records(n)
     batches = [records[i : i + BATCH] for i in range(0, n, BATCH)]
     root = Path(tempfile.mkdtemp(prefix="shriven-bench-"))

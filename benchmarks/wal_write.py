@@ -8,10 +8,10 @@ default fsync policy (interval, 200 ms). Usage: python benchmarks/wal_write.py [
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
+from _cli import parser
 from _walbench import best_of, make_records, write_jsonl
 from shriven.wal import WalWriter
 
@@ -20,7 +20,9 @@ RUNS = 3
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    ap = parser(__doc__)
+    ap.add_argument("records", nargs="?", type=int, default=300_000, help="records")
+    n = ap.parse_args().records
     records = make_records(n)
     batches = [records[i : i + BATCH] for i in range(0, n, BATCH)]
     root = Path(tempfile.mkdtemp(prefix="shriven-bench-"))

@@ -40,7 +40,6 @@ from shriven.events import (
     Status,
     instrument_key,
 )
-from shriven.feeds.binance.parse import record_ok
 
 __all__ = [
     "KINDS",
@@ -370,9 +369,15 @@ class RefusedFilter:
     or "NaN"), counting them in ``skipped`` so the caller can say so."""
 
     def __init__(self) -> None:
+        # imported here: the Binance parser (msgspec and its schemas) was a tenth of a cold
+        # `replay book`'s imports, and the book path never filters records
+        from shriven.feeds.binance.parse import record_ok
+
         self.skipped = 0
+        self._ok = record_ok
 
     def __call__(self, records: Iterable[Record]) -> Iterator[Record]:
+        record_ok = self._ok
         for r in records:
             if record_ok(r):
                 yield r

@@ -12,9 +12,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shriven.feeds.binance.streams import Listing
 from shriven.files import atomic_write
+
+if TYPE_CHECKING:
+    from shriven.feeds.binance.streams import Listing
 
 __all__ = ["BINANCE_RECORDED_FILE", "load_listings", "record_listings"]
 
@@ -24,10 +27,14 @@ _FORMAT = "shriven-binance-instruments"
 
 def load_listings(data_dir: Path) -> dict[str, dict[str, Listing]]:
     """venue -> symbol -> listing (empty when the store has none or the file is unreadable)."""
+    # the listing type is imported once there is a table to read: `replay book` asks every
+    # store, and most have none
     try:
         doc = json.loads((Path(data_dir) / BINANCE_RECORDED_FILE).read_text(encoding="utf-8"))
         if doc.get("format") != _FORMAT:
             return {}
+        from shriven.feeds.binance.streams import Listing
+
         return {
             venue: {sym: Listing(**row) for sym, row in rows.items()}
             for venue, rows in doc["venues"].items()
