@@ -1,11 +1,13 @@
 """The bus's own protocol path over nats-py's connection (bus/wire.py), against a real server:
 HPUB frames written in one burst arrive as the messages nats-py itself would have sent, a pull
 inbox takes its consumer's messages raw and acks them, other subscriptions of the client are
-left alone, and all of it goes on after the server restarts."""
+left alone, a fetch returns what came without waiting for its request to fill, and all of it
+goes on after the server restarts."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import nats
@@ -60,7 +62,9 @@ async def _pull(server: NatsServer) -> dict[str, object]:
         other = await nc.subscribe("plain")  # not routed: still nats-py Msg objects
         inbox = PullInbox(nc, "WIRE", "raw")
         await inbox.start()
-        msgs = await inbox.fetch(10, 0.5)  # 5 come, then the request expires (408)
+        t0 = time.monotonic()
+        msgs = await inbox.fetch(1000, 10.0)  # what came, not waiting for 1000 or 10 s
+        seen["waited"] = time.monotonic() - t0
         seen["first"] = [(s, d, header_value(h, b"Nats-Msg-Id")) for s, _r, d, h in msgs]
         await inbox.ack([r for _s, r, _d, _h in msgs])
         await nc.flush()
@@ -101,6 +105,7 @@ def test_a_pull_inbox_takes_messages_raw_acks_them_and_survives_a_server_restart
     finally:
         server.stop()
     assert seen["first"] == [(f"wire.{i}".encode(), b"x%d" % i, f"id{i}") for i in range(5)]
+    assert seen["waited"] < 5.0
     assert seen["pending"] == (0, 0)
     assert seen["other"] == b"hello"
     assert seen["after"] == [(b"wire.9", b"after")]

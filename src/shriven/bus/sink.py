@@ -154,7 +154,7 @@ async def run_sink(
     *,
     subjects: str | None = None,
     durable: str = "shriven-sink",
-    batch: int = 1000,
+    batch: int = 5000,
     ack_wait_s: float = 30.0,
     duration: float | None = None,
     stop: asyncio.Event | None = None,
@@ -213,8 +213,8 @@ async def run_sink(
             stop = stop if stop is not None else asyncio.Event()
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 try:
-                    # A fetch returns when ``batch`` messages came or at its timeout: the
-                    # timeout bounds the wait of a quiet stream's last records.
+                    # What came, soon after it came (bus/wire.py); the pull requests ask for
+                    # ``batch``, so a backlog is stored a few thousand records to an fsync.
                     msgs = await inbox.fetch(batch, 0.25)
                 except (nats.errors.ConnectionClosedError, nats.errors.NoServersError) as exc:
                     raise ConfigError(f"lost NATS: {error_text(exc)}") from None
@@ -301,8 +301,10 @@ def _store_batch(arch: _Archive, msgs: list[RawMsg], stats: SinkStats) -> list[i
         for recorder, p in by_recorder.items():
             store, _seen = arch.open(recorder)
             store.append_encoded(wal, p.payloads, p.streams, p.times)
-    for recorder in ticks.keys() | lob.keys():
-        arch.open(recorder)[0].sync()
+    for recorder in ticks:
+        arch.open(recorder)[0].ticks.sync()
+    for recorder in lob:
+        arch.open(recorder)[0].lob.sync()
     stats.stored += sum(len(p.payloads) for p in ticks.values())
     stats.snapshots += sum(len(p.payloads) for p in lob.values())
     return [ns for p in ticks.values() for ns in p.times]
