@@ -109,3 +109,30 @@ def test_a_pull_inbox_takes_messages_raw_acks_them_and_survives_a_server_restart
     assert seen["pending"] == (0, 0)
     assert seen["other"] == b"hello"
     assert seen["after"] == [(b"wire.9", b"after")]
+
+
+async def _refused(url: str) -> tuple[int, dict[str, int]]:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="GONE", subjects=["gone.>"])
+        await js.add_consumer("GONE", ConsumerConfig(durable_name="c", ack_policy="explicit"))
+        inbox = PullInbox(nc, "GONE", "c")
+        await inbox.start()
+        await js.delete_consumer("GONE", "c")
+        fetches = 0
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            assert await inbox.fetch(100, 1.0) == []
+            fetches += 1
+        return fetches, inbox.statuses
+    finally:
+        await nc.close()
+
+
+def test_a_pull_request_the_server_refuses_is_asked_again_after_a_pause_not_at_once(
+    nats_server: NatsServer,
+) -> None:
+    fetches, statuses = asyncio.run(_refused(nats_server.url))
+    assert statuses  # the refusal is counted (and logged once by the sink)
+    assert fetches <= 6

@@ -34,6 +34,7 @@ from nats.aio.client import Client
 __all__ = ["PullInbox", "ack_frames", "header_block", "header_value", "hpub_frame", "send_raw"]
 
 _CRLF: Final = b"\r\n"
+_TROUBLE_PAUSE_S: Final = 0.5
 _STATUS: Final = b"NATS/1.0 "
 
 
@@ -103,6 +104,7 @@ class PullInbox:
         self._open = False
         self._done = asyncio.Event()  # the open request was filled or ended
         self._came = asyncio.Event()  # a message or a status came since the last fetch
+        self._trouble = False  # the open request was ended by a status other than 404/408
         self.statuses: dict[str, int] = {}  # status lines other than 404/408, counted
         self.on_status: Callable[[str], None] | None = None
 
@@ -118,6 +120,7 @@ class PullInbox:
                 return  # a heartbeat ends nothing
             if not status.startswith(("404", "408")):
                 self.statuses[status] = self.statuses.get(status, 0) + 1
+                self._trouble = True
                 if self.on_status is not None:
                     self.on_status(status)
             self._done.set()
@@ -144,6 +147,11 @@ class PullInbox:
         msgs, self._msgs = self._msgs, []
         self._came.clear()
         if self._done.is_set():
+            if self._trouble and not msgs:
+                # the server refused the request (409: a consumer deleted, a leader changing):
+                # ask again after a pause, not at once and for ever
+                await asyncio.sleep(_TROUBLE_PAUSE_S)
+            self._trouble = False
             await self._ask(batch, expires_s)
         return msgs
 
