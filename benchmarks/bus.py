@@ -233,11 +233,15 @@ async def feed_paced(url: str, data: Path, rate: int, seconds: float) -> int:
             p.tap(batch)
             sent += due
         await asyncio.sleep(tick)
+    fed = time.perf_counter()
     deadline = time.monotonic() + 60
     while p.stats.acked < sent + 1 and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
+    behind = time.perf_counter() - fed
     await p.close()
     task.cancel()
+    print(f"  publisher: everything fed at {rate:,}/s acked by the stream {behind:.2f} s after "
+          f"the feed ended ({sent / (fed - start):,.0f} records/s fed)")  # fmt: skip
     return sent + 1
 
 

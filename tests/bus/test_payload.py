@@ -59,7 +59,7 @@ def _wire(r: Record) -> list:
         (msgpack.packb([4, 2, *_wire(OTHERS[0])[2:]]), "layout version 2"),
         (msgpack.packb(_wire(OTHERS[0])[:-1]), "fields, needs"),
         (msgpack.packb([4, 1, "late", 1, "BTCUSDT", 1, [], []]), "expected a msgpack integer"),
-        (b"\x98\x04\x01\x05\x01\xa3\xff\xfe\xfd\x01\x90\x90", "not UTF-8"),
+        (b"\x98\x06\x01\x05\x01\xa3\xff\xfe\xfd\x01\x90\x90", "not UTF-8"),
     ],
 )
 def test_a_payload_that_is_not_one_whole_record_is_refused_with_the_reason(

@@ -42,7 +42,7 @@ _INTS: Final = {
 
 def _int(b: bytes, i: int) -> tuple[int, int]:
     x = b[i]
-    if x < 0x80:
+    if x < 0x80:  # positive fixint
         return x, i + 1
     if x >= 0xE0:
         return x - 0x100, i + 1
@@ -85,18 +85,27 @@ def record_head(payload: bytes) -> RecordHead:
             count, i = int.from_bytes(payload[1:3], "big"), 3
         else:
             raise PayloadError("payload is not a msgpack array")
-        kind, i = _int(payload, i)
-        need = _NEED.get(kind)
+        kind = payload[i]
+        need = _NEED.get(kind)  # every type is a positive fixint: its own byte
         if need is None:
+            kind = _int(payload, i)[0]
             raise PayloadError(f"unknown record type {kind}")
         if count < need:
             raise PayloadError(f"record of type {kind} has {count - 4} fields, needs {need - 4}")
-        version, i = _int(payload, i)
+        version = payload[i + 1]
         if version != WIRE_VERSION:
+            version = _int(payload, i + 1)[0]
             raise PayloadError(f"record layout version {version} is not {WIRE_VERSION}")
-        recv_ns, i = _int(payload, i)
+        i += 2
+        if payload[i] == 0xCF:  # a receive time in ns is a uint64 (the common case, inline)
+            recv_ns = int.from_bytes(payload[i + 1 : i + 9], "big")
+            i += 9
+        else:
+            recv_ns, i = _int(payload, i)
         seq, i = _int(payload, i)
-        fifth = _int_or_str(payload, i)
+        stream = _STREAMS.get(kind)
+        if stream is None:
+            stream = str(_int_or_str(payload, i))
         # the whole payload must be that one array: skipping it (C, no objects made) must end
         # exactly at the payload's end
         unpacker = msgpack.Unpacker()
@@ -112,4 +121,8 @@ def record_head(payload: bytes) -> RecordHead:
         if isinstance(exc, PayloadError):
             raise
         raise PayloadError(f"payload is not msgpack ({exc})") from None
-    return RecordHead(kind, recv_ns, seq, wire_stream((kind, version, recv_ns, seq, fifth)))
+    return RecordHead(kind, recv_ns, seq, stream)
+
+
+# events.wire_stream's table: a type's fixed stream, else the fifth field (its venue)
+_STREAMS: Final = {t: s for t in REQUIRED_FIELDS if (s := wire_stream((t, 0, 0, 0, "")))}

@@ -46,6 +46,7 @@ from shriven.bus.subjects import (
     TYPE_TOKENS,
     SubjectCache,
 )
+from shriven.bus.wire import hpub_frame, send_raw
 from shriven.events import (
     STREAM_OF_TYPE,
     WIRE_VERSION,
@@ -98,7 +99,8 @@ class PublisherStats:
 class _Out:
     subject: str
     payload: bytes
-    headers: dict[str, str]
+    msg_id: str
+    headers: bytes  # the header block (bus/wire.py)
     run: int
     stream: str
     seq: int
@@ -166,6 +168,7 @@ class Publisher:
         self._closing: dict[str, _Batch] = {}  # ended by us, waiting for the server's last ack
         self._batch_failed = ""  # why the batches must be restarted ("" while all is well)
         self._last_send = 0.0
+        self._frames: list[bytes] = []  # HPUB frames built, not yet written (_flush)
 
     # ------------------------------------------------------------------ the tap (recorder loop)
 
@@ -376,8 +379,11 @@ class Publisher:
                     for i, r in enumerate(batch, 1):
                         await self._send(run, r)
                         if not i % _YIELD_EVERY:
+                            await self._flush()
                             await asyncio.sleep(0)
+                    await self._flush()
                     continue
+                await self._flush()
                 assert self._wake is not None
                 self._wake.clear()
                 if self._batch is not None:
@@ -433,7 +439,9 @@ class Publisher:
                     await self._send(run, r)
                     sent += 1
                     if not sent % _YIELD_EVERY:
+                        await self._flush()
                         await asyncio.sleep(0)
+                await self._flush()
         except BaseException:
             self._need_catchup = True  # cut short: read again next time
             raise
@@ -453,6 +461,7 @@ class Publisher:
         if self._batch_failed:
             await self._restart_batch()
         while len(self._inflight) >= self.options.max_in_flight:
+            await self._flush()
             if self._batch_failed:
                 await self._restart_batch()
                 continue
@@ -467,15 +476,15 @@ class Publisher:
         else:
             venue = stream = STREAM_OF_TYPE.get(t) or r.venue  # type: ignore[union-attr]
         seq = r.seq
+        msg_id = f"{self._recorder}:{run}:{stream}:{seq}"
         out = _Out(
             self._subject(r, venue),
             encode_record(r),
-            {
-                HEADER_MSG_ID: f"{self._recorder}:{run}:{stream}:{seq}",
-                HEADER_TYPE: TYPE_TOKENS[t],
-                HEADER_VERSION: self._version,
-                HEADER_RECV_NS: str(r.recv_ns),
-            },
+            msg_id,
+            (
+                f"NATS/1.0\r\n{HEADER_MSG_ID}: {msg_id}\r\n{HEADER_TYPE}: {TYPE_TOKENS[t]}\r\n"
+                f"{HEADER_VERSION}: {self._version}\r\n{HEADER_RECV_NS}: {r.recv_ns}\r\n\r\n"
+            ).encode(),
             run,
             stream,
             seq,
@@ -493,6 +502,9 @@ class Publisher:
         out.retry_at = 0.0
         if nc is None or not nc.is_connected:
             return  # the ack checker sends it again once connected
+        if len(out.payload) > nc.max_payload:  # the server would close the connection
+            self.stats.error("publish", f"{out.msg_id} is larger than the server's max_payload")
+            return
         if self._fast:
             b = self._batch
             if b is not None and now - self._last_send > fi.IDLE_S:
@@ -509,8 +521,20 @@ class Publisher:
             reply = fi.reply_subject(b.prefix, b.seq, fi.START if b.seq == 1 else fi.ADD)
         else:
             reply = f"{self._inbox}.{token}"
+        self._frames.append(hpub_frame(out.subject, reply, out.headers, out.payload))
+        if len(self._frames) >= _YIELD_EVERY:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Write the frames built since the last flush, in one write (bus/wire.py)."""
+        frames, nc = self._frames, self._nc
+        if not frames:
+            return
+        self._frames = []
+        if nc is None or not nc.is_connected:
+            return  # what they carried is sent again once connected
         try:
-            await nc.publish(out.subject, out.payload, reply=reply, headers=out.headers)
+            await send_raw(nc, b"".join(frames))
         except Exception as exc:
             self.stats.error("publish", f"publish failed: {error_text(exc)}")
 
@@ -520,6 +544,7 @@ class Publisher:
         """End the batch being sent (an end-of-batch commit, which stores nothing): the server
         answers with the count stored, acknowledging the tail short of FLOW messages, and does
         not hold the batch for its 10 s timeout."""
+        await self._flush()  # the end goes after the batch's messages
         b, nc = self._batch, self._nc
         self._batch = None
         if b is None or not b.seq or nc is None or not nc.is_connected:
@@ -550,6 +575,7 @@ class Publisher:
             if out is not None and not out.acked:
                 self.stats.retries += 1
                 await self._publish(token, out)
+        await self._flush()
 
     def _on_batch_reply(self, batch: str, data: bytes) -> None:
         b = self._batch if self._batch is not None and self._batch.id == batch else None
@@ -606,7 +632,7 @@ class Publisher:
         if not isinstance(doc, dict) or "error" in doc or "seq" not in doc:
             err = doc.get("error") if isinstance(doc, dict) else None
             status = (msg.headers or {}).get("Status", "")
-            text = f"negative ack for {out.headers['Nats-Msg-Id']}: {err or status or 'no ack'}"
+            text = f"negative ack for {out.msg_id}: {err or status or 'no ack'}"
             self.stats.error("nak", text)
             out.retry_at = time.monotonic() + _RETRY_AFTER_NAK_S
             self._naked.append(token)
@@ -694,6 +720,7 @@ class Publisher:
             for token, out in due:
                 self.stats.retries += 1
                 await self._publish(token, out)
+            await self._flush()
 
     # ------------------------------------------------------------------ position
 

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nats.errors
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -36,6 +34,7 @@ from shriven.bus.connect import BusConfigError, connect, ensure_stream, error_te
 from shriven.bus.options import BusOptions, check_options
 from shriven.bus.payload import PayloadError, record_head
 from shriven.bus.subjects import HEADER_MSG_ID, LOB_STREAM, parse_msg_id
+from shriven.bus.wire import PullInbox, RawMsg, header_value
 from shriven.errors import ConfigError
 from shriven.events import WIRE_RECV_NS, BookSnapshot, wire_is_start, wire_stream
 from shriven.logging import get_logger
@@ -43,6 +42,8 @@ from shriven.pipeline.lock import DataDirLock
 from shriven.wal import StoreWriter, WalOptions, WalReader
 
 log = get_logger("shriven.bus.sink")
+
+MSG_ID_NAME = HEADER_MSG_ID.encode()
 
 # Below the highest seq held, seqs not held are remembered this far back: a retried message can
 # arrive after later ones (a nak, then success), never this much later.
@@ -153,7 +154,7 @@ async def run_sink(
     *,
     subjects: str | None = None,
     durable: str = "shriven-sink",
-    batch: int = 1000,
+    batch: int = 5000,
     ack_wait_s: float = 30.0,
     duration: float | None = None,
     stop: asyncio.Event | None = None,
@@ -197,22 +198,24 @@ async def run_sink(
                 filter_subject=filt,
             )
             try:
-                sub = await js.pull_subscribe(filt, durable=durable, stream=options.stream,
-                                              config=config)  # fmt: skip
+                # creates (or checks) the consumer; its messages come through PullInbox
+                await js.pull_subscribe(filt, durable=durable, stream=options.stream,
+                                        config=config)  # fmt: skip
             except nats.js.errors.BadRequestError as exc:
                 raise ConfigError(
                     f"cannot use consumer {durable} on stream {options.stream}: "
                     f"{exc.description}; pick another --durable"
                 ) from None
+            inbox = PullInbox(nc, options.stream, durable)
+            inbox.on_status = _status_warning()
+            await inbox.start()
             log.info("sinking", stream=options.stream, subjects=filt, archive=str(archive))
             stop = stop if stop is not None else asyncio.Event()
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 try:
-                    # A fetch returns when ``batch`` messages came or at its timeout: the
-                    # timeout bounds the wait of a quiet stream's last records.
-                    msgs = await sub.fetch(batch=batch, timeout=0.25)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue
+                    # What came, soon after it came (bus/wire.py); the pull requests ask for
+                    # ``batch``, so a backlog is stored a few thousand records to an fsync.
+                    msgs = await inbox.fetch(batch, 0.25)
                 except (nats.errors.ConnectionClosedError, nats.errors.NoServersError) as exc:
                     raise ConfigError(f"lost NATS: {error_text(exc)}") from None
                 except Exception as exc:  # a server restarting: fetch again
@@ -224,8 +227,10 @@ async def run_sink(
                 stored = await asyncio.to_thread(_store_batch, arch, msgs, stats)
                 if on_durable is not None:
                     on_durable(stored)
-                await _ack(nc, msgs)
+                await inbox.ack([m[1] for m in msgs if m[1]])
                 stats.batches += 1
+            with contextlib.suppress(Exception):
+                await inbox.release()
         finally:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -250,37 +255,38 @@ async def _check_consumer(js: JetStreamContext, stream: str, durable: str) -> No
         )
 
 
-async def _ack(nc: Client, msgs: list[Msg]) -> None:
-    """One ack per message (an empty reply is JetStream's +ACK); the client sends them in one
-    write."""
-    publish = nc.publish
-    for msg in msgs:
-        if msg.reply:
-            await publish(msg.reply, b"")
+def _status_warning() -> Callable[[str], None]:
+    warned: set[str] = set()
+
+    def warn(status: str) -> None:
+        if status not in warned and len(warned) < 20:
+            warned.add(status)
+            log.warning(f"the server ended a pull request: {status}; fetching again")
+
+    return warn
 
 
-def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> list[int]:
+def _store_batch(arch: _Archive, msgs: list[RawMsg], stats: SinkStats) -> list[int]:
     """Keep what is new, write it per recorder, fsync: durable before the ack. Payloads are
     stored as received (bus/payload.py checks each); returns the new tick records' recv_ns."""
     ticks: dict[str, _Pending] = {}
     lob: dict[str, _Pending] = {}
     ids = _MsgIds()
-    for msg in msgs:
+    for subject, _reply, data, headers in msgs:
         stats.received += 1
-        msg_id = ids.parse((msg.headers or {}).get(HEADER_MSG_ID, ""))
+        msg_id = ids.parse(header_value(headers, MSG_ID_NAME) or "")
         if msg_id is None:
-            _refuse(stats, msg.subject, "no shriven Nats-Msg-Id header")
+            _refuse(stats, subject, "no shriven Nats-Msg-Id header")
             continue
-        data = msg.data
         try:
             head = record_head(data)
         except PayloadError as exc:
-            _refuse(stats, msg.subject, f"payload is not a record ({exc})")
+            _refuse(stats, subject, f"payload is not a record ({exc})")
             continue
         recorder, run, stream, seq = msg_id
         snapshot = head.type == BookSnapshot.TYPE
         if seq != head.seq or (stream != LOB_STREAM if snapshot else stream != head.stream):
-            _refuse(stats, msg.subject, f"payload is not the record {':'.join(map(str, msg_id))}")
+            _refuse(stats, subject, f"payload is not the record {':'.join(map(str, msg_id))}")
             continue
         _store, seen = arch.open(recorder)
         if seen.add(run, stream, seq):
@@ -295,8 +301,10 @@ def _store_batch(arch: _Archive, msgs: list, stats: SinkStats) -> list[int]:
         for recorder, p in by_recorder.items():
             store, _seen = arch.open(recorder)
             store.append_encoded(wal, p.payloads, p.streams, p.times)
-    for recorder in ticks.keys() | lob.keys():
-        arch.open(recorder)[0].sync()
+    for recorder in ticks:
+        arch.open(recorder)[0].ticks.sync()
+    for recorder in lob:
+        arch.open(recorder)[0].lob.sync()
     stats.stored += sum(len(p.payloads) for p in ticks.values())
     stats.snapshots += sum(len(p.payloads) for p in lob.values())
     return [ns for p in ticks.values() for ns in p.times]
@@ -340,7 +348,7 @@ class _MsgIds:
             return None
 
 
-def _refuse(stats: SinkStats, subject: str, why: str) -> None:
+def _refuse(stats: SinkStats, subject: bytes, why: str) -> None:
     stats.refused += 1
     if stats.refused <= 10:
-        log.warning(f"skipping a message on {subject}: {why}")
+        log.warning(f"skipping a message on {subject.decode('utf-8', 'replace')}: {why}")
