@@ -8,6 +8,8 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -129,3 +131,15 @@ async def test_a_child_this_far_behind_is_killed_and_restarted_while_the_recorde
         await wait_for(lambda: server.state == "up" and server.restarts == 1, 60, "a restart")
         assert server.pid != pid
         assert server.batches_skipped >= 1
+
+
+def test_the_live_servers_process_loads_no_store_reader_until_asked() -> None:
+    # Its start-up: the history and query code (the replay readers, the WAL store, the Kite
+    # instruments' HTTP client) was a fifth of the child's CPU before the first batch.
+    code = (
+        "import sys, shriven.serve.child; "
+        "print(sorted(m for m in sys.modules if m.startswith(('shriven.replay.', "
+        "'shriven.wal.store', 'shriven.serve.history', 'shriven.serve.query', 'requests'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

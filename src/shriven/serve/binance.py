@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
@@ -25,7 +25,6 @@ from shriven.errors import NotRecordedError, ReplayError, ShrivenError
 from shriven.events import BinanceDepthSnapshot, BinanceFuturesDepth, BinanceFuturesDepthSnapshot
 from shriven.feeds.binance.venues import MARKETS
 from shriven.feeds.binance.wire import depth_answer, futures_depth_answer
-from shriven.replay import Selection, format_ns, replay_book
 from shriven.serve.binance_wire import (
     BinanceSubscriptions,
     EventEncoder,
@@ -34,15 +33,9 @@ from shriven.serve.binance_wire import (
 )
 from shriven.serve.clients import Client
 from shriven.serve.core import Core
-from shriven.serve.history import (
-    HistoryRange,
-    Pacer,
-    Settle,
-    check_range,
-    end_of_history,
-    parse_range,
-    read_chunks,
-)
+
+if TYPE_CHECKING:
+    from shriven.serve.history import HistoryRange, Settle
 
 __all__ = ["binance_depth", "binance_history_depth", "binance_history_stream", "binance_stream"]
 
@@ -209,6 +202,17 @@ class _Session:
 async def binance_history_stream(
     core: Core, request: web.Request, venue: str = "binance"
 ) -> web.StreamResponse:
+    # Imported here: the live server's process never loads the store's readers (its start-up).
+    from shriven.replay import Selection
+    from shriven.serve.history import (
+        Pacer,
+        Settle,
+        check_range,
+        end_of_history,
+        parse_range,
+        read_chunks,
+    )
+
     m = request.match_info
     subs, refuse = _initial_streams(core, request, venue)
     rng: HistoryRange | None = None
@@ -267,6 +271,9 @@ async def binance_history_stream(
 async def binance_history_depth(
     core: Core, request: web.Request, venue: str = "binance"
 ) -> web.Response:
+    from shriven.replay import format_ns, replay_book
+    from shriven.serve.history import parse_range
+
     m = request.match_info
     params = _depth_params(request, venue)
     if isinstance(params, web.Response):

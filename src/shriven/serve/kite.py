@@ -14,27 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from shriven.errors import ReplayError
 from shriven.events import KiteTick, Status, StatusKind
-from shriven.replay import Selection
 from shriven.serve.clients import Client
 from shriven.serve.core import Core
-from shriven.serve.history import (
-    Pacer,
-    Settle,
-    check_range,
-    end_of_history,
-    parse_range,
-    read_chunks,
-)
 from shriven.serve.kite_wire import KiteSubscriptions, MessageEncoder
 
-__all__ = ["kite_history", "kite_live"]
+if TYPE_CHECKING:
+    from shriven.serve.history import Pacer, Settle
 
-_KITE_HISTORY = Selection(frozenset({"ticks", "status"}), "kite")
+__all__ = ["kite_history", "kite_live"]
 
 
 def _on_text(
@@ -71,6 +64,18 @@ async def kite_live(core: Core, request: web.Request) -> web.StreamResponse:
 
 
 async def kite_history(core: Core, request: web.Request) -> web.StreamResponse:
+    # Imported here: the live server's process never loads the store's readers (its start-up).
+    from shriven.replay import Selection
+    from shriven.serve.history import (
+        Pacer,
+        Settle,
+        check_range,
+        end_of_history,
+        parse_range,
+        read_chunks,
+    )
+
+    selection = Selection(frozenset({"ticks", "status"}), "kite")
     m = request.match_info
     refuse = None
     try:
@@ -89,7 +94,7 @@ async def kite_history(core: Core, request: web.Request) -> web.StreamResponse:
         pacer = Pacer(rng.speed)
         sent = 0
         # closed here, not by the collector: its reader thread stops at once
-        async with contextlib.aclosing(read_chunks(core.data_dir, _KITE_HISTORY, rng)) as chunks:
+        async with contextlib.aclosing(read_chunks(core.data_dir, selection, rng)) as chunks:
             async for chunk in chunks:
                 run: list[KiteTick] = []
                 for r in chunk:

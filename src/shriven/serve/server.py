@@ -15,7 +15,7 @@ from shriven.errors import ConfigError
 from shriven.events import BINANCE_VENUES, Record
 from shriven.feeds.binance.venues import MARKETS
 from shriven.logging import get_logger
-from shriven.serve import binance, kite, query
+from shriven.serve import binance, kite
 from shriven.serve.auth import key_matches, presented_key
 from shriven.serve.core import Core, json_error
 from shriven.serve.options import ServeOptions
@@ -45,14 +45,21 @@ def _venue_routes(venue: str) -> tuple[tuple[str, _Handler], ...]:
     )
 
 
+async def _query(core: Core, request: web.Request, name: str) -> web.StreamResponse:
+    """A query API endpoint, its module imported at the first request: the live server's
+    process never loads the store's readers (its start-up)."""
+    from shriven.serve import query
+
+    handler: _Handler = getattr(query, name)
+    return await handler(core, request)
+
+
+_QUERIES = ("records", "book", "instruments", "stats")
 _ROUTES: tuple[tuple[str, _Handler], ...] = (
     ("/kite", kite.kite_live),
     ("/kite" + _HISTORY, kite.kite_history),
     *(route for venue in BINANCE_VENUES for route in _venue_routes(venue)),
-    ("/v1/records", query.records),
-    ("/v1/book", query.book),
-    ("/v1/instruments", query.instruments),
-    ("/v1/stats", query.stats),
+    *((f"/v1/{name}", partial(_query, name=name)) for name in _QUERIES),
 )
 
 
