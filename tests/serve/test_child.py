@@ -79,7 +79,7 @@ async def depth(url: str) -> dict:
 
 
 @pytest.mark.usefixtures("_logging_restored")
-async def test_a_restarted_child_has_the_futures_e_and_t_and_logs_to_the_recorders_log_file(
+async def test_a_restarted_child_has_the_futures_e_and_t_logs_to_the_recorders_log_file(
     tmp_path: Path,
 ) -> None:
     log_file = tmp_path / "logs" / "shriven.log"
@@ -100,7 +100,10 @@ async def test_a_restarted_child_has_the_futures_e_and_t_and_logs_to_the_recorde
         await wait_for(lambda: server.state == "up" and server.restarts == 1, 60, "a restart")
         # the first batch the new child is handed brings it the recorder's books and times
         hand(server, books, [KiteTick(now + 2, 3, 256265, "ltp", 100)])
+        server.tap(b"\xc1 not msgpack")  # a batch it cannot read: one log line, no more
         answer = await depth(server.url)
+        await asyncio.sleep(0.5)
+        assert server.state == "up" and server.restarts == 1
     assert answer["lastUpdateId"] == 105
     assert (answer["E"], answer["T"]) == (1_234, 1_233)  # not 0 until the symbol's next diff
     assert [[float(p), float(q)] for p, q in answer["bids"]] == [[50000.0, 3.0]]
@@ -108,6 +111,7 @@ async def test_a_restarted_child_has_the_futures_e_and_t_and_logs_to_the_recorde
     served = [line for line in log_file.read_text().splitlines() if " serving " in line]
     assert len(served) == 2  # each child's own event, in the recorder's log file
     assert all("process=serve" in line and server.url in line for line in served)
+    assert "a batch from the recorder could not be served" in log_file.read_text()
 
 
 async def test_a_child_this_far_behind_is_killed_and_restarted_while_the_recorder_goes_on(

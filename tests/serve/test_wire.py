@@ -8,6 +8,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
 from replay.synth import generate
 from shriven.events import (
     KITE_MODES,
@@ -32,6 +36,7 @@ from shriven.feeds.binance.wire import (
 from shriven.feeds.kite.protocol import encode_packet
 from shriven.feeds.kite.protocol import parse_message as parse_kite
 from shriven.serve.binance_wire import BinanceSubscriptions, EventEncoder, parse_streams
+from shriven.serve.frames import binary_frame, text_frame
 from shriven.serve.kite_wire import (
     KiteSubscriptions,
     MessageEncoder,
@@ -250,3 +255,17 @@ def test_the_live_fan_out_sends_each_recorded_packet_without_decoding_it(
             expected = encode_packet(dataclasses.replace(tick, mode=sent), index=index_layout)
             assert packet(wire, mode) == packet(tick, mode) == expected, (tick, mode)
     assert live_records(encode_batch(ticks), kite=False) == []  # no Kite client: nothing built
+
+
+def test_server_frames_of_every_length_form_parse_in_the_websockets_library() -> None:
+    # One frame's bytes go to every client of a group: they must be a whole, unmasked frame
+    # as a client's own parser reads it, at the 7-bit, 16-bit and 64-bit length forms.
+    for n in (0, 125, 126, 65_535, 65_536, 200_000):
+        reader = StreamReader()
+        reader.feed_data(binary_frame(b"x" * n) + text_frame("é" * n))
+        for opcode, data in ((Opcode.BINARY, b"x" * n), (Opcode.TEXT, ("é" * n).encode())):
+            parse = Frame.parse(reader.read_exact, mask=False)
+            with pytest.raises(StopIteration) as done:
+                next(parse)
+            got = done.value.value
+            assert (got.opcode, got.fin, got.data) == (opcode, True, data)

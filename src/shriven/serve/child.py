@@ -105,7 +105,10 @@ class _Pipe(asyncio.Protocol):
                 break
             body = buf[at + head : at + head + n]
             at += head + n
-            self.on_frame(kind, body)
+            try:
+                self.on_frame(kind, body)
+            except Exception as exc:  # one bad batch costs its clients that batch, no more
+                log.error("a batch from the recorder could not be served", error=repr(exc)[:200])
         self._rest = buf[at:]
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -21,25 +21,23 @@ _U16: Final = struct.Struct("!BBH")
 _U64: Final = struct.Struct("!BBQ")
 
 
+def _frame(opcode: int, data: bytes) -> bytes:
+    n = len(data)
+    if n < 126:
+        return bytes((_FIN | opcode, n)) + data
+    if n < 65536:
+        return _U16.pack(_FIN | opcode, 126, n) + data
+    return _U64.pack(_FIN | opcode, 127, n) + data
+
+
 def binary_frame(payload: bytes) -> bytes:
     """One final, unmasked binary frame holding ``payload``."""
-    n = len(payload)
-    if n < 126:
-        return bytes((_FIN | _BINARY, n)) + payload
-    if n < 65536:
-        return _U16.pack(_FIN | _BINARY, 126, n) + payload
-    return _U64.pack(_FIN | _BINARY, 127, n) + payload
+    return _frame(_BINARY, payload)
 
 
 def text_frame(text: str) -> bytes:
     """One final, unmasked text frame holding ``text`` as UTF-8."""
-    data = text.encode()
-    n = len(data)
-    if n < 126:
-        return bytes((_FIN | _TEXT, n)) + data
-    if n < 65536:
-        return _U16.pack(_FIN | _TEXT, 126, n) + data
-    return _U64.pack(_FIN | _TEXT, 127, n) + data
+    return _frame(_TEXT, text.encode())
 
 
 def frame(message: bytes | str) -> bytes:

@@ -166,9 +166,18 @@ class ServeProcess:
         log.info("live server process up", url=self.url, pid=proc.pid)
 
     async def _forward_logs(self, stderr: asyncio.StreamReader) -> None:
-        with contextlib.suppress(ConnectionError, ValueError):
-            while line := await stderr.readline():
-                _log_child_line(line)
+        """Until the child's stderr ends: it must never fill, or the child would block."""
+        while True:
+            try:
+                line = await stderr.readline()
+            except ValueError:  # a line over the reader's limit: dropped, the rest still read
+                log.warning("live server process wrote an over-long log line; dropped")
+                continue
+            except ConnectionError:
+                return
+            if not line:
+                return
+            _log_child_line(line)
 
     async def _supervise(self) -> None:
         while not self._stopping:
