@@ -73,7 +73,7 @@ def same_reads(c: object, py: PySide) -> None:
     for n in (-1, 0, 1, 3, 50):
         assert c.top(n) == py.top(n)  # type: ignore[attr-defined]
         assert bits([c.sum_best(n)]) == bits([py.sum_best(n)])  # type: ignore[attr-defined]
-    for edge in (0.0, 97.1, 99.8, 100.0, 100.13, 103.0, 1e9):
+    for edge in (0.0, 97.1, 99.8, 100.0, 100.13, 103.0, 1e9, float("nan")):
         assert bits([c.sum_within(edge)]) == bits([py.sum_within(edge)])  # type: ignore[attr-defined]
     for p in probes:
         assert (p in c) == (p in py)  # type: ignore[operator]
@@ -169,3 +169,5 @@ def test_changes_at_any_depth_of_a_deep_side_equal_the_reference(
     assert bits(c.prices()) == bits(py.prices()) and c == py
     for p in range(-1, 322):
         assert c.get(float(p)) == py.get(float(p))
+    for edge in (-1.0, 10.0, 150.5, 300.0, 1e9, float("nan")):
+        assert bits([c.sum_within(edge)]) == bits([py.sum_within(edge)])

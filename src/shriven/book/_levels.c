@@ -682,20 +682,20 @@ side_position(const SideObject *s, double k)
     if (n <= NEAR_BEST)
         return bisect_keys(a, n, k);
     const double *near = a + n - NEAR_BEST;
-    if (near[0] >= k) /* deeper than the best NEAR_BEST */
+    if (!(near[0] < k)) /* deeper than the best NEAR_BEST (or k is NaN: 0, as bisect_left) */
         return bisect_keys(a, n - NEAR_BEST + 1, k);
     Py_ssize_t not_below = 0;
 #ifdef __SSE2__ /* every x86-64: gcc left the plain loop scalar, a compare and a jump a key */
     __m128i count = _mm_setzero_si128();
     __m128d kk = _mm_set1_pd(k);
     for (int j = 0; j < NEAR_BEST; j += 2) /* a true compare is all ones: -1 */
-        count = _mm_sub_epi64(count, _mm_castpd_si128(_mm_cmpge_pd(_mm_loadu_pd(near + j), kk)));
+        count = _mm_sub_epi64(count, _mm_castpd_si128(_mm_cmpnlt_pd(_mm_loadu_pd(near + j), kk)));
     long long lanes[2];
     _mm_storeu_si128((__m128i *)lanes, count);
     not_below = (Py_ssize_t)(lanes[0] + lanes[1]);
 #else
     for (int j = 0; j < NEAR_BEST; j++)
-        not_below += near[j] >= k;
+        not_below += !(near[j] < k);
 #endif
     return n - not_below;
 }
