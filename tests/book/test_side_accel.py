@@ -73,7 +73,7 @@ def same_reads(c: object, py: PySide) -> None:
     for n in (-1, 0, 1, 3, 50):
         assert c.top(n) == py.top(n)  # type: ignore[attr-defined]
         assert bits([c.sum_best(n)]) == bits([py.sum_best(n)])  # type: ignore[attr-defined]
-    for edge in (0.0, 97.1, 99.8, 100.0, 100.13, 103.0, 1e9):
+    for edge in (0.0, 97.1, 99.8, 100.0, 100.13, 103.0, 1e9, float("nan")):
         assert bits([c.sum_within(edge)]) == bits([py.sum_within(edge)])  # type: ignore[attr-defined]
     for p in probes:
         assert (p in c) == (p in py)  # type: ignore[operator]
@@ -147,3 +147,27 @@ def test_a_thousand_level_replace_keeps_the_last_repeat_and_drops_zeros() -> Non
         c.replace(rows)
         py.replace(rows)
         assert c.levels() == py.levels() and c[500.0] == 9.0 and 3.0 not in c and 7.0 not in c
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(0, 300),
+    st.lists(st.tuples(st.integers(0, 320), st.sampled_from([0.0, 1.5, 2.25])), max_size=60),
+    st.booleans(),
+)
+def test_changes_at_any_depth_of_a_deep_side_equal_the_reference(
+    depth: int, changes: list, descending: bool
+) -> None:
+    # deeper than the C side's window of best levels, so both of its searches are exercised
+    start = [(float(p), 1.0) for p in range(depth)]
+    c, py = accel.Side(descending), PySide(descending)
+    c.replace(start)
+    py.replace(start)
+    for p, q in changes:
+        level = [(p + 0.5 * (p % 2), q)]
+        assert c.apply(level) == py.apply(level)
+    assert bits(c.prices()) == bits(py.prices()) and c == py
+    for p in range(-1, 322):
+        assert c.get(float(p)) == py.get(float(p))
+    for edge in (-1.0, 10.0, 150.5, 300.0, 1e9, float("nan")):
+        assert bits([c.sum_within(edge)]) == bits([py.sum_within(edge)])

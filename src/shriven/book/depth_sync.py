@@ -97,6 +97,17 @@ class DepthSync(Generic[T]):
 
     def on_diff(self, first_id: int, last_id: int, item: T) -> int:
         """Decide about one diff event (``U`` = first_id, ``u`` = last_id)."""
+        # Nearly every live diff continues the book: decided by the tests below, in three
+        # comparisons instead of their dozen (a tenth of a live diff's Python).
+        if (
+            first_id == self.last_update_id + 1
+            and first_id <= last_id <= first_id + MAX_ID_JUMP
+            and self.live
+        ):
+            self.last_update_id = last_id
+            self._first = False
+            self._stale_run = 0
+            return APPLY
         if not self.live:
             if last_id < first_id or last_id - first_id > MAX_ID_JUMP:
                 return BUFFERED  # nonsense ids: not kept, a genuine diff follows

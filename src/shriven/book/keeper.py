@@ -202,7 +202,16 @@ class BookKeeper:
         key, book, sync = entry if entry is not None else self._binance(d.symbol)
         outcome = sync.on_diff(d.first_update_id, d.last_update_id, d)
         if outcome == APPLY:
-            self._apply_diff(key, book, d, bids, asks)
+            # _apply_diff's work, inline: this is every live diff, and its frame was ~4% of one
+            bids_side = book.bids
+            asks_side = book.asks
+            stats.levels += bids_side.apply(bids) + asks_side.apply(asks)
+            stats.applied += 1
+            book.update_id = d.last_update_id
+            if touching(bids_side, asks_side):
+                self._check_crossed(key, book)  # crossed or locked: counted there
+            elif self.crossed_now:
+                self.crossed_now.discard(key)
         else:
             self._not_applied(outcome, key)
 
@@ -233,7 +242,7 @@ class BookKeeper:
                 stats.levels += book.apply(lv.bid_values, lv.ask_values)
             else:
                 stats.levels += book.apply(d.bids, d.asks)
-        else:  # the sides' own apply: one Python call fewer per diff than book.apply
+        else:
             stats.levels += book.bids.apply(bids) + book.asks.apply(asks)
         stats.applied += 1
         book.update_id = d.last_update_id
