@@ -506,7 +506,8 @@ def write_columnar(
         if out_rows:
             out.append(table)
 
-    chunk: dict[tuple[int, int], list[tuple]] = {}
+    chunk: dict[tuple[int, int], list[tuple]] = {}  # (type, wire length or -1: slow) -> wires
+    gid_of: dict[tuple[int, int], int] = {}  # the chunk's groups, numbered as met
     keys: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]] = []
     chunk_rows = 0
     next_row = [held_base]
@@ -515,30 +516,26 @@ def write_columnar(
         nonlocal chunk_rows
         if not keys:
             return
-        # rows of the chunk table: group by group, in the chunk dict's order
+        # rows of the held tables: group by group, in the order the chunk's groups were met
         base = next_row[0]
-        offsets: dict[tuple[int, int], int] = {}
-        tables = []
+        remaps = []
         for gkey, group in chunk.items():
             table, ok = conv.table(gkey[0], group, gkey[1] < 0)
             remap = np.full(len(group), -1, np.int64)
             remap[ok] = base + np.arange(int(ok.sum()))
-            offsets[gkey] = len(tables)
-            tables.append(remap)
+            remaps.append(remap)
             held.append(table)
             base += table.num_rows
         next_row[0] = base
-        gid = {g: i for i, g in enumerate(chunk)}
-        for recv, stream, seq, groups, index in keys:
-            rows = np.fromiter(
-                (tables[gid[g]][i] for g, i in zip(groups, index, strict=True)),
-                np.int64,
-                len(groups),
-            )
+        starts = np.cumsum([0] + [len(r) for r in remaps[:-1]])
+        rows_of = np.concatenate(remaps)
+        for recv, stream, seq, gids, index in keys:
+            rows = rows_of[starts[np.array(gids)] + np.array(index)]
             for r in order.feed(recv, stream, seq, rows):
                 emit(r)
                 flush(False)
         chunk.clear()
+        gid_of.clear()
         keys.clear()
         chunk_rows = 0
         drop_emitted()
@@ -576,16 +573,17 @@ def write_columnar(
             picked = [w for w in wires if w[0] in wanted and (inside or lo <= w[2] < hi)]
             if not picked:
                 continue
-            gkeys: list[tuple[int, int]] = []
+            gids: list[int] = []
             index: list[int] = []
             for w in picked:
                 g = (w[0], len(w)) if groups is not None else (w[0], -1)
                 lst = chunk.get(g)
                 if lst is None:
                     lst = chunk[g] = []
+                    gid_of[g] = len(gid_of)
                 index.append(len(lst))
                 lst.append(w)
-                gkeys.append(g)
+                gids.append(gid_of[g])
             n = len(picked)
             streams = [_FIXED_STREAM.get(w[0]) or w[4] for w in picked]
             keys.append(
@@ -593,7 +591,7 @@ def write_columnar(
                     np.fromiter(map(itemgetter(2), picked), np.int64, n),
                     order.stream_codes(streams),
                     np.fromiter(map(itemgetter(3), picked), np.int64, n),
-                    gkeys,
+                    gids,
                     index,
                 )
             )
