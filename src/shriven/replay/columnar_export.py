@@ -280,6 +280,7 @@ class _Converter:
     """Groups of wire tuples to tables of the export schema."""
 
     def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
         self.schema = export._schema(zone)
         self.types = {f.name: f.type for f in self.schema}
 
@@ -362,7 +363,7 @@ class _Converter:
         for record, good in zip(records, ok, strict=True):
             if not good:
                 continue
-            row = record_row(record, self._zone)
+            row = record_row(record, self.zone)
             for col, cell in zip(cols, export._parquet_cells(row, record), strict=True):
                 col.append(cell)
         try:
@@ -370,10 +371,6 @@ class _Converter:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ReplayError(f"cannot write a Parquet column: {exc}; use --format jsonl") from None
         return pa.Table.from_arrays(arrays, schema=self.schema), ok
-
-    @property
-    def _zone(self) -> ZoneInfo:
-        return ZoneInfo(self.schema.field("time").type.tz)
 
 
 # ---------------------------------------------------------------- the replay order
@@ -387,13 +384,14 @@ class _Order:
     def __init__(self, window_ns: int, stats: OrderStats) -> None:
         self.window = window_ns
         self.stats = stats
-        self.recv = np.zeros(0, np.int64)
-        self.stream = np.zeros(0, np.int64)  # codes into self.names
-        self.seq = np.zeros(0, np.int64)
-        self.row = np.zeros(0, np.int64)  # rows of the held tables; -1 refused
+        # the held records as key columns: (recv, stream code, seq, row), the sorted ones first;
+        # row: the record's row in the held tables, -1 for a refused record
+        empty = np.zeros(0, np.int64)
+        self.parts: list[tuple[np.ndarray, ...]] = [(empty, empty, empty, empty)]
         self.sorted = 0
+        self.unsorted = 0
         self.emitted_up_to: int | None = None
-        self.names: dict[str, int] = {}
+        self.names: dict[str, int] = {}  # stream name -> code
 
     def stream_codes(self, streams: list[str]) -> np.ndarray:
         names = self.names
@@ -401,23 +399,27 @@ class _Order:
             (names.setdefault(s, len(names)) for s in streams), np.int64, len(streams)
         )
 
+    def lowest_row(self) -> int | None:
+        """The lowest table row a held record points into (None: none held)."""
+        rows = np.concatenate([p[3] for p in self.parts])
+        rows = rows[rows >= 0]
+        return int(rows.min()) if len(rows) else None
+
     def feed(
         self, recv: np.ndarray, stream: np.ndarray, seq: np.ndarray, row: np.ndarray
     ) -> Iterator[np.ndarray]:
+        """Take the records (in write order); yield the rows due out, in replay order."""
         at = 0
         n = len(recv)
         while at < n:
-            unsorted = len(self.recv) - self.sorted
-            need = max(_MIN_SORT_BATCH, self.sorted) - unsorted
+            need = max(_MIN_SORT_BATCH, self.sorted) - self.unsorted
             take = min(need, n - at)
             part = slice(at, at + take)
             if self.emitted_up_to is not None:
                 self.stats.late += int(np.count_nonzero(recv[part] < self.emitted_up_to))
             self.stats.records += take
-            self.recv = np.concatenate((self.recv, recv[part]))
-            self.stream = np.concatenate((self.stream, stream[part]))
-            self.seq = np.concatenate((self.seq, seq[part]))
-            self.row = np.concatenate((self.row, row[part]))
+            self.parts.append((recv[part], stream[part], seq[part], row[part]))
+            self.unsorted += take
             at += take
             if take == need:
                 yield from self._sort_and_cut(final=False)
@@ -426,29 +428,23 @@ class _Order:
         return self._sort_and_cut(final=True)
 
     def _sort_and_cut(self, final: bool) -> Iterator[np.ndarray]:
+        recv, stream, seq, row = (np.concatenate(c) for c in zip(*self.parts, strict=True))
         rank = np.empty(len(self.names), np.int64)
-        rank[np.argsort(np.array(list(self.names), dtype=object), kind="stable")] = np.arange(
-            len(self.names)
-        )
-        order = np.lexsort((self.seq, rank[self.stream], self.recv))
-        self.recv = self.recv[order]
-        self.stream = self.stream[order]
-        self.seq = self.seq[order]
-        self.row = self.row[order]
+        by_name = np.argsort(np.array(list(self.names), dtype=object), kind="stable")
+        rank[by_name] = np.arange(len(self.names))
+        order = np.lexsort((seq, rank[stream], recv))  # stable, as list.sort
+        recv, stream, seq, row = recv[order], stream[order], seq[order], row[order]
         if final:
-            cut = len(self.recv)
+            cut = len(recv)
         else:
-            cut = int(np.searchsorted(self.recv, self.recv[-1] - self.window, side="right"))
+            cut = int(np.searchsorted(recv, recv[-1] - self.window, side="right"))
             if cut:
-                self.emitted_up_to = int(self.recv[cut - 1])
+                self.emitted_up_to = int(recv[cut - 1])
+        self.parts = [(recv[cut:], stream[cut:], seq[cut:], row[cut:])]
+        self.sorted = len(recv) - cut
+        self.unsorted = 0
         if cut:
-            out = self.row[:cut]
-            self.recv = self.recv[cut:]
-            self.stream = self.stream[cut:]
-            self.seq = self.seq[cut:]
-            self.row = self.row[cut:]
-            yield out
-        self.sorted = len(self.recv)
+            yield row[:cut]
 
 
 # ---------------------------------------------------------------- the whole replay
@@ -543,8 +539,9 @@ def write_columnar(
     def drop_emitted() -> None:
         # the chunks no record still held by the order points into
         nonlocal held_base
-        live = order.row[order.row >= 0]
-        low = int(live.min()) if len(live) else next_row[0]
+        low = order.lowest_row()
+        if low is None:
+            low = next_row[0]
         while held and low - held_base >= held[0].num_rows:
             held_base += held[0].num_rows
             held.pop(0)
