@@ -392,12 +392,27 @@ class _Order:
         self.unsorted = 0
         self.emitted_up_to: int | None = None
         self.names: dict[str, int] = {}  # stream name -> code
+        self._fixed: np.ndarray | None = None  # record type -> code of its fixed stream, or -1
 
     def stream_codes(self, streams: list[str]) -> np.ndarray:
         names = self.names
         return np.fromiter(
             (names.setdefault(s, len(names)) for s in streams), np.int64, len(streams)
         )
+
+    def wire_stream_codes(self, wires: list[tuple], types: np.ndarray) -> np.ndarray:
+        """The stream codes of wire tuples (events.wire_stream): by type where it fixes the
+        stream, else the venue at position 4."""
+        fixed = self._fixed
+        if fixed is None:
+            fixed = self._fixed = np.full(256, -1, np.int64)
+            for t, stream in _FIXED_STREAM.items():
+                fixed[t] = self.names.setdefault(stream, len(self.names))
+        codes = fixed[types]
+        other = np.flatnonzero(codes < 0)
+        if len(other):
+            codes[other] = self.stream_codes([wires[i][4] for i in other.tolist()])
+        return codes
 
     def lowest_row(self) -> int | None:
         """The lowest table row a held record points into (None: none held)."""
@@ -504,7 +519,7 @@ def write_columnar(
 
     chunk: dict[tuple[int, int], list[tuple]] = {}  # (type, wire length or -1: slow) -> wires
     gid_of: dict[tuple[int, int], int] = {}  # the chunk's groups, numbered as met
-    keys: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]] = []
+    keys: list[tuple[np.ndarray, ...]] = []  # per frame: recv, stream, seq, group, place
     chunk_rows = 0
     next_row = [held_base]
 
@@ -526,7 +541,7 @@ def write_columnar(
         starts = np.cumsum([0] + [len(r) for r in remaps[:-1]])
         rows_of = np.concatenate(remaps)
         for recv, stream, seq, gids, index in keys:
-            rows = rows_of[starts[np.array(gids)] + np.array(index)]
+            rows = rows_of[starts[gids] + index]
             for r in order.feed(recv, stream, seq, rows):
                 emit(r)
                 flush(False)
@@ -567,26 +582,54 @@ def write_columnar(
                 continue
             reader.stats.records_read += len(wires)
             inside = lo <= frame.min_ns and frame.max_ns < hi
-            picked = [w for w in wires if w[0] in wanted and (inside or lo <= w[2] < hi)]
-            if not picked:
-                continue
-            gids: list[int] = []
-            index: list[int] = []
-            for w in picked:
-                g = (w[0], len(w)) if groups is not None else (w[0], -1)
-                lst = chunk.get(g)
-                if lst is None:
-                    lst = chunk[g] = []
-                    gid_of[g] = len(gid_of)
-                index.append(len(lst))
-                lst.append(w)
-                gids.append(gid_of[g])
-            n = len(picked)
-            streams = [_FIXED_STREAM.get(w[0]) or w[4] for w in picked]
+            if groups is not None and inside and all(t in wanted for t, _n in groups):
+                # every record of the frame, in plain groups: placed a group at a time
+                picked = list(wires)
+                n = len(picked)
+                if not n:
+                    continue
+                types = np.fromiter(map(itemgetter(0), picked), np.int64, n)
+                lengths = np.fromiter(map(len, picked), np.int64, n)
+                codes, local = np.unique(types << 32 | lengths, return_inverse=True)
+                gid_list, base_list = [], []
+                for code in codes.tolist():
+                    g = (code >> 32, code & 0xFFFFFFFF)
+                    lst = chunk.get(g)
+                    if lst is None:
+                        lst = chunk[g] = []
+                        gid_of[g] = len(gid_of)
+                    gid_list.append(gid_of[g])
+                    base_list.append(len(lst))
+                    lst.extend(groups[g])
+                # each record's place in its group: its rank among the frame's records of it
+                by_group = np.argsort(local, kind="stable")
+                counts = np.bincount(local)
+                place = np.empty(n, np.int64)
+                place[by_group] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+                gids = np.array(gid_list)[local]
+                index = np.array(base_list)[local] + place
+            else:
+                picked = [w for w in wires if w[0] in wanted and (inside or lo <= w[2] < hi)]
+                if not picked:
+                    continue
+                gid_seq: list[int] = []
+                index_seq: list[int] = []
+                for w in picked:
+                    g = (w[0], len(w)) if groups is not None else (w[0], -1)
+                    lst = chunk.get(g)
+                    if lst is None:
+                        lst = chunk[g] = []
+                        gid_of[g] = len(gid_of)
+                    index_seq.append(len(lst))
+                    lst.append(w)
+                    gid_seq.append(gid_of[g])
+                n = len(picked)
+                types = np.fromiter(map(itemgetter(0), picked), np.int64, n)
+                gids, index = np.array(gid_seq), np.array(index_seq)
             keys.append(
                 (
                     np.fromiter(map(itemgetter(2), picked), np.int64, n),
-                    order.stream_codes(streams),
+                    order.wire_stream_codes(picked, types),
                     np.fromiter(map(itemgetter(3), picked), np.int64, n),
                     gids,
                     index,
