@@ -16,6 +16,7 @@ import pytest
 
 from shriven.errors import ReplayError
 from shriven.events import (
+    BinanceFuturesDepth,
     BinanceMarkPrice,
     BinanceTrade,
     KiteTick,
@@ -174,6 +175,10 @@ def test_refused_and_unplain_values_are_written_as_the_record_path_writes_them(
         BinanceMarkPrice(T0 + 4 * NS, 1, "binance-usdm", "X", 1, "1E+2", "2", "3", "", 5),
         KiteTick(T0 + 5 * NS, 1, 408065, "full", 2**62, bids=((2**61, 1, 1),)),  # past int64
         KiteTick(T0 + 6 * NS, 2, 0x103, "full", 123456789, bids=((123456780, 10, 2),)),  # CDS
+        # a float id the decoder lets through: its frame is not plain, and takes the record path
+        BinanceFuturesDepth(
+            T0 + 7 * NS, 2, "binance-usdm", "X", 1.5, 2, 0, 1, 1, (("1", "2"),), ()
+        ),
     ]
     notes = assert_same(_store(tmp_path, records))
     assert any("skipped 1 stored records" in n for n in notes)

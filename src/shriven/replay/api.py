@@ -146,7 +146,7 @@ def replay_range(
         records = with_progress(records, start_ns, end_ns, progress, lambda ns: format_ns(ns, zone))
     columnar = None
     if fmt in ("parquet", "arrow") and not wanted and not selection.venue and speed is None:
-        # Every record of the chosen kinds: a column at a time (the same output, 30x faster)
+        # every record of the chosen kinds: a column at a time, the same bytes 5-6x faster
         columnar = _columnar(store, selection, start_ns, end_ns, zone, refused, fmt, progress)
     with scan_gc():
         try:

@@ -280,6 +280,7 @@ class _Converter:
     """Groups of wire tuples to tables of the export schema."""
 
     def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
         self.schema = export._schema(zone)
         self.types = {f.name: f.type for f in self.schema}
 
@@ -362,7 +363,7 @@ class _Converter:
         for record, good in zip(records, ok, strict=True):
             if not good:
                 continue
-            row = record_row(record, self._zone)
+            row = record_row(record, self.zone)
             for col, cell in zip(cols, export._parquet_cells(row, record), strict=True):
                 col.append(cell)
         try:
@@ -370,10 +371,6 @@ class _Converter:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ReplayError(f"cannot write a Parquet column: {exc}; use --format jsonl") from None
         return pa.Table.from_arrays(arrays, schema=self.schema), ok
-
-    @property
-    def _zone(self) -> ZoneInfo:
-        return ZoneInfo(self.schema.field("time").type.tz)
 
 
 # ---------------------------------------------------------------- the replay order
@@ -387,13 +384,15 @@ class _Order:
     def __init__(self, window_ns: int, stats: OrderStats) -> None:
         self.window = window_ns
         self.stats = stats
-        self.recv = np.zeros(0, np.int64)
-        self.stream = np.zeros(0, np.int64)  # codes into self.names
-        self.seq = np.zeros(0, np.int64)
-        self.row = np.zeros(0, np.int64)  # rows of the held tables; -1 refused
+        # the held records as key columns: (recv, stream code, seq, row), the sorted ones first;
+        # row: the record's row in the held tables, -1 for a refused record
+        empty = np.zeros(0, np.int64)
+        self.parts: list[tuple[np.ndarray, ...]] = [(empty, empty, empty, empty)]
         self.sorted = 0
+        self.unsorted = 0
         self.emitted_up_to: int | None = None
-        self.names: dict[str, int] = {}
+        self.names: dict[str, int] = {}  # stream name -> code
+        self._fixed: np.ndarray | None = None  # record type -> code of its fixed stream, or -1
 
     def stream_codes(self, streams: list[str]) -> np.ndarray:
         names = self.names
@@ -401,23 +400,41 @@ class _Order:
             (names.setdefault(s, len(names)) for s in streams), np.int64, len(streams)
         )
 
+    def wire_stream_codes(self, wires: list[tuple], types: np.ndarray) -> np.ndarray:
+        """The stream codes of wire tuples (events.wire_stream): by type where it fixes the
+        stream, else the venue at position 4."""
+        fixed = self._fixed
+        if fixed is None:
+            fixed = self._fixed = np.full(256, -1, np.int64)
+            for t, stream in _FIXED_STREAM.items():
+                fixed[t] = self.names.setdefault(stream, len(self.names))
+        codes = fixed[types]
+        other = np.flatnonzero(codes < 0)
+        if len(other):
+            codes[other] = self.stream_codes([wires[i][4] for i in other.tolist()])
+        return codes
+
+    def lowest_row(self) -> int | None:
+        """The lowest table row a held record points into (None: none held)."""
+        rows = np.concatenate([p[3] for p in self.parts])
+        rows = rows[rows >= 0]
+        return int(rows.min()) if len(rows) else None
+
     def feed(
         self, recv: np.ndarray, stream: np.ndarray, seq: np.ndarray, row: np.ndarray
     ) -> Iterator[np.ndarray]:
+        """Take the records (in write order); yield the rows due out, in replay order."""
         at = 0
         n = len(recv)
         while at < n:
-            unsorted = len(self.recv) - self.sorted
-            need = max(_MIN_SORT_BATCH, self.sorted) - unsorted
+            need = max(_MIN_SORT_BATCH, self.sorted) - self.unsorted
             take = min(need, n - at)
             part = slice(at, at + take)
             if self.emitted_up_to is not None:
                 self.stats.late += int(np.count_nonzero(recv[part] < self.emitted_up_to))
             self.stats.records += take
-            self.recv = np.concatenate((self.recv, recv[part]))
-            self.stream = np.concatenate((self.stream, stream[part]))
-            self.seq = np.concatenate((self.seq, seq[part]))
-            self.row = np.concatenate((self.row, row[part]))
+            self.parts.append((recv[part], stream[part], seq[part], row[part]))
+            self.unsorted += take
             at += take
             if take == need:
                 yield from self._sort_and_cut(final=False)
@@ -426,29 +443,23 @@ class _Order:
         return self._sort_and_cut(final=True)
 
     def _sort_and_cut(self, final: bool) -> Iterator[np.ndarray]:
+        recv, stream, seq, row = (np.concatenate(c) for c in zip(*self.parts, strict=True))
         rank = np.empty(len(self.names), np.int64)
-        rank[np.argsort(np.array(list(self.names), dtype=object), kind="stable")] = np.arange(
-            len(self.names)
-        )
-        order = np.lexsort((self.seq, rank[self.stream], self.recv))
-        self.recv = self.recv[order]
-        self.stream = self.stream[order]
-        self.seq = self.seq[order]
-        self.row = self.row[order]
+        by_name = np.argsort(np.array(list(self.names), dtype=object), kind="stable")
+        rank[by_name] = np.arange(len(self.names))
+        order = np.lexsort((seq, rank[stream], recv))  # stable, as list.sort
+        recv, stream, seq, row = recv[order], stream[order], seq[order], row[order]
         if final:
-            cut = len(self.recv)
+            cut = len(recv)
         else:
-            cut = int(np.searchsorted(self.recv, self.recv[-1] - self.window, side="right"))
+            cut = int(np.searchsorted(recv, recv[-1] - self.window, side="right"))
             if cut:
-                self.emitted_up_to = int(self.recv[cut - 1])
+                self.emitted_up_to = int(recv[cut - 1])
+        self.parts = [(recv[cut:], stream[cut:], seq[cut:], row[cut:])]
+        self.sorted = len(recv) - cut
+        self.unsorted = 0
         if cut:
-            out = self.row[:cut]
-            self.recv = self.recv[cut:]
-            self.stream = self.stream[cut:]
-            self.seq = self.seq[cut:]
-            self.row = self.row[cut:]
-            yield out
-        self.sorted = len(self.recv)
+            yield row[:cut]
 
 
 # ---------------------------------------------------------------- the whole replay
@@ -506,8 +517,9 @@ def write_columnar(
         if out_rows:
             out.append(table)
 
-    chunk: dict[tuple[int, int], list[tuple]] = {}
-    keys: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]] = []
+    chunk: dict[tuple[int, int], list[tuple]] = {}  # (type, wire length or -1: slow) -> wires
+    gid_of: dict[tuple[int, int], int] = {}  # the chunk's groups, numbered as met
+    keys: list[tuple[np.ndarray, ...]] = []  # per frame: recv, stream, seq, group, place
     chunk_rows = 0
     next_row = [held_base]
 
@@ -515,30 +527,26 @@ def write_columnar(
         nonlocal chunk_rows
         if not keys:
             return
-        # rows of the chunk table: group by group, in the chunk dict's order
+        # rows of the held tables: group by group, in the order the chunk's groups were met
         base = next_row[0]
-        offsets: dict[tuple[int, int], int] = {}
-        tables = []
+        remaps = []
         for gkey, group in chunk.items():
             table, ok = conv.table(gkey[0], group, gkey[1] < 0)
             remap = np.full(len(group), -1, np.int64)
             remap[ok] = base + np.arange(int(ok.sum()))
-            offsets[gkey] = len(tables)
-            tables.append(remap)
+            remaps.append(remap)
             held.append(table)
             base += table.num_rows
         next_row[0] = base
-        gid = {g: i for i, g in enumerate(chunk)}
-        for recv, stream, seq, groups, index in keys:
-            rows = np.fromiter(
-                (tables[gid[g]][i] for g, i in zip(groups, index, strict=True)),
-                np.int64,
-                len(groups),
-            )
+        starts = np.cumsum([0] + [len(r) for r in remaps[:-1]])
+        rows_of = np.concatenate(remaps)
+        for recv, stream, seq, gids, index in keys:
+            rows = rows_of[starts[gids] + index]
             for r in order.feed(recv, stream, seq, rows):
                 emit(r)
                 flush(False)
         chunk.clear()
+        gid_of.clear()
         keys.clear()
         chunk_rows = 0
         drop_emitted()
@@ -546,8 +554,9 @@ def write_columnar(
     def drop_emitted() -> None:
         # the chunks no record still held by the order points into
         nonlocal held_base
-        live = order.row[order.row >= 0]
-        low = int(live.min()) if len(live) else next_row[0]
+        low = order.lowest_row()
+        if low is None:
+            low = next_row[0]
         while held and low - held_base >= held[0].num_rows:
             held_base += held[0].num_rows
             held.pop(0)
@@ -573,27 +582,56 @@ def write_columnar(
                 continue
             reader.stats.records_read += len(wires)
             inside = lo <= frame.min_ns and frame.max_ns < hi
-            picked = [w for w in wires if w[0] in wanted and (inside or lo <= w[2] < hi)]
-            if not picked:
-                continue
-            gkeys: list[tuple[int, int]] = []
-            index: list[int] = []
-            for w in picked:
-                g = (w[0], len(w)) if groups is not None else (w[0], -1)
-                lst = chunk.get(g)
-                if lst is None:
-                    lst = chunk[g] = []
-                index.append(len(lst))
-                lst.append(w)
-                gkeys.append(g)
-            n = len(picked)
-            streams = [_FIXED_STREAM.get(w[0]) or w[4] for w in picked]
+            if groups is not None and inside and all(t in wanted for t, _n in groups):
+                # every record of the frame, in plain groups: placed a group at a time
+                picked = list(wires)
+                n = len(picked)
+                if not n:
+                    continue
+                types = np.fromiter(map(itemgetter(0), picked), np.int64, n)
+                lengths = np.fromiter(map(len, picked), np.int64, n)
+                codes, local = np.unique(types << 32 | lengths, return_inverse=True)
+                gid_list, base_list = [], []
+                for code in codes.tolist():
+                    g = (code >> 32, code & 0xFFFFFFFF)
+                    lst = chunk.get(g)
+                    if lst is None:
+                        lst = chunk[g] = []
+                        gid_of[g] = len(gid_of)
+                    gid_list.append(gid_of[g])
+                    base_list.append(len(lst))
+                    lst.extend(groups[g])
+                # each record's place in its group: its rank among the frame's records of it
+                by_group = np.argsort(local, kind="stable")
+                counts = np.bincount(local)
+                place = np.empty(n, np.int64)
+                place[by_group] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+                gids = np.array(gid_list)[local]
+                index = np.array(base_list)[local] + place
+            else:
+                picked = [w for w in wires if w[0] in wanted and (inside or lo <= w[2] < hi)]
+                if not picked:
+                    continue
+                gid_seq: list[int] = []
+                index_seq: list[int] = []
+                for w in picked:
+                    g = (w[0], len(w)) if groups is not None else (w[0], -1)
+                    lst = chunk.get(g)
+                    if lst is None:
+                        lst = chunk[g] = []
+                        gid_of[g] = len(gid_of)
+                    index_seq.append(len(lst))
+                    lst.append(w)
+                    gid_seq.append(gid_of[g])
+                n = len(picked)
+                types = np.fromiter(map(itemgetter(0), picked), np.int64, n)
+                gids, index = np.array(gid_seq), np.array(index_seq)
             keys.append(
                 (
                     np.fromiter(map(itemgetter(2), picked), np.int64, n),
-                    order.stream_codes(streams),
+                    order.wire_stream_codes(picked, types),
                     np.fromiter(map(itemgetter(3), picked), np.int64, n),
-                    gkeys,
+                    gids,
                     index,
                 )
             )
