@@ -741,6 +741,59 @@ kt_kite_sides(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(NN)", bids, asks);
 }
 
+/* split_batch(records, latest) -> (recv_ns of the last KiteTick or None, the records left): the
+ * recorder's pass over a batch's Kite ticks, shriven.pipeline.recorder.py_split_batch in C.
+ * Every full tick goes into latest by token, in order; what is left to check one by one is every
+ * record but the held ticks. */
+static PyObject *
+kt_split_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "split_batch(records: list, latest: dict)");
+        return NULL;
+    }
+    PyObject *records = args[0], *latest = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(records);
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    PyObject *last = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = PyList_GET_ITEM(records, i);
+        if (tick_type == NULL || !Py_IS_TYPE(r, tick_type)) {
+            if (PyList_Append(rest, r) < 0)
+                goto fail;
+            continue;
+        }
+        int held = is_held(r);
+        PyObject *recv_ns = SLOT(r, F_RECV_NS), *mode = SLOT(r, F_MODE);
+        PyObject *token = SLOT(r, F_TOKEN);
+        if (recv_ns == NULL || mode == NULL || token == NULL) { /* deleted: the check says */
+            if (PyList_Append(rest, r) < 0)
+                goto fail;
+            continue;
+        }
+        Py_XSETREF(last, Py_NewRef(recv_ns));
+        int full = mode == mode_full;
+        if (!full) {
+            full = PyObject_RichCompareBool(mode, mode_full, Py_EQ);
+            if (full < 0)
+                goto fail;
+        }
+        if (full && PyDict_SetItem(latest, token, r) < 0)
+            goto fail;
+        if (!held && PyList_Append(rest, r) < 0)
+            goto fail;
+    }
+    PyObject *out = Py_BuildValue("(ON)", last ? last : Py_None, rest);
+    Py_XDECREF(last);
+    return out;
+fail:
+    Py_XDECREF(last);
+    Py_DECREF(rest);
+    return NULL;
+}
+
 static PyMethodDef kt_methods[] = {
     {"install", kt_install, METH_VARARGS,
      "install(KiteTick, field names, modes): its fields become readable from a held packet"},
@@ -751,6 +804,8 @@ static PyMethodDef kt_methods[] = {
      "pack_batch(records, encode) -> encode(records), held ticks written from their packets"},
     {"kite_sides", (PyCFunction)(void (*)(void))kt_kite_sides, METH_FASTCALL,
      "kite_sides(tick, divisor) -> (bid pairs, ask pairs) of a held tick's depth, or None"},
+    {"split_batch", (PyCFunction)(void (*)(void))kt_split_batch, METH_FASTCALL,
+     "split_batch(records, latest) -> (last KiteTick's recv_ns or None, records left to check)"},
     {NULL, NULL, 0, NULL},
 };
 
