@@ -69,15 +69,25 @@ side_tuple(const unsigned char *p)
     if (side == NULL)
         return NULL;
     for (int i = 0; i < 5; i++, p += 12) {
-        PyObject *lvl = Py_BuildValue("(kkk)", (unsigned long)be32(p + 4),
-                                      (unsigned long)be32(p), (unsigned long)be16(p + 8));
-        if (lvl == NULL) {
-            Py_DECREF(side);
-            return NULL;
-        }
+        PyObject *lvl = PyTuple_New(3);
+        if (lvl == NULL)
+            goto fail;
         PyTuple_SET_ITEM(side, i, lvl);
+        PyObject *v;
+        if ((v = PyLong_FromUnsignedLong(be32(p + 4))) == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(lvl, 0, v);
+        if ((v = PyLong_FromUnsignedLong(be32(p))) == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(lvl, 1, v);
+        if ((v = PyLong_FromLong(be16(p + 8))) == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(lvl, 2, v);
     }
     return side;
+fail:
+    Py_DECREF(side); /* a tuple's unset items are NULL, which its dealloc skips */
+    return NULL;
 }
 
 /* Decode a held tick's packet into its slots; -1 with an exception (slots unchanged). */
@@ -701,15 +711,28 @@ side_pairs(const unsigned char *d, double div)
         uint32_t qty = be32(d), price = be32(d + 4);
         if (!qty || !price)
             continue;
-        PyObject *pair = Py_BuildValue("(dd)", (double)price / div, (double)qty);
-        if (pair == NULL || PyList_Append(out, pair) < 0) {
-            Py_XDECREF(pair);
-            Py_DECREF(out);
-            return NULL;
+        PyObject *pair = PyTuple_New(2), *v;
+        if (pair == NULL)
+            goto fail;
+        if ((v = PyFloat_FromDouble((double)price / div)) == NULL) {
+            Py_DECREF(pair);
+            goto fail;
         }
+        PyTuple_SET_ITEM(pair, 0, v);
+        if ((v = PyFloat_FromDouble((double)qty)) == NULL) {
+            Py_DECREF(pair);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(pair, 1, v);
+        int rc = PyList_Append(out, pair);
         Py_DECREF(pair);
+        if (rc < 0)
+            goto fail;
     }
     return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
 }
 
 static PyObject *

@@ -42,6 +42,7 @@ from shriven.events import (
     SeqCounter,
     Status,
     StatusKind,
+    _kitetick,
     encode_record,
     kite_packet,
 )
@@ -52,11 +53,6 @@ from shriven.pipeline.stats import PipelineStats
 from shriven.pipeline.validate import check_depth, check_record
 from shriven.wal import StoreWriter
 from shriven.wal.store import StreamCounts
-
-try:  # the pass over a batch's Kite ticks in C (py_split_batch is its reference)
-    from shriven._kitetick import split_batch as _c_split_batch
-except ImportError:
-    _c_split_batch = None
 
 log = get_logger("shriven.pipeline.recorder")
 
@@ -546,7 +542,8 @@ def py_split_batch(
     return last, rest
 
 
-split_batch = _c_split_batch if _c_split_batch is not None else py_split_batch
+# the pass in C once shriven._kitetick holds KiteTick (py_split_batch is its reference)
+split_batch = _kitetick.split_batch if _kitetick is not None else py_split_batch
 
 
 def _first_after(batch: list[Record], t_ns: int) -> int:
