@@ -779,6 +779,8 @@ def _head_packer() -> msgpack.Packer:
 
 
 def encode_record(record: Record) -> bytes:
+    if type(record) is KiteTick and kite_packet(record) is not None:
+        return encode_batch([record])[1:]  # from the packet, without its 1-array header
     return _packer.pack(_to_wire(record))
 
 

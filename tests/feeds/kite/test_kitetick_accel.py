@@ -257,3 +257,11 @@ def test_the_recorders_pass_over_kite_ticks_in_c_matches_its_reference() -> None
             (k, id(v)) for k, v in ref_latest.items()
         ]
         assert all(kite_packet(t) is None for t in c_rest if type(t) is KiteTick)
+
+
+def test_one_held_tick_encodes_alone_as_the_reference_and_stays_held() -> None:
+    from shriven.events import encode_record
+
+    held, ref = held_and_reference(11)
+    assert encode_record(held) == encode_record(ref)
+    assert kite_packet(held) is not None
