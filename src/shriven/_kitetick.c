@@ -94,7 +94,7 @@ fail:
 static int
 unhold(PyObject *obj)
 {
-    PyObject *packet = SLOT(obj, F_BIDS);
+    PyObject *packet = Py_NewRef(SLOT(obj, F_BIDS)); /* kept alive while p is read */
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(packet);
     PyObject *vals[15];
     PyObject *bids, *asks;
@@ -112,17 +112,30 @@ unhold(PyObject *obj)
         Py_DECREF(bids);
         goto fail;
     }
+    if (!is_held(obj)) { /* decoded meanwhile (a finalizer run by a collection above) */
+        Py_DECREF(bids);
+        Py_DECREF(asks);
+        i = 15;
+        goto fail_ok;
+    }
     for (int k = 0; k < 15; k++)
         Py_XSETREF(SLOT(obj, F_LAST_PRICE + k), vals[k]);
     SLOT(obj, F_BIDS) = bids;
     SLOT(obj, F_ASKS) = asks;
     Py_INCREF(small_zero);
     Py_XSETREF(SLOT(obj, F_CHANGE), small_zero);
+    Py_DECREF(packet); /* the slot's reference */
+    Py_DECREF(packet);
+    return 0;
+fail_ok:
+    while (--i >= 0)
+        Py_DECREF(vals[i]);
     Py_DECREF(packet);
     return 0;
 fail:
     while (--i >= 0)
         Py_DECREF(vals[i]);
+    Py_DECREF(packet);
     return -1;
 }
 
