@@ -69,22 +69,32 @@ side_tuple(const unsigned char *p)
     if (side == NULL)
         return NULL;
     for (int i = 0; i < 5; i++, p += 12) {
-        PyObject *lvl = Py_BuildValue("(kkk)", (unsigned long)be32(p + 4),
-                                      (unsigned long)be32(p), (unsigned long)be16(p + 8));
-        if (lvl == NULL) {
-            Py_DECREF(side);
-            return NULL;
-        }
+        PyObject *lvl = PyTuple_New(3);
+        if (lvl == NULL)
+            goto fail;
         PyTuple_SET_ITEM(side, i, lvl);
+        PyObject *v;
+        if ((v = PyLong_FromUnsignedLong(be32(p + 4))) == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(lvl, 0, v);
+        if ((v = PyLong_FromUnsignedLong(be32(p))) == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(lvl, 1, v);
+        if ((v = PyLong_FromLong(be16(p + 8))) == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(lvl, 2, v);
     }
     return side;
+fail:
+    Py_DECREF(side); /* a tuple's unset items are NULL, which its dealloc skips */
+    return NULL;
 }
 
 /* Decode a held tick's packet into its slots; -1 with an exception (slots unchanged). */
 static int
 unhold(PyObject *obj)
 {
-    PyObject *packet = SLOT(obj, F_BIDS);
+    PyObject *packet = Py_NewRef(SLOT(obj, F_BIDS)); /* kept alive while p is read */
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(packet);
     PyObject *vals[15];
     PyObject *bids, *asks;
@@ -102,17 +112,30 @@ unhold(PyObject *obj)
         Py_DECREF(bids);
         goto fail;
     }
+    if (!is_held(obj)) { /* decoded meanwhile (a finalizer run by a collection above) */
+        Py_DECREF(bids);
+        Py_DECREF(asks);
+        i = 15;
+        goto fail_ok;
+    }
     for (int k = 0; k < 15; k++)
         Py_XSETREF(SLOT(obj, F_LAST_PRICE + k), vals[k]);
     SLOT(obj, F_BIDS) = bids;
     SLOT(obj, F_ASKS) = asks;
     Py_INCREF(small_zero);
     Py_XSETREF(SLOT(obj, F_CHANGE), small_zero);
+    Py_DECREF(packet); /* the slot's reference */
+    Py_DECREF(packet);
+    return 0;
+fail_ok:
+    while (--i >= 0)
+        Py_DECREF(vals[i]);
     Py_DECREF(packet);
     return 0;
 fail:
     while (--i >= 0)
         Py_DECREF(vals[i]);
+    Py_DECREF(packet);
     return -1;
 }
 
@@ -701,15 +724,28 @@ side_pairs(const unsigned char *d, double div)
         uint32_t qty = be32(d), price = be32(d + 4);
         if (!qty || !price)
             continue;
-        PyObject *pair = Py_BuildValue("(dd)", (double)price / div, (double)qty);
-        if (pair == NULL || PyList_Append(out, pair) < 0) {
-            Py_XDECREF(pair);
-            Py_DECREF(out);
-            return NULL;
+        PyObject *pair = PyTuple_New(2), *v;
+        if (pair == NULL)
+            goto fail;
+        if ((v = PyFloat_FromDouble((double)price / div)) == NULL) {
+            Py_DECREF(pair);
+            goto fail;
         }
+        PyTuple_SET_ITEM(pair, 0, v);
+        if ((v = PyFloat_FromDouble((double)qty)) == NULL) {
+            Py_DECREF(pair);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(pair, 1, v);
+        int rc = PyList_Append(out, pair);
         Py_DECREF(pair);
+        if (rc < 0)
+            goto fail;
     }
     return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
 }
 
 static PyObject *
@@ -741,6 +777,59 @@ kt_kite_sides(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(NN)", bids, asks);
 }
 
+/* split_batch(records, latest) -> (recv_ns of the last KiteTick or None, the records left): the
+ * recorder's pass over a batch's Kite ticks, shriven.pipeline.recorder.py_split_batch in C.
+ * Every full tick goes into latest by token, in order; what is left to check one by one is every
+ * record but the held ticks. */
+static PyObject *
+kt_split_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "split_batch(records: list, latest: dict)");
+        return NULL;
+    }
+    PyObject *records = args[0], *latest = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(records);
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    PyObject *last = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = PyList_GET_ITEM(records, i);
+        if (tick_type == NULL || !Py_IS_TYPE(r, tick_type)) {
+            if (PyList_Append(rest, r) < 0)
+                goto fail;
+            continue;
+        }
+        int held = is_held(r);
+        PyObject *recv_ns = SLOT(r, F_RECV_NS), *mode = SLOT(r, F_MODE);
+        PyObject *token = SLOT(r, F_TOKEN);
+        if (recv_ns == NULL || mode == NULL || token == NULL) { /* deleted: the check says */
+            if (PyList_Append(rest, r) < 0)
+                goto fail;
+            continue;
+        }
+        Py_XSETREF(last, Py_NewRef(recv_ns));
+        int full = mode == mode_full;
+        if (!full) {
+            full = PyObject_RichCompareBool(mode, mode_full, Py_EQ);
+            if (full < 0)
+                goto fail;
+        }
+        if (full && PyDict_SetItem(latest, token, r) < 0)
+            goto fail;
+        if (!held && PyList_Append(rest, r) < 0)
+            goto fail;
+    }
+    PyObject *out = Py_BuildValue("(ON)", last ? last : Py_None, rest);
+    Py_XDECREF(last);
+    return out;
+fail:
+    Py_XDECREF(last);
+    Py_DECREF(rest);
+    return NULL;
+}
+
 static PyMethodDef kt_methods[] = {
     {"install", kt_install, METH_VARARGS,
      "install(KiteTick, field names, modes): its fields become readable from a held packet"},
@@ -751,6 +840,8 @@ static PyMethodDef kt_methods[] = {
      "pack_batch(records, encode) -> encode(records), held ticks written from their packets"},
     {"kite_sides", (PyCFunction)(void (*)(void))kt_kite_sides, METH_FASTCALL,
      "kite_sides(tick, divisor) -> (bid pairs, ask pairs) of a held tick's depth, or None"},
+    {"split_batch", (PyCFunction)(void (*)(void))kt_split_batch, METH_FASTCALL,
+     "split_batch(records, latest) -> (last KiteTick's recv_ns or None, records left to check)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -46,6 +46,7 @@ from shriven.events import (
     SeqCounter,
     Status,
     StatusKind,
+    _kitetick,
     encode_record,
     kite_packet,
 )
@@ -354,16 +355,15 @@ class RecorderLoop:
         exact at every batch boundary, which is the only place anything reads them (snapshots
         split batches at their boundary), and equal to a replay that applies every tick."""
         apply = self.books.apply
-        held = kite_packet
         keeper_stats = self.books.stats
         stats = self.stats
         latest: dict[int, Record] = {}
-        kite_last = -1
+        kite_last, rest = split_batch(batch, latest)
         binance_last = 0
         venue_last: dict[str, int] = {}  # the futures-era types carry their venue
         # Defence in depth: an exception from a book (a bug, or input the schema let through)
         # skips that record and the loop resumes with the next one: the iterator is shared.
-        it = iter(batch)
+        it = iter(rest)
         r: Record | None = None
         while True:
             try:
@@ -377,13 +377,7 @@ class RecorderLoop:
                         if problem is not None:
                             self._nonsense(problem, r)
                         continue
-                    if t is KiteTick:
-                        kite_last = r.recv_ns
-                        if r.mode == "full":  # type: ignore[union-attr]
-                            latest[r.instrument_token] = r  # type: ignore[union-attr]
-                            if held(r) is not None:
-                                continue  # a packet's words are unsigned: nothing to check
-                    else:
+                    if t is not KiteTick:  # (split_batch saw to the ticks' books)
                         apply(r)
                         if t is BinanceTrade:
                             binance_last = r.recv_ns
@@ -402,7 +396,7 @@ class RecorderLoop:
                 apply(r)
             except Exception as exc:
                 self._book_failed(exc, r)
-        if kite_last >= 0:
+        if kite_last is not None:
             stats.last_data_ns["kite"] = kite_last
         if binance_last:
             stats.last_data_ns["binance"] = binance_last
@@ -559,6 +553,36 @@ class RecorderLoop:
 
     async def _in_pool(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+
+def py_split_batch(
+    batch: list[Record], latest: dict[int, Record]
+) -> tuple[int | None, list[Record]]:
+    """The recorder's pass over a batch's Kite ticks: each full tick into ``latest`` by token,
+    in order (the books apply only the last one per instrument); returns the last tick's
+    ``recv_ns`` (None without one) and the records still to check one by one, which are all but
+    the held ticks (a packet's words are unsigned: nothing in it can be negative)."""
+    last: int | None = None
+    rest: list[Record] = []
+    for r in batch:
+        if type(r) is not KiteTick:
+            rest.append(r)
+            continue
+        try:
+            ns, mode, token = r.recv_ns, r.mode, r.instrument_token  # type: ignore[union-attr]
+        except AttributeError:  # a field deleted: the check will say so
+            rest.append(r)
+            continue
+        last = ns
+        if mode == "full":
+            latest[token] = r
+        if kite_packet(r) is None:
+            rest.append(r)
+    return last, rest
+
+
+# the pass in C once shriven._kitetick holds KiteTick (py_split_batch is its reference)
+split_batch = _kitetick.split_batch if _kitetick is not None else py_split_batch
 
 
 def _first_after(batch: list[Record], t_ns: int) -> int:

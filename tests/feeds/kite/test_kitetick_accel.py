@@ -217,3 +217,51 @@ def test_a_held_tick_set_to_a_container_is_seen_by_the_cycle_collector() -> None
     held.oi = box  # type: ignore[assignment]
     box.append(held)
     assert gc.is_tracked(held)
+
+
+def test_the_recorders_pass_over_kite_ticks_in_c_matches_its_reference() -> None:
+    from shriven.pipeline.recorder import py_split_batch
+
+    rng = random.Random(8)
+    trade = BinanceTrade(1, 2, "BTCUSDT", 7, "100.5", "0.1", 3, 4, True)
+    status = Status(5, 6, "kite", "connected", "", "{}")
+    for _ in range(300):
+        batch: list[object] = []
+        for _ in range(rng.randrange(0, 40)):
+            kind = rng.random()
+            token = rng.choice((256265, 12008962, 408065))  # few tokens: repeats in a batch
+            if kind < 0.5:
+                packet = struct.pack(">I", token) + random_packet(rng, 184)[4:]
+                (tick,) = parse_message(
+                    struct.pack(">HH", 1, 184) + packet, rng.randrange(10**18), SeqCounter()
+                )
+                if rng.random() < 0.2:
+                    _ = tick.oi  # read: no longer held
+                batch.append(tick)
+            elif kind < 0.7:
+                mode = rng.choice(("ltp", "quote", "full"))
+                batch.append(KiteTick(rng.randrange(10**18), 1, token, mode, 5))
+            elif kind < 0.75:
+                odd = KiteTick(3, 1, token, "full", 5)
+                del odd.mode
+                batch.append(odd)
+            else:
+                batch.append(rng.choice((trade, status)))
+        c_latest: dict[int, object] = {}
+        ref_latest: dict[int, object] = {}
+        c_last, c_rest = accel.split_batch(batch, c_latest)
+        ref_last, ref_rest = py_split_batch(batch, ref_latest)  # type: ignore[arg-type]
+        assert c_last == ref_last
+        assert [id(r) for r in c_rest] == [id(r) for r in ref_rest]
+        assert [(k, id(v)) for k, v in c_latest.items()] == [
+            (k, id(v)) for k, v in ref_latest.items()
+        ]
+        assert all(kite_packet(t) is None for t in c_rest if type(t) is KiteTick)
+
+
+def test_one_held_tick_encodes_alone_as_the_reference_and_stays_held() -> None:
+    from shriven.events import encode_record
+
+    held, ref = held_and_reference(11)
+    assert encode_record(held) == encode_record(ref)
+    assert kite_packet(held) is not None

@@ -25,6 +25,7 @@ from shriven.events import (
     SeqCounter,
     Status,
     StatusKind,
+    _kitetick,  # the C parser once it holds KiteTick, else None
 )
 from shriven.feeds.base import FeedStats
 from shriven.logging import get_logger
@@ -44,11 +45,6 @@ __all__ = [
     "parse_text",
     "py_parse_message",
 ]
-
-try:  # the C parser (shriven.events installed its KiteTick on import)
-    from shriven import _kitetick
-except ImportError:  # not built: py_parse_message is what runs
-    _kitetick = None  # type: ignore[assignment]
 
 log = get_logger(__name__)
 
