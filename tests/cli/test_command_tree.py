@@ -51,7 +51,7 @@ def test_each_table_names_every_registered_command_with_its_module() -> None:
     for table, source in _groups():
         registered = _registered(source)
         names = [name for name, _ in registered]  # in import order, which varies here
-        assert sorted(names) == sorted(table)
+        assert sorted(names) == sorted(table), "a new command needs its row in shriven.cli.tree"
         for name, owner in registered:
             module = importlib.import_module(table[name][0])
             if isinstance(owner, typer.Typer):  # a group: its module creates and registers it

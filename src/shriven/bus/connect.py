@@ -40,6 +40,21 @@ def _tls(options: BusOptions) -> ssl.SSLContext | None:
     return ctx
 
 
+def _checked_seed(seed: str) -> str:
+    """``seed`` if nkeys can read it. nats-py reads it at every connection attempt and raises
+    nkeys' error from each, which the publisher took for a server to retry forever."""
+    import nkeys  # only with a seed: it loads libsodium
+
+    try:
+        nkeys.from_seed(seed.encode())
+    except (nkeys.NkeysError, ValueError):
+        raise BusConfigError(
+            "SHRIVEN_NATS_NKEY_SEED is not an nkey seed: give the user's seed (58 characters, "
+            "starting SU), not its public key (U...)"
+        ) from None
+    return seed
+
+
 def describe_error(options: BusOptions, exc: BaseException) -> str:
     """One line for a failed connection attempt, naming the fix for refused credentials."""
     if "authorization" in str(exc).lower():
@@ -80,7 +95,7 @@ async def connect(
     if c.token is not None:
         kwargs["token"] = c.token.get_secret_value()
     if c.nkey_seed is not None:
-        kwargs["nkeys_seed_str"] = c.nkey_seed.get_secret_value()
+        kwargs["nkeys_seed_str"] = _checked_seed(c.nkey_seed.get_secret_value())
     try:
         tls = _tls(options)
     except (OSError, ssl.SSLError) as exc:
@@ -107,11 +122,6 @@ async def connect(
         if give_up_after_s is None:
             return await attempt
         return await asyncio.wait_for(attempt, give_up_after_s)
-    except ImportError:
-        raise BusConfigError(
-            "an nkey seed needs the nkeys package: pip install nkeys (or use user/password, a "
-            "token or TLS)"
-        ) from None
     except TimeoutError:
         raise BusConfigError(
             (last[-1] if last else f"cannot reach NATS at {options.shown_urls}")

@@ -31,12 +31,24 @@ from typing import Final
 
 from aiohttp import WSMsgType, web
 
-from shriven.events import BinanceDepth, BinanceFuturesDepth, BinanceTrade
+from shriven.events import (
+    BinanceAggTrade,
+    BinanceBookTicker,
+    BinanceDepth,
+    BinanceForceOrder,
+    BinanceFuturesDepth,
+    BinanceMarkPrice,
+    BinanceTrade,
+)
 from shriven.feeds.binance.wire import (
+    agg_trade_event,
+    book_ticker_event,
     combined,
     depth_event,
+    force_order_event,
     futures_depth_event,
     levels_json,
+    mark_price_event,
     trade_event,
 )
 
@@ -350,28 +362,22 @@ class BinanceSimulator:
                     maker_buy,
                 )  # fmt: skip
                 out.append((f"{low}@trade", "trade", trade_event(trade)))
-                agg = {
-                    "e": "aggTrade", "E": trade.event_time, "s": sym, "a": book.trade_id,
-                    "p": trade.price, "q": trade.quantity, "f": book.trade_id,
-                    "l": book.trade_id, "T": trade.trade_time, "m": maker_buy, "M": True,
-                }  # fmt: skip
-                out.append((f"{low}@aggTrade", "aggTrade", json.dumps(agg, separators=(",", ":"))))
+                agg = BinanceAggTrade(
+                    0, 0, "binance", sym, book.trade_id, trade.price, trade.quantity,
+                    book.trade_id, book.trade_id, trade.trade_time, trade.event_time, maker_buy,
+                )  # fmt: skip
+                out.append((f"{low}@aggTrade", "aggTrade", agg_trade_event(agg)))
         return out
 
     def _book_ticker(self, book: SimBook) -> str:
         bid = max(book.bids) if book.bids else 0
         ask = min(book.asks) if book.asks else 0
-        data: dict[str, object] = {
-            "u": book.update_id,
-            "s": book.symbol,
-            "b": price_str(bid),
-            "B": qty_str(book.bids.get(bid, 0)),
-            "a": price_str(ask),
-            "A": qty_str(book.asks.get(ask, 0)),
-        }
-        if self.futures:
-            data = {"e": "bookTicker", **data, "T": self._clock_ms - 1, "E": self._clock_ms}
-        return json.dumps(data, separators=(",", ":"))
+        e, t = (self._clock_ms, self._clock_ms - 1) if self.futures else (0, 0)
+        ticker = BinanceBookTicker(
+            0, 0, self.venue, book.symbol, book.update_id, price_str(bid),
+            qty_str(book.bids.get(bid, 0)), price_str(ask), qty_str(book.asks.get(ask, 0)), e, t,
+        )  # fmt: skip
+        return book_ticker_event(ticker)
 
     def _agg_trade(self, book: SimBook) -> str:
         rng = self.extra_rng
@@ -379,19 +385,13 @@ class BinanceSimulator:
         maker_buy = rng.random() < 0.5
         px = max(book.bids) if maker_buy else min(book.asks or book.bids)
         first = book.trade_id * 3
-        data = {
-            "e": "aggTrade",
-            "E": self._clock_ms,
-            "a": book.trade_id,
-            "s": book.symbol,
-            "p": price_str(px),
-            "q": qty_str(rng.randint(1, 50_000)),
-            "f": first,
-            "l": first + rng.randint(0, 2),
-            "T": self._clock_ms - 1,
-            "m": maker_buy,
-        }
-        return json.dumps(data, separators=(",", ":"))
+        qty = qty_str(rng.randint(1, 50_000))
+        last = first + rng.randint(0, 2)
+        agg = BinanceAggTrade(
+            0, 0, self.venue, book.symbol, book.trade_id, price_str(px), qty, first, last,
+            self._clock_ms - 1, self._clock_ms, maker_buy,
+        )  # fmt: skip
+        return agg_trade_event(agg)
 
     def _futures_extras(self, book: SimBook) -> list[tuple[str, str, str]]:
         """markPrice@1s once a simulated second, a liquidation now and then (or when asked)."""
@@ -402,30 +402,25 @@ class BinanceSimulator:
             mid = price_str(book.mid)
             perpetual = _contract_type(book.symbol, list(self.books)) == "PERPETUAL"
             rate = f"{rng.uniform(-0.0005, 0.0005):.8f}" if perpetual else ""
-            mark = {
-                "e": "markPriceUpdate",
-                "E": self._clock_ms,
-                "s": book.symbol,
-                "p": mid,
-                "P": mid,
-                "i": price_str(book.mid + rng.randint(-2, 2)),
-                "r": rate,
-                "T": (self._clock_ms // 28_800_000 + 1) * 28_800_000 if perpetual else 0,
-            }
-            out.append((f"{low}@markPrice", "markPrice", json.dumps(mark, separators=(",", ":"))))
+            funding = (self._clock_ms // 28_800_000 + 1) * 28_800_000 if perpetual else 0
+            mark = BinanceMarkPrice(
+                0, 0, self.venue, book.symbol, event_time=self._clock_ms, mark_price=mid,
+                index_price=price_str(book.mid + rng.randint(-2, 2)), estimated_settle_price=mid,
+                funding_rate=rate, next_funding_time=funding,
+            )  # fmt: skip
+            out.append((f"{low}@markPrice", "markPrice", mark_price_event(mark)))
         if self._liquidations or rng.random() < 0.01:
             self._liquidations = max(0, self._liquidations - 1)
             side = rng.choice(("BUY", "SELL"))
             q = qty_str(rng.randint(1, 10_000))
-            order = {
-                "s": book.symbol, "S": side, "o": "LIMIT", "f": "IOC", "q": q,
-                "p": price_str(book.mid), "ap": price_str(book.mid), "X": "FILLED",
-                "l": q, "z": q, "T": self._clock_ms - 1,
-            }  # fmt: skip
-            force = {"e": "forceOrder", "E": self._clock_ms, "o": order}
-            out.append(
-                (f"{low}@forceOrder", "forceOrder", json.dumps(force, separators=(",", ":")))
-            )
+            px = price_str(book.mid)
+            force = BinanceForceOrder(
+                0, 0, self.venue, book.symbol, event_time=self._clock_ms, side=side,
+                order_type="LIMIT", time_in_force="IOC", quantity=q, price=px, average_price=px,
+                status="FILLED", last_filled_quantity=q, filled_quantity=q,
+                trade_time=self._clock_ms - 1,
+            )  # fmt: skip
+            out.append((f"{low}@forceOrder", "forceOrder", force_order_event(force)))
         return out
 
     # ------------------------------------------------------------ fault switches
