@@ -75,3 +75,21 @@ def test_metadata_taken_on_another_thread_than_the_appends_counts_each_frame_onc
     # each summary holds whole frames, each counted once: its bytes, frames and records agree
     assert all(b == SEGMENT_HEADER_SIZE + n * frame for b, n, _r in seen)
     assert all(r == 20 * n for _b, n, r in seen)
+
+
+def test_metadata_skips_a_segment_removed_after_it_was_listed(tmp_path: Path) -> None:
+    # Retention removes old segments on its own thread; a rotation's metadata write that listed
+    # one just before its stat failed with FileNotFoundError, and the recorder reopened its store.
+    # A dangling link is listed like a segment and is gone at its stat, as such a file is.
+    from shriven.wal.store import segment_stream_counts
+
+    with StoreWriter(tmp_path, WalOptions(fsync_policy="never")) as store:
+        store.append_ticks(list(sample_records(50)))
+        ticks = tmp_path / "ticks"
+        real = sorted(p.name for p in ticks.glob("*.wal"))
+        (ticks / "segment_00000099.wal").symlink_to(tmp_path / "removed.wal")
+        doc = store.metadata()
+        counts = segment_stream_counts(ticks, {})
+        (ticks / "segment_00000099.wal").unlink()
+    files = [s["file"] for s in doc["streams"]["ticks"]["segments"]]  # type: ignore[index]
+    assert files == real and sorted(counts) == real

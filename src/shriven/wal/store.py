@@ -132,12 +132,16 @@ def segment_summary(
     path: Path,
     active: tuple[int, list[IndexEntry]] | None = None,
     streams: StreamCounts | None = None,
-) -> dict[str, object]:
+) -> dict[str, object] | None:
     """What one segment holds, from its index (or, for the segment being written, ``active``:
     its size and entries as :meth:`WalWriter.active_segment` read them), with its per-stream
-    counts when given."""
+    counts when given; None for a segment removed since it was listed (retention runs on its
+    own thread)."""
     if active is None:
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return None
         entries = load_index(path, size)
     else:
         size, entries = active
@@ -169,7 +173,7 @@ def stream_summary(
     active_path, active_size, active_entries = (
         writer.active_segment() if writer is not None else (None, 0, [])
     )
-    segments = [
+    summaries = [
         segment_summary(
             path,
             (active_size, active_entries) if path == active_path else None,
@@ -177,6 +181,7 @@ def stream_summary(
         )
         for _n, path in list_segments(directory)
     ]
+    segments = [s for s in summaries if s is not None]
     firsts = [s["first_ns"] for s in segments if s["first_ns"] is not None]
     lasts = [s["last_ns"] for s in segments if s["last_ns"] is not None]
     first = min(firsts, default=None)  # type: ignore[type-var]
@@ -211,7 +216,10 @@ def segment_stream_counts(
     for _n, path in list_segments(directory):
         if path == skip:
             continue
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:  # removed since it was listed
+            continue
         records = sum(e.records for e in load_index(path, size))
         old = known.get(path.name)
         carried = (
