@@ -578,6 +578,8 @@ put_array_header(Buf *b, Py_ssize_t n)
 static int
 put_held(Buf *b, PyObject *t)
 {
+    if (!is_held(t)) /* decoded by the encoder's Python code (or another thread) since checked */
+        return 1;
     int overflow;
     long long recv_ns = PyLong_AsLongLongAndOverflow(SLOT(t, F_RECV_NS), &overflow);
     if (overflow || (recv_ns == -1 && PyErr_Occurred())) {
@@ -685,9 +687,14 @@ kt_pack_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (i == n) /* no held tick: nothing to do here */
         return PyObject_CallOneArg(encode, records);
+    /* encode is Python code, which may change the caller's list or (the GIL passing to another
+     * thread) decode a tick: work on our own references, and put_held checks again */
+    records = PyList_GetSlice(records, 0, n);
+    if (records == NULL)
+        return NULL;
     Buf b = {NULL, 0, 0};
     if (grow(&b, 5 + n * 200) < 0)
-        return NULL;
+        goto fail;
     put_array_header(&b, n);
     Py_ssize_t run = 0; /* first record not yet written */
     for (i = 0; i < n; i++) {
@@ -705,9 +712,11 @@ kt_pack_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     PyObject *out = PyBytes_FromStringAndSize(b.p, b.len);
     PyMem_Free(b.p);
+    Py_DECREF(records);
     return out;
 fail:
     PyMem_Free(b.p);
+    Py_DECREF(records);
     return NULL;
 }
 
