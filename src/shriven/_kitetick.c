@@ -578,16 +578,21 @@ put_array_header(Buf *b, Py_ssize_t n)
 static int
 put_held(Buf *b, PyObject *t)
 {
-    if (!is_held(t)) /* decoded by the encoder's Python code (or another thread) since checked */
+    /* Decoded since the caller checked (by the run encoder's Python code or another thread)?
+     * Then the encoder writes it. Asked again after the conversions, which may run __index__. */
+    if (!is_held(t))
         return 1;
-    int overflow;
-    long long recv_ns = PyLong_AsLongLongAndOverflow(SLOT(t, F_RECV_NS), &overflow);
-    if (overflow || (recv_ns == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return 1;
-    }
-    long long seq = PyLong_AsLongLongAndOverflow(SLOT(t, F_SEQ), &overflow);
-    if (overflow || (seq == -1 && PyErr_Occurred())) {
+    PyObject *ns_obj = Py_NewRef(SLOT(t, F_RECV_NS)), *seq_obj = Py_NewRef(SLOT(t, F_SEQ));
+    int overflow, overflow2;
+    long long recv_ns = PyLong_AsLongLongAndOverflow(ns_obj, &overflow);
+    if (overflow || (recv_ns == -1 && PyErr_Occurred()))
+        overflow = 1;
+    long long seq = overflow ? 0 : PyLong_AsLongLongAndOverflow(seq_obj, &overflow2);
+    if (!overflow && (overflow2 || (seq == -1 && PyErr_Occurred())))
+        overflow = 1;
+    Py_DECREF(ns_obj);
+    Py_DECREF(seq_obj);
+    if (overflow || !is_held(t)) { /* no Python code runs from here on */
         PyErr_Clear();
         return 1;
     }

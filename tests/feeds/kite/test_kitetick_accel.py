@@ -217,6 +217,21 @@ def test_a_tick_decoded_or_a_list_changed_while_a_batch_packs_is_still_encoded_r
     assert accel.pack_batch(batch, clearing) == expected
 
 
+def test_a_held_tick_decoded_by_its_own_stamp_is_encoded_as_the_reference() -> None:
+    class Stamp:  # not an int: msgpack refuses it, the packer asks its __index__
+        def __index__(self) -> int:
+            _ = tick.oi  # decodes the tick while the packer converts its stamp
+            return 5
+
+    (tick,) = parse_message(struct.pack(">HH", 1, 184) + bytes(184), Stamp(), SeqCounter())
+    assert kite_packet(tick) is not None
+    with pytest.raises(TypeError):
+        py_encode_batch([tick])
+    (tick,) = parse_message(struct.pack(">HH", 1, 184) + bytes(184), Stamp(), SeqCounter())
+    with pytest.raises(TypeError):
+        encode_batch([tick])
+
+
 def test_a_held_tick_whose_stamp_msgpack_cannot_carry_fails_as_the_reference() -> None:
     (tick,) = parse_message(struct.pack(">HH", 1, 184) + bytes(184), 2**64, SeqCounter())
     (ref,) = py_parse_message(struct.pack(">HH", 1, 184) + bytes(184), 2**64, SeqCounter())
