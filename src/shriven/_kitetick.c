@@ -578,14 +578,21 @@ put_array_header(Buf *b, Py_ssize_t n)
 static int
 put_held(Buf *b, PyObject *t)
 {
-    int overflow;
-    long long recv_ns = PyLong_AsLongLongAndOverflow(SLOT(t, F_RECV_NS), &overflow);
-    if (overflow || (recv_ns == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
+    /* Decoded since the caller checked (by the run encoder's Python code or another thread)?
+     * Then the encoder writes it. Asked again after the conversions, which may run __index__. */
+    if (!is_held(t))
         return 1;
-    }
-    long long seq = PyLong_AsLongLongAndOverflow(SLOT(t, F_SEQ), &overflow);
-    if (overflow || (seq == -1 && PyErr_Occurred())) {
+    PyObject *ns_obj = Py_NewRef(SLOT(t, F_RECV_NS)), *seq_obj = Py_NewRef(SLOT(t, F_SEQ));
+    int overflow, overflow2;
+    long long recv_ns = PyLong_AsLongLongAndOverflow(ns_obj, &overflow);
+    if (overflow || (recv_ns == -1 && PyErr_Occurred()))
+        overflow = 1;
+    long long seq = overflow ? 0 : PyLong_AsLongLongAndOverflow(seq_obj, &overflow2);
+    if (!overflow && (overflow2 || (seq == -1 && PyErr_Occurred())))
+        overflow = 1;
+    Py_DECREF(ns_obj);
+    Py_DECREF(seq_obj);
+    if (overflow || !is_held(t)) { /* no Python code runs from here on */
         PyErr_Clear();
         return 1;
     }
@@ -685,9 +692,14 @@ kt_pack_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (i == n) /* no held tick: nothing to do here */
         return PyObject_CallOneArg(encode, records);
+    /* encode is Python code, which may change the caller's list or (the GIL passing to another
+     * thread) decode a tick: work on our own references, and put_held checks again */
+    records = PyList_GetSlice(records, 0, n);
+    if (records == NULL)
+        return NULL;
     Buf b = {NULL, 0, 0};
     if (grow(&b, 5 + n * 200) < 0)
-        return NULL;
+        goto fail;
     put_array_header(&b, n);
     Py_ssize_t run = 0; /* first record not yet written */
     for (i = 0; i < n; i++) {
@@ -705,9 +717,11 @@ kt_pack_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     PyObject *out = PyBytes_FromStringAndSize(b.p, b.len);
     PyMem_Free(b.p);
+    Py_DECREF(records);
     return out;
 fail:
     PyMem_Free(b.p);
+    Py_DECREF(records);
     return NULL;
 }
 

@@ -10,11 +10,15 @@ import pytest
 from shriven.bus.payload import PayloadError, record_head
 from shriven.events import (
     BinanceDepthSnapshot,
+    BinanceTrade,
     BinanceFuturesDepth,
     BinanceOpenInterest,
     BookSnapshot,
+    KiteTick,
     Record,
+    RecordDecodeError,
     Status,
+    decode_batch,
     encode_record,
     stream_of,
 )
@@ -66,4 +70,35 @@ def test_a_payload_that_is_not_one_whole_record_is_refused_with_the_reason(
     payload: bytes, why: str
 ) -> None:
     with pytest.raises(PayloadError, match=why):
+        record_head(payload)
+
+
+def _with(r: Record, i: int, value: object) -> bytes:
+    w = _wire(r)
+    w[i] = value
+    return msgpack.packb(w)
+
+
+_TRADE = BinanceTrade(1, 2, "BTCUSDT", 7, "100.5", "0.1", 3, 4, True)
+_TICK = KiteTick(1, 2, 256265, "full", 5, bids=((1, 2, 3),), asks=((4, 5, 6),))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _with(_TRADE, 6, 100),  # a price that is not a str
+        _with(_TRADE, 10, 1),  # buyer_is_maker not a boolean
+        _with(_TICK, 5, 7),  # no such Kite mode
+        _with(_TICK, 21, [1, 2]),  # depth that is not whole (price, quantity, orders) levels
+        _with(OTHERS[0], 6, [["1.0"]]),  # a Binance level that is not a pair
+    ],
+    ids=["price-int", "maker-int", "kite-mode", "kite-depth", "binance-level"],
+)
+def test_a_payload_of_the_right_layout_whose_fields_do_not_decode_is_refused(
+    payload: bytes,
+) -> None:
+    # Stored, it would make its whole frame (the good records with it) unreadable.
+    with pytest.raises(RecordDecodeError):
+        decode_batch(b"\x91" + payload)
+    with pytest.raises(PayloadError, match="does not decode"):
         record_head(payload)

@@ -5,7 +5,8 @@ The sink stores what it receives as bytes: a payload is a record's msgpack wire 
 holds for it, so decoding it into a record and encoding it again bought nothing but time (more
 than half of the sink's own CPU per record). What it must know it reads from the first bytes,
 and :func:`record_head` makes sure the payload is one whole msgpack array with the layout a
-record of its type needs, so a bad payload is refused on its own and never reaches a frame.
+record of its type needs and decodes as that record (the C reader where built, without the
+re-encoding), so a bad payload is refused on its own and never reaches a frame.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Final
 
 import msgpack
 
-from shriven.events import REQUIRED_FIELDS, WIRE_VERSION, wire_stream
+from shriven.events import REQUIRED_FIELDS, WIRE_VERSION, decode_batch, wire_stream
 
 __all__ = ["PayloadError", "RecordHead", "record_head"]
 
@@ -75,8 +76,7 @@ def _int_or_str(b: bytes, i: int) -> int | str:
 def record_head(payload: bytes) -> RecordHead:
     """Type, receive time, seq and stream of one record's wire form; PayloadError when
     ``payload`` is not exactly one msgpack array of a known record type, of this shriven's
-    layout version, with the fields that type requires (field values past the fifth are not
-    looked at: the publisher wrote them from a record)."""
+    layout version, with the fields that type requires, each of the type a reader decodes."""
     try:
         x = payload[0]
         if 0x90 <= x <= 0x9F:
@@ -113,6 +113,12 @@ def record_head(payload: bytes) -> RecordHead:
         unpacker.skip()
         if unpacker.tell() != len(payload):
             raise PayloadError(f"{len(payload) - unpacker.tell()} bytes after the record")
+        # and its fields must be what a reader decodes (in C where built): stored, a record
+        # that does not decode makes its whole frame, the good records with it, unreadable
+        try:
+            decode_batch(b"\x91" + payload)
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise PayloadError(f"the record does not decode ({exc})") from None
     except IndexError:
         raise PayloadError("payload is cut short") from None
     except msgpack.OutOfData:

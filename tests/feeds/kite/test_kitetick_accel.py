@@ -192,6 +192,46 @@ def test_batches_mixing_held_ticks_and_other_records_encode_as_the_reference() -
         assert len(msgpack.unpackb(expected)) == len(batch)
 
 
+def test_a_tick_decoded_or_a_list_changed_while_a_batch_packs_is_still_encoded_right() -> None:
+    # The encoder of the runs between held ticks is Python code: during it the loop thread may
+    # read a field of a tick the WAL thread is packing (decoding it), or anything may change
+    # the list. The packer must notice, not read the decoded tick's tuple as its packet.
+    trade = BinanceTrade(1, 2, "BTCUSDT", 7, "100.5", "0.1", 3, 4, True)
+    held, ref = held_and_reference(21)
+    expected = py_encode_batch([trade, ref, trade])
+
+    def decoding(run: list[object]) -> bytes:
+        _ = held.oi
+        return py_encode_batch(run)  # type: ignore[arg-type]
+
+    assert accel.pack_batch([trade, held, trade], decoding) == expected
+    held, _ = held_and_reference(21)
+    batch: list[object] = [trade, held, trade]
+
+    def clearing(run: list[object]) -> bytes:
+        batch.clear()
+        gc.collect()
+        return py_encode_batch(run)  # type: ignore[arg-type]
+
+    del held
+    assert accel.pack_batch(batch, clearing) == expected
+
+
+def test_a_held_tick_decoded_by_its_own_stamp_is_encoded_as_the_reference() -> None:
+    class Stamp:  # not an int: msgpack refuses it, the packer asks its __index__
+        def __index__(self) -> int:
+            _ = tick.oi  # decodes the tick while the packer converts its stamp
+            return 5
+
+    (tick,) = parse_message(struct.pack(">HH", 1, 184) + bytes(184), Stamp(), SeqCounter())
+    assert kite_packet(tick) is not None
+    with pytest.raises(TypeError):
+        py_encode_batch([tick])
+    (tick,) = parse_message(struct.pack(">HH", 1, 184) + bytes(184), Stamp(), SeqCounter())
+    with pytest.raises(TypeError):
+        encode_batch([tick])
+
+
 def test_a_held_tick_whose_stamp_msgpack_cannot_carry_fails_as_the_reference() -> None:
     (tick,) = parse_message(struct.pack(">HH", 1, 184) + bytes(184), 2**64, SeqCounter())
     (ref,) = py_parse_message(struct.pack(">HH", 1, 184) + bytes(184), 2**64, SeqCounter())
