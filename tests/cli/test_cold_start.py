@@ -75,3 +75,12 @@ def test_a_command_builds_and_imports_only_its_own_cli_module_and_no_pydantic(tm
         ["shriven.cli.app", "shriven.cli.plain_params", "shriven.cli.replay", "shriven.cli.tree",
          "shriven.cli.wal"]
     )  # fmt: skip
+
+
+def test_the_live_parity_watch_every_kite_run_adds_loads_no_numpy_or_scipy():
+    # every `shriven run` with Kite (--sim included) adds it; the chain's IV is replay's only
+    done = _run(
+        "import sys, shriven.app.parity_tap\nprint('numpy' in sys.modules, 'scipy' in sys.modules)"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]

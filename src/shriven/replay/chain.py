@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
-from shriven.analytics import REASONS, annualised_basis, calendar_basis, greeks, implied_vol
+from shriven.analytics import annualised_basis, calendar_basis
 from shriven.analytics.expiry import expiry_ns, years_between
 from shriven.errors import NotRecordedError, ReplayError
 from shriven.events import KiteTick, kite_price_divisor
@@ -318,6 +316,12 @@ class ChainState:
     def _expiry(
         self, at_ns: int, expiry: date, spot: float | None, futures: list[DerivativeRow]
     ) -> ExpiryChain:
+        # Imported here: the live parity watch of every Kite `run` uses this module for its
+        # universe and forward, never the IV; numpy and scipy were most of a run's start-up.
+        import numpy as np
+
+        from shriven.analytics import REASONS, greeks, implied_vol
+
         years = years_between(at_ns, expiry_ns(expiry))
         fwd, how, fut_row, fut_t = self._forward(at_ns, expiry, years, spot, futures)
         fut_price = None
