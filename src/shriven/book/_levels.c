@@ -19,6 +19,7 @@
 #define STACK_LEVELS 64
 
 #include "../fast_decimal.h"
+#include "../msgpack_write.h"
 
 /* The value of one price or quantity; -1 with an exception set when it is not a finite,
  * non-negative number. */
@@ -377,29 +378,6 @@ levels_json_levels(PyObject *self, PyObject *arg)
 
 /* ------------------------------------- a diff's level arrays, read once for the WAL and the book */
 
-typedef struct {
-    char *data;
-    Py_ssize_t len, cap;
-} Buf;
-
-static int
-buf_grow(Buf *b, Py_ssize_t extra)
-{
-    if (b->len + extra <= b->cap)
-        return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra)
-        cap *= 2;
-    char *data = PyMem_Realloc(b->data, (size_t)cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
 /* A decimal of the grammar as float() reads it (the fast path, else the parser float() uses). */
 static int
 decimal_value(const char *s, Py_ssize_t n, double *out)
@@ -430,30 +408,6 @@ put_str(Buf *b, const char *s, Py_ssize_t n)
     }
     memcpy(o, s, (size_t)n);
     b->len = (o - b->data) + n;
-}
-
-static void
-put_array_header(Buf *b, Py_ssize_t n)
-{
-    unsigned char *o = (unsigned char *)b->data + b->len;
-    if (n < 16) {
-        o[0] = (unsigned char)(0x90 | n);
-        b->len += 1;
-    }
-    else if (n < 65536) {
-        o[0] = 0xdc;
-        o[1] = (unsigned char)(n >> 8);
-        o[2] = (unsigned char)n;
-        b->len += 3;
-    }
-    else {
-        o[0] = 0xdd;
-        o[1] = (unsigned char)(n >> 24);
-        o[2] = (unsigned char)(n >> 16);
-        o[3] = (unsigned char)(n >> 8);
-        o[4] = (unsigned char)n;
-        b->len += 5;
-    }
 }
 
 typedef struct {
