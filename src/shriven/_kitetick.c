@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "msgpack_write.h"
+
 #define FULL_LEN 184
 #define NFIELDS 22
 /* KiteTick's fields, in declaration order (install() is handed the names and checks them) */
@@ -457,122 +459,6 @@ done:
 
 /* ------------------------------------------------------------------ the WAL wire form */
 
-typedef struct {
-    char *p;
-    Py_ssize_t len, cap;
-} Buf;
-
-static int
-grow(Buf *b, Py_ssize_t need)
-{
-    if (b->len + need <= b->cap)
-        return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + need)
-        cap *= 2;
-    char *p = PyMem_Realloc(b->p, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-/* msgpack's shortest form of an integer, as msgpack-python writes it (room for 9 bytes) */
-static inline void
-put_uint(Buf *b, uint64_t v)
-{
-    unsigned char *o = (unsigned char *)b->p + b->len;
-    if (v < 128) {
-        o[0] = (unsigned char)v;
-        b->len += 1;
-    }
-    else if (v < 256) {
-        o[0] = 0xcc;
-        o[1] = (unsigned char)v;
-        b->len += 2;
-    }
-    else if (v < 65536) {
-        o[0] = 0xcd;
-        o[1] = (unsigned char)(v >> 8);
-        o[2] = (unsigned char)v;
-        b->len += 3;
-    }
-    else if (v < 4294967296ULL) {
-        o[0] = 0xce;
-        for (int k = 0; k < 4; k++)
-            o[1 + k] = (unsigned char)(v >> (24 - 8 * k));
-        b->len += 5;
-    }
-    else {
-        o[0] = 0xcf;
-        for (int k = 0; k < 8; k++)
-            o[1 + k] = (unsigned char)(v >> (56 - 8 * k));
-        b->len += 9;
-    }
-}
-
-static inline void
-put_int(Buf *b, int64_t v)
-{
-    if (v >= 0) {
-        put_uint(b, (uint64_t)v);
-        return;
-    }
-    unsigned char *o = (unsigned char *)b->p + b->len;
-    if (v >= -32) {
-        o[0] = (unsigned char)(v & 0xff);
-        b->len += 1;
-    }
-    else if (v >= -128) {
-        o[0] = 0xd0;
-        o[1] = (unsigned char)(v & 0xff);
-        b->len += 2;
-    }
-    else if (v >= -32768) {
-        o[0] = 0xd1;
-        o[1] = (unsigned char)((v >> 8) & 0xff);
-        o[2] = (unsigned char)(v & 0xff);
-        b->len += 3;
-    }
-    else if (v >= -2147483648LL) {
-        o[0] = 0xd2;
-        for (int k = 0; k < 4; k++)
-            o[1 + k] = (unsigned char)(((uint64_t)v >> (24 - 8 * k)) & 0xff);
-        b->len += 5;
-    }
-    else {
-        o[0] = 0xd3;
-        for (int k = 0; k < 8; k++)
-            o[1 + k] = (unsigned char)(((uint64_t)v >> (56 - 8 * k)) & 0xff);
-        b->len += 9;
-    }
-}
-
-static void
-put_array_header(Buf *b, Py_ssize_t n)
-{
-    unsigned char *o = (unsigned char *)b->p + b->len;
-    if (n < 16) {
-        o[0] = (unsigned char)(0x90 | n);
-        b->len += 1;
-    }
-    else if (n < 65536) {
-        o[0] = 0xdc;
-        o[1] = (unsigned char)(n >> 8);
-        o[2] = (unsigned char)n;
-        b->len += 3;
-    }
-    else {
-        o[0] = 0xdd;
-        for (int k = 0; k < 4; k++)
-            o[1 + k] = (unsigned char)(n >> (24 - 8 * k));
-        b->len += 5;
-    }
-}
-
 /* A held tick's wire array, [1, 1, recv_ns, seq, token, 2, 15 words, bids, asks, 0]; 1 when its
  * recv_ns or seq is not an int64 (the caller encodes it the slow way, which says why). */
 static int
@@ -597,10 +483,10 @@ put_held(Buf *b, PyObject *t)
         return 1;
     }
     /* 3 + 2 + 9 + 9 + 16 * 5 + 2 * (1 + 15 * 5) + 1 */
-    if (grow(b, 260) < 0)
+    if (buf_grow(b, 260) < 0)
         return -1;
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(SLOT(t, F_BIDS));
-    unsigned char *o = (unsigned char *)b->p + b->len;
+    unsigned char *o = (unsigned char *)b->data + b->len;
     o[0] = 0xdc; /* array of 24 */
     o[1] = 0;
     o[2] = 24;
@@ -610,19 +496,19 @@ put_held(Buf *b, PyObject *t)
     put_int(b, recv_ns);
     put_int(b, seq);
     put_uint(b, be32(p));
-    b->p[b->len++] = 2; /* mode "full" */
+    b->data[b->len++] = 2; /* mode "full" */
     for (int k = 0; k < 15; k++)
         put_uint(b, be32(p + 4 + 4 * k));
     for (int s = 0; s < 2; s++) {
         const unsigned char *d = p + 64 + 60 * s;
-        b->p[b->len++] = (char)0x9f; /* 15 ints: price, quantity, orders of 5 levels */
+        b->data[b->len++] = (char)0x9f; /* 15 ints: price, quantity, orders of 5 levels */
         for (int k = 0; k < 5; k++, d += 12) {
             put_uint(b, be32(d + 4));
             put_uint(b, be32(d));
             put_uint(b, be16(d + 8));
         }
     }
-    b->p[b->len++] = 0; /* change */
+    b->data[b->len++] = 0; /* change */
     return 0;
 }
 
@@ -662,9 +548,9 @@ put_run(Buf *b, PyObject *records, Py_ssize_t lo, Py_ssize_t hi, PyObject *encod
         PyErr_SetString(PyExc_ValueError, "the batch encoder did not write a msgpack array");
         return -1;
     }
-    int rc = grow(b, n - h);
+    int rc = buf_grow(b, n - h);
     if (rc == 0) {
-        memcpy(b->p + b->len, p + h, n - h);
+        memcpy(b->data + b->len, p + h, n - h);
         b->len += n - h;
     }
     Py_DECREF(out);
@@ -697,8 +583,8 @@ kt_pack_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     records = PyList_GetSlice(records, 0, n);
     if (records == NULL)
         return NULL;
-    Buf b = {NULL, 0, 0};
-    if (grow(&b, 5 + n * 200) < 0)
+    Buf b = {NULL, 0, 0, NULL};
+    if (buf_grow(&b, 5 + n * 200) < 0)
         goto fail;
     put_array_header(&b, n);
     Py_ssize_t run = 0; /* first record not yet written */
@@ -715,12 +601,12 @@ kt_pack_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (run < n && put_run(&b, records, run, n, encode) < 0)
         goto fail;
-    PyObject *out = PyBytes_FromStringAndSize(b.p, b.len);
-    PyMem_Free(b.p);
+    PyObject *out = PyBytes_FromStringAndSize(b.data, b.len);
+    PyMem_Free(b.data);
     Py_DECREF(records);
     return out;
 fail:
-    PyMem_Free(b.p);
+    PyMem_Free(b.data);
     Py_DECREF(records);
     return NULL;
 }

@@ -22,6 +22,7 @@
 #define STACK_LEVELS 64
 
 #include "../fast_decimal.h"
+#include "../msgpack_write.h"
 
 /* The value of one price or quantity; -1 with an exception set when it is not a finite,
  * non-negative number. */
@@ -426,50 +427,6 @@ levels_json_levels(PyObject *self, PyObject *arg)
 
 /* ------------------------------------- a diff's level arrays, read once for the WAL and the book */
 
-/* A growing byte buffer that starts in the caller's stack space: a diff's levels fit there, and
- * the four heap buffers a call otherwise took cost about as much as reading its levels. */
-typedef struct {
-    char *data;
-    Py_ssize_t len, cap;
-    char *stack; /* the initial space (data until it outgrows it), never freed */
-} Buf;
-
-#define BUF_STACK 2048
-#define BUF_INIT(space) {(space), 0, (Py_ssize_t)sizeof(space), (space)}
-
-static int
-buf_grow(Buf *b, Py_ssize_t extra)
-{
-    if (b->len + extra <= b->cap)
-        return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra)
-        cap *= 2;
-    char *data;
-    if (b->data == b->stack) {
-        data = PyMem_Malloc((size_t)cap);
-        if (data != NULL && b->len)
-            memcpy(data, b->data, (size_t)b->len);
-    }
-    else {
-        data = PyMem_Realloc(b->data, (size_t)cap);
-    }
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-static void
-buf_free(Buf *b)
-{
-    if (b->data != b->stack)
-        PyMem_Free(b->data);
-}
-
 /* A decimal of the grammar as float() reads it (the fast path, else the parser float() uses). */
 static int
 decimal_value(const char *s, Py_ssize_t n, double *out)
@@ -500,30 +457,6 @@ put_str(Buf *b, const char *s, Py_ssize_t n)
     }
     memcpy(o, s, (size_t)n);
     b->len = (o - b->data) + n;
-}
-
-static void
-put_array_header(Buf *b, Py_ssize_t n)
-{
-    unsigned char *o = (unsigned char *)b->data + b->len;
-    if (n < 16) {
-        o[0] = (unsigned char)(0x90 | n);
-        b->len += 1;
-    }
-    else if (n < 65536) {
-        o[0] = 0xdc;
-        o[1] = (unsigned char)(n >> 8);
-        o[2] = (unsigned char)n;
-        b->len += 3;
-    }
-    else {
-        o[0] = 0xdd;
-        o[1] = (unsigned char)(n >> 24);
-        o[2] = (unsigned char)(n >> 16);
-        o[3] = (unsigned char)(n >> 8);
-        o[4] = (unsigned char)n;
-        b->len += 5;
-    }
 }
 
 typedef struct {
