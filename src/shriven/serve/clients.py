@@ -58,7 +58,7 @@ class Client:
         "heartbeat",
         "protocol",
         "request",
-        "sent",
+        "sent_at",
         "stall_s",
         "stats",
         "transport",
@@ -84,7 +84,7 @@ class Client:
         self.buffer_limit = buffer_limit
         self.heartbeat = heartbeat
         self.stall_s = stall_s
-        self.sent = False  # anything written since the last heartbeat tick
+        self.sent_at = time.monotonic()  # when anything was last written
         self.gone: str | None = None  # why the client ended, once it did
         self._closer: asyncio.Task[None] | None = None
 
@@ -100,7 +100,7 @@ class Client:
             self._lost()
             return False
         t.write(data)
-        self.sent = True
+        self.sent_at = time.monotonic()
         if t.get_write_buffer_size() > self.buffer_limit:
             self.cut(
                 "slow",
@@ -191,13 +191,10 @@ class Client:
                 await self._closer
 
 
-def send_heartbeats(clients: Iterable[Client], stats: ServeStats) -> None:
-    """One heartbeat tick: a Kite heartbeat to each client that was sent nothing since the
-    last tick (the ticker's 1-byte message in silence)."""
+def send_heartbeats(clients: Iterable[Client], stats: ServeStats, silence_s: float) -> None:
+    """A Kite heartbeat to each Kite client sent nothing for ``silence_s`` (the ticker's 1-byte
+    message in silence)."""
+    quiet_since = time.monotonic() - silence_s
     for c in clients:
-        if not c.heartbeat:
-            continue
-        if c.sent:
-            c.sent = False
-        elif c.write(HEARTBEAT_FRAME):
+        if c.heartbeat and c.sent_at <= quiet_since and c.write(HEARTBEAT_FRAME):
             stats.heartbeats += 1
