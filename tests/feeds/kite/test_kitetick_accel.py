@@ -205,15 +205,14 @@ def test_a_tick_decoded_or_a_list_changed_while_a_batch_packs_is_still_encoded_r
         return py_encode_batch(run)  # type: ignore[arg-type]
 
     assert accel.pack_batch([trade, held, trade], decoding) == expected
-    held, _ = held_and_reference(21)
-    batch: list[object] = [trade, held, trade]
+    # the list's only reference to its held tick: the packer must keep its own
+    batch: list[object] = [trade, held_and_reference(21)[0], trade]
 
     def clearing(run: list[object]) -> bytes:
         batch.clear()
         gc.collect()
         return py_encode_batch(run)  # type: ignore[arg-type]
 
-    del held
     assert accel.pack_batch(batch, clearing) == expected
 
 
