@@ -665,6 +665,8 @@ kt_kite_sides(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "divisor must be a positive int");
         return NULL;
     }
+    if (!is_held(t)) /* decoded by the divisor's __index__ */
+        Py_RETURN_NONE;
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(SLOT(t, F_BIDS));
     PyObject *bids = side_pairs(p + 64, (double)div);
     if (bids == NULL)
@@ -694,7 +696,8 @@ kt_split_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (rest == NULL)
         return NULL;
     PyObject *last = NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    /* a mode that is not the str "full" compares in Python, which may change the list */
+    for (Py_ssize_t i = 0; i < n && i < PyList_GET_SIZE(records); i++) {
         PyObject *r = PyList_GET_ITEM(records, i);
         if (tick_type == NULL || !Py_IS_TYPE(r, tick_type)) {
             if (PyList_Append(rest, r) < 0)
@@ -710,15 +713,22 @@ kt_split_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             continue;
         }
         Py_XSETREF(last, Py_NewRef(recv_ns));
-        int full = mode == mode_full;
+        int full = mode == mode_full, rc = 0;
         if (!full) {
+            Py_INCREF(r);
+            Py_INCREF(token);
+            Py_INCREF(mode);
             full = PyObject_RichCompareBool(mode, mode_full, Py_EQ);
-            if (full < 0)
-                goto fail;
+            rc = full < 0 || (full && PyDict_SetItem(latest, token, r) < 0) ||
+                 (!held && PyList_Append(rest, r) < 0);
+            Py_DECREF(mode);
+            Py_DECREF(token);
+            Py_DECREF(r);
         }
-        if (full && PyDict_SetItem(latest, token, r) < 0)
-            goto fail;
-        if (!held && PyList_Append(rest, r) < 0)
+        else {
+            rc = PyDict_SetItem(latest, token, r) < 0 || (!held && PyList_Append(rest, r) < 0);
+        }
+        if (rc)
             goto fail;
     }
     PyObject *out = Py_BuildValue("(ON)", last ? last : Py_None, rest);

@@ -116,3 +116,23 @@ def test_the_fast_path_rounds_like_float_at_its_limits() -> None:
         keys: list[float] = []
         accel.apply_side({}, keys, [(text, "1")], True)
         assert bits(keys) == bits([float(text)]), text
+
+
+def test_a_value_whose_float_changes_the_levels_read_is_an_error_not_a_crash() -> None:
+    # float() of a value that is not a str or float runs its __float__, which could empty the
+    # list being read; the C reader must not go on with the items it had fetched before
+    class Shrinking:
+        def __float__(self) -> float:
+            levels.clear()
+            return 1.0
+
+    for read in (
+        lambda lv: accel.Side().apply(lv),
+        lambda lv: accel.Side().replace(lv),
+        lambda lv: accel.apply_side({}, [], lv, False),
+    ):
+        levels = [("1", Shrinking()), *(("2.5", "3") for _ in range(200))]
+        with pytest.raises(ValueError, match="changed while they were read"):
+            read(levels)
+    levels = [("1", Shrinking()), *(("2.5", "3") for _ in range(200))]
+    assert accel.pack_levels(levels) is None

@@ -10,9 +10,9 @@ import pytest
 from shriven.bus.payload import PayloadError, record_head
 from shriven.events import (
     BinanceDepthSnapshot,
-    BinanceTrade,
     BinanceFuturesDepth,
     BinanceOpenInterest,
+    BinanceTrade,
     BookSnapshot,
     KiteTick,
     Record,

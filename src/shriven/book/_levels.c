@@ -56,9 +56,14 @@ to_double(PyObject *v, double *out)
 static int
 read_levels(PyObject *seq, Py_ssize_t n, double *pairs)
 {
-    PyObject **items = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *lvl = items[i];
+        /* float() of a value may run Python (__float__), which may change the list: its items
+         * are fetched afresh and the pair's values held while they are read */
+        if (PySequence_Fast_GET_SIZE(seq) != n) {
+            PyErr_SetString(PyExc_ValueError, "the levels changed while they were read");
+            return -1;
+        }
+        PyObject *lvl = PySequence_Fast_ITEMS(seq)[i];
         PyObject *p, *q;
         if (PyTuple_CheckExact(lvl) && PyTuple_GET_SIZE(lvl) == 2) {
             p = PyTuple_GET_ITEM(lvl, 0);
@@ -73,7 +78,12 @@ read_levels(PyObject *seq, Py_ssize_t n, double *pairs)
                          lvl);
             return -1;
         }
-        if (to_double(p, &pairs[2 * i]) < 0 || to_double(q, &pairs[2 * i + 1]) < 0)
+        Py_INCREF(p);
+        Py_INCREF(q);
+        int rc = to_double(p, &pairs[2 * i]) < 0 || to_double(q, &pairs[2 * i + 1]) < 0;
+        Py_DECREF(p);
+        Py_DECREF(q);
+        if (rc)
             return -1;
     }
     return 0;

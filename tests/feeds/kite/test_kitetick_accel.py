@@ -205,15 +205,14 @@ def test_a_tick_decoded_or_a_list_changed_while_a_batch_packs_is_still_encoded_r
         return py_encode_batch(run)  # type: ignore[arg-type]
 
     assert accel.pack_batch([trade, held, trade], decoding) == expected
-    held, _ = held_and_reference(21)
-    batch: list[object] = [trade, held, trade]
+    # the list's only reference to its held tick: the packer must keep its own
+    batch: list[object] = [trade, held_and_reference(21)[0], trade]
 
     def clearing(run: list[object]) -> bytes:
         batch.clear()
         gc.collect()
         return py_encode_batch(run)  # type: ignore[arg-type]
 
-    del held
     assert accel.pack_batch(batch, clearing) == expected
 
 
@@ -297,6 +296,32 @@ def test_the_recorders_pass_over_kite_ticks_in_c_matches_its_reference() -> None
             (k, id(v)) for k, v in ref_latest.items()
         ]
         assert all(kite_packet(t) is None for t in c_rest if type(t) is KiteTick)
+
+
+def test_python_run_by_the_passes_over_a_tick_cannot_make_them_read_freed_memory() -> None:
+    from shriven.pipeline.recorder import py_split_batch
+
+    class Mode(str):  # compared in Python: here it empties the batch being split
+        def __eq__(self, other: object) -> bool:
+            batch.clear()
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    for split in (accel.split_batch, py_split_batch):  # the same answer: the batch stops
+        odd = KiteTick(3, 1, 256265, Mode("full"), 5)
+        batch: list[object] = [odd, *(KiteTick(4, 2, 408065, "full", 6) for _ in range(50))]
+        latest: dict[int, object] = {}
+        last, rest = split(batch, latest)  # type: ignore[operator]
+        assert last == 3 and rest == [odd] and latest == {256265: odd}
+
+    class Divisor:  # an __index__ that decodes the tick whose depth is being read
+        def __index__(self) -> int:
+            _ = held.oi
+            return 100
+
+    held, _ = held_and_reference(4)
+    assert accel.kite_sides(held, Divisor()) is None  # no longer held: the caller reads fields
 
 
 def test_one_held_tick_encodes_alone_as_the_reference_and_stays_held() -> None:
