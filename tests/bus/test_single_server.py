@@ -42,6 +42,14 @@ def test_a_published_run_sunk_into_an_archive_equals_the_recorders_wal(
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         tail_out, tail_err = tail.communicate(timeout=90)
+        # a tail that starts fast sees its 5 ticks within a second or two: record for long
+        # enough that the archive check below has a run of books and snapshots to compare
+        wait_until(
+            "1,000 records and 11 snapshot rounds",
+            lambda: published(data, "ONE") > 1000 and len(wal_records(data / "lob")) > 10,
+            timeout=60,
+            every=0.5,
+        )
         out = finish(rec)
     finally:
         if rec.poll() is None:
