@@ -368,7 +368,13 @@ async def ingest(
     messages = kite_messages(ticks)
     cpu0, t0 = time.process_time(), time.perf_counter()
     n = await _generate(p, messages, None)
+    deadline = time.monotonic() + 120
     while p.stats.records_written < n + 1:
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"serve_fanout: only {p.stats.records_written:,} of {n + 1:,} records written "
+                "after 120 s; the recorder stopped taking records"
+            )
         await asyncio.sleep(0.001)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     cut = await served.cut()
