@@ -79,11 +79,16 @@ async def connect(
     BusConfigError with the last such line once that time has passed."""
     c = options.credentials
     last: list[str] = []
+    refused: list[str] = []
 
     async def error_cb(exc: Exception) -> None:
         text = describe_error(options, exc)
         last.append(text)
         del last[:-1]
+        if "refused our credentials" in text:
+            # a server that refuses may also reset the next attempt before its -ERR arrives:
+            # the refusal is what the user has to fix, so it is what a give-up reports
+            refused[:] = [text]
         if on_error is not None:
             on_error(text)
 
@@ -123,6 +128,10 @@ async def connect(
             return await attempt
         return await asyncio.wait_for(attempt, give_up_after_s)
     except TimeoutError:
+        if refused:
+            raise BusConfigError(
+                f"{refused[-1]} (still refused after {give_up_after_s:g} s)"
+            ) from None
         raise BusConfigError(
             (last[-1] if last else f"cannot reach NATS at {options.shown_urls}")
             + f" for {give_up_after_s:g} s: start the server or fix the URL"
