@@ -13,11 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optional_c import c_extension
 from shriven.book import levels as ref
 
-accel = pytest.importorskip(
-    "shriven.book._levels", reason="the optional C extension was not built (no C compiler)"
-)
+accel = c_extension("shriven.book._levels")
 
 # decimals as Binance writes them, and the texts float() reads another way or refuses
 decimals = st.builds(

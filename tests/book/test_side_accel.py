@@ -14,13 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optional_c import c_extension
 from shriven.book import features
 from shriven.book.levels import PySide, py_touching
 from shriven.book.orderbook import OrderBook, PyOrderBook
 
-accel = pytest.importorskip(
-    "shriven.book._levels", reason="the optional C extension was not built (no C compiler)"
-)
+accel = c_extension("shriven.book._levels")
 
 # few prices, so changes hit the same levels often; quantities include 0 (a delete)
 price = st.sampled_from([round(100 + i * 0.25, 2) for i in range(-12, 13)] + [0.0])

@@ -6,16 +6,14 @@ import dataclasses
 from array import array
 
 import msgspec
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optional_c import c_extension
 from shriven.events import BinanceDepth, decode_batch, depth_levels, encode_batch
 from shriven.feeds.binance import parse
 
-accel = pytest.importorskip(
-    "shriven.book._levels", reason="the optional C extension was not built (no C compiler)"
-)
+accel = c_extension("shriven.book._levels")
 
 digits = st.text("0123456789", min_size=0, max_size=22)
 decimal = st.one_of(

@@ -21,6 +21,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from optional_c import c_extension
 from shriven.events import (
     BinanceDepth,
     BinanceTrade,
@@ -36,9 +37,7 @@ from shriven.feeds.base import FeedStats
 from shriven.feeds.binance.parse import parse_message as parse_binance
 from shriven.feeds.kite.protocol import parse_message, py_parse_message
 
-accel = pytest.importorskip(
-    "shriven._kitetick", reason="the optional C extension was not built (no C compiler)"
-)
+accel = c_extension("shriven._kitetick")
 
 U32_MAX = 2**32 - 1
 LENGTHS = (8, 28, 32, 44, 184)
